@@ -1,0 +1,143 @@
+"""Session configuration: YAML validated by pydantic, units in the field names.
+
+Every error names the file, the dotted key and what was expected, e.g.::
+
+    configs/bad.yaml: session.dt_s: Input should be greater than 0 (got -0.001)
+
+Plugin options (``source.options``, ``encoder.options`` ...) are checked against the chosen
+plugin's constructor signature by :func:`rtsnn.plugins.build`, with the same message form.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names file, key and expectation."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluginSpec(_Strict):
+    kind: str = Field(description="name of the plugin in its entry-point group")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionSettings(_Strict):
+    name: str = "session"
+    dt_s: float = Field(1e-3, gt=0, le=1.0)
+    duration_s: float | None = Field(None, gt=0, description="None: run until stopped")
+    budget_us: float = Field(800.0, gt=0, description="compute budget per tick")
+    max_lag_ticks: int = Field(50, ge=1, description="behind by more: skip ticks (counted)")
+    out_dir: str = "sessions"
+    metrics_interval_s: float = Field(1.0, gt=0)
+    warmup_ticks: int = Field(200, ge=0, description="ticks run before timing starts")
+    spin_us: float = Field(200.0, ge=0, description="busy-wait before each tick start")
+    record_outputs: bool = True
+
+
+class NeuronConfig(_Strict):
+    model: Literal["lif", "alif"] = "alif"
+    tau_mem_s: float = Field(20e-3, gt=0)
+    tau_adapt_s: float = Field(200e-3, gt=0)
+    beta_adapt: float = Field(0.1, ge=0)
+    v_th: float = Field(1.0, gt=0)
+    refractory_s: float = Field(2e-3, ge=0)
+    tau_out_s: float = Field(50e-3, gt=0)
+
+
+class RandomModelConfig(_Strict):
+    n_rec: int = Field(256, ge=1)
+    n_out: int = Field(2, ge=1)
+    seed: int = 0
+    input_gain: float | None = Field(None, gt=0, description="None: the model's default scaling")
+    spectral_radius: float = Field(0.5, ge=0)
+    neuron: NeuronConfig = NeuronConfig()
+    output_labels: list[str] | None = None
+    output_units: list[str] | None = None
+
+
+class ModelConfig(_Strict):
+    path: str | None = Field(None, description="a model file (.npz); else a random reservoir")
+    random: RandomModelConfig = RandomModelConfig()
+
+
+class SyntheticUserConfig(_Strict):
+    """Start the simulated motor-cortex user (a separate process publishing over LSL) with
+    the session, so a config can run with nothing external."""
+
+    prefix: str = "rtsnn-synth"
+    n_neurons: int = Field(96, ge=1)
+    seed: int = 0
+    baseline_hz: float = Field(10.0, ge=0)
+    depth_hz: float = Field(20.0, ge=0)
+    drift_deg_per_s: float = 0.0
+    dropout_fraction: float = Field(0.0, ge=0, le=1)
+    dropout_at_s: float | None = Field(None, ge=0)
+    unique_prefix: bool = Field(True, description="append the process id so parallel runs never mix")
+
+
+class SessionConfig(_Strict):
+    session: SessionSettings = SessionSettings()
+    synthetic_user: SyntheticUserConfig | None = None
+    source: PluginSpec
+    teacher: PluginSpec | None = Field(None, description="teaching-signal source (target outputs)")
+    encoder: PluginSpec
+    model: ModelConfig = ModelConfig()
+    backend: PluginSpec = PluginSpec(kind="numba_cpu")
+    learner: PluginSpec | None = None
+    sinks: list[PluginSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _budget_fits_tick(self) -> "SessionConfig":
+        if self.session.budget_us > self.session.dt_s * 1e6:
+            raise ValueError(
+                f"session.budget_us ({self.session.budget_us}) must not exceed the tick length "
+                f"dt_s*1e6 ({self.session.dt_s * 1e6:g} us)"
+            )
+        return self
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_s = "" if e["type"] == "missing" else f" (got {got!r})"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{origin}: {key}: unknown key{got_s}")
+        else:
+            lines.append(f"{origin}: {key}: {e['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, origin: str = "<config>") -> SessionConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return SessionConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def load_config(path: str | Path) -> SessionConfig:
+    """Read and validate a YAML session config; raise ConfigError naming file and key."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    return parse_config(data, str(p))
+
+
+def config_to_yaml(cfg: SessionConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

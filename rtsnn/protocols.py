@@ -1,0 +1,122 @@
+"""The small contracts every pluggable stage implements.
+
+One tick of a session calls, in the compute thread and in this order::
+
+    n = source.pull(samples, timestamps)        # ingest: non-blocking, fills preallocated buffers
+    encoder.encode(samples, n, spikes_in)       # encode: writes spikes_in in place
+    backend.step(spikes_in)                     # step:   advances the network one dt
+    y = backend.readout()                       # readout: view of the output vector
+    learner.observe(backend, target)            # learn:  cheap per-tick work; heavy work deferred
+    sink.emit(y, t_source)                      # emit:   non-blocking hand-off
+
+None of these calls may block, allocate per tick, or do I/O that can wait on another
+process: anything slow goes through a ring buffer to the I/O thread. Blocking set-up
+(resolving a stream, opening a file, compiling kernels) happens in ``open``/``warm_up``
+before the first tick.
+
+Plugins register a class under one of the entry-point groups in ``GROUPS``; the class is
+constructed with keyword arguments taken from the session config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+GROUPS = ("rtsnn.sources", "rtsnn.encoders", "rtsnn.sinks", "rtsnn.backends", "rtsnn.learners")
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A stream of samples (n_samples, n_channels) with one timestamp (LSL clock, s) each."""
+
+    n_channels: int
+
+    def open(self) -> None:
+        """Blocking set-up (resolve, connect); raises with a clear message on mismatch."""
+
+    def pull(self, samples_out: np.ndarray, timestamps_out: np.ndarray) -> int:
+        """Copy every sample that arrived since the last call into the buffers; return n.
+
+        ``samples_out`` is float32 (max_samples, n_channels), ``timestamps_out`` float64
+        (max_samples,). Never blocks. Repairs (NaN, timestamp order) are applied here and
+        counted in ``stats()``.
+        """
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: samples, repaired, dropped, gaps, reconnects, ... (JSON-serialisable)."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns the samples of one tick into one input spike (count) vector."""
+
+    n_channels: int  # input channels expected
+    n_out: int  # spike channels produced
+
+    def encode(self, samples: np.ndarray, n: int, spikes_out: np.ndarray) -> None:
+        """Write the tick's spikes (float32, n_out) from ``samples[:n]`` into ``spikes_out``."""
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs the SNN one tick at a time."""
+
+    n_in: int
+    n_rec: int
+    n_out: int
+
+    def warm_up(self) -> None:
+        """Compile and exercise every kernel once so the first tick is not slow."""
+
+    def step(self, spikes_in: np.ndarray) -> None:
+        """Advance the network one dt with input spikes (float32, n_in)."""
+
+    def readout(self) -> np.ndarray:
+        """The output vector (float32, n_out) after the last step; a view, not a copy."""
+
+    def reset_state(self) -> None: ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives decoded outputs; ``emit`` must never block the tick."""
+
+    def open(self, channel_labels: list[str], units: list[str]) -> None: ...
+
+    def emit(self, values: np.ndarray, t_source: float) -> None:
+        """Hand over one output vector; ``t_source`` is the LSL timestamp of the newest
+        input sample it was decoded from (for end-to-end latency downstream)."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """Online learning.
+
+    ``attach`` is called once before warm-up (allocate everything there). ``observe`` runs
+    every tick inside the budget (trace updates, accumulation). When ``wants_apply()`` turns
+    true the session calls ``prepare()`` on the I/O thread (heavy work: solves, large
+    reductions) and then ``apply(backend)`` on the compute thread at the first tick with
+    budget left: learning defers, inference never waits for it.
+    """
+
+    def attach(self, backend: Backend, dt_s: float) -> None: ...
+
+    def observe(self, backend: Backend, target: np.ndarray) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def wants_apply(self) -> bool: ...
+
+    def apply(self, backend: Backend) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...

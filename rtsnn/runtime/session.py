@@ -1,0 +1,464 @@
+"""The closed-loop session: one compute thread paced by absolute deadlines, one I/O thread.
+
+Per tick (``dt_s``, 1 ms by default), in the compute thread:
+
+    ingest   source.pull (+ teacher.pull)       every sample that arrived since the last tick
+    encode   encoder.encode                     samples -> input spike counts
+    step     backend.step                       the SNN advances one dt
+    readout  backend.readout                    output vector
+    learn    learner.observe (+ deferred apply) never allowed to delay inference
+    emit     sink.emit for every sink           non-blocking hand-off
+
+Each stage is timed with ``perf_counter_ns`` into fixed-size histograms; end-to-end latency
+is ``local_clock()`` right after the last sink took the output minus the LSL timestamp of
+every input sample that tick consumed. Overrun policy: the learner's ``apply`` runs only
+when the tick has budget left (else it is deferred and counted); a tick that ends after the
+next tick's start is a deadline miss; a loop more than ``max_lag_ticks`` behind drops the
+missed tick slots (counted as skipped) instead of running them back to back — their input
+is not lost, the next tick consumes it.
+
+The I/O thread runs an asyncio loop: it writes metrics as JSON lines, drains the output ring
+to the session folder, and runs learners' heavy ``prepare`` step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import gc
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from rtsnn import plugins
+from rtsnn.config import ConfigError, SessionConfig, config_to_yaml
+from rtsnn.runtime.clock import DeadlineClock
+from rtsnn.runtime.metrics import LatencyStats, record_ns
+from rtsnn.runtime.ring import RowRing
+
+STAGES = ("ingest", "encode", "step", "readout", "learn", "emit")
+SERIES = STAGES + ("compute", "tick", "e2e", "lateness")
+MAX_SAMPLES_PER_TICK = 1024
+
+
+@njit(cache=True, nogil=True)
+def _record_e2e(hist, maxima, row, t_emit_s, timestamps, n):
+    for i in range(n):
+        d = (t_emit_s - timestamps[i]) * 1e9
+        record_ns(hist, maxima, row, d if d > 0.0 else 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _accumulate_r2(acc, y, target):
+    """acc rows: n, sum t, sum t^2, sum (y - t)^2 — per output dimension."""
+    for k in range(y.shape[0]):
+        t = np.float64(target[k])
+        e = np.float64(y[k]) - t
+        acc[0, k] += 1.0
+        acc[1, k] += t
+        acc[2, k] += t * t
+        acc[3, k] += e * e
+
+
+def r2_from_acc(acc: np.ndarray) -> float | None:
+    """Mean over output dimensions of 1 - SS_res / SS_tot."""
+    n = acc[0]
+    if n.size == 0 or n[0] < 2:
+        return None
+    ss_tot = acc[2] - acc[1] ** 2 / n
+    r2 = 1.0 - acc[3] / np.where(ss_tot > 0, ss_tot, np.nan)
+    return float(np.nanmean(r2)) if np.any(np.isfinite(r2)) else None
+
+
+def _now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _substitute(options: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Replace the placeholder ``{synthetic}`` in string options by the synthetic user's prefix."""
+    return {k: (v.replace("{synthetic}", prefix) if isinstance(v, str) else v) for k, v in options.items()}
+
+
+class Session:
+    """Builds every stage from a :class:`SessionConfig` and runs the tick loop."""
+
+    def __init__(self, cfg: SessionConfig, origin: str = "<config>"):
+        from rtsnn.snn import Model, NeuronSettings, load_model  # local: keep import light
+
+        self.cfg = cfg
+        s = cfg.session
+        self.dt_s = s.dt_s
+        self._synthetic_proc = None
+        su = cfg.synthetic_user
+        self.synthetic_prefix = (f"{su.prefix}-{os.getpid()}" if su.unique_prefix else su.prefix) if su else ""
+        src_opts = _substitute(cfg.source.options, self.synthetic_prefix)
+        self.source = plugins.build("rtsnn.sources", cfg.source.kind, src_opts, "source", origin)
+        self.teacher = (plugins.build("rtsnn.sources", cfg.teacher.kind,
+                                      _substitute(cfg.teacher.options, self.synthetic_prefix), "teacher", origin)
+                        if cfg.teacher else None)
+        self.encoder = plugins.build("rtsnn.encoders", cfg.encoder.kind, cfg.encoder.options, "encoder", origin)
+        if self.encoder.n_channels != self.source.n_channels:
+            raise ConfigError(f"{origin}: encoder expects {self.encoder.n_channels} channels but the source "
+                              f"delivers {self.source.n_channels}")
+        if cfg.model.path:
+            model = load_model(cfg.model.path)
+        else:
+            r = cfg.model.random
+            settings = NeuronSettings(dt_s=s.dt_s, **r.neuron.model_dump())
+            kw: dict[str, Any] = {"spectral_radius": r.spectral_radius}
+            if r.input_gain is not None:
+                kw["input_gain"] = r.input_gain
+            model = Model.random(self.encoder.n_out, r.n_rec, r.n_out, settings, seed=r.seed, **kw)
+            if r.output_labels:
+                model.output_labels = list(r.output_labels)
+            if r.output_units:
+                model.output_units = list(r.output_units)
+        if abs(model.settings.dt_s - s.dt_s) > 1e-12:
+            raise ConfigError(f"{origin}: model dt_s {model.settings.dt_s} differs from session.dt_s {s.dt_s}")
+        if model.n_in != self.encoder.n_out:
+            raise ConfigError(f"{origin}: model has {model.n_in} inputs but the encoder produces "
+                              f"{self.encoder.n_out} spike channels")
+        self.model = model
+        self.backend = plugins.build("rtsnn.backends", cfg.backend.kind, cfg.backend.options, "backend",
+                                     origin, model=model)
+        self.learner = (plugins.build("rtsnn.learners", cfg.learner.kind, cfg.learner.options, "learner", origin)
+                        if cfg.learner else None)
+        self.sinks = [plugins.build("rtsnn.sinks", sp.kind, sp.options, f"sinks.{i}", origin)
+                      for i, sp in enumerate(cfg.sinks)]
+        if self.teacher is not None and self.teacher.n_channels != model.n_out:
+            raise ConfigError(f"{origin}: teacher has {self.teacher.n_channels} channels but the model has "
+                              f"{model.n_out} outputs")
+
+        # preallocated tick buffers
+        self.samples = np.zeros((MAX_SAMPLES_PER_TICK, self.source.n_channels), np.float32)
+        self.timestamps = np.zeros(MAX_SAMPLES_PER_TICK, np.float64)
+        if self.teacher is not None:
+            self.t_samples = np.zeros((MAX_SAMPLES_PER_TICK, self.teacher.n_channels), np.float32)
+            self.t_timestamps = np.zeros(MAX_SAMPLES_PER_TICK, np.float64)
+        self.spikes_in = np.zeros(model.n_in, np.float32)
+        self.target = np.zeros(model.n_out, np.float32)
+        self.stats = LatencyStats(list(SERIES))
+        self.r2_acc = np.zeros((4, model.n_out), np.float64)
+        self.out_ring = RowRing(4096, 3 + 2 * model.n_out)
+        self.out_row = np.zeros(3 + 2 * model.n_out, np.float64)
+
+        self.stop_event = threading.Event()
+        self.counters: dict[str, int] = dict(ticks=0, deadline_misses=0, skipped_ticks=0, gap_ticks=0,
+                                             learn_deferred=0, learn_applied=0, samples_in=0,
+                                             eval_ticks=0, nonfinite_outputs=0)
+        self.error: BaseException | None = None
+        self.folder: Path | None = None
+        self._prepare_state = "idle"  # idle -> running -> ready
+        self.summary: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _spawn_synthetic_user(self) -> None:
+        su = self.cfg.synthetic_user
+        if su is None:
+            return
+        from rtsnn.stream.synthetic import spawn_synthetic_user
+
+        s = self.cfg.session
+        # run a little longer than the session (warm-up, set-up); terminated in _close anyway
+        duration_s = (s.duration_s + s.warmup_ticks * s.dt_s + 30.0) if s.duration_s else 1e9
+        self._synthetic_proc = spawn_synthetic_user(
+            self.synthetic_prefix, duration_s=duration_s, seed=su.seed, n_neurons=su.n_neurons,
+            baseline_hz=su.baseline_hz, depth_hz=su.depth_hz, drift_deg_per_s=su.drift_deg_per_s,
+            dropout_fraction=su.dropout_fraction, dropout_at_s=su.dropout_at_s)
+
+    def _open(self) -> None:
+        self._spawn_synthetic_user()
+        self.source.open()
+        if self.teacher is not None:
+            self.teacher.open()
+        labels = list(self.model.output_labels)
+        units = list(self.model.output_units)
+        for sink in self.sinks:
+            sink.open(labels, units)
+        if self.learner is not None:
+            self.learner.attach(self.backend, self.dt_s)
+        self.backend.warm_up()
+        # exercise every per-tick path once so nothing compiles inside the loop
+        self.encoder.encode(self.samples, 0, self.spikes_in)
+        self.encoder.reset()
+        _record_e2e(self.stats.hist, self.stats.maxima, self.stats.index["e2e"], 1.0, self.timestamps, 0)
+        _accumulate_r2(np.zeros_like(self.r2_acc), self.backend.readout(), self.target)
+
+    def _make_folder(self) -> Path:
+        s = self.cfg.session
+        folder = Path(s.out_dir) / f"{s.name}-{_now_utc()}"
+        folder.mkdir(parents=True, exist_ok=False)
+        _atomic_write(folder / "config.yaml", config_to_yaml(self.cfg))
+        cols = ["tick", "t_source_s", "t_emit_s"] + [f"y_{l}" for l in self.model.output_labels] + \
+               [f"target_{l}" for l in self.model.output_labels]
+        _atomic_write(folder / "outputs.json", json.dumps(
+            {"file": "outputs.f64", "dtype": "float64", "columns": cols,
+             "note": "rows are little-endian float64; t_* on the LSL clock (s)"}, indent=1))
+        return folder
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        """Open everything, run until duration or stop(), close, return the summary."""
+        self.folder = self._make_folder()
+        old_switch = sys.getswitchinterval()
+        try:
+            self._open()
+            sys.setswitchinterval(2e-4)  # bound how long the I/O thread can hold the GIL
+            io_thread = threading.Thread(target=self._io_thread_main, name="rtsnn-io", daemon=True)
+            compute = threading.Thread(target=self._compute_main, name="rtsnn-compute", daemon=True)
+            self._io_done = threading.Event()
+            io_thread.start()
+            compute.start()
+            try:
+                while compute.is_alive():
+                    compute.join(0.1)
+            except KeyboardInterrupt:
+                self.stop_event.set()
+                compute.join()
+            self._io_done.set()
+            io_thread.join(10)
+        finally:
+            sys.setswitchinterval(old_switch)
+            gc.unfreeze()
+            self._close()
+        if self.error is not None:
+            raise self.error
+        self.summary = self._summary()
+        _atomic_write(self.folder / "summary.json", json.dumps(self.summary, indent=1))
+        return self.summary
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _close(self) -> None:
+        for c in [self.source, self.teacher, *self.sinks]:
+            if c is None:
+                continue
+            try:
+                c.close()
+            except Exception:  # closing must not mask the session's own result
+                pass
+        proc = self._synthetic_proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except Exception:
+                proc.kill()
+
+    # ------------------------------------------------------------------ compute thread
+    def _compute_main(self) -> None:
+        try:
+            self._loop()
+        except BaseException as err:  # surfaced by run()
+            self.error = err
+        finally:
+            self.stop_event.set()
+
+    def _loop(self) -> None:
+        s = self.cfg.session
+        clock = DeadlineClock(self.dt_s, spin_s=s.spin_us * 1e-6)
+        n_total = int(round(s.duration_s / self.dt_s)) if s.duration_s else -1
+        warmup = s.warmup_ticks
+        budget_ns = int(s.budget_us * 1e3)
+        dt_ns = clock.dt_ns
+        perf = time.perf_counter_ns
+        from pylsl import local_clock
+
+        source, teacher, encoder, backend = self.source, self.teacher, self.encoder, self.backend
+        learner, sinks = self.learner, self.sinks
+        samples, timestamps, spikes_in, target = self.samples, self.timestamps, self.spikes_in, self.target
+        hist, maxima, idx = self.stats.hist, self.stats.maxima, self.stats.index
+        i_ing, i_enc, i_stp, i_rd, i_lrn, i_emt = (idx[n] for n in STAGES)
+        i_cmp, i_tick, i_e2e, i_late = idx["compute"], idx["tick"], idx["e2e"], idx["lateness"]
+        c = self.counters
+        ring, row, r2_acc = self.out_ring, self.out_row, self.r2_acc
+        n_out = self.model.n_out
+        has_target = False
+        measuring = False
+        k_measured = 0
+
+        clock.start(delay_s=0.01)
+        k = 0
+        while not self.stop_event.is_set():
+            if not measuring and k >= warmup:
+                # warm-up over: forget its timings, freeze what exists so gc never scans it
+                self.stats.reset()
+                for key in c:
+                    c[key] = 0
+                r2_acc[:] = 0.0
+                gc.collect()
+                gc.freeze()
+                measuring = True
+                clock.skip_to_now()
+            if measuring and n_total >= 0 and k_measured >= n_total:
+                break
+            lateness = clock.wait()
+            t_sched = clock.tick_start_ns()
+            t0 = perf()
+            # ingest
+            n = source.pull(samples, timestamps)
+            if teacher is not None:
+                m = teacher.pull(self.t_samples, self.t_timestamps)
+                if m > 0:
+                    target[:] = self.t_samples[m - 1]
+                    has_target = True
+            t1 = perf()
+            encoder.encode(samples, n, spikes_in)
+            t2 = perf()
+            backend.step(spikes_in)
+            t3 = perf()
+            y = backend.readout()
+            t4 = perf()
+            learned = False
+            if learner is not None:
+                if has_target:
+                    learner.observe(backend, target)
+                    learned = True
+                if self._prepare_state == "ready":
+                    if t4 - t_sched < budget_ns // 2:
+                        learner.apply(backend)
+                        self._prepare_state = "idle"
+                        c["learn_applied"] += 1
+                    else:
+                        c["learn_deferred"] += 1
+            t5 = perf()
+            for sink in sinks:
+                sink.emit(y, timestamps[n - 1] if n else 0.0)
+            t_emit = local_clock()
+            t6 = perf()
+
+            if measuring:
+                record_ns(hist, maxima, i_ing, t1 - t0)
+                record_ns(hist, maxima, i_enc, t2 - t1)
+                record_ns(hist, maxima, i_stp, t3 - t2)
+                record_ns(hist, maxima, i_rd, t4 - t3)
+                if learned:
+                    record_ns(hist, maxima, i_lrn, t5 - t4)
+                record_ns(hist, maxima, i_emt, t6 - t5)
+                record_ns(hist, maxima, i_cmp, t4 - t1)
+                record_ns(hist, maxima, i_tick, t6 - t0)
+                record_ns(hist, maxima, i_late, lateness)
+                if n:
+                    _record_e2e(hist, maxima, i_e2e, t_emit, timestamps, n)
+                    c["samples_in"] += n
+                if t6 > t_sched + dt_ns:
+                    c["deadline_misses"] += 1
+                if getattr(source, "in_gap", False):
+                    c["gap_ticks"] += 1
+                if has_target:
+                    calibrated = learner is None or getattr(learner, "calibrated", True)
+                    if calibrated:
+                        _accumulate_r2(r2_acc, y, target)
+                        c["eval_ticks"] += 1
+                if self.cfg.session.record_outputs:
+                    row[0] = k
+                    row[1] = timestamps[n - 1] if n else np.nan
+                    row[2] = t_emit
+                    row[3:3 + n_out] = y
+                    row[3 + n_out:] = target
+                    ring.push(row)
+                c["ticks"] += 1
+                k_measured += 1
+            k += 1
+            clock.advance()
+            skipped = clock.skip_to_now() if (perf() - clock.tick_start_ns()) > s.max_lag_ticks * dt_ns else 0
+            if skipped and measuring:
+                c["skipped_ticks"] += skipped
+
+    # ------------------------------------------------------------------ I/O thread
+    def _io_thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._io_main())
+        finally:
+            loop.close()
+
+    async def _io_main(self) -> None:
+        assert self.folder is not None
+        interval = self.cfg.session.metrics_interval_s
+        metrics_path = self.folder / "metrics.jsonl"
+        outputs_path = self.folder / "outputs.f64"
+        loop = asyncio.get_running_loop()
+        prev_hist = self.stats.hist.copy()
+        t_start = time.monotonic()
+        with open(metrics_path, "a", buffering=1) as mf, open(outputs_path, "ab") as of:
+            next_t = time.monotonic() + interval
+            while not (self._io_done.is_set() and self._prepare_state != "running"):
+                await asyncio.sleep(min(0.05, max(0.0, next_t - time.monotonic())))
+                if self.learner is not None and self._prepare_state == "idle" and self.learner.wants_apply():
+                    self._prepare_state = "running"
+                    await loop.run_in_executor(None, self.learner.prepare)
+                    self._prepare_state = "ready" if getattr(self.learner, "ready", lambda: True)() else "idle"
+                rows = self.out_ring.drain()
+                if len(rows):
+                    rows.astype("<f8").tofile(of)
+                if time.monotonic() >= next_t or self._io_done.is_set():
+                    next_t += interval
+                    hist = self.stats.hist.copy()
+                    line = self._interval_metrics(hist - prev_hist, time.monotonic() - t_start)
+                    prev_hist = hist
+                    mf.write(json.dumps(line) + "\n")
+                if self._io_done.is_set():
+                    rows = self.out_ring.drain()
+                    if len(rows):
+                        rows.astype("<f8").tofile(of)
+                    break
+
+    def _interval_metrics(self, hist_delta: np.ndarray, elapsed_s: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"t_s": round(elapsed_s, 3), **dict(self.counters)}
+        for name in ("compute", "e2e", "tick"):
+            out[f"{name}_us"] = self.stats.summary_us(name, hist=hist_delta)
+        out["source"] = self.source.stats()
+        if self.learner is not None:
+            out["learner"] = self.learner.stats()
+        return out
+
+    # ------------------------------------------------------------------ summary
+    def _summary(self) -> dict[str, Any]:
+        c = self.counters
+        ticks = max(c["ticks"], 1)
+        stage = {n: self.stats.summary_us(n) for n in STAGES + ("compute", "tick", "lateness")}
+        e2e = self.stats.summary_us("e2e")
+        src = self.source.stats()
+        dropped = int(src.get("dropped_samples", 0)) + int(self.out_ring.dropped)
+        out = {
+            "session": self.cfg.session.name,
+            "folder": str(self.folder),
+            "ticks": c["ticks"],
+            "dt_s": self.dt_s,
+            "e2e_latency_us": {k: e2e[k] for k in ("p50", "p99", "p999", "max", "n")},
+            "stage_latency_us": stage,
+            "deadline_misses": c["deadline_misses"],
+            "deadline_miss_rate": c["deadline_misses"] / ticks,
+            "skipped_ticks": c["skipped_ticks"],
+            "dropped_samples": dropped,
+            "repaired_samples": int(src.get("repaired_values", 0)),
+            "gap_ticks": c["gap_ticks"],
+            "samples_in": c["samples_in"],
+            "learn_applied": c["learn_applied"],
+            "learn_deferred": c["learn_deferred"],
+            "eval_ticks": c["eval_ticks"],
+            "r2": r2_from_acc(self.r2_acc),
+            "source": src,
+            "outputs_dropped": int(self.out_ring.dropped),
+        }
+        if self.teacher is not None:
+            out["teacher"] = self.teacher.stats()
+        if self.learner is not None:
+            out["learner"] = self.learner.stats()
+        out["sinks"] = [s.stats() for s in self.sinks]
+        return out
