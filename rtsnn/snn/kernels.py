@@ -1,0 +1,187 @@
+"""Numba kernels of one SNN step (float32, write into preallocated buffers, no allocation).
+
+Equations (discrete time, one step of ``dt_s``; ``alpha, rho, kappa`` the per-step decays of
+:class:`rtsnn.snn.params.NeuronSettings`)::
+
+    I[t] = w_in^T x[t] + w_rec^T z[t-1]                 input current (x: input spike counts)
+    v[t] = alpha v[t-1] + I[t] - v_th z[t-1]            membrane, reset by subtraction
+    a[t] = rho a[t-1] + z[t-1]                          adaptation (ALIF; stays 0 for LIF)
+    A[t] = v_th + beta_adapt a[t]                       threshold (v_th for LIF)
+    z[t] = 1 if v[t] >= A[t] and not refractory else 0
+    r[t] = kappa r[t-1] + z[t]                          readout trace, per hidden neuron
+    y[t] = w_out^T r[t] + b_out                         output
+
+After a spike a neuron is refractory for ``n_ref`` steps (``z = 0`` while its membrane keeps
+integrating). The readout is written through the trace ``r`` so ``w_out`` can be replaced at
+any moment: with ``b_out = 0`` it equals the usual leaky readout
+``y[t] = kappa y[t-1] + w_out^T z[t]``.
+
+Propagation (computing ``I``) has two forms that give bit-identical results: *dense* adds
+row j of the weight matrix scaled by ``src[j]`` for every presynaptic j in increasing order;
+*event-driven* does the same but skips ``src[j] == 0``. Skipping only drops additions of
+``w * 0 = +-0``, which leave a float sum unchanged, and the order of the remaining additions
+is the same, so every bit agrees. (Weights are finite by validation, so ``w * 0`` is never NaN.)
+No ``fastmath``: it would let LLVM reorder or contract (FMA) the sums differently per path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+MODE_DENSE = 0
+MODE_EVENT = 1
+MODE_AUTO = 2
+MODES = {"dense": MODE_DENSE, "event": MODE_EVENT, "auto": MODE_AUTO}
+
+# counters[] slots (int64 array owned by the caller)
+CNT_DENSE = 0  # steps that propagated densely
+CNT_EVENT = 1  # steps that propagated event-driven
+CNT_ACTIVE = 2  # number of spikes in z after the last step (drives 'auto')
+N_COUNTERS = 3
+
+
+@njit(cache=True, nogil=True)
+def propagate_dense(src: np.ndarray, w: np.ndarray, cur: np.ndarray) -> None:
+    """``cur += w^T src`` adding row j scaled by ``src[j]`` for every j in increasing order."""
+    n_post = cur.shape[0]
+    for j in range(src.shape[0]):
+        s = src[j]
+        for i in range(n_post):
+            cur[i] += w[j, i] * s
+
+
+@njit(cache=True, nogil=True)
+def propagate_event(src: np.ndarray, w: np.ndarray, cur: np.ndarray) -> None:
+    """``cur += w^T src`` adding only rows with ``src[j] != 0``, j increasing (bit-identical
+    to :func:`propagate_dense`)."""
+    n_post = cur.shape[0]
+    for j in range(src.shape[0]):
+        s = src[j]
+        if s != 0:
+            for i in range(n_post):
+                cur[i] += w[j, i] * s
+
+
+@njit(cache=True, nogil=True)
+def neuron_update(cur: np.ndarray, v: np.ndarray, a: np.ndarray, z: np.ndarray, refr: np.ndarray,
+                  r: np.ndarray, alpha: np.float32, rho: np.float32, kappa: np.float32,
+                  v_th: np.float32, beta: np.float32, n_ref: int, adaptive: bool) -> int:
+    """LIF/ALIF update from the step's input current ``cur``; returns the number of spikes.
+
+    Reads ``z`` as ``z[t-1]`` and overwrites it with ``z[t]`` (per neuron, so no copy is
+    needed); updates ``v, a, refr`` and the readout trace ``r`` in place. ``a`` is left
+    untouched for LIF (``adaptive=False``).
+    """
+    # Branch-free bodies (selects instead of ifs) so LLVM can vectorise the loop; the
+    # model test sits outside the loop so each loop is straight-line code.
+    if adaptive:
+        return _update_alif(cur, v, a, z, refr, r, alpha, rho, kappa, v_th, beta, np.int32(n_ref))
+    return _update_lif(cur, v, z, refr, r, alpha, kappa, v_th, np.int32(n_ref))
+
+
+@njit(cache=True, nogil=True)
+def _update_lif(cur, v, z, refr, r, alpha, kappa, v_th, n_ref):
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    n_spikes = 0
+    for i in range(v.shape[0]):
+        z_prev = z[i]
+        vi = alpha * v[i] + cur[i] - v_th * z_prev
+        v[i] = vi
+        ref = refr[i]
+        spike = (vi >= v_th) & (ref <= 0)
+        zi = one if spike else zero
+        refr[i] = n_ref if spike else max(ref - np.int32(1), np.int32(0))
+        z[i] = zi
+        r[i] = kappa * r[i] + zi
+        n_spikes += np.int64(spike)
+    return n_spikes
+
+
+@njit(cache=True, nogil=True)
+def _update_alif(cur, v, a, z, refr, r, alpha, rho, kappa, v_th, beta, n_ref):
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    n_spikes = 0
+    for i in range(v.shape[0]):
+        z_prev = z[i]
+        vi = alpha * v[i] + cur[i] - v_th * z_prev
+        v[i] = vi
+        ai = rho * a[i] + z_prev
+        a[i] = ai
+        ref = refr[i]
+        spike = (vi >= v_th + beta * ai) & (ref <= 0)
+        zi = one if spike else zero
+        refr[i] = n_ref if spike else max(ref - np.int32(1), np.int32(0))
+        z[i] = zi
+        r[i] = kappa * r[i] + zi
+        n_spikes += np.int64(spike)
+    return n_spikes
+
+
+# Reassociation is allowed here only: it lets LLVM vectorise the dot products. The readout is
+# the same code in every propagation mode, so the dense/event bit-identity is unaffected.
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def readout_update(r: np.ndarray, w_out: np.ndarray, b_out: np.ndarray, y: np.ndarray) -> None:
+    """``y = w_out^T r + b_out`` into ``y``."""
+    n_rec = r.shape[0]
+    for k in range(y.shape[0]):
+        acc = np.float32(0.0)
+        for j in range(n_rec):
+            acc += w_out[j, k] * r[j]
+        y[k] = acc + b_out[k]
+
+
+@njit(cache=True, nogil=True)
+def network_step(x: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.ndarray,
+                 b_out: np.ndarray, v: np.ndarray, a: np.ndarray, z: np.ndarray, refr: np.ndarray,
+                 r: np.ndarray, y: np.ndarray, cur: np.ndarray, counters: np.ndarray,
+                 alpha: float, rho: float, kappa: float, v_th: float, beta: float, n_ref: int,
+                 adaptive: bool, mode: int, auto_threshold: float) -> int:
+    """One fused step: propagation (dense / event / auto) + neuron update + trace + readout.
+
+    The float parameters are passed as Python floats (cheaper to dispatch than numpy
+    scalars) and rounded to float32 here, so the arithmetic is float32 throughout.
+
+    ``mode``: 0 dense, 1 event-driven, 2 auto (event-driven when the fraction of neurons that
+    spiked in the previous step, ``counters[2] / n_rec``, is below ``auto_threshold``).
+    ``counters`` (int64, >= 3): [dense steps, event steps, spikes in the last step].
+    ``cur`` is scratch (n_rec,). Returns the number of spikes of this step.
+    """
+    n_rec = v.shape[0]
+    if x.shape[0] != w_in.shape[0]:
+        raise ValueError("network_step: spikes_in length differs from w_in.shape[0] (n_in)")
+    use_event = mode == 1
+    if mode == 2:
+        use_event = counters[2] < auto_threshold * n_rec
+    for i in range(n_rec):
+        cur[i] = 0.0
+    if use_event:
+        propagate_event(x, w_in, cur)
+        propagate_event(z, w_rec, cur)
+        counters[1] += 1
+    else:
+        propagate_dense(x, w_in, cur)
+        propagate_dense(z, w_rec, cur)
+        counters[0] += 1
+    n_spikes = neuron_update(cur, v, a, z, refr, r, np.float32(alpha), np.float32(rho), np.float32(kappa),
+                             np.float32(v_th), np.float32(beta), n_ref, adaptive)
+    counters[2] = n_spikes
+    readout_update(r, w_out, b_out, y)
+    return n_spikes
+
+
+@njit(cache=True, nogil=True)
+def network_run(xs: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.ndarray,
+                b_out: np.ndarray, v: np.ndarray, a: np.ndarray, z: np.ndarray, refr: np.ndarray,
+                r: np.ndarray, y: np.ndarray, cur: np.ndarray, counters: np.ndarray,
+                alpha: float, rho: float, kappa: float, v_th: float, beta: float, n_ref: int,
+                adaptive: bool, mode: int, auto_threshold: float, ys: np.ndarray, zs: np.ndarray) -> None:
+    """:func:`network_step` for every row of ``xs`` (T, n_in); writes ``ys`` (T, n_out) and
+    ``zs`` (T, n_rec)."""
+    for t in range(xs.shape[0]):
+        network_step(xs[t], w_in, w_rec, w_out, b_out, v, a, z, refr, r, y, cur, counters,
+                     alpha, rho, kappa, v_th, beta, n_ref, adaptive, mode, auto_threshold)
+        ys[t, :] = y
+        zs[t, :] = z
