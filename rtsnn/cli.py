@@ -1,0 +1,170 @@
+"""The ``rtsnn`` command line.
+
+    rtsnn run CONFIG [--duration S] [--json]   run a session from a YAML config
+    rtsnn demo [--duration S] [--json]         the embedded default closed loop (no external service)
+    rtsnn plugins [--json]                     installed sources, encoders, sinks, backends, learners
+    rtsnn model info FILE                      a model file's header
+    rtsnn config check FILE                    validate a config (and its plugins' options)
+
+Exit codes: 0 ok, 2 bad config / model / usage (message on stderr), 1 session failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rtsnn.config import ConfigError, load_config, parse_config
+
+
+def _demo_config_dict() -> dict[str, Any]:
+    text = resources.files("rtsnn").joinpath("configs/demo.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _with_overrides(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    data = dict(data)
+    session = dict(data.get("session") or {})
+    if getattr(args, "duration", None) is not None:
+        session["duration_s"] = args.duration
+        learner = data.get("learner")
+        # keep a third of a short demo for evaluation after calibration
+        if learner and learner.get("kind") == "ridge_readout":
+            opts = dict(learner.get("options") or {})
+            opts["calibration_s"] = min(float(opts.get("calibration_s", 20.0)), args.duration / 3.0)
+            data["learner"] = {**learner, "options": opts}
+    if getattr(args, "out_dir", None):
+        session["out_dir"] = args.out_dir
+    data["session"] = session
+    return data
+
+
+def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace) -> int:
+    from rtsnn.runtime.session import Session
+
+    cfg = parse_config(data, origin)
+    session = Session(cfg, origin)
+    summary = session.run()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        e2e = summary["e2e_latency_us"]
+        print(f"session folder: {summary['folder']}")
+        print(f"ticks {summary['ticks']}  deadline misses {summary['deadline_misses']} "
+              f"({100 * summary['deadline_miss_rate']:.3f} %)  dropped samples {summary['dropped_samples']}")
+        print(f"end-to-end latency us: p50 {e2e['p50']}  p99 {e2e['p99']}  p99.9 {e2e['p999']}  max {e2e['max']}")
+        for name, st in summary["stage_latency_us"].items():
+            print(f"  {name:9s} p50 {st['p50']:>9}  p99 {st['p99']:>9}  max {st['max']:>9}")
+        if summary.get("r2") is not None:
+            print(f"decoding R^2 (after calibration): {summary['r2']:.3f}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    load_config(path)  # validates, names file and key on error
+    data = yaml.safe_load(path.read_text())
+    return _run_session(_with_overrides(data, args), str(path), args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return _run_session(_with_overrides(_demo_config_dict(), args), "<embedded demo config>", args)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from rtsnn.plugins import describe_all
+
+    table = describe_all()
+    if args.json:
+        print(json.dumps(table))
+        return 0
+    for group, rows in table.items():
+        print(group)
+        for r in rows or [{"name": "(none)", "target": "", "distribution": ""}]:
+            print(f"  {r['name']:20s} {r['target']:50s} {r['distribution']}")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from rtsnn.snn import read_header
+
+    print(json.dumps(read_header(args.file), indent=1))
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from rtsnn import plugins
+
+    path = Path(args.file)
+    cfg = load_config(path)
+    origin = str(path)
+    specs = [("rtsnn.sources", cfg.source, "source"), ("rtsnn.encoders", cfg.encoder, "encoder"),
+             ("rtsnn.backends", cfg.backend, "backend")]
+    if cfg.teacher:
+        specs.append(("rtsnn.sources", cfg.teacher, "teacher"))
+    if cfg.learner:
+        specs.append(("rtsnn.learners", cfg.learner, "learner"))
+    specs += [("rtsnn.sinks", sp, f"sinks.{i}") for i, sp in enumerate(cfg.sinks)]
+    for group, spec, key in specs:
+        cls = plugins.load(group, spec.kind)
+        extra = {"model": None} if group == "rtsnn.backends" else {}
+        plugins.check_options(cls, {**spec.options, **extra}, key, origin)
+    print(f"{path}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rtsnn", description="real-time SNN decoders for closed loops")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run a session from a YAML config")
+    r.add_argument("config")
+    r.add_argument("--duration", type=float, help="override session.duration_s (s)")
+    r.add_argument("--out-dir", help="override session.out_dir")
+    r.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="synthetic user over LSL -> SNN decoder -> LSL outlet")
+    d.add_argument("--duration", type=float, default=None, help="seconds (default 60)")
+    d.add_argument("--out-dir", help="where the session folder goes (default ./sessions)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    pl = sub.add_parser("plugins", help="list installed plugins")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(func=cmd_plugins)
+
+    m = sub.add_parser("model", help="model files")
+    msub = m.add_subparsers(dest="model_cmd", required=True)
+    mi = msub.add_parser("info", help="print a model file's header")
+    mi.add_argument("file")
+    mi.set_defaults(func=cmd_model_info)
+
+    c = sub.add_parser("config", help="configs")
+    csub = c.add_subparsers(dest="config_cmd", required=True)
+    cc = csub.add_parser("check", help="validate a config file")
+    cc.add_argument("file")
+    cc.set_defaults(func=cmd_config_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:
+        print(f"rtsnn: config error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # model-file and stream-mismatch errors are ValueErrors with reasons
+        print(f"rtsnn: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

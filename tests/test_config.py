@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from rtsnn.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+BASE = """
+source: {kind: lsl, options: {name: x, n_channels: 4}}
+encoder: {kind: passthrough, options: {n_channels: 4}}
+"""
+
+
+def test_minimal_config_gets_defaults(tmp_path):
+    cfg = load_config(_write(tmp_path, BASE))
+    assert cfg.session.dt_s == 1e-3 and cfg.backend.kind == "numba_cpu"
+
+
+def test_wrong_value_names_file_key_and_expectation(tmp_path):
+    p = _write(tmp_path, BASE + "session: {dt_s: -0.001}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert str(p) in msg and "session.dt_s" in msg and "greater than 0" in msg and "-0.001" in msg
+
+
+def test_unknown_key_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"session\.dt_ms: unknown key"):
+        load_config(_write(tmp_path, BASE + "session: {dt_ms: 1}\n"))
+
+
+def test_missing_section_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"encoder: Field required"):
+        load_config(_write(tmp_path, "source: {kind: lsl}\n"))
+
+
+def test_budget_larger_than_tick_refused(tmp_path):
+    with pytest.raises(ConfigError, match="budget_us"):
+        load_config(_write(tmp_path, BASE + "session: {budget_us: 5000}\n"))
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "source: [unclosed\n"))
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(_write(tmp_path, "- a\n- b\n"))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    load_config(path)
+
+
+def test_shipped_demo_config_is_the_embedded_one():
+    assert (REPO / "configs/demo.yaml").read_text() == (REPO / "rtsnn/configs/demo.yaml").read_text()
