@@ -51,16 +51,55 @@ def propagate_dense(src: np.ndarray, w: np.ndarray, cur: np.ndarray) -> None:
             cur[i] += w[j, i] * s
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_row(w: np.ndarray, cur: np.ndarray, j: int, s: np.float32) -> None:
+    for i in range(cur.shape[0]):
+        cur[i] += w[j, i] * s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_4_rows(w: np.ndarray, cur: np.ndarray, j0: int, s0: np.float32, j1: int, s1: np.float32,
+                j2: int, s2: np.float32, j3: int, s3: np.float32) -> None:
+    # the four additions happen in row order for every element: the same arithmetic as four
+    # _add_row passes, with one load/store of cur instead of four
+    for i in range(cur.shape[0]):
+        c = cur[i]
+        c += w[j0, i] * s0
+        c += w[j1, i] * s1
+        c += w[j2, i] * s2
+        c += w[j3, i] * s3
+        cur[i] = c
+
+
 @njit(cache=True, nogil=True)
 def propagate_event(src: np.ndarray, w: np.ndarray, cur: np.ndarray) -> None:
     """``cur += w^T src`` adding only rows with ``src[j] != 0``, j increasing (bit-identical
-    to :func:`propagate_dense`)."""
-    n_post = cur.shape[0]
+    to :func:`propagate_dense`). Active rows are applied four at a time (per element still in
+    row order), which saves three of every four passes over ``cur``."""
+    j0 = 0
+    j1 = 0
+    j2 = 0
+    k = 0
     for j in range(src.shape[0]):
-        s = src[j]
-        if s != 0:
-            for i in range(n_post):
-                cur[i] += w[j, i] * s
+        if src[j] != 0:
+            if k == 0:
+                j0 = j
+                k = 1
+            elif k == 1:
+                j1 = j
+                k = 2
+            elif k == 2:
+                j2 = j
+                k = 3
+            else:
+                _add_4_rows(w, cur, j0, src[j0], j1, src[j1], j2, src[j2], j, src[j])
+                k = 0
+    if k >= 1:
+        _add_row(w, cur, j0, src[j0])
+    if k >= 2:
+        _add_row(w, cur, j1, src[j1])
+    if k >= 3:
+        _add_row(w, cur, j2, src[j2])
 
 
 @njit(cache=True, nogil=True)
@@ -124,9 +163,25 @@ def _update_alif(cur, v, a, z, refr, r, alpha, rho, kappa, v_th, beta, n_ref):
 # the same code in every propagation mode, so the dense/event bit-identity is unaffected.
 @njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
 def readout_update(r: np.ndarray, w_out: np.ndarray, b_out: np.ndarray, y: np.ndarray) -> None:
-    """``y = w_out^T r + b_out`` into ``y``."""
+    """``y = w_out^T r + b_out`` into ``y``.
+
+    ``w_out`` is (n_rec, n_out) row-major, so a column is strided. For one or two outputs (the
+    usual decoded velocity) one pass over the rows keeps the sums in registers and reads
+    ``w_out`` contiguously (about 2x faster at n_rec = 1024); other sizes go column by column.
+    """
     n_rec = r.shape[0]
-    for k in range(y.shape[0]):
+    n_out = y.shape[0]
+    if n_out == 2:
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        for j in range(n_rec):
+            rj = r[j]
+            a0 += w_out[j, 0] * rj
+            a1 += w_out[j, 1] * rj
+        y[0] = a0 + b_out[0]
+        y[1] = a1 + b_out[1]
+        return
+    for k in range(n_out):
         acc = np.float32(0.0)
         for j in range(n_rec):
             acc += w_out[j, k] * r[j]
@@ -170,6 +225,28 @@ def network_step(x: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.n
     counters[2] = n_spikes
     readout_update(r, w_out, b_out, y)
     return n_spikes
+
+
+# slots of the float64 parameter vector of network_step_packed
+P_ALPHA, P_RHO, P_KAPPA, P_VTH, P_BETA, P_NREF, P_ADAPTIVE, P_MODE, P_AUTO = range(9)
+N_PARAMS = 9
+# rows of the float32 state block of network_step_packed
+S_V, S_A, S_Z, S_R, S_CUR = range(5)
+N_STATE_ROWS = 5
+
+
+@njit(cache=True, nogil=True)
+def network_step_packed(x: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.ndarray,
+                        b_out: np.ndarray, fstate: np.ndarray, refr: np.ndarray, y: np.ndarray,
+                        counters: np.ndarray, params: np.ndarray) -> int:
+    """:func:`network_step` with the float32 state vectors as the rows of one block
+    ``fstate`` (rows ``S_V, S_A, S_Z, S_R, S_CUR``) and the scalars in one float64 vector
+    ``params`` (slots ``P_*``). Same arithmetic, bit for bit; it exists because each argument
+    costs the numba dispatcher ~80 ns per call from Python (10 arguments instead of 22)."""
+    return network_step(x, w_in, w_rec, w_out, b_out, fstate[S_V], fstate[S_A], fstate[S_Z], refr,
+                        fstate[S_R], y, fstate[S_CUR], counters, params[P_ALPHA], params[P_RHO],
+                        params[P_KAPPA], params[P_VTH], params[P_BETA], int(params[P_NREF]),
+                        params[P_ADAPTIVE] != 0.0, int(params[P_MODE]), params[P_AUTO])
 
 
 @njit(cache=True, nogil=True)

@@ -50,11 +50,27 @@ class Network:
         self._mode = K.MODES[propagation]
         w = model.weights
         self._w_in, self._w_rec, self._w_out, self._b_out = w.w_in, w.w_rec, w.w_out, w.b_out
-        self._state = NetworkState.zeros(self.n_rec, self.n_out)
-        self._cur = np.zeros(self.n_rec, f32)
+        # one float32 block holds v, a, z, r and the current scratch (rows K.S_*); the state's
+        # arrays are views of it, so the packed kernel and NetworkState see the same memory
+        self._fstate = np.zeros((K.N_STATE_ROWS, self.n_rec), f32)
+        fs = self._fstate
+        self._state = NetworkState(v=fs[K.S_V], a=fs[K.S_A], z=fs[K.S_Z],
+                                   refr=np.zeros(self.n_rec, np.int32), r=fs[K.S_R],
+                                   y=np.zeros(self.n_out, f32))
+        self._cur = fs[K.S_CUR]
         self._counters = np.zeros(K.N_COUNTERS, np.int64)
+        self._checked_in: np.ndarray | None = None
         st = self._state
-        # argument tuple of the fused kernel after the input: built once, splatted per step
+        self._y = st.y
+        self._params = np.zeros(K.N_PARAMS, np.float64)
+        p = self._params
+        p[K.P_ALPHA], p[K.P_RHO], p[K.P_KAPPA] = self._alpha, self._rho, self._kappa
+        p[K.P_VTH], p[K.P_BETA], p[K.P_NREF] = self._v_th, self._beta, self._n_ref
+        p[K.P_ADAPTIVE], p[K.P_MODE], p[K.P_AUTO] = float(self._adaptive), self._mode, self.auto_threshold
+        # argument tuple of the packed kernel after the input: built once, splatted per step
+        self._packed = (self._w_in, self._w_rec, self._w_out, self._b_out, fs, st.refr, st.y,
+                        self._counters, p)
+        # the same arguments unpacked, for network_run (offline, called once per sequence)
         self._args = (self._w_in, self._w_rec, self._w_out, self._b_out, st.v, st.a, st.z, st.refr,
                       st.r, st.y, self._cur, self._counters, self._alpha, self._rho, self._kappa,
                       self._v_th, self._beta, self._n_ref, self._adaptive, self._mode, self.auto_threshold)
@@ -67,14 +83,18 @@ class Network:
     # ------------------------------------------------------------------ per tick
     def step(self, spikes_in: np.ndarray) -> None:
         """Advance one ``dt_s`` with input spike counts ``spikes_in`` (float32, n_in)."""
-        if spikes_in.dtype != _F32 or spikes_in.shape != (self.n_in,):
-            raise ValueError(f"spikes_in must be float32 of shape ({self.n_in},), "
-                             f"got {spikes_in.dtype} of shape {spikes_in.shape}")
-        K.network_step(spikes_in, *self._args)
+        if spikes_in is not self._checked_in:  # the session hands the same buffer every tick
+            if not isinstance(spikes_in, np.ndarray) or spikes_in.dtype != _F32 \
+                    or spikes_in.shape != (self.n_in,):
+                raise ValueError(f"spikes_in must be float32 of shape ({self.n_in},), "
+                                 f"got {getattr(spikes_in, 'dtype', type(spikes_in).__name__)} of shape "
+                                 f"{getattr(spikes_in, 'shape', None)}")
+            self._checked_in = spikes_in
+        K.network_step_packed(spikes_in, *self._packed)
 
     def readout(self) -> np.ndarray:
         """Output ``y = w_out^T r + b_out`` after the last step (view, float32 n_out)."""
-        return self.state.y
+        return self._y
 
     def features(self) -> np.ndarray:
         """Readout trace ``r`` (view, float32 n_rec): the features a readout learner fits."""
@@ -128,6 +148,13 @@ class Network:
                       self._n_ref, self._adaptive, self._mode, self.auto_threshold,
                       np.zeros((2, self.n_out), np.float32), np.zeros((2, self.n_rec), np.float32))
         K.readout_update(st.r, self._w_out, self._b_out, st.y)
+        fs = np.zeros_like(self._fstate)
+        p = self._params.copy()
+        for mode in (K.MODE_DENSE, K.MODE_EVENT, K.MODE_AUTO):
+            p[K.P_MODE] = mode
+            for _ in range(3):
+                K.network_step_packed(x, self._w_in, self._w_rec, self._w_out, self._b_out, fs,
+                                      st.refr, st.y, cnt, p)
 
     # ------------------------------------------------------------------ offline
     def run(self, spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
