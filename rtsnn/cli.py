@@ -119,6 +119,31 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# Modules that add their own subcommands: each defines ``register(subparsers) -> None``.
+# Listed here so ``rtsnn --help`` shows every command of the installed package.
+COMMAND_MODULES: tuple[str, ...] = (
+    "rtsnn.learn.offline.cli",   # pretrain
+    "rtsnn.learn.online.cli",    # online-learning commands
+    "rtsnn.stream.cli",          # record, replay, events
+    "rtsnn.backends.cli",        # backend report
+    "rtsnn.events.cli",          # events publish
+    "rtsnn.viz.cli",             # dashboard
+)
+
+
+def _register_command_modules(sub: Any) -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name and (name == err.name or name.startswith(err.name + ".")):  # area has no commands yet
+                continue
+            raise
+        mod.register(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtsnn", description="real-time SNN decoders for closed loops")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -151,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     cc = csub.add_parser("check", help="validate a config file")
     cc.add_argument("file")
     cc.set_defaults(func=cmd_config_check)
+    _register_command_modules(sub)
     return p
 
 

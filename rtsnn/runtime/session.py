@@ -136,7 +136,8 @@ class Session:
                                      origin, model=model)
         self.learner = (plugins.build("rtsnn.learners", cfg.learner.kind, cfg.learner.options, "learner", origin)
                         if cfg.learner else None)
-        self.sinks = [plugins.build("rtsnn.sinks", sp.kind, sp.options, f"sinks.{i}", origin)
+        self.sinks = [plugins.build("rtsnn.sinks", sp.kind, _substitute(sp.options, self.synthetic_prefix),
+                                   f"sinks.{i}", origin)
                       for i, sp in enumerate(cfg.sinks)]
         if self.teacher is not None and self.teacher.n_channels != model.n_out:
             raise ConfigError(f"{origin}: teacher has {self.teacher.n_channels} channels but the model has "

@@ -149,3 +149,42 @@ def test_demo_cli_json(tmp_path):
     assert out["learner"]["calibrated"] is True
     # a decoder that tracks the intended velocity at all; the 60 s benchmark reports the real figure
     assert out["r2"] is not None and out["r2"] > 0.3
+
+
+def test_demo_session_publishes_decoded_stream_a_real_inlet_receives(tmp_path):
+    """The demo's decoded outlet carries the substituted name, labels and units, and its samples
+    reach an independent LSL inlet while the session runs."""
+    import yaml
+    from importlib import resources
+
+    data = yaml.safe_load(resources.files("rtsnn").joinpath("configs/demo.yaml").read_text())
+    data["session"].update(duration_s=6.0, out_dir=str(tmp_path))
+    data["learner"]["options"]["calibration_s"] = 2.0
+    session = Session(parse_config(data, "<demo>"))
+    decoded = f"{session.synthetic_prefix}-decoded"
+    assert session.synthetic_prefix and "{" not in decoded
+    result = {}
+    th = threading.Thread(target=lambda: result.update(summary=session.run()))
+    th.start()
+    try:
+        infos = pylsl.resolve_byprop("name", decoded, 1, 8.0)
+        assert infos, f"no LSL stream named {decoded!r} appeared"
+        inlet = pylsl.StreamInlet(infos[0])
+        desc = inlet.info(timeout=5.0).desc()
+        ch = desc.child("channels").child("channel")
+        labels_units = []
+        while not ch.empty():
+            labels_units.append((ch.child_value("label"), ch.child_value("unit")))
+            ch = ch.next_sibling()
+        assert labels_units == [("vx", "a.u./s"), ("vy", "a.u./s")]
+        got = 0
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            chunk, stamps = inlet.pull_chunk(timeout=0.2)
+            got += len(stamps)
+            if chunk:
+                assert np.all(np.isfinite(np.asarray(chunk)))
+        assert got > 500  # ~1 kHz for 2 s
+    finally:
+        th.join(60)
+    assert result["summary"]["sinks"][0]["name"] == decoded
