@@ -22,5 +22,19 @@ bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench_tick.py --peers none
 	$(BIN)/rtsnn demo --duration 60 --json
 
+# The peer simulators (snnTorch, Brian2, NEST) live in their own venv: Brian2 2.9 needs numpy < 2.4.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.installed: scripts/requirements-peers.txt pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e . -r scripts/requirements-peers.txt
+	touch $@
+
+bench-peers: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python scripts/bench_tick.py --json-out bench_tick.json
+
+soak: $(BIN)/.installed
+	$(BIN)/python scripts/bench_soak.py --duration 600
+
 clean:
 	rm -rf $(VENV) .venv-bench sessions .pytest_cache .hypothesis

@@ -40,6 +40,11 @@ would, with the rtsnn model's weights and, as far as each allows, the same neuro
   ``Prepare`` once, ``Run(1.0)`` per tick, ``Cleanup`` at the end (``Simulate(1.0)`` per
   tick is reported too, over fewer ticks, as ``simulate_per_tick``). One thread.
 
+This machine is shared (other tenants' load comes and goes), so every engine is timed in
+blocks: rtsnn once before the peers and once after each round of peers, each peer
+``--peer-repeats`` times, interleaved. The JSON's p50 / p99 / ... are medians over an engine's
+blocks and every block is listed under ``blocks``; ratios use those medians.
+
 The input encoding cost is charged to rtsnn only (peers are handed the spike vector), so the
 ratios are conservative. ``ratios`` are peer/rtsnn of p50 and p99 per network;
 ``floors_met`` holds the two latency floors and ``>= 10x`` per peer (both p50 and p99).
@@ -179,9 +184,13 @@ def bench_rtsnn(model, raster: np.ndarray, warmup: int, peer_ticks: int = 0) -> 
     clock = time.perf_counter_ns
     gc.collect()
     gc.freeze()
+    # the session's ingest writes each tick's samples into one preallocated buffer; do the same
+    # (outside the timed region: it is the ingest stage, not encode + step + readout)
+    samples = np.zeros((1, N_IN), np.float32)
     for t in range(n_ticks):
+        samples[...] = raster3[t]
         t0 = clock()
-        enc.encode(raster3[t], 1, spikes_in)
+        enc.encode(samples, 1, spikes_in)
         net.step(spikes_in)
         y = net.readout()
         y0 = y[0]
@@ -510,6 +519,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ticks", type=int, default=5000, help="timed rtsnn ticks per network (after warm-up)")
     ap.add_argument("--peer-ticks", type=int, default=2000, help="timed ticks per peer and network")
     ap.add_argument("--warmup", type=int, default=300, help="ticks run and discarded before timing")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="minimum number of rtsnn timing blocks (one follows each round of peers); median reported")
+    ap.add_argument("--peer-repeats", type=int, default=3,
+                    help="timing blocks per peer and network, interleaved with rtsnn's; median reported")
     ap.add_argument("--peers", default=",".join(ALL_PEERS),
                     help="comma list of snntorch,brian2,nest, or 'none'")
     ap.add_argument("--networks", default="alif256,lif1024", help="comma list of alif256,lif1024")
@@ -560,15 +573,24 @@ def main(argv: list[str] | None = None) -> int:
             "input_gain": round(gain, 4), "calibration_activity": round(calib_act, 5), "seed": MODEL_SEED}
         log(f"[{net_name}] input_gain {gain:.3f} -> calibration activity {100 * calib_act:.2f} % "
             f"({time.perf_counter() - t0:.1f} s)")
-        r = bench_rtsnn(model, raster[:args.warmup + args.ticks], args.warmup,
-                        args.peer_ticks if args.peer_list else 0)
-        result["rtsnn"][net_name] = r
-        log(f"[{net_name}] rtsnn p50 {r['p50_us']} us  p99 {r['p99_us']} us  p99.9 {r['p999_us']} us  "
-            f"max {r['max_us']} us  activity {100 * r['activity']:.2f} %")
-        result["floors_met"][f"{net_name}_p99_le_{FLOOR_P99_US[net_name]:g}us"] = \
-            bool(r["p99_us"] <= FLOOR_P99_US[net_name])
 
+    # rtsnn is timed in several blocks spread over the run (before the peers, after each peer,
+    # and more until --repeats): a neighbour's load on this shared machine then shifts one block,
+    # not the comparison. Reported figures are the median over blocks; every block is listed.
+    rt_blocks: dict[str, list[dict[str, Any]]] = {n: [] for n in args.net_list}
+
+    def time_rtsnn() -> None:
+        for net_name in args.net_list:
+            r = bench_rtsnn(models[net_name], raster[:args.warmup + args.ticks], args.warmup,
+                            args.peer_ticks if args.peer_list else 0)
+            rt_blocks[net_name].append(r)
+            log(f"[{net_name}] rtsnn block {len(rt_blocks[net_name])}: p50 {r['p50_us']} us  "
+                f"p99 {r['p99_us']} us  p99.9 {r['p999_us']} us  max {r['max_us']} us  "
+                f"activity {100 * r['activity']:.2f} %")
+
+    time_rtsnn()
     peer_raster = raster[:args.warmup + args.peer_ticks]
+    peer_blocks: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for peer in ALL_PEERS:
         if peer not in args.peer_list:
             result["peers"][peer] = {"skipped": "not requested (--peers)"}
@@ -578,25 +600,60 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[{peer}] skipped: {reason}")
             result["peers"][peer] = {"skipped": reason}
             continue
+        peer_blocks[peer] = {n: [] for n in args.net_list}
+    # peers are timed in blocks too, interleaved with rtsnn's: round k times every peer, then rtsnn
+    for k in range(args.peer_repeats if peer_blocks else 0):
+        for peer, per_net in peer_blocks.items():
+            for net_name in args.net_list:
+                t0 = time.perf_counter()
+                try:
+                    res = PEER_FUNCS[peer](models[net_name], peer_raster, args.warmup)
+                except Exception as err:  # noqa: BLE001 -- a peer failing is reported, never faked or fatal
+                    res = {"error": f"{type(err).__name__}: {err}"[:500]}
+                per_net[net_name].append(res)
+                log(f"[{net_name}] {peer} block {k + 1}: " + (
+                    f"p50 {res['p50_us']} us  p99 {res['p99_us']} us  activity {res.get('activity')} "
+                    f"({time.perf_counter() - t0:.1f} s)" if "p50_us" in res else str(res)))
+        time_rtsnn()
+    while len(rt_blocks[args.net_list[0]]) < args.repeats:
+        time_rtsnn()
+    for peer, per_net in peer_blocks.items():
         result["peers"][peer] = {}
-        for net_name in args.net_list:
-            t0 = time.perf_counter()
-            try:
-                res = PEER_FUNCS[peer](models[net_name], peer_raster, args.warmup)
-            except Exception as err:  # noqa: BLE001 -- a peer failing is reported, never faked or fatal
-                res = {"error": f"{type(err).__name__}: {err}"[:500]}
-            result["peers"][peer][net_name] = res
-            if "p50_us" in res:
-                rt = result["rtsnn"][net_name]
-                ratio = {"p50": round(res["p50_us"] / rt["p50_us"], 1), "p99": round(res["p99_us"] / rt["p99_us"], 1)}
-                result["ratios"][f"{peer}/{net_name}"] = ratio
-                result["floors_met"][f"{peer}_{net_name}_ge_10x"] = bool(
-                    ratio["p50"] >= SPEEDUP_FLOOR and ratio["p99"] >= SPEEDUP_FLOOR)
-                log(f"[{net_name}] {peer}: p50 {res['p50_us']} us  p99 {res['p99_us']} us  activity "
-                    f"{res.get('activity')}  ratio p50 {ratio['p50']}x p99 {ratio['p99']}x "
-                    f"({time.perf_counter() - t0:.1f} s)")
-            else:
-                log(f"[{net_name}] {peer}: {res}")
+        for net_name, blocks in per_net.items():
+            timed = [b for b in blocks if "p50_us" in b]
+            if not timed:  # skipped (e.g. no ALIF in that peer) or failed: report the first answer
+                result["peers"][peer][net_name] = blocks[0]
+                continue
+            agg = dict(timed[0])
+            for key in ("p50_us", "p99_us", "p999_us", "max_us", "mean_us"):
+                if key in agg:
+                    agg[key] = round(float(np.median([b[key] for b in timed])), 2)
+            agg["aggregate"] = f"median over {len(timed)} blocks of {timed[0]['ticks']} ticks"
+            agg["blocks"] = [{k: b.get(k) for k in ("p50_us", "p99_us", "p999_us", "max_us")} for b in timed]
+            if len(timed) < len(blocks):
+                agg["failed_blocks"] = [b for b in blocks if "p50_us" not in b]
+            result["peers"][peer][net_name] = agg
+
+    for net_name in args.net_list:
+        blocks = rt_blocks[net_name]
+        agg = dict(blocks[0])
+        for key in ("p50_us", "p99_us", "p999_us", "max_us", "mean_us"):
+            agg[key] = round(float(np.median([b[key] for b in blocks])), 2)
+        agg["aggregate"] = f"median over {len(blocks)} blocks of {blocks[0]['ticks']} ticks"
+        agg["blocks"] = [{k: b[k] for k in ("p50_us", "p99_us", "p999_us", "max_us")} for b in blocks]
+        result["rtsnn"][net_name] = agg
+        result["floors_met"][f"{net_name}_p99_le_{FLOOR_P99_US[net_name]:g}us"] = \
+            bool(agg["p99_us"] <= FLOOR_P99_US[net_name])
+    for peer, per_net in result["peers"].items():
+        for net_name, res in per_net.items():
+            if not isinstance(res, dict) or "p50_us" not in res:
+                continue
+            rt = result["rtsnn"][net_name]
+            ratio = {"p50": round(res["p50_us"] / rt["p50_us"], 1), "p99": round(res["p99_us"] / rt["p99_us"], 1)}
+            result["ratios"][f"{peer}/{net_name}"] = ratio
+            result["floors_met"][f"{peer}_{net_name}_ge_10x"] = bool(
+                ratio["p50"] >= SPEEDUP_FLOOR and ratio["p99"] >= SPEEDUP_FLOOR)
+            log(f"[{net_name}] {peer}/rtsnn: p50 {ratio['p50']}x  p99 {ratio['p99']}x")
 
     # all_floors_met covers what was measured; peers_compared says which peers that includes
     result["peers_compared"] = sorted({k.split("/")[0] for k in result["ratios"]})
