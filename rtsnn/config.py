@@ -41,6 +41,12 @@ class SessionSettings(_Strict):
     warmup_ticks: int = Field(200, ge=0, description="ticks run before timing starts")
     spin_us: float = Field(200.0, ge=0, description="busy-wait before each tick start")
     record_outputs: bool = True
+    realtime: Literal["auto", "fifo", "nice", "none"] = Field(
+        "auto", description="compute-thread scheduling: fifo = SCHED_FIFO, nice = raised priority, "
+                            "auto = fifo if permitted, else nice if permitted, else unchanged")
+    rt_priority: int = Field(10, ge=1, le=99, description="SCHED_FIFO priority of the compute thread")
+    max_catchup_s: float = Field(5.0, ge=0, description="warm-up continues (up to this long) until "
+                                                        "the source's start-up backlog is drained")
 
 
 class NeuronConfig(_Strict):

@@ -92,6 +92,38 @@ def _substitute(options: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k: (v.replace("{synthetic}", prefix) if isinstance(v, str) else v) for k, v in options.items()}
 
 
+CAUGHT_UP_S = 0.02  # warm-up: the newest pulled sample is at most this old -> backlog drained
+
+
+def apply_realtime(policy: str, priority: int) -> str:
+    """Raise the calling thread's scheduling priority; returns what was applied.
+
+    ``fifo``: SCHED_FIFO at ``priority`` (a sleeping tick thread then preempts ordinary work on
+    its core when its deadline comes; Linux still reserves 5 % of each second for other
+    threads). ``nice``: nice -10 for this thread only. ``auto``: fifo, else nice, else nothing
+    (without the privilege, e.g. CAP_SYS_NICE or root, the session runs unchanged). A policy
+    asked for explicitly that cannot be applied raises ``PermissionError``.
+    """
+    if policy == "none":
+        return "none"
+    if policy in ("auto", "fifo"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread
+            return f"fifo:{priority}"
+        except (PermissionError, OSError, AttributeError) as err:
+            if policy == "fifo":
+                raise PermissionError(f"session.realtime: fifo: SCHED_FIFO refused ({err}); run with "
+                                      f"CAP_SYS_NICE or choose realtime: nice / auto / none") from None
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        return "nice:-10"
+    except (PermissionError, OSError, AttributeError) as err:
+        if policy == "nice":
+            raise PermissionError(f"session.realtime: nice: raising the priority was refused ({err}); "
+                                  f"choose realtime: auto / none") from None
+    return "none (not permitted)"
+
+
 class Session:
     """Builds every stage from a :class:`SessionConfig` and runs the tick loop."""
 
@@ -271,6 +303,7 @@ class Session:
 
     def _loop(self) -> None:
         s = self.cfg.session
+        self.realtime_applied = apply_realtime(s.realtime, s.rt_priority)
         clock = DeadlineClock(self.dt_s, spin_s=s.spin_us * 1e-6)
         n_total = int(round(s.duration_s / self.dt_s)) if s.duration_s else -1
         warmup = s.warmup_ticks
@@ -294,8 +327,14 @@ class Session:
 
         clock.start(delay_s=0.01)
         k = 0
+        # warm-up ends after `warmup` ticks once the source has caught up with its start-up
+        # backlog (samples queued before the first pull would otherwise count as latency),
+        # or after max_catchup_s at the latest
+        catchup_ticks = warmup + int(s.max_catchup_s / self.dt_s)
+        n = 0
         while not self.stop_event.is_set():
-            if not measuring and k >= warmup:
+            if not measuring and k >= warmup and (n == 0 or local_clock() - timestamps[n - 1] < CAUGHT_UP_S
+                                                   or k >= catchup_ticks):
                 # warm-up over: forget its timings, freeze what exists so gc never scans it
                 self.stats.reset()
                 for key in c:
@@ -456,6 +495,7 @@ class Session:
             "r2": r2_from_acc(self.r2_acc),
             "source": src,
             "outputs_dropped": int(self.out_ring.dropped),
+            "realtime": getattr(self, "realtime_applied", "none"),
         }
         if self.teacher is not None:
             out["teacher"] = self.teacher.stats()
