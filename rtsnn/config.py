@@ -99,6 +99,8 @@ class SessionConfig(_Strict):
     model: ModelConfig = ModelConfig()
     backend: PluginSpec = PluginSpec(kind="numba_cpu")
     learner: PluginSpec | None = None
+    reward: PluginSpec | None = Field(None, description="reward source for reward-driven learners "
+                                                        "(entry-point group rtsnn.rewards)")
     sinks: list[PluginSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")

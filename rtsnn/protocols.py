@@ -24,7 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-GROUPS = ("rtsnn.sources", "rtsnn.encoders", "rtsnn.sinks", "rtsnn.backends", "rtsnn.learners")
+GROUPS = ("rtsnn.sources", "rtsnn.encoders", "rtsnn.sinks", "rtsnn.backends", "rtsnn.learners",
+          "rtsnn.rewards")
 
 
 @runtime_checkable
@@ -82,6 +83,21 @@ class Backend(Protocol):
 
     def reset_state(self) -> None: ...
 
+    # Optional, for online learners: ``readout_weights() -> (w_out, b_out)`` views that the
+    # next step uses (in-place updates take effect then), and ``features()`` (the readout
+    # trace r, float32 n_rec).
+
+
+@runtime_checkable
+class RewardSource(Protocol):
+    """Scalar reward for reward-driven learners (group ``rtsnn.rewards``): an LSL stream, an
+    MQTT topic, a task adapter. Rewards that arrive between polls are summed."""
+
+    def poll(self) -> tuple[float, float] | None:
+        """``(reward, t_s)`` received since the last poll, or None; never blocks."""
+
+    def stats(self) -> dict[str, Any]: ...
+
 
 @runtime_checkable
 class Sink(Protocol):
@@ -107,11 +123,17 @@ class Learner(Protocol):
     true the session calls ``prepare()`` on the I/O thread (heavy work: solves, large
     reductions) and then ``apply(backend)`` on the compute thread at the first tick with
     budget left: learning defers, inference never waits for it.
+
+    ``observe`` is called on ticks that have a teaching target; a learner with the class
+    attribute ``needs_target = False`` (reward-driven) is called every tick, with ``target``
+    None until one arrives. ``observe`` runs between ``readout`` and the sinks and may write into
+    the readout view (e.g. exploration noise). A learner that takes rewards defines
+    ``set_reward_source(source)``; the session passes it the source built from ``reward:``.
     """
 
     def attach(self, backend: Backend, dt_s: float) -> None: ...
 
-    def observe(self, backend: Backend, target: np.ndarray) -> None: ...
+    def observe(self, backend: Backend, target: np.ndarray | None) -> None: ...
 
     def prepare(self) -> None: ...
 

@@ -40,6 +40,10 @@ class NumbaCpuBackend:
     def features(self) -> np.ndarray:  # replaced per instance in __init__
         return self.network.features()
 
+    def readout_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(w_out, b_out)`` as views; in-place updates take effect at the next step."""
+        return self.network.readout_weights()
+
     def set_readout(self, w_out: np.ndarray, b_out: np.ndarray) -> None:
         self.network.set_readout(w_out, b_out)
 

@@ -168,6 +168,17 @@ class Session:
                                      origin, model=model)
         self.learner = (plugins.build("rtsnn.learners", cfg.learner.kind, cfg.learner.options, "learner", origin)
                         if cfg.learner else None)
+        self.reward = None
+        if cfg.reward is not None:
+            if self.learner is None or not hasattr(self.learner, "set_reward_source"):
+                raise ConfigError(f"{origin}: reward: the learner "
+                                  f"{cfg.learner.kind if cfg.learner else '(none)'} does not take rewards; "
+                                  f"use a reward-driven learner such as actor_critic")
+            self.reward = plugins.build("rtsnn.rewards", cfg.reward.kind,
+                                        _substitute(cfg.reward.options, self.synthetic_prefix), "reward", origin)
+            self.learner.set_reward_source(self.reward)
+        # learners that learn from reward alone observe every tick, with target None
+        self._observe_always = self.learner is not None and not getattr(self.learner, "needs_target", True)
         self.sinks = [plugins.build("rtsnn.sinks", sp.kind, _substitute(sp.options, self.synthetic_prefix),
                                    f"sinks.{i}", origin)
                       for i, sp in enumerate(cfg.sinks)]
@@ -217,6 +228,8 @@ class Session:
         self.source.open()
         if self.teacher is not None:
             self.teacher.open()
+        if self.reward is not None and hasattr(self.reward, "open"):
+            self.reward.open()
         labels = list(self.model.output_labels)
         units = list(self.model.output_units)
         for sink in self.sinks:
@@ -277,7 +290,7 @@ class Session:
         self.stop_event.set()
 
     def _close(self) -> None:
-        for c in [self.source, self.teacher, *self.sinks]:
+        for c in [self.source, self.teacher, self.reward, *self.sinks]:
             if c is None:
                 continue
             try:
@@ -322,6 +335,7 @@ class Session:
         ring, row, r2_acc = self.out_ring, self.out_row, self.r2_acc
         n_out = self.model.n_out
         has_target = False
+        observe_always = self._observe_always
         measuring = False
         k_measured = 0
 
@@ -367,6 +381,9 @@ class Session:
             if learner is not None:
                 if has_target:
                     learner.observe(backend, target)
+                    learned = True
+                elif observe_always:
+                    learner.observe(backend, None)
                     learned = True
                 if self._prepare_state == "ready":
                     if t4 - t_sched < budget_ns // 2:

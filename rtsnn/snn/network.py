@@ -96,6 +96,11 @@ class Network:
         """Output ``y = w_out^T r + b_out`` after the last step (view, float32 n_out)."""
         return self._y
 
+    def readout_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(w_out, b_out)``: the readout weights the step uses (views, not copies). An online
+        learner may update them in place; the next step's output uses the new values."""
+        return self._w_out, self._b_out
+
     def features(self) -> np.ndarray:
         """Readout trace ``r`` (view, float32 n_rec): the features a readout learner fits."""
         return self.state.r

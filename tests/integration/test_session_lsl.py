@@ -188,3 +188,55 @@ def test_demo_session_publishes_decoded_stream_a_real_inlet_receives(tmp_path):
     finally:
         th.join(60)
     assert result["summary"]["sinks"][0]["name"] == decoded
+
+
+def test_reward_driven_session_observes_every_tick_and_counts_rewards(tmp_path):
+    """actor_critic with rewards from a real LSL stream: no teacher, the learner still observes
+    every tick; NaN rewards are dropped and counted, not learned from."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    pub = Publisher(name, 4)
+    pub.start()
+    reward_name = name + "-reward"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(reward_name, "Reward", 1, 0, "float32", reward_name))
+    data = {
+        "session": {"name": "t", "duration_s": 2.0, "out_dir": str(tmp_path), "warmup_ticks": 50},
+        "source": {"kind": "lsl", "options": {"name": name, "n_channels": 4, "resolve_timeout_s": 3.0}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
+        "model": {"random": {"n_rec": 32, "n_out": 2, "seed": 0}},
+        "learner": {"kind": "actor_critic", "options": {"sigma": 0.1}},
+        "reward": {"kind": "lsl", "options": {"name": reward_name, "resolve_timeout_s": 3.0}},
+    }
+    stop = threading.Event()
+
+    def send_rewards():
+        k = 0
+        while not stop.is_set():
+            outlet.push_sample([float("nan") if k % 5 == 4 else 1.0])
+            k += 1
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=send_rewards, daemon=True)
+    sender.start()
+    try:
+        summary = Session(parse_config(data, "<test>")).run()
+    finally:
+        stop.set()
+        pub.stop_ev.set()
+    lr = summary["learner"]
+    assert lr["ticks"] >= summary["ticks"]  # observed on every tick (warm-up included)
+    assert summary["stage_latency_us"]["learn"]["n"] == summary["ticks"]
+    # every valid reward (1.0 each) reached the learner once: its sum equals the source's count
+    assert lr["reward_source"]["rewards"] > 20
+    assert lr["reward_sum"] == pytest.approx(lr["reward_source"]["rewards"], rel=1e-6)
+    rs = lr["reward_source"]
+    assert rs["source"]["dropped_nonfinite"] + rs["bad"] > 3  # the NaN rewards, dropped and counted
+
+
+def test_reward_config_refused_for_a_learner_without_rewards(tmp_path):
+    from rtsnn.config import ConfigError
+
+    data = {"source": {"kind": "lsl", "options": {"name": "x", "n_channels": 4}},
+            "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
+            "learner": {"kind": "ridge_readout"}, "reward": {"kind": "lsl", "options": {"name": "r"}}}
+    with pytest.raises(ConfigError, match="does not take rewards"):
+        Session(parse_config(data, "<test>"))
