@@ -3,16 +3,24 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# plugin packages shipped in this repository, installed beside rtsnn for the demo and the tests
+PLUGINS := rtsnn-xylo
 
 .PHONY: demo test bench bench-peers soak clean
 
-$(BIN)/.installed: pyproject.toml
+# .installed-run: rtsnn and its plugins (what `make demo` needs); .installed-dev: plus the test
+# and cross-check dependencies (snnTorch, NEST, xylosim, ...) that `make test` needs.
+$(BIN)/.installed-run: pyproject.toml $(foreach p,$(PLUGINS),plugins/$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e . $(foreach p,$(PLUGINS),-e plugins/$(p))
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-run
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.installed-run
 	$(BIN)/rtsnn demo --duration 30
 
 test: $(BIN)/.installed

@@ -1,0 +1,1 @@
+"""Interchange with other simulators and chips (NIR)."""

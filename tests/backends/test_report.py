@@ -1,0 +1,69 @@
+"""``rtsnn backend report MODEL --backend xylo|numba_cpu``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rtsnn.cli import main
+from rtsnn.snn import Model, NeuronSettings
+from rtsnn.snn.model_file import save_model
+from rtsnn.snn.params import Weights
+
+pytest.importorskip("rtsnn_xylo", reason="the xylo report needs the plugin: pip install -e plugins/rtsnn-xylo")
+
+
+def _save(tmp_path, model, name="m.npz"):
+    p = tmp_path / name
+    save_model(p, model)
+    return str(p)
+
+
+def test_xylo_report_fits_and_estimates_cycles(tmp_path, capsys):
+    m = Model.random(16, 200, 2, NeuronSettings(), seed=0, rec_density=0.1, readout_scale=1.0)
+    assert main(["backend", "report", _save(tmp_path, m), "--backend", "xylo", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["fits"] and rep["neurons"]["hidden"] == 200
+    sy = rep["synapses"]
+    n_float = sum(int(np.count_nonzero(a)) for a in (m.weights.w_in, m.weights.w_rec, m.weights.w_out))
+    # synapses whose weight rounds to 0 in int8 are gone on the chip, and counted
+    assert sy["recurrent"] <= int(np.count_nonzero(m.weights.w_rec))
+    assert sy["input"] + sy["recurrent"] + sy["output"] + sy["rounded_to_zero"] == n_float
+    c = rep["cycles_per_tick"]
+    # worst case by hand: 16*(200*3.5+1) + 200*(fan*7+3) + 200*(1+16) + 200*22 + 24
+    fan = rep["fan_out"]["mean"]
+    assert c["worst_case"] == pytest.approx(16 * 701 + 200 * (fan * 7 + 3) + 200 * 17 + 200 * 22 + 24)
+    assert 0 < c["typical"] < c["worst_case"] and c["budget"] == pytest.approx(50e3)
+    assert rep["real_time"]["worst_case"] == (c["worst_case"] * 1.2 <= 50e3)
+    assert main(["backend", "report", _save(tmp_path, m), "--backend", "xylo"]) == 0
+    text = capsys.readouterr().out
+    assert "cycles/tick" in text and "real time" in text and "memory" in text
+
+
+def test_slow_clock_does_not_fit_real_time(tmp_path, capsys):
+    m = Model.random(16, 400, 2, NeuronSettings(), seed=0, rec_density=0.1)
+    assert main(["backend", "report", _save(tmp_path, m), "--clock-mhz", "1", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["real_time"]["worst_case"] is False and rep["real_time"]["min_clock_hz_worst_case"] > 1e6
+
+
+def test_model_that_does_not_fit_lists_every_violation_and_exits_1(tmp_path, capsys):
+    s = NeuronSettings(model="alif", beta_adapt=0.1)
+    w = Weights(np.full((20, 50), 0.1), np.zeros((50, 50)), np.full((50, 9), 0.1), np.zeros(9))
+    assert main(["backend", "report", _save(tmp_path, Model(s, w)), "--backend", "xylo"]) == 1
+    out = capsys.readouterr().out
+    assert "DOES NOT FIT: 3 violation(s)" in out
+    assert "n_in (input channels)" in out and "n_out (output neurons)" in out and "neuron model" in out
+    assert main(["backend", "report", _save(tmp_path, Model(s, w)), "--lenient", "--json"]) == 1
+    assert len(json.loads(capsys.readouterr().out)["violations"]) == 2
+
+
+def test_numba_cpu_report_and_bad_input(tmp_path, capsys):
+    m = Model.random(8, 30, 2, NeuronSettings(), seed=0)
+    assert main(["backend", "report", _save(tmp_path, m), "--backend", "numba_cpu", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["memory_bytes"]["weights"] == 4 * (8 * 30 + 30 * 30 + 30 * 2 + 2)
+    assert main(["backend", "report", str(tmp_path / "missing.npz")]) == 2
+    assert main(["backend", "report", _save(tmp_path, m), "--clock-mhz", "0"]) == 2
