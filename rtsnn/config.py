@@ -45,6 +45,8 @@ class SessionSettings(_Strict):
         "auto", description="compute-thread scheduling: fifo = SCHED_FIFO, nice = raised priority, "
                             "auto = fifo if permitted, else nice if permitted, else unchanged")
     rt_priority: int = Field(10, ge=1, le=99, description="SCHED_FIFO priority of the compute thread")
+    monitor: bool = Field(True, description="publish <name>-monitor/-raster/-outputs LSL streams for "
+                                            "`rtsnn dashboard` (about 1 us per tick on the compute thread)")
     max_catchup_s: float = Field(5.0, ge=0, description="warm-up continues (up to this long) until "
                                                         "the source's start-up backlog is drained")
 

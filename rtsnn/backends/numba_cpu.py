@@ -27,6 +27,7 @@ class NumbaCpuBackend:
         self.step = self.network.step  # type: ignore[method-assign]
         self.readout = self.network.readout  # type: ignore[method-assign]
         self.features = self.network.features  # type: ignore[method-assign]
+        self.spikes = self.network.spikes  # type: ignore[method-assign]
 
     def warm_up(self) -> None:
         self.network.warm_up()
@@ -39,6 +40,10 @@ class NumbaCpuBackend:
 
     def features(self) -> np.ndarray:  # replaced per instance in __init__
         return self.network.features()
+
+    def spikes(self) -> np.ndarray:  # replaced per instance in __init__
+        """Spikes of the last step (view, float32 0/1, n_rec): what the dashboard's raster shows."""
+        return self.network.spikes()
 
     def readout_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """``(w_out, b_out)`` as views; in-place updates take effect at the next step."""

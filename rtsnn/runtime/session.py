@@ -182,6 +182,12 @@ class Session:
         self.sinks = [plugins.build("rtsnn.sinks", sp.kind, _substitute(sp.options, self.synthetic_prefix),
                                    f"sinks.{i}", origin)
                       for i, sp in enumerate(cfg.sinks)]
+        self.monitor = None
+        if s.monitor:
+            from rtsnn.viz.monitor import SessionMonitor  # numpy + pylsl only, no Qt
+
+            self.monitor = SessionMonitor(s.name, model.n_rec, model.n_out, s.dt_s,
+                                          output_labels=list(model.output_labels) or None)
         if self.teacher is not None and self.teacher.n_channels != model.n_out:
             raise ConfigError(f"{origin}: teacher has {self.teacher.n_channels} channels but the model has "
                               f"{model.n_out} outputs")
@@ -198,6 +204,10 @@ class Session:
         self.r2_acc = np.zeros((4, model.n_out), np.float64)
         self.out_ring = RowRing(4096, 3 + 2 * model.n_out)
         self.out_row = np.zeros(3 + 2 * model.n_out, np.float64)
+        if self.monitor is not None:
+            # its tap is one more sink: three copies into a preallocated ring per tick
+            self.monitor.attach(self.backend, self.target)
+            self.sinks.append(self.monitor.sink)
 
         self.stop_event = threading.Event()
         self.counters: dict[str, int] = dict(ticks=0, deadline_misses=0, skipped_ticks=0, gap_ticks=0,
@@ -230,6 +240,8 @@ class Session:
             self.teacher.open()
         if self.reward is not None and hasattr(self.reward, "open"):
             self.reward.open()
+        if self.monitor is not None:
+            self.monitor.open()
         labels = list(self.model.output_labels)
         units = list(self.model.output_units)
         for sink in self.sinks:
@@ -290,7 +302,7 @@ class Session:
         self.stop_event.set()
 
     def _close(self) -> None:
-        for c in [self.source, self.teacher, self.reward, *self.sinks]:
+        for c in [self.source, self.teacher, self.reward, *self.sinks, self.monitor]:
             if c is None:
                 continue
             try:
@@ -452,6 +464,7 @@ class Session:
         loop = asyncio.get_running_loop()
         prev_hist = self.stats.hist.copy()
         t_start = time.monotonic()
+        mon_task = asyncio.create_task(self.monitor.run(self)) if self.monitor is not None else None
         with open(metrics_path, "a", buffering=1) as mf, open(outputs_path, "ab") as of:
             next_t = time.monotonic() + interval
             while not (self._io_done.is_set() and self._prepare_state != "running"):
@@ -474,6 +487,8 @@ class Session:
                     if len(rows):
                         rows.astype("<f8").tofile(of)
                     break
+        if mon_task is not None:
+            mon_task.cancel()
 
     def _interval_metrics(self, hist_delta: np.ndarray, elapsed_s: float) -> dict[str, Any]:
         out: dict[str, Any] = {"t_s": round(elapsed_s, 3), **dict(self.counters)}
@@ -518,5 +533,8 @@ class Session:
             out["teacher"] = self.teacher.stats()
         if self.learner is not None:
             out["learner"] = self.learner.stats()
-        out["sinks"] = [s.stats() for s in self.sinks]
+        tap = self.monitor.sink if self.monitor is not None else None
+        out["sinks"] = [s.stats() for s in self.sinks if s is not tap]
+        if self.monitor is not None:
+            out["monitor"] = dict(self.monitor.counters)
         return out

@@ -240,3 +240,41 @@ def test_reward_config_refused_for_a_learner_without_rewards(tmp_path):
             "learner": {"kind": "ridge_readout"}, "reward": {"kind": "lsl", "options": {"name": "r"}}}
     with pytest.raises(ConfigError, match="does not take rewards"):
         Session(parse_config(data, "<test>"))
+
+
+def test_session_monitor_streams_reach_a_dashboard_client(tmp_path):
+    """A real session publishes its monitor streams; the dashboard's client finds it by name and
+    receives raster rows (spikes of the real network), outputs and status with counters."""
+    from rtsnn.viz.client import MonitorClient, discover
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    pub = Publisher(name, 8, fill=3.0)
+    pub.start()
+    data = {
+        "session": {"name": name, "duration_s": 4.0, "out_dir": str(tmp_path), "warmup_ticks": 50},
+        "source": {"kind": "lsl", "options": {"name": name, "n_channels": 8, "resolve_timeout_s": 3.0}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 8}},
+        "model": {"random": {"n_rec": 32, "n_out": 2, "seed": 0, "input_gain": 3.0}},
+    }
+    session = Session(parse_config(data, "<test>"))
+    result = {}
+    th = threading.Thread(target=lambda: result.update(summary=session.run()))
+    th.start()
+    try:
+        client = MonitorClient(discover(session=name, timeout_s=8.0))
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            client.poll()
+            time.sleep(0.03)
+        assert client.counts["raster_rows"] > 500 and client.counts["statuses"] >= 5
+        assert client.raster_image().any()  # the network spiked and the raster shows it
+        st = client.last_status
+        assert st["session"] == name and st["counters"]["ticks"] > 0
+        assert "step" in st["latency"]["series"]
+        client.close()
+    finally:
+        th.join(60)
+        pub.stop_ev.set()
+    s = result["summary"]
+    assert s["monitor"]["raster_rows"] > 0 and s["monitor"]["errors"] == 0
+    assert s["sinks"] == []  # no sink configured: the monitor's tap is not reported as one

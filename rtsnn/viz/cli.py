@@ -1,0 +1,109 @@
+"""``rtsnn dashboard``: attach the live dashboard to a running session's monitor.
+
+    rtsnn dashboard [--session NAME | --source-id PREFIX] [--fps 30] [--wait S]
+                    [--screenshot FILE --after S] [--json]
+
+Without a display (no ``DISPLAY`` / ``WAYLAND_DISPLAY`` and no ``QT_QPA_PLATFORM``) the
+dashboard can only run offscreen, which is useful with ``--screenshot``: it then runs ``--after``
+seconds, saves a PNG of the window, prints one JSON line (frames painted, measured fps,
+samples received) and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("dashboard", help="live dashboard of a running session (pyqtgraph)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--session", help="session name (session.name in its config); default: the newest")
+    who.add_argument("--source-id", help="prefix of the monitor's LSL source_id, e.g. rtsnn-monitor:host:pid")
+    p.add_argument("--fps", type=float, default=30.0, help="target frame rate (default 30)")
+    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the session to appear")
+    p.add_argument("--raster-window", type=float, default=1.0, help="seconds of spike raster shown")
+    p.add_argument("--screenshot", help="save a PNG of the window after --after seconds, then exit")
+    p.add_argument("--after", type=float, default=2.0, help="seconds before the screenshot (default 2)")
+    p.add_argument("--duration", type=float, help="exit after this many seconds (no screenshot)")
+    p.add_argument("--size", default="1400x900", help="window size WxH (default 1400x900)")
+    p.add_argument("--nice", type=int, default=10,
+                   help="raise the dashboard's own niceness by this much (default 10) so that on a busy "
+                        "machine the scheduler prefers the session; 0 keeps it unchanged")
+    p.add_argument("--json", action="store_true", help="print one JSON line with fps and counts at exit")
+    p.set_defaults(func=cmd_dashboard)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 1400x900, got {text!r}") from None
+    if w < 200 or h < 150:
+        raise ValueError(f"--size must be at least 200x150, got {text!r}")
+    return w, h
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be > 0, got {args.fps}")
+    if args.screenshot and not args.after > 0:
+        raise ValueError(f"--after must be > 0 s, got {args.after}")
+    if args.duration is not None and not args.duration > 0:
+        raise ValueError(f"--duration must be > 0 s, got {args.duration}")
+    if not 0 <= args.nice <= 19:
+        raise ValueError(f"--nice must be in 0..19, got {args.nice}")
+    size = _parse_size(args.size)
+    if args.nice:
+        os.nice(args.nice)
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or
+                    os.environ.get("QT_QPA_PLATFORM"))
+    if headless:
+        if not (args.screenshot or args.duration):
+            raise ValueError("no display (DISPLAY / WAYLAND_DISPLAY unset): run with a display, or offscreen "
+                             "with --screenshot FILE or --duration S")
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    try:
+        from rtsnn.viz.dashboard import DashboardWindow, ensure_app
+    except ImportError as err:
+        raise ValueError(f"the dashboard needs pyqtgraph and PySide6 ({err}); "
+                         f"install them with: pip install 'rtsnn[dashboard]'") from None
+    from rtsnn.viz.client import MonitorClient, discover
+
+    streams = discover(session=args.session, source_id=args.source_id, timeout_s=args.wait)
+    app = ensure_app()
+    client = MonitorClient(streams, raster_window_s=args.raster_window)
+    win = DashboardWindow(client, fps=args.fps)
+    win.resize(*size)
+    win.show()
+    win.start()
+    run_s = args.after if args.screenshot else args.duration
+    result: dict[str, Any] = {}
+    if run_s is not None:
+        from pyqtgraph.Qt import QtCore
+
+        def finish() -> None:
+            if args.screenshot:
+                if not win.grab().save(args.screenshot):
+                    result["error"] = f"could not write {args.screenshot}"
+                result["screenshot"] = args.screenshot
+            app.quit()
+
+        QtCore.QTimer.singleShot(int(run_s * 1000), finish)
+    t0 = time.perf_counter()
+    app.exec()
+    win.stop()
+    result.update(session=streams.session, key=streams.key, seconds=round(time.perf_counter() - t0, 3),
+                  target_fps=args.fps, fps=round(win.fps(), 2), frames=win.frames_painted,
+                  updates=win.frames_updated, **client.counts)
+    client.close()
+    if args.json:
+        print(json.dumps(result))
+    if "error" in result:
+        print(f"rtsnn: error: {result['error']}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,316 @@
+"""The live dashboard window (pyqtgraph on PySide6).
+
+It only reads what the session's monitor publishes over LSL (:mod:`rtsnn.viz.client`); the
+session never waits on it. One ``QTimer`` at the target frame rate pulls (non-blocking) and
+redraws:
+
+    row 0  spike raster of the recurrent layer (last ``raster_window_s``)    | stream health
+    row 1  decoded vs target, one plot per output                           | (text panel)
+    row 2  per-stage latency histograms (last 5 s, log time axis) | deadline misses / s
+    row 3  learning curves (learner stats, each scaled to its range) | source samples / s
+
+The frame rate is measured from the paint events the plot canvas actually receives, not from
+timer callbacks (``fps()``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import numpy as np  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
+from pyqtgraph.Qt import QtCore, QtWidgets  # noqa: E402
+
+from rtsnn.viz.client import MonitorClient  # noqa: E402
+
+STAGE_ORDER = ("ingest", "encode", "step", "readout", "learn", "emit", "tick", "e2e")
+SPIKE_RGB = (255, 215, 0)  # raster spikes: gold on black
+BACKGROUND_RGB = (0, 0, 0)
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+HEALTH_KEYS = ("samples", "repaired_values", "dropped_samples", "losses", "reconnects", "in_gap", "connected")
+
+
+def _numeric_items(d: Any, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    if not isinstance(d, dict):
+        return out
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, bool):
+            out[name] = float(v)
+        elif isinstance(v, (int, float)) and v == v:
+            out[name] = float(v)
+        elif isinstance(v, dict) and not prefix:
+            out.update(_numeric_items(v, name + "."))
+    return out
+
+
+class _PaintCounter(QtCore.QObject):
+    """Counts the frames actually drawn: the first paint event of the canvas after each
+    update (Qt may paint a canvas more than once per update; those repeats are not frames)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+        self.frame_id = 0
+        self._painted_id = -1
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QtCore.QEvent.Type.Paint and self.frame_id != self._painted_id:
+            self._painted_id = self.frame_id
+            self.times.append(time.perf_counter())
+        return False
+
+
+class DashboardWindow(QtWidgets.QMainWindow):
+    def __init__(self, client: MonitorClient, fps: float = 30.0, raster_window_s: float = 1.0):
+        super().__init__()
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps!r}")
+        self.client = client
+        self.target_fps = float(fps)
+        self.setWindowTitle(f"rtsnn dashboard - {client.streams.session} ({client.streams.key})")
+        pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
+
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QHBoxLayout(central)
+        self.glw = pg.GraphicsLayoutWidget()
+        layout.addWidget(self.glw, stretch=4)
+        self.health = QtWidgets.QLabel()
+        self.health.setObjectName("health")
+        self.health.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.health.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.health.setMinimumWidth(230)
+        layout.addWidget(self.health, stretch=1)
+        self.setCentralWidget(central)
+
+        c = client
+        # row 0: raster
+        self.raster_plot = self.glw.addPlot(row=0, col=0, colspan=2,
+                                            title=f"Spike raster: first {c.raster_neurons} of {c.n_rec} "
+                                                  f"recurrent neurons")
+        self.raster_plot.setLabel("bottom", "time", units="s")
+        self.raster_plot.setLabel("left", "neuron")
+        self.raster_item = pg.ImageItem()
+        lut = np.array([BACKGROUND_RGB, SPIKE_RGB], np.uint8)
+        self.raster_item.setLookupTable(lut)
+        self.raster_item.setLevels([0, 1])
+        self.raster_plot.addItem(self.raster_item)
+        self.raster_item.setImage(c.raster_image(), autoLevels=False, levels=(0, 1))  # setRect needs a size
+        span_s = c.raster_cols * c.dt_s
+        self.raster_item.setRect(QtCore.QRectF(-span_s, 0, span_s, max(c.raster_neurons, 1)))
+        self.raster_plot.setXRange(-span_s, 0, padding=0)
+        self.raster_plot.setYRange(0, max(c.raster_neurons, 1), padding=0)
+        self.raster_plot.setMouseEnabled(False, False)
+
+        # row 1: decoded vs target
+        self.output_plots = []
+        self.out_curves: list[tuple[Any, Any]] = []
+        outs = pg.GraphicsLayout()
+        self.glw.addItem(outs, row=1, col=0, colspan=2)
+        for k, label in enumerate(c.output_labels):
+            p = outs.addPlot(row=0, col=k, title=f"Decoded vs target: {label}")
+            p.addLegend(offset=(5, 5))
+            dec = p.plot(pen=pg.mkPen(PALETTE[0], width=1.5), name="decoded")
+            tgt = p.plot(pen=pg.mkPen(PALETTE[1], width=1.5, style=QtCore.Qt.PenStyle.DashLine), name="target")
+            p.setLabel("bottom", "time", units="s")
+            p.setXRange(-c.output_window_s, 0.0, padding=0.01)  # fixed: axis ticks not regenerated per frame
+            p.enableAutoRange(x=False, y=True)
+            self.output_plots.append(p)
+            self.out_curves.append((dec, tgt))
+
+        # row 2: latency
+        self.lat_plot = self.glw.addPlot(row=2, col=0, title="Per-stage latency (last 5 s)")
+        self.lat_plot.setLogMode(x=True, y=False)
+        self.lat_plot.setLabel("bottom", "latency (us)")
+        self.lat_plot.setLabel("left", "fraction of ticks")
+        self.lat_plot.addLegend(offset=(5, 5))
+        self.lat_curves: dict[str, Any] = {}
+        for i, stage in enumerate(STAGE_ORDER):
+            self.lat_curves[stage] = self.lat_plot.plot(pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=1.5),
+                                                        name=stage)
+        self.miss_plot = self.glw.addPlot(row=2, col=1, title="Deadline misses / s")
+        self.miss_plot.setLabel("bottom", "time", units="s")
+        self.miss_curve = self.miss_plot.plot(pen=pg.mkPen(PALETTE[3], width=1.5))
+
+        # row 3: learning and stream rate
+        self.learn_plot = self.glw.addPlot(row=3, col=0, title="Learning curves (each scaled to its range)")
+        self.learn_plot.setLabel("bottom", "time", units="s")
+        self.learn_legend = self.learn_plot.addLegend(offset=(5, 5))
+        self.learn_curves: dict[str, Any] = {}
+        self.rate_plot = self.glw.addPlot(row=3, col=1, title="Source samples / s")
+        self.rate_plot.setLabel("bottom", "time", units="s")
+        self.rate_curve = self.rate_plot.plot(pen=pg.mkPen(PALETTE[2], width=1.5))
+
+        self._painter = _PaintCounter()
+        self.glw.viewport().installEventFilter(self._painter)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self.frame)
+        self.frames_updated = 0
+        self._health_t = 0.0
+        self.t_started = time.perf_counter()
+        self.health.setText(self._health_html())
+
+    # ------------------------------------------------------------------ loop
+    def start(self) -> None:
+        self.t_started = time.perf_counter()
+        self._painter.times.clear()
+        self.timer.start(max(1, int(1000.0 / self.target_fps)))  # floor: never below target
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def fps(self, window_s: float | None = None) -> float:
+        """Frames painted per second since ``start`` (or over the last ``window_s``)."""
+        times = self._painter.times
+        if len(times) < 2:
+            return 0.0
+        if window_s is not None:
+            t_end = time.perf_counter()
+            times = [t for t in times if t >= t_end - window_s]
+            return len(times) / window_s
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    @property
+    def frames_painted(self) -> int:
+        return len(self._painter.times)
+
+    def frame(self) -> None:
+        """One frame: pull everything new, then redraw. Plots fed by the ~10 Hz status only
+        redraw when a status arrived, the text panel at most 4 times a second."""
+        c = self.client
+        n_status = c.counts["statuses"]
+        c.poll()
+        new_status = c.counts["statuses"] != n_status
+        now = c.out_t[-1] if np.isfinite(c.out_t[-1]) else 0.0
+        if c.raster_neurons:
+            self.raster_item.setImage(c.raster_image(), autoLevels=False, levels=(0, 1))
+        ok = np.isfinite(c.out_t)
+        t = c.out_t[ok] - now
+        for k, (dec, tgt) in enumerate(self.out_curves):
+            dec.setData(t, c.out_v[ok, k])
+            tgt.setData(t, c.out_v[ok, c.n_out + k])
+        if new_status:
+            self._draw_latency()
+            self._draw_histories()
+        t = time.perf_counter()
+        if t - self._health_t >= 0.25:
+            self._health_t = t
+            self.health.setText(self._health_html())
+        self.frames_updated += 1
+        self._painter.frame_id = self.frames_updated
+
+    def _draw_latency(self) -> None:
+        c = self.client
+        for stage, curve in self.lat_curves.items():
+            counts = c.lat_window.get(stage)
+            if counts is None or counts.sum() == 0:
+                curve.setData([], [])
+                continue
+            nz = np.flatnonzero(counts)
+            lo, hi = max(nz[0] - 1, 0), min(nz[-1] + 2, len(counts))
+            b = np.arange(lo, hi)
+            centres_us = c.lat_min_ns * np.exp2((b + 0.5) / c.lat_bins_per_octave) / 1000.0
+            curve.setData(centres_us, counts[lo:hi] / counts.sum())
+
+    def _draw_histories(self) -> None:
+        c = self.client
+        if not c.statuses:
+            return
+        t_now = float(c.statuses[-1].get("t_lsl", 0.0))
+        t, misses = c.history(("counters", "deadline_misses"))
+        self.miss_curve.setData(*_rate(t - t_now, misses))
+        t, samples = c.history(("source", "samples"))
+        self.rate_curve.setData(*_rate(t - t_now, samples))
+        keys = _numeric_items(c.statuses[-1].get("learner") or {})
+        for key in list(keys)[:6]:
+            t, v = c.history(("learner",) + tuple(key.split(".", 1)))
+            if len(v) == 0:
+                continue
+            curve = self.learn_curves.get(key)
+            if curve is None:
+                pen = pg.mkPen(PALETTE[len(self.learn_curves) % len(PALETTE)], width=1.5)
+                curve = self.learn_plot.plot(pen=pen, name=key)
+                self.learn_curves[key] = curve
+            lo, hi = float(np.min(v)), float(np.max(v))
+            curve.setData(t - t_now, (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5))
+
+    def _health_html(self) -> str:
+        c = self.client
+        st = c.last_status
+        rows = [f"<b>session</b> {c.streams.session}", f"<b>monitor</b> {c.streams.key}"]
+        if st is None:
+            rows.append("<span style='color:#c00'>waiting for status...</span>")
+            return "<br>".join(rows)
+        age = c.status_age_s()
+        alive = age is not None and age < 2.0 and not c.lost
+        rows.append(f"<b>status</b> {'live' if alive else '<span style=color:#c00>SILENT</span>'}"
+                    f" ({age:.1f} s ago)" if age is not None else "")
+        cnt = st.get("counters", {})
+        ticks = max(int(cnt.get("ticks", 0)), 1)
+        rows.append(f"<b>ticks</b> {cnt.get('ticks', 0)}")
+        rows.append(f"<b>deadline misses</b> {cnt.get('deadline_misses', 0)} "
+                    f"({100.0 * cnt.get('deadline_misses', 0) / ticks:.3f} %)")
+        rows.append(f"<b>skipped ticks</b> {cnt.get('skipped_ticks', 0)}  <b>gap ticks</b> {cnt.get('gap_ticks', 0)}")
+        e2e = st.get("latency", {}).get("series", {}).get("e2e", {})
+        if e2e.get("n"):
+            rows.append(f"<b>e2e us</b> p50 {e2e.get('p50_us')}  p99 {e2e.get('p99_us')}")
+        r2 = self.running_r2()
+        if r2 is not None:
+            rows.append(f"<b>R^2 (window)</b> {r2:.3f}")
+        for part in ("source", "teacher"):
+            s = st.get(part)
+            if not isinstance(s, dict):
+                continue
+            rows.append(f"<br><b>{part} health</b>")
+            for key in HEALTH_KEYS:
+                if key in s:
+                    v = s[key]
+                    bad = (key == "in_gap" and v) or (key == "connected" and not v) or \
+                          (key in ("dropped_samples", "losses") and v)
+                    txt = f"{key}: {v}"
+                    rows.append(f"<span style='color:#c00'>{txt}</span>" if bad else txt)
+        mon = st.get("monitor", {})
+        rows.append(f"<br><b>monitor</b> lost rows {mon.get('lost_rows', 0)}; "
+                    f"fps {self.fps(window_s=1.0):.1f}")
+        return "<br>".join(r for r in rows if r)
+
+    def running_r2(self) -> float | None:
+        """R^2 of decoded vs target over the outputs window (mean over outputs)."""
+        c = self.client
+        ok = np.isfinite(c.out_t)
+        if ok.sum() < 10:
+            return None
+        y, tgt = c.out_v[ok, : c.n_out].astype(np.float64), c.out_v[ok, c.n_out:].astype(np.float64)
+        ss_tot = ((tgt - tgt.mean(axis=0)) ** 2).sum(axis=0)
+        if not np.all(ss_tot > 0):
+            return None
+        return float(np.mean(1.0 - ((y - tgt) ** 2).sum(axis=0) / ss_tot))
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.timer.stop()
+        self.client.close()
+        super().closeEvent(event)
+
+
+def _rate(t: np.ndarray, cumulative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second rate of a cumulative counter sampled at times ``t`` (resets clipped to 0)."""
+    if len(t) < 2:
+        return np.zeros(0), np.zeros(0)
+    dt = np.diff(t)
+    ok = dt > 0
+    rate = np.clip(np.diff(cumulative)[ok] / dt[ok], 0.0, None)
+    return t[1:][ok], rate
+
+
+def ensure_app() -> QtWidgets.QApplication:
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication([])
+    return app

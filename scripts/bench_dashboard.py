@@ -1,0 +1,143 @@
+"""Does an attached dashboard slow the session? One JSON line.
+
+Runs the embedded demo session (synthetic user over LSL -> 256-neuron ALIF decoder -> LSL
+outlet) for ``--duration`` seconds, ``--repeats`` times in each of two modes, alternating:
+
+* ``without``: the session publishes its monitor (raster, outputs, status), nobody watches;
+* ``with``:    the same, plus ``rtsnn dashboard`` attached offscreen for the whole run.
+
+Each session runs in its own process. Until the session wires the monitor itself, the child
+attaches it through the hooks the session will use: the tap appended to ``session.sinks``
+(compute thread) and ``monitor.run(session)`` on an asyncio loop in a separate thread (the
+session's own I/O thread in the wired version).
+
+Prints: both end-to-end p99s (median over repeats), their ratio, deadline-miss rates, the
+dashboard's measured frame rate, the monitor's lost rows, and the machine's load average
+(the numbers are only comparable within one run of this script).
+
+    python scripts/bench_dashboard.py --duration 20 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _demo_config(name: str, duration_s: float, out_dir: str) -> dict:
+    data = yaml.safe_load(resources.files("rtsnn").joinpath("configs/demo.yaml").read_text())
+    data["session"].update(name=name, duration_s=duration_s, out_dir=out_dir)
+    if data.get("learner", {}).get("kind") == "ridge_readout":
+        data["learner"]["options"]["calibration_s"] = min(20.0, duration_s / 3.0)
+    return data
+
+
+def child(name: str, duration_s: float) -> None:
+    """Run one monitored demo session; print its summary plus the monitor counters."""
+    from rtsnn.config import parse_config
+    from rtsnn.runtime.session import Session
+    from rtsnn.viz.monitor import SessionMonitor
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        cfg = parse_config(_demo_config(name, duration_s, out_dir), "<bench demo>")
+        session = Session(cfg, "<bench demo>")
+        m = session.model
+        monitor = SessionMonitor(name, m.n_rec, m.n_out, session.dt_s, output_labels=list(m.output_labels))
+        monitor.attach(session.backend, session.target)
+        session.sinks.append(monitor.sink)
+        monitor.open()
+        stop = threading.Event()
+
+        def io() -> None:
+            async def main() -> None:
+                task = asyncio.create_task(monitor.run(session))
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+                task.cancel()
+
+            asyncio.run(main())
+
+        t = threading.Thread(target=io, daemon=True)
+        t.start()
+        summary = session.run()
+        stop.set()
+        t.join(5)
+        monitor.close()
+    print(json.dumps({"e2e_p99_us": summary["e2e_latency_us"]["p99"], "e2e_p50_us": summary["e2e_latency_us"]["p50"],
+                      "deadline_miss_rate": summary["deadline_miss_rate"], "ticks": summary["ticks"],
+                      "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
+
+
+def run_mode(with_dashboard: bool, duration_s: float, k: int) -> dict:
+    name = f"bench-dash-{os.getpid()}-{k}-{int(with_dashboard)}"
+    py = sys.executable
+    sess = subprocess.Popen([py, __file__, "--child", name, "--duration", str(duration_s)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    dash = None
+    if with_dashboard:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        # attached for the session's whole run (set-up and warm-up take a few seconds)
+        dash = subprocess.Popen([py, "-m", "rtsnn.cli", "dashboard", "--session", name, "--wait", "60",
+                                 "--duration", str(duration_s + 2.0), "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
+    out, _ = sess.communicate(timeout=duration_s + 180)
+    if sess.returncode != 0 or not out.strip():
+        raise RuntimeError(f"session child failed (rc {sess.returncode})")
+    res = json.loads(out.strip().splitlines()[-1])
+    if dash is not None:
+        dout, _ = dash.communicate(timeout=duration_s + 120)
+        lines = dout.strip().splitlines()
+        res["dashboard"] = json.loads(lines[-1]) if dash.returncode == 0 and lines else {"error": dash.returncode}
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds per session (default 20)")
+    ap.add_argument("--repeats", type=int, default=1, help="sessions per mode, alternating (default 1)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.duration)
+        return 0
+    if args.duration < 5 or args.repeats < 1:
+        raise SystemExit("--duration must be >= 5 s and --repeats >= 1")
+    runs: dict[str, list[dict]] = {"without": [], "with": []}
+    for k in range(args.repeats):
+        runs["without"].append(run_mode(False, args.duration, k))
+        runs["with"].append(run_mode(True, args.duration, k))
+    p99_wo = statistics.median(r["e2e_p99_us"] for r in runs["without"])
+    p99_w = statistics.median(r["e2e_p99_us"] for r in runs["with"])
+    fps = [r["dashboard"].get("fps", 0.0) for r in runs["with"]]
+    print(json.dumps({
+        "bench": "dashboard", "duration_s": args.duration, "repeats": args.repeats,
+        "e2e_p99_us_without": p99_wo, "e2e_p99_us_with": p99_w,
+        "p99_ratio_with_over_without": round(p99_w / p99_wo, 3) if p99_wo else None,
+        "e2e_p50_us_without": statistics.median(r["e2e_p50_us"] for r in runs["without"]),
+        "e2e_p50_us_with": statistics.median(r["e2e_p50_us"] for r in runs["with"]),
+        "deadline_miss_rate_without": statistics.median(r["deadline_miss_rate"] for r in runs["without"]),
+        "deadline_miss_rate_with": statistics.median(r["deadline_miss_rate"] for r in runs["with"]),
+        "dashboard_fps": statistics.median(fps), "dashboard_target_fps": 30.0,
+        "dashboard_raster_rows": [r["dashboard"].get("raster_rows") for r in runs["with"]],
+        "monitor_lost_rows": [r["monitor"]["lost_rows"] for r in runs["without"] + runs["with"]],
+        "loadavg_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

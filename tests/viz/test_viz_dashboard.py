@@ -1,0 +1,163 @@
+"""The dashboard window offscreen against a session-shaped feeder: what it draws is checked
+against what was sent (raster pixels, curve data, histogram peak, health text), plus the
+measured frame rate, the screenshot and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+if not os.environ.get("CI"):
+    pytest.importorskip("PySide6.QtWidgets", reason="dashboard extra (PySide6) not installed")
+    pytest.importorskip("pyqtgraph", reason="dashboard extra (pyqtgraph) not installed")
+
+from viz_fake_session import FakeSession  # noqa: E402
+
+from rtsnn.viz.client import MonitorClient, discover  # noqa: E402
+from rtsnn.viz.dashboard import SPIKE_RGB, DashboardWindow, ensure_app  # noqa: E402
+
+pytestmark = pytest.mark.lsl
+REPO = Path(__file__).resolve().parents[2]
+FPS_FLOOR = 15.0  # offscreen on a loaded 2-core machine; the target is 30
+
+
+def _run_qt(app, seconds: float) -> None:
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def _spike_pixels(img) -> np.ndarray:
+    """Boolean mask of raster-spike-coloured pixels in a QImage."""
+    from pyqtgraph.Qt import QtGui
+
+    if isinstance(img, QtGui.QPixmap):
+        img = img.toImage()
+    img = img.convertToFormat(QtGui.QImage.Format.Format_RGB32)
+    ptr = img.constBits()
+    arr = np.frombuffer(ptr, np.uint8, count=img.height() * img.bytesPerLine())
+    arr = arr.reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width(), :3][..., ::-1]  # BGRA -> RGB
+    return np.all(np.abs(arr.astype(int) - np.array(SPIKE_RGB)) < 40, axis=2)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    name = f"viz-dash-{time.monotonic_ns() % 10**9}"
+    fake = FakeSession(name, n_rec=64).start()
+    app = ensure_app()
+    client = MonitorClient(discover(session=name, timeout_s=10.0), raster_window_s=1.0)
+    win = DashboardWindow(client, fps=30.0)
+    win.resize(1200, 800)
+    win.show()
+    win.start()
+    _run_qt(app, 2.5)
+    shot = tmp_path_factory.mktemp("viz") / "dashboard.png"
+    assert win.grab().save(str(shot))
+    yield fake, app, win, shot
+    win.stop()
+    win.close()
+    fake.stop()
+
+
+def test_frame_rate_and_screenshot(live):
+    _, _, win, shot = live
+    assert win.fps() >= FPS_FLOOR, f"dashboard painted {win.fps():.1f} fps offscreen"
+    assert win.frames_painted >= 2.0 * FPS_FLOOR
+    from pyqtgraph.Qt import QtGui
+
+    img = QtGui.QImage(str(shot))
+    assert img.width() == 1200 and img.height() == 800
+    assert _spike_pixels(img).sum() > 500  # the raster is visible in the full screenshot
+
+
+def test_raster_pixels_where_spikes_were_sent(live):
+    _, _, win, _ = live
+    # the view box of the raster plot, in canvas pixels
+    vb = win.raster_plot.getViewBox()
+    rect = win.glw.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+    mask = _spike_pixels(win.glw.grab(rect))
+    h = mask.shape[0]
+    lower = mask[h // 2 + 2:]  # neurons 0..31 (y grows upwards): fire every 5th tick
+    upper = mask[: h // 2 - 2]  # neurons 32..63: never fire
+    assert lower.mean() > 0.05, f"only {lower.mean():.3f} of the spiking half is lit"
+    assert upper.sum() == 0, f"{upper.sum()} spike pixels where no neuron fired"
+    # the data behind it: the same split
+    img = win.client.raster_image()
+    assert img[:32].mean() > 0.1 and not img[32:].any()
+
+
+def test_output_curves_hold_decoded_and_target(live):
+    _, _, win, _ = live
+    for k, (dec, tgt) in enumerate(win.out_curves):
+        xd, yd = dec.getData()
+        xt, yt = tgt.getData()
+        assert len(yd) > 100 and len(yd) == len(yt)
+        np.testing.assert_allclose(yt, 0.5 * yd, atol=1e-6)  # fake target = y / 2
+        assert xd[-1] == pytest.approx(0.0) and xd[0] < -1.0  # seconds before the newest sample
+        assert yd.max() > 0.9 and yd.min() < -0.9  # a sine / cosine of amplitude 1 over > 1 s
+    titles = [p.titleLabel.text for p in win.output_plots]
+    assert titles == ["Decoded vs target: out0", "Decoded vs target: out1"]
+    assert "Spike raster" in win.raster_plot.titleLabel.text
+
+
+def test_latency_histograms_peak_where_recorded(live):
+    _, _, win, _ = live
+    # the fake records stage i at (i + 1) us every tick; e2e (index 8) at 9 us
+    expect_us = {"ingest": 1.0, "step": 3.0, "emit": 6.0, "tick": 8.0, "e2e": 9.0}
+    for stage, us in expect_us.items():
+        x, y = win.lat_curves[stage].xData, win.lat_curves[stage].yData
+        assert len(y) and y.max() == pytest.approx(1.0)
+        peak = x[np.argmax(y)]
+        assert us / 1.1 < peak < us * 1.1, f"{stage}: histogram peak at {peak} us, recorded {us} us"
+
+
+def test_learning_curve_health_and_misses(live):
+    _, _, win, _ = live
+    x, y = win.learn_curves["loss"].getData()
+    assert len(y) >= 10 and y[0] == pytest.approx(1.0) and y[-1] == pytest.approx(0.0)  # falling, scaled
+    text = win.health.text()
+    for needle in ("in_gap: True", "losses: 3", "reconnects: 2", "repaired_values: 7", "deadline misses"):
+        assert needle in text, f"{needle!r} missing from the health panel"
+    _, misses = win.miss_curve.getData()
+    assert len(misses) >= 5 and np.median(misses) > 0  # the fake misses every 100th tick
+    _, rate = win.rate_curve.getData()
+    assert 300 < np.median(rate) < 1200  # ~1000 samples/s (the fake may skip ticks under load)
+
+
+def test_cli_screenshot_json(live, tmp_path):
+    fake = live[0]
+    out = tmp_path / "cli.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--session", fake.name, "--screenshot",
+                           str(out), "--after", "1.5", "--json", "--size", "900x600"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["session"] == fake.name and res["raster_rows"] > 100 and res["statuses"] >= 3
+    assert res["fps"] >= FPS_FLOOR and res["frames"] >= 15
+    assert out.stat().st_size > 10_000
+
+
+def test_cli_errors_are_clear():
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--session", "viz-no-such-session",
+                           "--wait", "0.6", "--screenshot", "x.png"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 2 and "no rtsnn session monitor (session 'viz-no-such-session')" in proc.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--session", "x"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 2 and "no display" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--fps", "0", "--screenshot", "x.png"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 2 and "--fps must be > 0" in proc.stderr
