@@ -16,7 +16,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_tick.py"
 
 def test_bench_tick_emits_one_json_line_with_every_network():
     proc = subprocess.run([sys.executable, str(SCRIPT), "--peers", "none", "--ticks", "200", "--warmup", "20",
-                           "--repeats", "2"], capture_output=True, text=True, timeout=300)
+                           "--repeats", "2", "--calib-ticks", "400"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -25,6 +25,6 @@ def test_bench_tick_emits_one_json_line_with_every_network():
     for net in out["rtsnn"].values():
         assert len(net["blocks"]) == 2 and net["ticks"] == 200
         assert 0 < net["p50_us"] <= net["p99_us"] <= net["max_us"]
-        assert 0.005 < net["activity"] < 0.05  # calibrated to ~2 % firing
+        assert 0.002 < net["activity"] < 0.1  # calibrated to ~2 % firing (on a short calibration run)
     assert all(p == {"skipped": "not requested (--peers)"} for p in out["peers"].values())
     assert out["ratios"] == {}
