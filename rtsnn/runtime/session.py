@@ -212,7 +212,8 @@ class Session:
         self.stop_event = threading.Event()
         self.counters: dict[str, int] = dict(ticks=0, deadline_misses=0, skipped_ticks=0, gap_ticks=0,
                                              learn_deferred=0, learn_applied=0, samples_in=0,
-                                             eval_ticks=0, nonfinite_outputs=0)
+                                             eval_ticks=0, nonfinite_outputs=0, control_applied=0,
+                                             control_ignored=0)
         self.error: BaseException | None = None
         self.folder: Path | None = None
         self._prepare_state = "idle"  # idle -> running -> ready
@@ -476,6 +477,7 @@ class Session:
                 rows = self.out_ring.drain()
                 if len(rows):
                     rows.astype("<f8").tofile(of)
+                self._dispatch_control()
                 if time.monotonic() >= next_t or self._io_done.is_set():
                     next_t += interval
                     hist = self.stats.hist.copy()
@@ -489,6 +491,19 @@ class Session:
                     break
         if mon_task is not None:
             mon_task.cancel()
+
+    def _dispatch_control(self) -> None:
+        """I/O thread: hand control messages (pause / resume learning, learning rate) that any
+        input received (e.g. an MQTT control topic) to the learner; counted either way."""
+        from rtsnn.stream.mqtt_source import apply_control
+
+        for obj in (self.source, self.teacher, self.reward):
+            poll = getattr(obj, "poll_control", None)
+            if poll is None:
+                continue
+            for msg in poll():
+                ok = self.learner is not None and apply_control(msg, self.learner)
+                self.counters["control_applied" if ok else "control_ignored"] += 1
 
     def _interval_metrics(self, hist_delta: np.ndarray, elapsed_s: float) -> dict[str, Any]:
         out: dict[str, Any] = {"t_s": round(elapsed_s, 3), **dict(self.counters)}

@@ -1,0 +1,53 @@
+"""Tests to keep when you copy the template: options, the contract, and the data itself."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from rtsnn.protocols import Source
+from rtsnn_mysensor.source import MySensorSource
+
+
+@pytest.mark.parametrize("kwargs, msg", [({"n_channels": 0}, "n_channels"), ({"srate_hz": -1}, "srate_hz"),
+                                         ({"freq_hz": 200.0}, "freq_hz")])
+def test_bad_options_are_named(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        MySensorSource(**kwargs)
+
+
+def test_contract_and_values():
+    src = MySensorSource(n_channels=3, srate_hz=1000.0, freq_hz=5.0)
+    assert isinstance(src, Source)
+    src.open()
+    try:
+        buf, ts = np.zeros((1024, 3), np.float32), np.zeros(1024)
+        time.sleep(0.05)
+        t_call = time.perf_counter()
+        n = src.pull(buf, ts)
+        assert n > 0 and time.perf_counter() - t_call < 0.01  # a pull never blocks
+        k = np.arange(n)
+        expect = np.sin(2 * math.pi * 5.0 * k[:, None] / 1000.0 + np.arange(3) * math.pi / 3)
+        np.testing.assert_allclose(buf[:n], expect, atol=1e-6)
+        np.testing.assert_allclose(np.diff(ts[:n]), 1e-3, atol=1e-9)
+        last = ts[n - 1]
+        time.sleep(0.005)
+        m = src.pull(buf, ts)  # only what became due since, continuing where the last pull ended
+        assert m >= 1 and ts[0] == pytest.approx(last + 1e-3)
+        assert src.stats()["samples"] >= n
+    finally:
+        src.close()
+
+
+def test_small_buffer_is_counted_not_lost():
+    src = MySensorSource(n_channels=1, srate_hz=1000.0)
+    src.open()
+    buf, ts = np.zeros((4, 1), np.float32), np.zeros(4)
+    time.sleep(0.02)
+    assert src.pull(buf, ts) == 4 and src.truncated > 0
+    assert src.pull(buf, ts) == 4  # the rest comes on the next calls
+    assert ts[0] == pytest.approx(src._t0 + 4e-3)
+    src.close()
