@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # plugin packages shipped in this repository, installed beside rtsnn for the demo and the tests
-PLUGINS := rtsnn-xylo rtsnn-brainflow
+PLUGINS := rtsnn-xylo rtsnn-brainflow rtsnn-dvs
 
 .PHONY: demo test bench bench-peers soak clean
 

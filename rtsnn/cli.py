@@ -124,7 +124,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 COMMAND_MODULES: tuple[str, ...] = (
     "rtsnn.learn.offline.cli",   # pretrain
     "rtsnn.learn.online.cli",    # online-learning commands
-    "rtsnn.stream.cli",          # record, replay, events
+    "rtsnn.stream.cli",          # record, replay
     "rtsnn.backends.cli",        # backend report
     "rtsnn.events.cli",          # events publish
     "rtsnn.viz.cli",             # dashboard

@@ -45,6 +45,9 @@ class SessionSettings(_Strict):
         "auto", description="compute-thread scheduling: fifo = SCHED_FIFO, nice = raised priority, "
                             "auto = fifo if permitted, else nice if permitted, else unchanged")
     rt_priority: int = Field(10, ge=1, le=99, description="SCHED_FIFO priority of the compute thread")
+    max_samples_per_tick: int = Field(1024, ge=1, le=1 << 22, description=(
+        "rows a tick can take from the source; more wait for the next tick (event cameras: "
+        "~10^4 events per ms, set e.g. 65536)"))
     monitor: bool = Field(True, description="publish <name>-monitor/-raster/-outputs LSL streams for "
                                             "`rtsnn dashboard` (about 1 us per tick on the compute thread)")
     max_catchup_s: float = Field(5.0, ge=0, description="warm-up continues (up to this long) until "

@@ -45,7 +45,6 @@ from rtsnn.runtime.ring import RowRing
 
 STAGES = ("ingest", "encode", "step", "readout", "learn", "emit")
 SERIES = STAGES + ("compute", "tick", "e2e", "lateness")
-MAX_SAMPLES_PER_TICK = 1024
 
 
 @njit(cache=True, nogil=True)
@@ -193,11 +192,12 @@ class Session:
                               f"{model.n_out} outputs")
 
         # preallocated tick buffers
-        self.samples = np.zeros((MAX_SAMPLES_PER_TICK, self.source.n_channels), np.float32)
-        self.timestamps = np.zeros(MAX_SAMPLES_PER_TICK, np.float64)
+        cap = s.max_samples_per_tick
+        self.samples = np.zeros((cap, self.source.n_channels), np.float32)
+        self.timestamps = np.zeros(cap, np.float64)
         if self.teacher is not None:
-            self.t_samples = np.zeros((MAX_SAMPLES_PER_TICK, self.teacher.n_channels), np.float32)
-            self.t_timestamps = np.zeros(MAX_SAMPLES_PER_TICK, np.float64)
+            self.t_samples = np.zeros((cap, self.teacher.n_channels), np.float32)
+            self.t_timestamps = np.zeros(cap, np.float64)
         self.spikes_in = np.zeros(model.n_in, np.float32)
         self.target = np.zeros(model.n_out, np.float32)
         self.stats = LatencyStats(list(SERIES))

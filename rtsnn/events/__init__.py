@@ -1,0 +1,1 @@
+"""Event cameras: formats, LSL event streams, pooling encoder (see docs/events.md)."""
