@@ -129,6 +129,8 @@ class Learner(Protocol):
     None until one arrives. ``observe`` runs between ``readout`` and the sinks and may write into
     the readout view (e.g. exploration noise). A learner that takes rewards defines
     ``set_reward_source(source)``; the session passes it the source built from ``reward:``.
+    Optional: ``pause_learning()``, ``resume_learning()``, ``set_learning_rate(lr)`` (control
+    messages, called from the I/O thread) and ``close()`` (session end, e.g. a last checkpoint).
     """
 
     def attach(self, backend: Backend, dt_s: float) -> None: ...

@@ -35,6 +35,15 @@ class NumbaCpuBackend:
     def step(self, spikes_in: np.ndarray) -> None:  # replaced per instance in __init__
         self.network.step(spikes_in)
 
+    def inputs(self) -> np.ndarray:
+        """The input spikes of the last step (view of the buffer the caller passed; online
+        learners read it for their input traces)."""
+        return self.network.last_input()
+
+    def state(self):
+        """The network state (v, a, z, refr, r, y views) after the last step."""
+        return self.network.state
+
     def readout(self) -> np.ndarray:  # replaced per instance in __init__
         return self.network.readout()
 

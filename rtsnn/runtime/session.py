@@ -303,7 +303,7 @@ class Session:
         self.stop_event.set()
 
     def _close(self) -> None:
-        for c in [self.source, self.teacher, self.reward, *self.sinks, self.monitor]:
+        for c in [self.learner, self.source, self.teacher, self.reward, *self.sinks, self.monitor]:
             if c is None:
                 continue
             try:

@@ -60,6 +60,7 @@ class Network:
         self._cur = fs[K.S_CUR]
         self._counters = np.zeros(K.N_COUNTERS, np.int64)
         self._checked_in: np.ndarray | None = None
+        self._zero_in = np.zeros(self.n_in, f32)
         st = self._state
         self._y = st.y
         self._params = np.zeros(K.N_PARAMS, np.float64)
@@ -95,6 +96,11 @@ class Network:
     def readout(self) -> np.ndarray:
         """Output ``y = w_out^T r + b_out`` after the last step (view, float32 n_out)."""
         return self._y
+
+    def last_input(self) -> np.ndarray:
+        """The input of the last :meth:`step` (the caller's buffer, not a copy; zeros before
+        the first step)."""
+        return self._checked_in if self._checked_in is not None else self._zero_in
 
     def readout_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """``(w_out, b_out)``: the readout weights the step uses (views, not copies). An online

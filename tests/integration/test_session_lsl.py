@@ -312,3 +312,25 @@ def test_event_camera_session_pools_lsl_events_into_spikes(tmp_path):
     # filter configured, pooled all of them
     assert enc["events_in"] >= summary["samples_in"] and enc["events_out"] == enc["events_in"]
     assert enc["dropped_bad"] == 0
+
+
+def test_demo_with_eprop_learner_learns_in_the_live_loop(tmp_path):
+    """e-prop inside a real session: the synthetic user's velocity teaches it, its window
+    updates run (deferred to the I/O thread and installed between ticks), nothing rolls back,
+    and the adapted model is checkpointed at the end."""
+    import yaml
+    from importlib import resources
+
+    from rtsnn.snn import load_model
+
+    data = yaml.safe_load(resources.files("rtsnn").joinpath("configs/demo.yaml").read_text())
+    ckpt = tmp_path / "adapted.npz"
+    data["session"].update(duration_s=5.0, out_dir=str(tmp_path), monitor=False)
+    data["learner"] = {"kind": "eprop", "options": {"lr": 2e-3, "update_every_ticks": 500,
+                                                    "checkpoint_path": str(ckpt)}}
+    summary = Session(parse_config(data, "<demo+eprop>")).run()
+    lr = summary["learner"]
+    assert lr["updates"] >= 8 and lr["ticks"] >= summary["ticks"]
+    assert lr.get("rollbacks", 0) == 0 and summary["learn_applied"] + lr["updates"] > 0
+    assert summary["deadline_miss_rate"] < 0.05
+    assert ckpt.is_file() and load_model(ckpt).provenance["eprop"]["updates"] == lr["updates"]
