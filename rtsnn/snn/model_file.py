@@ -89,6 +89,13 @@ def save_model(path: str | os.PathLike[str], model: Model) -> Path:
         raise ValueError(f"model header is not JSON-serialisable (check provenance): {err}") from err
     arrays: dict[str, np.ndarray] = {k: getattr(model.weights, k) for k in ARRAY_KEYS}
     arrays[HEADER_KEY] = np.frombuffer(blob, dtype=np.uint8)
+    return write_npz_atomic(path, arrays)
+
+
+def write_npz_atomic(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez`` to a temporary file beside ``path``, fsync, then ``os.replace``: readers see
+    the old file or the complete new one, never a partial write (crash-safe checkpoints)."""
+    path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
