@@ -14,7 +14,6 @@ from numba import njit
 
 T_MOD = 1 << 24  # session rows carry the camera time modulo this (us)
 BACKWARD_TOL_US = 1 << 20  # a modular step larger than T_MOD - this is a backwards step, not a 16 s jump
-NEVER = -(1 << 62)  # "no event yet" in the per-pixel time maps
 T_START = 1 << 40  # unwrapped time given to the first event (far from NEVER, far from overflow)
 
 # pool_events counters
@@ -31,11 +30,26 @@ EV_N = 8
 # tstate slots
 TS_LAST_FULL = 0  # unwrapped time of the last valid event (us), -1 before any
 TS_LAST_MOD = 1
+TS_EPOCH = 2  # epoch of the per-pixel time maps (us): a map holds t - epoch + 1, 0 = no event yet
+TS_N = 3
+
+# per-pixel time maps are uint16 when the longest filter window is at most this (us), else uint32
+MAP16_MAX_WINDOW_US = 16383
 
 
 @njit(cache=True, nogil=True)
-def pool_events(samples, n, width, height, grid_w, grid_h, pol_channels, refractory_us, ba_window_us,
-                max_count, gap_us, last_event, last_pass, tstate, out, counters):
+def rebase_time_map(m, shift):
+    """Move a per-pixel time map to an epoch ``shift`` us later: ``s <- s - shift`` if
+    ``s > shift`` else 0 (times before the new epoch become "no event yet")."""
+    flat = m.reshape(-1)
+    for i in range(flat.shape[0]):
+        s = np.int64(flat[i])
+        flat[i] = s - shift if s > shift else 0
+
+
+@njit(cache=True, nogil=True)
+def pool_events(samples, n, width, height, cell_x, cell_y, pol_stride, refractory_us, ba_window_us,
+                max_count, gap_us, tmap, tstate, out, counters):
     """Spatial pooling of one tick's events into spike counts, with two filters.
 
     For each row ``i < n`` of ``samples`` (float32 ``x, y, p, t_mod``):
@@ -46,83 +60,125 @@ def pool_events(samples, n, width, height, grid_w, grid_h, pol_channels, refract
        ``d > T_MOD - BACKWARD_TOL_US`` is a small backwards step (``t = last``, counted), and for
        the first event of a call with ``gap_us >= T_MOD / 2`` (a long silence measured by the tick
        clock) ``t = last + d + k * T_MOD`` with ``k = round((gap_us - d) / T_MOD)`` (>= 0).
+       So ``t`` never decreases.
     3. background-activity filter (``ba_window_us > 0``): the event passes iff one of its 8
        neighbours had an event (kept or not) at a time ``>= t - ba_window_us``; every event then
-       stores ``t`` in ``last_event`` (padded by one pixel: index ``[y + 1, x + 1]``).
-    4. refractory (``refractory_us > 0``): the event passes iff ``t - last_pass[y, x] >=
-       refractory_us``, ``last_pass`` holding the pixel's last event that passed 3 and 4.
-    5. ``out[c] += 1`` with ``c = (q * grid_h + y * grid_h // height) * grid_w + x * grid_w // width``,
-       ``q = p`` if ``pol_channels`` else 0; with ``max_count > 0`` a channel stops at ``max_count``.
+       stores ``t`` as the pixel's last event, ``tmap[y + 1, x + 1, 0]`` (padded by one pixel).
+    4. refractory (``refractory_us > 0``): the event passes iff ``t - last_pass >= refractory_us``,
+       ``last_pass = tmap[y + 1, x + 1, 1]`` holding the pixel's last event that passed 3 and 4.
+    5. ``out[c] += 1`` with ``c = p * pol_stride + cell_y[y] + cell_x[x]`` (the encoder passes
+       ``cell_x[x] = x * grid_w // width``, ``cell_y[y] = (y * grid_h // height) * grid_w`` and
+       ``pol_stride = grid_w * grid_h`` with polarity channels, else 0); with ``max_count > 0``
+       a channel stops at ``max_count``.
 
-    ``out`` (float32, ``n_out``) is overwritten. Times are microseconds.
+    Time map: ``tmap`` (``(height + 2, width + 2, 2)``, uint16 or uint32, zero-filled at the
+    start; the two times of a pixel share a cache line) holds
+    ``s = t - E + 1`` for an epoch ``E = tstate[TS_EPOCH]``, 0 meaning "no event yet". When
+    ``t - E + 1`` would exceed the dtype's range the maps are rebased (:func:`rebase_time_map`)
+    to ``E' = t - max(ba_window_us, refractory_us)``; the entries that become 0 then lie more than
+    both windows in the past, and since ``t`` never decreases they can never pass a window test
+    again, so the results equal those of unbounded integer times. ``out`` (float32, ``n_out``) is
+    overwritten. Times are microseconds.
     """
     for c in range(out.shape[0]):
         out[c] = 0.0
+    map_max = np.int64(np.iinfo(tmap.dtype).max)
+    keep_us = np.int64(max(ba_window_us, refractory_us))
+    use_ba = ba_window_us > 0
+    use_rf = refractory_us > 0
     last_full = tstate[TS_LAST_FULL]
     last_mod = tstate[TS_LAST_MOD]
+    epoch = tstate[TS_EPOCH]
+    n_bad = 0
+    n_ba = 0
+    n_rf = 0
+    n_back = 0
+    n_sat = 0
+    n_out = 0
+    n_resync = 0
     first = True
-    counters[EV_IN] += n
+    fw = np.float32(width)
+    fh = np.float32(height)
     for i in range(n):
         xf = samples[i, 0]
         yf = samples[i, 1]
         pf = samples[i, 2]
         tf = samples[i, 3]
-        if not (math.isfinite(xf) and math.isfinite(yf) and math.isfinite(pf) and math.isfinite(tf)):
-            counters[EV_BAD] += 1
-            continue
-        if not (xf >= 0.0 and xf < width and yf >= 0.0 and yf < height and tf >= 0.0 and tf < T_MOD):
-            counters[EV_BAD] += 1
+        # NaN fails every comparison; +-inf fails the range tests
+        if not (xf >= 0.0 and xf < fw and yf >= 0.0 and yf < fh and tf >= 0.0 and tf < T_MOD
+                and (pf == 0.0 or pf == 1.0)):
+            n_bad += 1
             continue
         x = np.int64(xf)
         y = np.int64(yf)
         tm = np.int64(tf)
-        if x != xf or y != yf or tm != tf or not (pf == 0.0 or pf == 1.0):
-            counters[EV_BAD] += 1
+        if x != xf or y != yf or tm != tf:
+            n_bad += 1
             continue
         # unwrap
         if last_full < 0:
             t = np.int64(T_START) + tm
+            epoch = t - keep_us  # maps are all "no event yet" before the first event
         else:
-            d = (tm - last_mod) % T_MOD
+            d = (tm - last_mod) & (T_MOD - 1)
             if first and gap_us >= T_MOD // 2:
                 k = np.int64(round((gap_us - d) / T_MOD))
                 if k < 0:
                     k = 0
                 t = last_full + d + k * T_MOD
-                counters[EV_RESYNCS] += 1
+                n_resync += 1
             elif d > T_MOD - BACKWARD_TOL_US:
                 t = last_full
-                counters[EV_TS_BACKWARDS] += 1
+                n_back += 1
             else:
                 t = last_full + d
         first = False
         last_full = t
         last_mod = tm
-        # background activity
-        if ba_window_us > 0:
-            since = t - ba_window_us
-            ok = (last_event[y, x] >= since or last_event[y, x + 1] >= since or last_event[y, x + 2] >= since
-                  or last_event[y + 1, x] >= since or last_event[y + 1, x + 2] >= since
-                  or last_event[y + 2, x] >= since or last_event[y + 2, x + 1] >= since
-                  or last_event[y + 2, x + 2] >= since)
-            last_event[y + 1, x + 1] = t
-            if not ok:
-                counters[EV_BA_DROPPED] += 1
+        tr = t - epoch + 1
+        if tr > map_max:
+            new_epoch = t - keep_us
+            rebase_time_map(tmap, new_epoch - epoch)
+            epoch = new_epoch
+            tr = t - epoch + 1
+        if use_ba:
+            thr = tr - ba_window_us
+            if thr < 1:
+                thr = 1
+            r0 = tmap[y]
+            r1 = tmap[y + 1]
+            r2 = tmap[y + 2]
+            m = max(max(max(r0[x, 0], r0[x + 1, 0]), max(r0[x + 2, 0], r1[x, 0])),
+                    max(max(r1[x + 2, 0], r2[x, 0]), max(r2[x + 1, 0], r2[x + 2, 0])))
+            r1[x + 1, 0] = tr
+            if np.int64(m) < thr:
+                n_ba += 1
                 continue
-        if refractory_us > 0:
-            if t - last_pass[y, x] < refractory_us:
-                counters[EV_REFRACTORY_DROPPED] += 1
+        if use_rf:
+            s = np.int64(tmap[y + 1, x + 1, 1])
+            if s != 0 and tr - s < refractory_us:
+                n_rf += 1
                 continue
-            last_pass[y, x] = t
-        q = np.int64(pf) if pol_channels else 0
-        c = (q * grid_h + (y * grid_h) // height) * grid_w + (x * grid_w) // width
+            tmap[y + 1, x + 1, 1] = tr
+        c = cell_y[y] + cell_x[x]
+        if pf == 1.0:
+            c += pol_stride
         if max_count > 0 and out[c] >= max_count:
-            counters[EV_SATURATED] += 1
+            n_sat += 1
             continue
         out[c] += 1.0
-        counters[EV_OUT] += 1
+        n_out += 1
     tstate[TS_LAST_FULL] = last_full
     tstate[TS_LAST_MOD] = last_mod
+    tstate[TS_EPOCH] = epoch
+    counters[EV_IN] += n
+    counters[EV_OUT] += n_out
+    counters[EV_BAD] += n_bad
+    counters[EV_BA_DROPPED] += n_ba
+    counters[EV_REFRACTORY_DROPPED] += n_rf
+    counters[EV_TS_BACKWARDS] += n_back
+    counters[EV_SATURATED] += n_sat
+    counters[EV_RESYNCS] += n_resync
 
 
 # ---------------------------------------------------------------- layout conversions

@@ -73,11 +73,17 @@ class EventPoolEncoder(EncoderBase):
             raise ValueError(f"event rows have {N_COLUMNS} columns (x, y, p, t_mod); got n_channels={n_channels}")
         self.n_out = self.grid_w * self.grid_h * (2 if polarity_channels else 1)
         self._dt_us = int(round(self.dt_s * 1e6))
-        self._last_event = np.full((self.height + 2, self.width + 2), K.NEVER, np.int64) if self.ba_window_us \
-            else np.zeros((1, 1), np.int64)
-        self._last_pass = np.full((self.height, self.width), K.NEVER, np.int64) if self.refractory_us \
-            else np.zeros((1, 1), np.int64)
-        self._tstate = np.array([-1, 0], np.int64)
+        # per-pixel time maps relative to a moving epoch (see kernels.pool_events): 2 bytes per pixel
+        # when both windows fit in 16 bits with room to spare, else 4; zero = no event yet
+        keep_us = max(self.refractory_us, self.ba_window_us)
+        self._map_dtype = np.uint16 if keep_us <= K.MAP16_MAX_WINDOW_US else np.uint32
+        # [y + 1, x + 1, 0]: last event, [.., 1]: last kept event (one cache line for both)
+        self._tmap = np.zeros((self.height + 2, self.width + 2, 2) if keep_us else (1, 1, 2), self._map_dtype)
+        # pixel -> input index parts (no divisions per event)
+        self._cell_x = (np.arange(self.width, dtype=np.int64) * self.grid_w // self.width).astype(np.int32)
+        self._cell_y = (np.arange(self.height, dtype=np.int64) * self.grid_h // self.height * self.grid_w).astype(np.int32)
+        self._pol_stride = self.grid_w * self.grid_h if polarity_channels else 0
+        self._tstate = np.array([-1, 0, 0], np.int64)
         self._counters = np.zeros(K.EV_N, np.int64)
         self._idle_ticks = 0
 
@@ -86,9 +92,9 @@ class EventPoolEncoder(EncoderBase):
         self._check_call(samples, n, spikes_out)
         gap_us = self._idle_ticks * self._dt_us if n else 0
         self._idle_ticks = 0 if n else self._idle_ticks + 1
-        K.pool_events(samples, n, self.width, self.height, self.grid_w, self.grid_h, self.polarity_channels,
-                      self.refractory_us, self.ba_window_us, self.max_count_per_tick, gap_us, self._last_event,
-                      self._last_pass, self._tstate, spikes_out, self._counters)
+        K.pool_events(samples, n, self.width, self.height, self._cell_x, self._cell_y, self._pol_stride,
+                      self.refractory_us, self.ba_window_us, self.max_count_per_tick, gap_us, self._tmap,
+                      self._tstate, spikes_out, self._counters)
 
     def channel_of(self, x: int, y: int, p: int) -> int:
         """Input index of an event at pixel (x, y) with polarity p."""
@@ -96,11 +102,8 @@ class EventPoolEncoder(EncoderBase):
         return (q * self.grid_h + y * self.grid_h // self.height) * self.grid_w + x * self.grid_w // self.width
 
     def reset(self) -> None:
-        if self.ba_window_us:
-            self._last_event[:] = K.NEVER
-        if self.refractory_us:
-            self._last_pass[:] = K.NEVER
-        self._tstate[:] = (-1, 0)
+        self._tmap.fill(0)
+        self._tstate[:] = (-1, 0, 0)
         self._counters[:] = 0
         self._idle_ticks = 0
 

@@ -100,3 +100,10 @@ def events_to_rows_reference(events: np.ndarray, offset_us: int, t0_us: int, t0_
                      ((events["t"] + offset_us) % T_MOD).astype(np.float32)], axis=1)
     ts = t0_s + (events["t"] + offset_us - t0_us) * 1e-6 * (1.0 / speed)
     return rows, ts
+
+
+def rebase_time_map_reference(m: np.ndarray, shift: int) -> np.ndarray:
+    """A per-pixel time map moved to an epoch ``shift`` us later (0 = no event yet), as a new array."""
+    s = m.astype(object)
+    return np.array([[[v - shift if v > shift else 0 for v in px] for px in row] for row in s], m.dtype) \
+        if m.ndim == 3 else np.array([v - shift if v > shift else 0 for v in s.ravel()], m.dtype).reshape(m.shape)

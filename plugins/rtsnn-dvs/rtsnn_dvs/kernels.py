@@ -105,7 +105,13 @@ def _emit(t, x, y, p, n, t_out, x_out, y_out, p_out, state, counters):
 
 @njit(cache=True, nogil=True)
 def decode_evt3(words, start, state, counters, convention, t_out, x_out, y_out, p_out):
-    """EVT 3.0 words (uint16) -> events; see the module docstring. Returns (n, next_word)."""
+    """EVT 3.0 words (uint16) -> events; see the module docstring. Returns (n, next_word).
+
+    Hot-loop layout: state and counters live in locals and are written back once; a vector
+    word writes all its 12 (or 8) candidate slots and advances ``n`` by each bit (no branch
+    per bit; the slack of ``MAX_EVENTS_PER_WORD`` slots makes the extra writes safe); the
+    backwards-time count is checked once per emitted word, since all events of a word share ``t``.
+    """
     cap = t_out.shape[0] - MAX_EVENTS_PER_WORD
     n = 0
     i = start
@@ -117,18 +123,36 @@ def decode_evt3(words, start, state, counters, convention, t_out, x_out, y_out, 
     low = state[S_T_LOW]
     loops = state[S_LOOPS]
     low_ovfs = state[S_LOW_OVFS]
+    last_t = state[S_LAST_T]
+    n_unknown = 0
+    n_no_time = 0
+    n_no_row = 0
+    n_back = 0
+    n_trig = 0
+    n_loops = 0
     t = (loops << 24) + ((high + low_ovfs) << 12) + low
+    ok = high >= 0 and y >= 0  # events can be emitted
     while i < n_words and n <= cap:
         w = np.int64(words[i])
         i += 1
         kind = w >> 12
         if kind == 0x2:  # single event
-            if high < 0:
-                counters[C_DROPPED_NO_TIME] += 1
-            elif y < 0:
-                counters[C_DROPPED_NO_ROW] += 1
+            if ok:
+                if t < last_t:
+                    n_back += 1
+                last_t = t
+                t_out[n] = t
+                x_out[n] = w & 0x7FF
+                y_out[n] = y
+                p_out[n] = (w >> 11) & 1
+                n += 1
+            elif high < 0:
+                n_no_time += 1
             else:
-                n = _emit(t, w & 0x7FF, y, (w >> 11) & 1, n, t_out, x_out, y_out, p_out, state, counters)
+                n_no_row += 1
+        elif kind == 0x0:
+            y = w & 0x7FF
+            ok = high >= 0
         elif kind == 0x4 or kind == 0x5:  # vectors
             if kind == 0x4:
                 mask = w & 0xFFF
@@ -136,26 +160,28 @@ def decode_evt3(words, start, state, counters, convention, t_out, x_out, y_out, 
             else:
                 mask = w & 0xFF
                 width = 8
-            if high < 0 or y < 0:
+            if ok:
+                if mask != 0:
+                    if t < last_t:
+                        n_back += 1
+                    last_t = t
+                for b in range(width):
+                    t_out[n] = t
+                    x_out[n] = base_x + b
+                    y_out[n] = y
+                    p_out[n] = pol
+                    n += (mask >> b) & 1
+            else:
                 k = 0
                 m = mask
                 while m:
                     k += m & 1
                     m >>= 1
                 if high < 0:
-                    counters[C_DROPPED_NO_TIME] += k
+                    n_no_time += k
                 else:
-                    counters[C_DROPPED_NO_ROW] += k
-            else:
-                b = 0
-                while mask:
-                    if mask & 1:
-                        n = _emit(t, base_x + b, y, pol, n, t_out, x_out, y_out, p_out, state, counters)
-                    mask >>= 1
-                    b += 1
+                    n_no_row += k
             base_x += width
-        elif kind == 0x0:
-            y = w & 0x7FF
         elif kind == 0x3:
             base_x = w & 0x7FF
             pol = (w >> 11) & 1
@@ -169,15 +195,16 @@ def decode_evt3(words, start, state, counters, convention, t_out, x_out, y_out, 
             v = w & 0xFFF
             if high >= 0 and v < high and (convention == 1 or high - v > 2048):
                 loops += 1
-                counters[C_TIME_LOOPS] += 1
+                n_loops += 1
             high = v
             t = (loops << 24) + ((high + low_ovfs) << 12) + low
+            ok = y >= 0
         elif kind == 0xA:
-            counters[C_TRIGGERS] += 1
+            n_trig += 1
         elif kind == 0x7 or kind == 0xE or kind == 0xF:
             pass
         else:
-            counters[C_UNKNOWN_WORDS] += 1
+            n_unknown += 1
     state[S_Y] = y
     state[S_BASE_X] = base_x
     state[S_POL] = pol
@@ -185,7 +212,14 @@ def decode_evt3(words, start, state, counters, convention, t_out, x_out, y_out, 
     state[S_T_LOW] = low
     state[S_LOOPS] = loops
     state[S_LOW_OVFS] = low_ovfs
+    state[S_LAST_T] = last_t
     counters[C_EVENTS] += n
+    counters[C_UNKNOWN_WORDS] += n_unknown
+    counters[C_DROPPED_NO_TIME] += n_no_time
+    counters[C_DROPPED_NO_ROW] += n_no_row
+    counters[C_TS_BACKWARDS] += n_back
+    counters[C_TRIGGERS] += n_trig
+    counters[C_TIME_LOOPS] += n_loops
     return n, i
 
 

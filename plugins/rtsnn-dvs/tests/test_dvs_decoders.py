@@ -315,3 +315,23 @@ def test_corrupt_aedat4_packet_is_skipped_and_counted(tmp_path):
     with pytest.raises(EventFileError, match="AER-DAT4.0"):
         (tmp_path / "n.aedat4").write_bytes(b"hello world, not aedat")
         read_aedat4(str(tmp_path / "n.aedat4"), "native")
+
+
+@needs_data
+def test_evt3_kernel_with_minimal_buffers_equals_reference():
+    """The vector path writes all 12 candidate slots of a word; with buffers of the minimum size
+    (MAX_EVENTS_PER_WORD + 1) every call stops in time and the pieces still equal the reference."""
+    words = _words_of(EVT3, "<u2")[:60_000]
+    ref, _ = decode_evt3_reference(words, "spec")
+    cap = K.MAX_EVENTS_PER_WORD + 1
+    bufs = (np.zeros(cap, np.int64), np.zeros(cap, np.int16), np.zeros(cap, np.int16), np.zeros(cap, np.uint8))
+    state, counters = K.new_state(), K.new_counters()
+    start, parts = 0, []
+    while start < len(words):
+        n, start = K.decode_evt3(words, start, state, counters, 0, *bufs)
+        assert 0 <= n <= cap
+        part = np.zeros(n, EVENT_DTYPE)
+        part["t"], part["x"], part["y"], part["p"] = (b[:n] for b in bufs)
+        parts.append(part)
+    np.testing.assert_array_equal(np.concatenate(parts), ref)
+    assert counters[K.C_EVENTS] == len(ref)
