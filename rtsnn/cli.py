@@ -74,7 +74,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return _run_session(_with_overrides(_demo_config_dict(), args), "<embedded demo config>", args)
+    base = _demo_config_dict()
+    origin = "<embedded demo config>"
+    if getattr(args, "drift", False):
+        from rtsnn.learn.online.adaptation import drift_demo_config
+
+        base = drift_demo_config(base)
+        origin = "<embedded demo config, --drift>"
+    return _run_session(_with_overrides(base, args), origin, args)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -159,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=float, default=None, help="seconds (default 60)")
     d.add_argument("--out-dir", help="where the session folder goes (default ./sessions)")
     d.add_argument("--json", action="store_true")
+    d.add_argument("--drift", action="store_true",
+                   help="the user's preferred directions rotate 30 deg at 120 s and 20 %% of neurons fall "
+                        "silent at 240 s; the decoder adapts online by e-prop (360 s unless --duration)")
     d.set_defaults(func=cmd_demo)
 
     pl = sub.add_parser("plugins", help="list installed plugins")

@@ -92,6 +92,9 @@ class SyntheticUserConfig(_Strict):
     drift_deg_per_s: float = 0.0
     dropout_fraction: float = Field(0.0, ge=0, le=1)
     dropout_at_s: float | None = Field(None, ge=0)
+    # scheduled drift (issue 4 item 5): a step rotation of every preferred direction
+    rotation_deg: float = Field(0.0, allow_inf_nan=False, description="step rotation of every preferred direction")
+    rotation_at_s: float | None = Field(None, ge=0, description="when the step rotation happens (None: never)")
     unique_prefix: bool = Field(True, description="append the process id so parallel runs never mix")
 
 

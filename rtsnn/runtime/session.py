@@ -232,7 +232,8 @@ class Session:
         self._synthetic_proc = spawn_synthetic_user(
             self.synthetic_prefix, duration_s=duration_s, seed=su.seed, n_neurons=su.n_neurons,
             baseline_hz=su.baseline_hz, depth_hz=su.depth_hz, drift_deg_per_s=su.drift_deg_per_s,
-            dropout_fraction=su.dropout_fraction, dropout_at_s=su.dropout_at_s)
+            dropout_fraction=su.dropout_fraction, dropout_at_s=su.dropout_at_s,
+            rotation_deg=su.rotation_deg, rotation_at_s=su.rotation_at_s)
 
     def _open(self) -> None:
         self._spawn_synthetic_user()

@@ -13,11 +13,15 @@ Model (REFERENCES section 6, the standard closed-loop simulator):
   that rotates with the tuning drift: ``pd_i(t) = pd_i + drift_rad_per_s * t``. Its rate is
   ``rate_i(t) = max(0, baseline_hz + depth_hz * |v| / v_max * cos(angle(v) - pd_i(t)))``
   (Hz) where ``v_max`` defaults to the mean peak speed ``1.875 radius / mean(T)``.
+* Scheduled rotation: from ``rotation_at_s`` on, every preferred direction is rotated by
+  a further ``rotation_deg`` (a step change, on top of the gradual drift):
+  ``pd_i(t) = pd_i + drift_rad_per_s * t + rotation_rad * [t >= rotation_at_s]``.
 * Dropout: ``round(dropout_fraction * n_neurons)`` neurons (chosen from ``seed``) have rate 0
   from ``dropout_at_s`` on (from the start when ``dropout_at_s`` is None).
 * Spike counts per tick are Poisson(``rate_i * dt_s``), drawn with our own splitmix64
   generator inside the kernels so a seed reproduces a run exactly and ``step`` allocates
-  nothing (Knuth's product method for means < 30, a rounded normal approximation above).
+  nothing (``reach_seed``, when given, seeds the reaches and spikes separately from the
+  tuning, so a second recording of the same user has different movements) (Knuth's product method for means < 30, a rounded normal approximation above).
 
 ``SyntheticUserPublisher`` streams it over two real LSL outlets at 1 kHz;
 ``python -m rtsnn.stream.synthetic`` runs that as a process and ``spawn_synthetic_user``
@@ -239,7 +243,8 @@ class SyntheticUser:
     def __init__(self, n_neurons: int = 96, baseline_hz: float = 10.0, depth_hz: float = 20.0,
                  v_max: float | None = None, radius: float = 1.0, reach_min_s: float = 0.6,
                  reach_max_s: float = 1.0, hold_s: float = 0.2, drift_deg_per_s: float = 0.0,
-                 dropout_fraction: float = 0.0, dropout_at_s: float | None = None, seed: int = 0):
+                 dropout_fraction: float = 0.0, dropout_at_s: float | None = None, seed: int = 0,
+                 rotation_deg: float = 0.0, rotation_at_s: float | None = None, reach_seed: int | None = None):
         if int(n_neurons) != n_neurons or n_neurons < 1:
             raise ValueError(f"n_neurons must be a positive integer, got {n_neurons!r}")
         for key, val in (("baseline_hz", baseline_hz), ("depth_hz", depth_hz)):
@@ -257,6 +262,12 @@ class SyntheticUser:
             raise ValueError(f"dropout_at_s must be >= 0 or None, got {dropout_at_s!r}")
         if v_max is not None and not v_max > 0:
             raise ValueError(f"v_max must be > 0 or None, got {v_max!r}")
+        if not math.isfinite(rotation_deg):
+            raise ValueError(f"rotation_deg must be a finite number, got {rotation_deg!r}")
+        if rotation_at_s is not None and not rotation_at_s >= 0:
+            raise ValueError(f"rotation_at_s must be >= 0 or None, got {rotation_at_s!r}")
+        if reach_seed is not None and (int(reach_seed) != reach_seed or reach_seed < 0):
+            raise ValueError(f"reach_seed must be a non-negative integer or None, got {reach_seed!r}")
         self.n_neurons = int(n_neurons)
         self.baseline_hz, self.depth_hz = float(baseline_hz), float(depth_hz)
         self.radius, self.hold_s = float(radius), float(hold_s)
@@ -267,6 +278,11 @@ class SyntheticUser:
         self.dropout_fraction = float(dropout_fraction)
         self.dropout_at_s = 0.0 if dropout_at_s is None else float(dropout_at_s)
         self.seed = int(seed)
+        self.rotation_deg = float(rotation_deg)
+        self.rotation_rad = math.radians(self.rotation_deg)
+        # None: no scheduled rotation (an infinite time never comes)
+        self.rotation_at_s = math.inf if rotation_at_s is None else float(rotation_at_s)
+        self.reach_seed = None if reach_seed is None else int(reach_seed)
 
         rng = np.random.default_rng(self.seed)
         self.preferred_rad = rng.uniform(0.0, 2.0 * np.pi, self.n_neurons)
@@ -278,13 +294,21 @@ class SyntheticUser:
         self._all_active = np.ones(self.n_neurons, np.bool_)
         self._active_after_dropout = ~self.dropped
         self._rng_state = np.array([rng.integers(0, 2**63 - 1)], np.uint64)
+        if self.reach_seed is not None:
+            self._rng_state[0] = np.random.default_rng([self.seed, self.reach_seed]).integers(0, 2**63 - 1)
         self._reach = new_reach_state(self.hold_s)
         self._rates = np.zeros(self.n_neurons, np.float64)
         self.t_s = 0.0
 
+    def rotation_at(self, t_s: float) -> float:
+        """Total rotation of every preferred direction at time ``t_s`` (rad): drift + step."""
+        # t_s is a running sum of dt_s: allow for its rounding (as for dropout_at_s)
+        step = self.rotation_rad if t_s >= self.rotation_at_s - 1e-9 else 0.0
+        return self.drift_rad_per_s * t_s + step
+
     def preferred_directions_at(self, t_s: float) -> np.ndarray:
         """pd_i(t) (rad, wrapped to [0, 2 pi))."""
-        return np.mod(self.preferred_rad + self.drift_rad_per_s * t_s, 2.0 * np.pi)
+        return np.mod(self.preferred_rad + self.rotation_at(t_s), 2.0 * np.pi)
 
     @property
     def rates_hz(self) -> np.ndarray:
@@ -299,7 +323,7 @@ class SyntheticUser:
         # takes effect at step k, not k + 1
         active = self._active_after_dropout if t >= self.dropout_at_s - 1e-9 else self._all_active
         user_step(self._reach, self._rng_state, dt_s, self.radius, self.reach_min_s, self.reach_max_s,
-                  self.hold_s, self._cos_pd, self._sin_pd, self.drift_rad_per_s * t, self.baseline_hz,
+                  self.hold_s, self._cos_pd, self._sin_pd, self.rotation_at(t), self.baseline_hz,
                   self.depth_hz, self.v_max, active, self._rates, counts_out, velocity_out)
         self.t_s = t + dt_s
 
@@ -319,7 +343,9 @@ class SyntheticUser:
                 "v_max": self.v_max, "radius": self.radius, "reach_min_s": self.reach_min_s,
                 "reach_max_s": self.reach_max_s, "hold_s": self.hold_s,
                 "drift_deg_per_s": self.drift_deg_per_s, "dropout_fraction": self.dropout_fraction,
-                "dropout_at_s": self.dropout_at_s, "seed": self.seed}
+                "dropout_at_s": self.dropout_at_s, "seed": self.seed, "rotation_deg": self.rotation_deg,
+                "rotation_at_s": None if math.isinf(self.rotation_at_s) else self.rotation_at_s,
+                "reach_seed": self.reach_seed}
 
 
 # ---------------------------------------------------------------------------- publishing
@@ -437,7 +463,8 @@ class SyntheticUserPublisher:
 
 # ---------------------------------------------------------------------------- process
 _CLI_OPTIONS = ("n_neurons", "baseline_hz", "depth_hz", "drift_deg_per_s", "dropout_fraction", "dropout_at_s",
-                "v_max", "radius", "reach_min_s", "reach_max_s", "hold_s")
+                "v_max", "radius", "reach_min_s", "reach_max_s", "hold_s", "rotation_deg", "rotation_at_s",
+                "reach_seed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -447,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="seconds (default: until terminated)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-neurons", type=int)
-    for key in _CLI_OPTIONS[1:]:
+    p.add_argument("--reach-seed", type=int)
+    for key in _CLI_OPTIONS[1:-1]:
         p.add_argument("--" + key.replace("_", "-"), type=float)
     return p
 
