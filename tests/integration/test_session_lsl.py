@@ -332,5 +332,7 @@ def test_demo_with_eprop_learner_learns_in_the_live_loop(tmp_path):
     lr = summary["learner"]
     assert lr["updates"] >= 8 and lr["ticks"] >= summary["ticks"]
     assert lr.get("rollbacks", 0) == 0 and summary["learn_applied"] + lr["updates"] > 0
+    # 500-tick windows and an I/O thread that solves in ~1 ms: windows are not merged
+    assert lr["windows_merged"] < lr["windows"] // 2
     assert summary["deadline_miss_rate"] < 0.05
     assert ckpt.is_file() and load_model(ckpt).provenance["eprop"]["updates"] == lr["updates"]

@@ -556,10 +556,10 @@ class EpropLearner:
             elif not self._want:
                 core.swap()
                 self._want = True
-            if self.options.reset_on_update:
-                core.reset_traces()
             else:
                 self.windows_merged += 1  # the previous window is still waiting: keep accumulating
+            if self.options.reset_on_update:
+                core.reset_traces()
 
     def _update_inline(self) -> None:
         core = self.core
