@@ -271,6 +271,37 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
 
 
 # ------------------------------------------------------------------ classifier API
+def to_model(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1.0, out_offset: Any = 0.0,
+             provenance: dict | None = None, output_labels: list[str] | None = None,
+             output_units: list[str] | None = None):
+    """The runtime :class:`rtsnn.snn.Model` of a trained one-hidden-layer network (recurrent or
+    not): ``w_in = w0``, ``w_rec = r0`` (zeros when feedforward), readout rescaled as
+    ``y = out_scale * (w_out^T r + b_out) + out_offset`` (e.g. z-scored targets back to units),
+    and the trained readout decay ``kappa`` exported as ``tau_out_s = -dt_s / ln kappa``."""
+    from rtsnn.snn.params import Model, NeuronSettings, Weights
+
+    if len(spec.layers) != 1:
+        raise ValueError(f"a runtime model has one recurrent layer; this network has layers {list(spec.layers)}")
+    kappa = float(params["kappa"][0]) if "kappa" in params else math.exp(-spec.dt_s / spec.tau_out_s)
+    tau_out = -spec.dt_s / math.log(kappa) if 0 < kappa < 1 else spec.tau_out_s
+    tau_out = max(tau_out, spec.dt_s * 1.0001)
+    settings = NeuronSettings(model=spec.model, dt_s=spec.dt_s, tau_mem_s=spec.tau_mem_s,
+                              tau_adapt_s=spec.tau_adapt_s, beta_adapt=spec.beta_adapt, v_th=spec.v_th,
+                              refractory_s=spec.refractory_s, tau_out_s=tau_out)
+    n = spec.layers[0]
+    w_rec = params["r0"] if spec.recurrent[0] else np.zeros((n, n))
+    scale = np.asarray(out_scale, np.float64)
+    weights = Weights(np.asarray(params["w0"], np.float32), np.asarray(w_rec, np.float32),
+                      np.asarray(params["w_out"] * np.atleast_1d(scale)[None, :], np.float32),
+                      np.asarray(params["b_out"] * scale + out_offset, np.float32))
+    kw: dict[str, Any] = {}
+    if output_labels:
+        kw["output_labels"] = list(output_labels)
+    if output_units:
+        kw["output_units"] = list(output_units)
+    return Model(settings, weights, provenance=provenance or {}, **kw)
+
+
 @dataclass
 class TrainedClassifier:
     """A trained spiking classifier. ``predict(x)`` takes (n, T, n_in) inputs on the training

@@ -260,19 +260,11 @@ def to_runtime_model(spec: NetSpec, params: dict[str, np.ndarray], v_mean: np.nd
                      provenance: dict):
     """A :class:`rtsnn.snn.Model` (readout rescaled to velocity units; trained readout
     ``kappa`` exported as ``tau_out_s = -dt_s / ln kappa``)."""
-    from rtsnn.snn.params import Model, NeuronSettings, Weights
+    from rtsnn.learn.offline.bptt import to_model
 
-    kappa = float(params["kappa"][0])
-    tau_out = -spec.dt_s / math.log(kappa) if 0 < kappa < 1 else spec.tau_out_s
-    tau_out = max(tau_out, spec.dt_s * 1.0001)
-    settings = NeuronSettings(model=spec.model, dt_s=spec.dt_s, tau_mem_s=spec.tau_mem_s,
-                              tau_adapt_s=spec.tau_adapt_s, beta_adapt=spec.beta_adapt, v_th=spec.v_th,
-                              refractory_s=spec.refractory_s, tau_out_s=tau_out)
-    w_rec = params["r0"] if spec.recurrent[0] else np.zeros((spec.layers[0], spec.layers[0]))
-    weights = Weights(params["w0"], w_rec, params["w_out"] * v_sd[None, :], params["b_out"] * v_sd + v_mean)
     labels = ["vx", "vy"][: len(v_mean)] if len(v_mean) <= 2 else None
-    return Model(settings, weights, provenance=provenance, output_labels=labels,
-                 output_units=["a.u./s"] * len(v_mean))
+    return to_model(spec, params, out_scale=v_sd, out_offset=v_mean, provenance=provenance,
+                    output_labels=labels, output_units=["a.u./s"] * len(v_mean))
 
 
 def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress: bool = True,
