@@ -17,7 +17,9 @@ $(BIN)/.installed-run: pyproject.toml $(foreach p,$(PLUGINS),plugins/$(p)/pyproj
 	touch $@
 
 $(BIN)/.installed: $(BIN)/.installed-run
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# one resolver pass with the plugins, so that their pins (rtsnn-brainflow's setuptools < 81)
+	# hold against what the dev extra pulls in (torch asks for setuptools >= 77)
+	$(BIN)/python -m pip install -q -e '.[dev]' $(foreach p,$(PLUGINS),-e plugins/$(p))
 	touch $@
 
 demo: $(BIN)/.installed-run
