@@ -7,7 +7,8 @@ Discrete time, step ``dt`` (s). Per step ``t`` of a decision window (float64 thr
     psp_i    = (s1_i - s2_i) * psp_norm                      psp_norm = 1 / ((tau_m - tau_s) f_ref):
                                                              a steady input at rate f gives psp ~ f / f_ref
     h_j      = sum_i W_ij psp_i + b_j (+ sum_k L_kj pspA_k)  actor: fixed lateral weights L on actor PSPs
-    q_j      = sigmoid(h_j),  p_j = 1 - exp(-rho_max q_j dt)  escape noise (firing intensity rho_max q_j)
+    q_j      = sigmoid(h_j),  p_j = 1 - exp(-rho_max q_j dt)  escape noise (firing intensity rho_max q_j;
+                                                             the critic's own rho_max_c, P_RHO_C)
     Y_j[t]   = 1[u_j < p_j]                                   output spikes
     c_ij     = Y_j psp_i                                      trace 'tdltp' (PSP sampled at post spikes), or
     c_ij     = (Y_j - p_j) g_j psp_i                          trace 'policy_gradient': d log P(Y_j) / d h_j
@@ -16,6 +17,10 @@ Discrete time, step ``dt`` (s). Per step ``t`` of a decision window (float64 thr
     c_ij     = dp_j/dh_j psp_i                                trace 'expected': the mean of TD-LTP's
                                                              post term, dp/dh = rho_max dt q (1-q) (1-p), so
                                                              E[dV/dW] for the critic; stays alive when silent
+    cand_ij += dp_j/dh_j psp_i,  c_ij = 0                    trace 'decision' (actor only): the window's
+                                                             candidate, injected into the eligibility once the
+                                                             action is chosen (:func:`inject_decision`)
+    P_j     += p_j                                            expected spike count of actor neuron j
     e1 <- a_k e1 + c,  e2 <- a_n e2 + c,  E = (e1 - e2) k_norm   eligibility = c filtered by kappa
     y1 <- a_k y1 + Y,  y2 <- a_n y2 + Y,  ybar = (y1 - y2) k_norm critic spike trains filtered by kappa
     V[t]     = (nu / N) sum_j ybar_j + V0                     value (reward units)
@@ -41,8 +46,8 @@ from numba import njit
 
 # slots of the float64 parameter vector
 (P_DT, P_AM, P_AS, P_PSPN, P_AK, P_AN, P_KN, P_RHO, P_NU_N, P_V0, P_TAUR, P_ETA_A, P_ETA_C,
- P_MODE_A, P_MODE_C, P_WCLIP, P_LEARN) = range(17)
-N_PARAMS = 17
+ P_MODE_A, P_MODE_C, P_WCLIP, P_LEARN, P_RHO_C) = range(18)
+N_PARAMS = 18
 # slots of the float64 scalar state vector
 S_VPREV, S_HAVE_V, S_DELTA_SUM, S_V, S_NSTEPS, S_DELTA_ABS = range(6)
 N_SCALARS = 6
@@ -57,8 +62,9 @@ def _sigmoid(h):
 
 
 @njit(cache=True, nogil=True)
-def _population_step(psp, w, b, extra, u_row, off, q, p, g, y, elig1, elig2, rho_dt, a_k, a_n, mode):
-    """Membrane, escape-noise spikes and eligibility source/filter for one population."""
+def _population_step(psp, w, b, extra, u_row, off, q, p, g, y, elig1, elig2, rho_dt, a_k, a_n, mode, cand):
+    """Membrane, escape-noise spikes and eligibility source/filter for one population
+    (``cand`` is only used, and only needs the full shape, in mode 3 'decision')."""
     n_in = psp.shape[0]
     n = b.shape[0]
     for j in range(n):
@@ -79,8 +85,11 @@ def _population_step(psp, w, b, extra, u_row, off, q, p, g, y, elig1, elig2, rho
                 c = y[j] * pi
             elif mode == 1.0:
                 c = (y[j] - p[j]) * g[j] * pi
-            else:
+            elif mode == 2.0:
                 c = (1.0 - p[j]) * rho_dt * q[j] * (1.0 - q[j]) * pi
+            else:
+                cand[i, j] += (1.0 - p[j]) * rho_dt * q[j] * (1.0 - q[j]) * pi
+                c = 0.0
             elig1[i, j] = a_k * elig1[i, j] + c
             elig2[i, j] = a_n * elig2[i, j] + c
 
@@ -104,21 +113,24 @@ def ac_window(n_steps: int, rates_hz: np.ndarray, uniforms: np.ndarray, reward_r
               w_cri: np.ndarray, b_cri: np.ndarray,
               syn_in: np.ndarray, psp_in: np.ndarray, syn_act: np.ndarray, psp_act: np.ndarray,
               elig_act: np.ndarray, elig_cri: np.ndarray, filt_cri: np.ndarray,
-              scr_act: np.ndarray, scr_cri: np.ndarray, counts_act: np.ndarray,
+              scr_act: np.ndarray, scr_cri: np.ndarray, counts_act: np.ndarray, cand_act: np.ndarray,
               scal: np.ndarray, prm: np.ndarray) -> None:
     """Run ``n_steps`` steps of the actor-critic (see module docstring), learning if
     ``prm[P_LEARN] != 0``.
 
     State (updated in place): ``syn_in`` (2, n_in), ``psp_in`` (n_in), ``syn_act`` (2, n_act),
     ``psp_act`` (n_act), ``elig_act`` (2, n_in, n_act), ``elig_cri`` (2, n_in, n_cri),
-    ``filt_cri`` (2, n_cri), ``scal`` (N_SCALARS). ``counts_act`` (n_act) accumulates actor
-    spikes. ``uniforms`` (>= n_steps, n_in + n_act + n_cri). Scratch: ``scr_act`` (5, n_act)
+    ``filt_cri`` (2, n_cri), ``scal`` (N_SCALARS). ``counts_act`` (2, n_act) accumulates actor
+    spikes (row 0) and expected spikes ``sum_t p_j`` (row 1); ``cand_act`` (n_in, n_act) the
+    'decision' candidate (any 2-D shape in the other actor modes). ``uniforms``
+    (>= n_steps, n_in + n_act + n_cri). Scratch: ``scr_act`` (5, n_act)
     and ``scr_cri`` (5, n_cri), rows q, p, g, Y, extra input (row 4 of ``scr_cri`` must be 0).
     """
     dt = prm[P_DT]
     a_m, a_s, psp_norm = prm[P_AM], prm[P_AS], prm[P_PSPN]
     a_k, a_n, k_norm = prm[P_AK], prm[P_AN], prm[P_KN]
     rho_dt = prm[P_RHO] * dt
+    rho_dt_c = prm[P_RHO_C] * dt
     nu_n, v0, tau_r = prm[P_NU_N], prm[P_V0], prm[P_TAUR]
     eta_a, eta_c = prm[P_ETA_A], prm[P_ETA_C]
     mode_a, mode_c = prm[P_MODE_A], prm[P_MODE_C]
@@ -148,12 +160,13 @@ def ac_window(n_steps: int, rates_hz: np.ndarray, uniforms: np.ndarray, reward_r
                 acc += w_lat[k, j] * psp_act[k]
             lat_cur[j] = acc
         _population_step(psp_in, w_act, b_act, lat_cur, u_row, off_a, q_act, p_act, g_act, y_act,
-                         e1a, e2a, rho_dt, a_k, a_n, mode_a)
+                         e1a, e2a, rho_dt, a_k, a_n, mode_a, cand_act)
         _population_step(psp_in, w_cri, b_cri, zero_cri, u_row, off_c, q_cri, p_cri, g_cri, y_cri,
-                         e1c, e2c, rho_dt, a_k, a_n, mode_c)
+                         e1c, e2c, rho_dt_c, a_k, a_n, mode_c, cand_act)
         for j in range(n_act):
             ya = y_act[j]
-            counts_act[j] += ya
+            counts_act[0, j] += ya
+            counts_act[1, j] += p_act[j]
             syn_act[0, j] = a_m * syn_act[0, j] + ya
             syn_act[1, j] = a_s * syn_act[1, j] + ya
             psp_act[j] = (syn_act[0, j] - syn_act[1, j]) * psp_norm
@@ -178,6 +191,22 @@ def ac_window(n_steps: int, rates_hz: np.ndarray, uniforms: np.ndarray, reward_r
                     _apply_update(w_cri, e1c, e2c, eta_c * g, w_clip)
             scal[S_HAVE_V] = 1.0
         scal[S_VPREV] = v
+
+
+@njit(cache=True, nogil=True)
+def inject_decision(elig: np.ndarray, cand: np.ndarray, sign: np.ndarray) -> None:
+    """'decision' actor trace: once the action is chosen, ``c_ij = sign_j cand_ij`` enters the
+    kappa filter of the eligibility (``e1 += c``, ``e2 += c``: an impulse, so the eligibility
+    then follows kappa) and the candidate is cleared. ``sign_j`` is the derivative of the log
+    probability of the chosen action with respect to neuron j's expected spike count (see
+    the readouts' ``decision_signs``)."""
+    n_in, n = cand.shape
+    for i in range(n_in):
+        for j in range(n):
+            c = sign[j] * cand[i, j]
+            elig[0, i, j] += c
+            elig[1, i, j] += c
+            cand[i, j] = 0.0
 
 
 @njit(cache=True, nogil=True)

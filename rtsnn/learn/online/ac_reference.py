@@ -13,6 +13,8 @@ def _sigmoid(h: np.ndarray) -> np.ndarray:
 
 
 def _population(psp, w, b, extra, u, rho_dt, mode):
+    """Spikes, eligibility source and firing probabilities of one population; in mode 3
+    ('decision') the returned source is the candidate increment (the filter source is 0)."""
     h = b + extra + psp @ w
     q = _sigmoid(h)
     p = 1.0 - np.exp(-rho_dt * q)
@@ -25,11 +27,12 @@ def _population(psp, w, b, extra, u, rho_dt, mode):
         post = (y - p) * g
     else:
         post = (1.0 - p) * rho_dt * q * (1.0 - q)
-    return y, np.outer(psp, post)
+    return y, np.outer(psp, post), p
 
 
 def ac_window_reference(n_steps, rates_hz, uniforms, reward_rate, w_act, b_act, w_lat, w_cri, b_cri,
-                        syn_in, psp_in, syn_act, psp_act, elig_act, elig_cri, filt_cri, counts_act, scal, prm):
+                        syn_in, psp_in, syn_act, psp_act, elig_act, elig_cri, filt_cri, counts_act, cand_act,
+                        scal, prm):
     """Same contract as :func:`ac_kernels.ac_window` (scratch arrays not needed)."""
     dt = prm[K.P_DT]
     a_m, a_s, psp_norm = prm[K.P_AM], prm[K.P_AS], prm[K.P_PSPN]
@@ -44,13 +47,18 @@ def ac_window_reference(n_steps, rates_hz, uniforms, reward_rate, w_act, b_act, 
         syn_in[1] = a_s * syn_in[1] + x
         psp_in[:] = (syn_in[0] - syn_in[1]) * psp_norm
         lat = psp_act @ w_lat
-        y_a, c_a = _population(psp_in, w_act, b_act, lat, u[n_in:n_in + n_act], rho_dt, prm[K.P_MODE_A])
-        y_c, c_c = _population(psp_in, w_cri, b_cri, 0.0, u[n_in + n_act:], rho_dt, prm[K.P_MODE_C])
+        y_a, c_a, p_a = _population(psp_in, w_act, b_act, lat, u[n_in:n_in + n_act], rho_dt, prm[K.P_MODE_A])
+        y_c, c_c, _ = _population(psp_in, w_cri, b_cri, 0.0, u[n_in + n_act:], prm[K.P_RHO_C] * dt,
+                                  prm[K.P_MODE_C])
+        if prm[K.P_MODE_A] == 3.0:
+            cand_act += c_a
+            c_a = 0.0
         elig_act[0] = a_k * elig_act[0] + c_a
         elig_act[1] = a_n * elig_act[1] + c_a
         elig_cri[0] = a_k * elig_cri[0] + c_c
         elig_cri[1] = a_n * elig_cri[1] + c_c
-        counts_act += y_a
+        counts_act[0] += y_a
+        counts_act[1] += p_a
         syn_act[0] = a_m * syn_act[0] + y_a
         syn_act[1] = a_s * syn_act[1] + y_a
         psp_act[:] = (syn_act[0] - syn_act[1]) * psp_norm
@@ -82,6 +90,13 @@ def gaussian_rates_reference(obs, low, high, n_per_dim, width, rate_max_hz) -> n
     r = rate_max_hz * np.exp(-(z[:, None] - c[None, :]) ** 2 / (2.0 * width * width))
     r[~finite] = 0.0
     return r.ravel()
+
+
+def inject_decision_reference(elig, cand, sign) -> None:
+    c = cand * sign[None, :]
+    elig[0] += c
+    elig[1] += c
+    cand[:] = 0.0
 
 
 def terminal_update_reference(w_act, elig_act, w_cri, elig_cri, delta_int, eta_a, eta_c, k_norm, w_clip) -> None:

@@ -17,6 +17,14 @@ factor) that gates the kappa-filtered eligibility traces of actor and critic syn
 * ``RingReadout`` (a direction): preferred angles on a ring with Mexican-hat lateral weights;
   the action is the angle of the population vector ``sum_j c_j (cos phi_j, sin phi_j)``.
 
+Actor traces (``ActorCriticSettings.actor_trace``): 'policy_gradient' (per-neuron escape-noise
+likelihood), 'tdltp' (the paper's PSP-at-post-spike), or 'decision': the window's candidate
+``sum_t dp_j/dh_j psp_i`` is injected into the eligibility once the action is chosen, scaled by
+the readout's ``decision_signs`` (the policy-gradient factor of the population decision), so
+only the taken action's population is credited. Stabilisers used by the control benchmark:
+``stationary_start`` (no value transient at an episode start), ``actor_warmup_episodes``
+(critic first), ``eta_decay_episodes`` and ``decision_pi_floor``.
+
 The escape-noise neurons are the SRM0 model of the paper (firing intensity
 ``rho_max sigmoid(h)``), not the runtime's deterministic LIF: the stochastic spikes are the
 agent's exploration, and their likelihood is what the 'policy_gradient' trace uses.
@@ -38,7 +46,7 @@ import numpy as np
 
 from rtsnn.learn.online import ac_kernels as K
 
-TRACE_MODES = {"tdltp": 0.0, "policy_gradient": 1.0, "expected": 2.0}
+TRACE_MODES = {"tdltp": 0.0, "policy_gradient": 1.0, "expected": 2.0, "decision": 3.0}
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -57,7 +65,8 @@ class ActorCriticSettings:
     tau_k_s: float = 0.2  # kappa decay (value / eligibility filter)
     nu_k_s: float = 0.05  # kappa rise
     tau_r_s: float = 1.0  # reward discount time constant
-    rho_max_hz: float = 100.0  # escape-noise maximal firing intensity
+    rho_max_hz: float = 100.0  # escape-noise maximal firing intensity (actor)
+    rho_critic_hz: float | None = None  # the critic's (None: rho_max_hz); higher = less value noise
     n_critic: int = 50
     value_scale: float = 1.0  # nu: V = nu/N sum_j ybar_j + V0  (ybar in Hz)
     value_offset: float = 0.0  # V0
@@ -73,6 +82,10 @@ class ActorCriticSettings:
     lateral_inh: float = 0.0
     lateral_width: float = 0.1  # Mexican-hat width (fraction of the ring / line)
     settle_s: float = 0.1  # network settles on the first observation before learning
+    stationary_start: bool = False  # begin_episode sets the value filters to their stationary means
+    decision_pi_floor: float = 0.0  # 'decision' trace: action probabilities clipped to [f, 1 - f]
+    actor_warmup_episodes: int = 0  # the actor does not learn in the first episodes (critic first)
+    eta_decay_episodes: float = 0.0  # > 0: eta_actor / (1 + (episode - warmup) / eta_decay_episodes)
 
     def __post_init__(self) -> None:
         for name in ("dt_s", "tau_psp_m_s", "tau_psp_s_s", "f_ref_hz", "tau_k_s", "nu_k_s", "tau_r_s",
@@ -80,6 +93,16 @@ class ActorCriticSettings:
             v = getattr(self, name)
             _check(isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
                    f"ActorCriticSettings.{name} must be a finite number > 0, got {v!r}")
+        _check(isinstance(self.decision_pi_floor, (int, float)) and 0.0 <= self.decision_pi_floor < 0.5,
+               f"ActorCriticSettings.decision_pi_floor must be in [0, 0.5), got {self.decision_pi_floor!r}")
+        _check(int(self.actor_warmup_episodes) == self.actor_warmup_episodes and self.actor_warmup_episodes >= 0,
+               f"ActorCriticSettings.actor_warmup_episodes must be an integer >= 0, got {self.actor_warmup_episodes!r}")
+        _check(isinstance(self.eta_decay_episodes, (int, float)) and math.isfinite(self.eta_decay_episodes)
+               and self.eta_decay_episodes >= 0,
+               f"ActorCriticSettings.eta_decay_episodes must be a finite number >= 0, got {self.eta_decay_episodes!r}")
+        _check(self.rho_critic_hz is None or (isinstance(self.rho_critic_hz, (int, float))
+                                             and math.isfinite(self.rho_critic_hz) and self.rho_critic_hz > 0),
+               f"ActorCriticSettings.rho_critic_hz must be None or a finite number > 0, got {self.rho_critic_hz!r}")
         for name in ("value_offset", "eta_actor", "eta_critic", "w_init_sd", "bias_actor", "bias_critic",
                      "lateral_exc", "lateral_inh", "settle_s"):
             v = getattr(self, name)
@@ -95,6 +118,8 @@ class ActorCriticSettings:
         for name in ("actor_trace", "critic_trace"):
             _check(getattr(self, name) in TRACE_MODES,
                    f"ActorCriticSettings.{name} must be one of {tuple(TRACE_MODES)}, got {getattr(self, name)!r}")
+        _check(self.critic_trace != "decision",
+               "ActorCriticSettings.critic_trace cannot be 'decision' (the critic takes no action)")
 
     def params(self, learn: bool) -> np.ndarray:
         """The packed float64 parameter vector of :func:`ac_kernels.ac_window`."""
@@ -108,6 +133,7 @@ class ActorCriticSettings:
         p[K.P_AN] = math.exp(-dt / self.nu_k_s)
         p[K.P_KN] = 1.0 / (self.tau_k_s - self.nu_k_s)
         p[K.P_RHO] = self.rho_max_hz
+        p[K.P_RHO_C] = self.rho_max_hz if self.rho_critic_hz is None else self.rho_critic_hz
         p[K.P_NU_N] = self.value_scale / self.n_critic
         p[K.P_V0] = self.value_offset
         p[K.P_TAUR] = self.tau_r_s
@@ -121,6 +147,16 @@ class ActorCriticSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def eta_actor_at(self, episode: int) -> float:
+        """The actor's learning rate in episode ``episode`` (0-based): 0 during the warm-up, then
+        ``eta_actor / (1 + (episode - warmup) / eta_decay_episodes)`` (constant if the decay is 0)."""
+        k = episode - int(self.actor_warmup_episodes)
+        if k < 0:
+            return 0.0
+        if self.eta_decay_episodes > 0:
+            return self.eta_actor / (1.0 + k / self.eta_decay_episodes)
+        return self.eta_actor
 
 
 # ---------------------------------------------------------------------------- encoders
@@ -184,6 +220,50 @@ class DiscreteReadout:
         best = np.flatnonzero(g == g.max())
         return int(best[0] if best.size == 1 else rng.choice(best))
 
+    def decision_signs(self, action: int, expected: np.ndarray, pi_floor: float = 0.0) -> np.ndarray:
+        """Per neuron ``beta (1[group_j = a] - pi_group_j)``: the policy-gradient factor
+        ``d log pi_a / d L_k`` of the argmax-of-counts decision, with the group counts taken as
+        independent Poisson variables of means ``L_k`` (the expected spike counts) and their
+        argmax approximated by ``pi = softmax(beta L)``, ``beta = 1.7 / sqrt(sum L)`` (for two
+        actions ``Phi((L_a - L_b) / sqrt(L_a + L_b))``, the normal approximation, with
+        ``Phi(x) ~ sigmoid(1.7 x)``). Uniform ``pi`` when silent. ``pi_floor`` > 0 clips ``pi``
+        to ``[pi_floor, 1 - pi_floor]`` so that a saturated (deterministic) policy still receives
+        a gradient and can leave a wrong choice (the gradient of an ``pi_floor``-soft policy)."""
+        L = expected.reshape(self.n_actions, self.pop_size).sum(axis=1)
+        tot = float(L.sum())
+        if tot > 0:
+            beta = 1.7 / math.sqrt(tot)
+            z = np.exp(beta * (L - L.max()))
+            pi = z / z.sum()
+        else:
+            beta = 1.0
+            pi = np.full(self.n_actions, 1.0 / self.n_actions)
+        if pi_floor > 0:
+            pi = np.clip(pi, pi_floor, 1.0 - pi_floor)
+        f = -beta * pi
+        f[int(action)] += beta
+        return np.repeat(f, self.pop_size)
+
+
+def _wrap(d: np.ndarray | float, period: float | None):
+    return d if period is None else (np.asarray(d) + period / 2) % period - period / 2
+
+
+def _gaussian_signs(action: float, expected: np.ndarray, preferred: np.ndarray, period: float | None) -> np.ndarray:
+    tot = float(expected.sum())
+    if tot <= 0:
+        return np.zeros(preferred.size)
+    if period is None:
+        mu = float(expected @ preferred) / tot
+    else:
+        v = expected @ np.stack([np.cos(preferred), np.sin(preferred)], axis=1)
+        mu = math.atan2(v[1], v[0])
+    dj = _wrap(preferred - mu, period)
+    var = float(expected @ (dj * dj)) / (tot * tot)
+    if var <= 0:
+        return np.zeros(preferred.size)
+    return float(_wrap(action - mu, period)) * dj / (var * tot)
+
 
 class LineReadout:
     """Preferred values ``linspace(low, high, n)``; action = count-weighted mean (or the
@@ -211,6 +291,13 @@ class LineReadout:
             return 0.5 * (self.low + self.high)
         return float(counts @ self.preferred / s)
 
+    def decision_signs(self, action: float, expected: np.ndarray, pi_floor: float = 0.0) -> np.ndarray:
+        """Gaussian policy-gradient factor: with ``mu = sum L_j x_j / sum L`` (``L`` expected
+        counts, ``x`` preferred values) and the Poisson variance of the decoded value
+        ``var = sum L_j (x_j - mu)^2 / (sum L)^2``, ``d log N(a; mu, var) / d L_j`` (mean path)
+        ``= (a - mu)(x_j - mu) / (var sum L)`` (``pi_floor`` is not used: no saturation)."""
+        return _gaussian_signs(float(action), expected, self.preferred, None)
+
 
 class RingReadout:
     """Preferred angles on a ring; action = angle (rad) of the population vector."""
@@ -235,6 +322,11 @@ class RingReadout:
         if not np.any(v):
             return float(rng.uniform(-np.pi, np.pi))
         return float(math.atan2(v[1], v[0]))
+
+    def decision_signs(self, action: float, expected: np.ndarray, pi_floor: float = 0.0) -> np.ndarray:
+        """As :meth:`LineReadout.decision_signs`, with angle differences wrapped to (-pi, pi]
+        around the expected population-vector angle ``mu``."""
+        return _gaussian_signs(float(action), expected, self.preferred, 2 * np.pi)
 
 
 # ---------------------------------------------------------------------------- spiking agent
@@ -276,7 +368,12 @@ class SpikingActorCritic:
         # scratch
         self.scr_act = np.zeros((5, n_act))
         self.scr_cri = np.zeros((5, n_cri))
-        self.counts = np.zeros(n_act)
+        self.counts = np.zeros((2, n_act))  # spikes, expected spikes of the window
+        self.decision = self.s.actor_trace == "decision"
+        if self.decision and not hasattr(readout, "decision_signs"):
+            raise ValueError(f"actor_trace 'decision' needs a readout with decision_signs(); "
+                             f"{type(readout).__name__} has none")
+        self.cand = np.zeros((n_in, n_act) if self.decision else (1, 1))
         self.uniforms = np.zeros((self.n_steps, n_in + n_act + n_cri))
         self._prm_learn = self.s.params(True)
         self._prm_frozen = self.s.params(False)
@@ -295,7 +392,7 @@ class SpikingActorCritic:
 
     def reset_state(self) -> None:
         for a in (self.syn_in, self.psp_in, self.syn_act, self.psp_act, self.elig_act, self.elig_cri,
-                  self.filt_cri, self.scal):
+                  self.filt_cri, self.scal, self.cand):
             a[:] = 0.0
         self.scal[K.S_V] = self.s.value_offset
 
@@ -304,7 +401,7 @@ class SpikingActorCritic:
         self.rng.random(out=u)
         K.ac_window(n_steps, rates, u, reward_rate, self.w_act, self.b_act, self.w_lat, self.w_cri, self.b_cri,
                     self.syn_in, self.psp_in, self.syn_act, self.psp_act, self.elig_act, self.elig_cri,
-                    self.filt_cri, self.scr_act, self.scr_cri, self.counts, self.scal,
+                    self.filt_cri, self.scr_act, self.scr_cri, self.counts, self.cand, self.scal,
                     self._prm_learn if learn else self._prm_frozen)
 
     def _clean_reward(self, reward: float) -> float:
@@ -315,8 +412,10 @@ class SpikingActorCritic:
         return r
 
     def begin_episode(self, obs: np.ndarray) -> None:
-        """Reset the network and let it settle on ``obs`` for ``settle_s`` without learning."""
+        """Reset the network and let it settle on ``obs`` for ``settle_s`` without learning; set
+        the actor's learning rate of this episode (:meth:`ActorCriticSettings.eta_actor_at`)."""
         self.reset_state()
+        self._prm_learn[K.P_ETA_A] = self.s.eta_actor_at(self.episodes)
         rates = self.encoder.encode(obs)
         n_settle = int(round(self.s.settle_s / self.s.dt_s))
         while n_settle > 0:
@@ -325,6 +424,24 @@ class SpikingActorCritic:
             self._run(rates, n, 0.0, False)
             n_settle -= n
         self.scal[K.S_HAVE_V] = 0.0
+        self.cand[:] = 0.0
+        if self.s.stationary_start:
+            self._stationary_value_filters()
+
+    def _stationary_value_filters(self) -> None:
+        """Set the critic's kappa filters to their stationary means for the current inputs,
+        ``e1 = p / (1 - a_k)``, ``e2 = p / (1 - a_n)`` (so ``ybar`` = the expected rate), and the
+        value accordingly: the episode starts without the filters' charging transient, which
+        would otherwise read as a large positive ``dV/dt``."""
+        s, prm = self.s, self._prm_learn
+        h = self.b_cri + self.psp_in @ self.w_cri
+        q = 0.5 * (1.0 + np.tanh(0.5 * h))
+        p = 1.0 - np.exp(-prm[K.P_RHO_C] * s.dt_s * q)
+        self.filt_cri[0] = p / (1.0 - prm[K.P_AK])
+        self.filt_cri[1] = p / (1.0 - prm[K.P_AN])
+        ybar_sum = float((self.filt_cri[0] - self.filt_cri[1]).sum())
+        self.scal[K.S_V] = prm[K.P_NU_N] * prm[K.P_KN] * ybar_sum + prm[K.P_V0]
+        self.scal[K.S_VPREV] = self.scal[K.S_V]
 
     def act(self, obs: np.ndarray, reward: float = 0.0):
         """One decision window on ``obs`` with the previous action's ``reward`` delivered
@@ -334,17 +451,31 @@ class SpikingActorCritic:
         self.counts[:] = 0.0
         self._run(rates, self.n_steps, r / self.window_s, self.learning)
         self.windows += 1
-        return self.readout.decode(self.counts, self.rng)
+        a = self.readout.decode(self.counts[0], self.rng)
+        if self.decision:
+            if self.learning:
+                K.inject_decision(self.elig_act, self.cand, self.readout.decision_signs(a, self.counts[1],
+                                                                                         self.s.decision_pi_floor))
+            else:
+                self.cand[:] = 0.0
+        return a
 
     def end_episode(self, reward: float = 0.0, terminal: bool = True) -> None:
-        """Apply the TD error of the episode end: ``r - V`` if terminal (value drops to 0);
+        """Apply the TD error of the episode end: ``r - V`` if terminal (the value drops to 0 one
+        window after the last decision, so the eligibility traces first decay over that window);
         for a truncated episode nothing (the value would have been bootstrapped)."""
         r = self._clean_reward(reward)
         self.episodes += 1
         if terminal and self.learning:
             s = self.s
+            # the terminal state is reached one window after the last decision: the eligibility
+            # traces evolve for that window (no new source) before the value drops to 0
+            t = self.n_steps * s.dt_s
+            for e in (self.elig_act, self.elig_cri):
+                e[0] *= math.exp(-t / s.tau_k_s)
+                e[1] *= math.exp(-t / s.nu_k_s)
             K.terminal_update(self.w_act, self.elig_act, self.w_cri, self.elig_cri, r - self.value,
-                              s.eta_actor, s.eta_critic, 1.0 / (s.tau_k_s - s.nu_k_s), s.w_clip)
+                              float(self._prm_learn[K.P_ETA_A]), s.eta_critic, 1.0 / (s.tau_k_s - s.nu_k_s), s.w_clip)
 
     def stats(self) -> dict[str, Any]:
         n = max(self.scal[K.S_NSTEPS], 1.0)
@@ -497,7 +628,7 @@ class ActorCriticLearner:
         self.w_cri = self.rng.normal(0.0, s.w_init_sd, (n_rec, n_cri))
         self.b_cri = np.full(n_cri, s.bias_critic)
         self._empty = (np.zeros((n_rec, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros((2, 0)), np.zeros(0),
-                       np.zeros((2, n_rec, 0)), np.zeros((5, 0)), np.zeros(0))
+                       np.zeros((2, n_rec, 0)), np.zeros((5, 0)), np.zeros((2, 0)), np.zeros((1, 1)))
         self.syn_in = np.zeros((2, n_rec))
         self.psp_in = np.zeros(n_rec)
         self.elig_cri = np.zeros((2, n_rec, n_cri))
@@ -529,8 +660,8 @@ class ActorCriticLearner:
         v_prev, have = self.scal[K.S_VPREV], self.scal[K.S_HAVE_V]
         self._prm[K.P_LEARN] = 1.0 if (self.learning and not compile_only) else 0.0
         K.ac_window(1, self.rates, self.uni, r / self.dt_s, e[0], e[1], e[2], self.w_cri, self.b_cri, self.syn_in,
-                    self.psp_in, e[3], e[4], e[5], self.elig_cri, self.filt_cri, e[6], self.scr_cri, e[7], self.scal,
-                    self._prm)
+                    self.psp_in, e[3], e[4], e[5], self.elig_cri, self.filt_cri, e[6], self.scr_cri, e[7], e[8],
+                    self.scal, self._prm)
         v = self.scal[K.S_V]
         delta = (v - v_prev) / self.dt_s - v / self.s.tau_r_s + r / self.dt_s if have else 0.0
         self.last_delta = delta

@@ -15,11 +15,12 @@ from rtsnn.learn.online.actor_critic import (ActorCriticLearner, ActorCriticSett
 from rtsnn.learn.online.reward import QueueRewardSource
 
 
-def _bandit(eta: float, seed: int, n_episodes: int = 150) -> float:
+def _bandit(eta: float, seed: int, n_episodes: int = 150, trace: str = "policy_gradient") -> float:
     """Two-armed bandit (arm 1 pays 1, arm 0 pays 0), one decision per episode; returns the
     fraction of arm-1 choices over the last 50 episodes."""
     enc = PlaceCellEncoder([-1.0], [1.0], n_per_dim=3, width=0.5)
-    s = ActorCriticSettings(eta_actor=eta, eta_critic=eta, n_critic=10, settle_s=0.02, critic_trace="expected")
+    s = ActorCriticSettings(eta_actor=eta, eta_critic=eta, n_critic=10, settle_s=0.02, critic_trace="expected",
+                            actor_trace=trace)
     ag = SpikingActorCritic(enc, DiscreteReadout(2, 10), s, window_s=0.05, seed=seed)
     picks = []
     obs = np.zeros(1)
@@ -36,6 +37,94 @@ def test_spiking_actor_critic_learns_two_armed_bandit():
     control = [_bandit(0.0, seed) for seed in (0, 1)]
     assert min(learned) >= 0.9, learned
     assert max(control) <= 0.75, control
+
+
+def test_decision_trace_learns_two_armed_bandit():
+    """The 'decision' actor trace (eligibility of the chosen action) learns the bandit too; this
+    needs the terminal TD error to reach the eligibility one window after the decision."""
+    learned = [_bandit(0.05, seed, trace="decision") for seed in (0, 1)]
+    control = [_bandit(0.0, seed, trace="decision") for seed in (0, 1)]
+    assert min(learned) >= 0.9, learned
+    assert max(control) <= 0.75, control
+
+
+def test_decision_signs_are_policy_gradient_factors():
+    d = DiscreteReadout(2, 3)
+    f = d.decision_signs(0, np.array([4.0, 4, 4, 4, 4, 4]))  # equal drive: pi = 1/2
+    beta = 1.7 / np.sqrt(24.0)
+    np.testing.assert_allclose(f, [beta / 2] * 3 + [-beta / 2] * 3)
+    f = d.decision_signs(1, np.array([10.0, 10, 10, 0, 0, 0.1]))  # chose the unlikely action: large push
+    assert f[3] > 0.9 * 1.7 / np.sqrt(30.1) and f[0] < 0
+    assert np.all(d.decision_signs(0, np.zeros(6))[:3] == 0.5)  # silent: uniform pi, beta 1
+    line = LineReadout(-1.0, 1.0, 5)
+    L = np.array([1.0, 2, 4, 2, 1])  # mean 0
+    f = line.decision_signs(0.5, L)
+    assert f[4] > 0 and f[0] < 0 and f[2] == 0  # moves the mean towards the taken action
+    assert np.all(line.decision_signs(0.0, L) == 0)
+    ring = RingReadout(8)
+    f = ring.decision_signs(0.3, np.ones(8) + np.eye(8)[0] * 5)  # mean angle 0
+    assert f[1] > 0 and f[7] < 0
+
+
+def test_decision_pi_floor_keeps_a_saturated_policy_learning():
+    d = DiscreteReadout(2, 2)
+    L = np.array([30.0, 30.0, 0.0, 0.0])  # group 0 always wins: pi_0 ~ 1
+    assert np.allclose(d.decision_signs(0, L), 0.0, atol=1e-6)  # no gradient: stuck
+    f = d.decision_signs(0, L, pi_floor=0.1)
+    beta = 1.7 / np.sqrt(60.0)
+    np.testing.assert_allclose(f, [0.1 * beta] * 2 + [-0.1 * beta] * 2)
+    with pytest.raises(ValueError, match="decision_pi_floor"):
+        ActorCriticSettings(decision_pi_floor=0.5)
+
+
+def test_stationary_start_removes_the_value_transient():
+    """With stationary_start the value at the first decision is already the mean the critic
+    settles to; without it the kappa filters are still charging after the 0.1 s settle."""
+    def gap(stationary):
+        enc = PlaceCellEncoder([-1.0], [1.0], n_per_dim=3, width=0.5)
+        s = ActorCriticSettings(n_critic=50, bias_critic=0.0, stationary_start=stationary)
+        ag = SpikingActorCritic(enc, DiscreteReadout(2, 4), s, window_s=0.02, seed=3)
+        ag.learning = False
+        ag.begin_episode(np.zeros(1))
+        v0 = ag.value
+        vs = [v0]
+        for _ in range(100):
+            ag.act(np.zeros(1))
+            vs.append(ag.value)
+        return abs(v0 - np.mean(vs[25:])) / np.mean(vs[25:])
+    assert gap(True) < 0.1, gap(True)
+    assert gap(False) > 0.2, gap(False)
+
+
+def test_actor_learning_rate_schedule():
+    s = ActorCriticSettings(eta_actor=1e-3, actor_warmup_episodes=10, eta_decay_episodes=100)
+    assert s.eta_actor_at(0) == 0.0 and s.eta_actor_at(9) == 0.0
+    assert s.eta_actor_at(10) == pytest.approx(1e-3)
+    assert s.eta_actor_at(110) == pytest.approx(5e-4)
+    assert ActorCriticSettings(eta_actor=2e-3).eta_actor_at(500) == 2e-3
+    with pytest.raises(ValueError, match="actor_warmup_episodes"):
+        ActorCriticSettings(actor_warmup_episodes=-1)
+    with pytest.raises(ValueError, match="eta_decay_episodes"):
+        ActorCriticSettings(eta_decay_episodes=float("nan"))
+    with pytest.raises(ValueError, match="rho_critic_hz"):
+        ActorCriticSettings(rho_critic_hz=0.0)
+    with pytest.raises(ValueError, match="critic_trace cannot be 'decision'"):
+        ActorCriticSettings(critic_trace="decision")
+
+
+def test_warmup_keeps_actor_weights_fixed():
+    enc = PlaceCellEncoder([-1.0], [1.0], n_per_dim=3)
+    s = ActorCriticSettings(n_critic=4, eta_actor=0.1, eta_critic=0.1, actor_warmup_episodes=2, actor_trace="decision")
+    ag = SpikingActorCritic(enc, DiscreteReadout(2, 4), s, seed=0)
+    w0 = ag.w_act.copy()
+    for ep in range(3):
+        ag.begin_episode(np.zeros(1))
+        for _ in range(5):
+            ag.act(np.zeros(1), 1.0)
+        ag.end_episode(-1.0, terminal=True)
+        if ep < 2:
+            assert np.array_equal(ag.w_act, w0)
+    assert not np.array_equal(ag.w_act, w0)
 
 
 def test_nan_reward_is_counted_and_ignored():
