@@ -1,0 +1,110 @@
+"""Helpers shared by ``scripts/reproduce_{xor,iris,yinyang}.py``: BPTT hand-off (lazy),
+discretisation of spike-time inputs onto a dt grid, and an snnTorch peer for epoch timing."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+
+
+def load_bptt():
+    """``rtsnn.learn.offline.bptt.train_classifier`` or a SystemExit naming what is missing."""
+    try:
+        from rtsnn.learn.offline.bptt import train_classifier  # noqa: PLC0415
+    except ImportError as e:  # the BPTT module is built separately
+        raise SystemExit(f"--method bptt is unavailable: rtsnn.learn.offline.bptt could not be "
+                         f"imported ({e}); use --method fp") from None
+    return train_classifier
+
+
+def times_to_grid(in_times: np.ndarray, unit_s: float, dt_s: float, n_steps: int) -> np.ndarray:
+    """Spike times (n, n_in) in network time units -> float32 spike raster (n, n_steps, n_in):
+    a spike at time t lands in step ``round(t * unit_s / dt_s)`` (inf = no spike; spikes past
+    the grid are dropped)."""
+    x = np.asarray(in_times, dtype=np.float64)
+    n, n_in = x.shape
+    out = np.zeros((n, n_steps, n_in), dtype=np.float32)
+    fin = np.isfinite(x)
+    steps = np.full(x.shape, -1, dtype=np.int64)
+    steps[fin] = np.rint(x[fin] * unit_s / dt_s).astype(np.int64)
+    ok = (steps >= 0) & (steps < n_steps)
+    r, c = np.nonzero(ok)
+    out[r, steps[r, c], c] = 1.0
+    return out
+
+
+def snntorch_epoch_seconds(x_grid: np.ndarray, y: np.ndarray, hidden: int, n_classes: int, *,
+                           alpha_step: float, beta_step: float, batch_size: int = 32,
+                           seed: int = 0, threads: int = 1) -> dict:
+    """One training epoch of an equivalent discretised network in snnTorch (Linear ->
+    Synaptic -> Linear -> Synaptic, spike-count cross-entropy, Adam), timed; returns
+    ``{"epoch_s": ..., "loss": ...}`` or ``{"error": ...}`` if snnTorch is unavailable."""
+    try:
+        import snntorch as snn  # noqa: PLC0415
+        import torch  # noqa: PLC0415
+    except ImportError as e:
+        return {"error": f"snntorch/torch not importable: {e}"}
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    n_in = x_grid.shape[2]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(n_in, hidden, bias=False)
+            self.lif1 = snn.Synaptic(alpha=alpha_step, beta=beta_step)
+            self.fc2 = torch.nn.Linear(hidden, n_classes, bias=False)
+            self.lif2 = snn.Synaptic(alpha=alpha_step, beta=beta_step)
+
+        def forward(self, x):  # x: (T, B, n_in)
+            syn1, mem1 = self.lif1.init_synaptic()
+            syn2, mem2 = self.lif2.init_synaptic()
+            count = 0
+            for t in range(x.shape[0]):
+                s1, syn1, mem1 = self.lif1(self.fc1(x[t]), syn1, mem1)
+                s2, syn2, mem2 = self.lif2(self.fc2(s1), syn2, mem2)
+                count = count + s2
+            return count
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt = torch.from_numpy(np.ascontiguousarray(x_grid.transpose(1, 0, 2)))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    perm = torch.from_numpy(rng.permutation(len(y)))
+    t0 = time.perf_counter()
+    total = 0.0
+    for b in range(0, len(y), batch_size):
+        idx = perm[b:b + batch_size]
+        out = net(xt[:, idx])
+        loss = torch.nn.functional.cross_entropy(out, yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+    return {"epoch_s": time.perf_counter() - t0, "loss": total / len(y)}
+
+
+def mean_sd(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def emit(record: dict) -> None:
+    """Print one JSON line (NaN -> null)."""
+    def clean(o):
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, np.generic):
+            return clean(o.item())
+        return o
+    print(json.dumps(clean(record)), flush=True)
