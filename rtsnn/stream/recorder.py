@@ -1,0 +1,387 @@
+"""Record streams to XDF: a :class:`Recorder` for sessions, and :func:`record_lsl` for ``rtsnn record``.
+
+:class:`Recorder` never blocks its callers: ``push`` copies the block into a queue
+(``collections.deque``, appends are atomic under the GIL) and returns; a writer thread
+drains the queue every ``flush_interval_s``, encodes Samples chunks, writes a Boundary
+chunk every ``boundary_interval_s``, and flushes (one ``os.write``; ``fsync`` optional). A
+crash therefore loses at most the last ``flush_interval_s`` of data, and what was flushed is
+readable by pyxdf and by :func:`rtsnn.stream.xdf_reader.load_xdf`. A queue grown past
+``max_queued_blocks`` (the disk cannot keep up) drops the newest block and counts it.
+``close`` drains, writes the footers and closes the file.
+
+:func:`record_lsl` resolves LSL streams by name, records their raw timestamps (sender clock)
+with a ClockOffset chunk every ``offset_interval_s`` (``inlet.time_correction()``, written as
+LabRecorder does: collection time on the sender's clock, offset to add), as pyxdf expects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    """Records any number of streams into one XDF file from any thread, without blocking.
+
+    ``add_stream(name, channel_labels, units, ...)`` returns a stream id; then
+    ``push(stream_id, timestamps, block)`` with ``timestamps`` (n,) float s (LSL clock) and
+    ``block`` (n, channels) numeric (or a list of string rows for a string stream), or a
+    single sample with a scalar timestamp and a 1-D block.
+    """
+
+    def __init__(self, path: str | Path, *, flush_interval_s: float = 0.5, boundary_interval_s: float = 10.0,
+                 fsync: bool = False, max_queued_blocks: int = 100_000, file_info: dict[str, str] | None = None):
+        if not flush_interval_s > 0:
+            raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
+        self.path = Path(path)
+        self.flush_interval_s = float(flush_interval_s)
+        self.boundary_interval_s = float(boundary_interval_s)
+        self.max_queued_blocks = int(max_queued_blocks)
+        self.writer = XdfWriter(self.path, fsync=fsync, file_info=file_info)
+        self._queue: deque = deque()
+        self._infos: dict[int, StreamInfoData] = {}
+        self._next_id = 1
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"xdf-recorder[{self.path.name}]", daemon=True)
+        self.dropped_blocks = 0
+        self.pushed_samples: dict[int, int] = {}
+        self.errors = 0
+        self.last_error = ""
+        self._thread.start()
+
+    # ------------------------------------------------------------------ set-up
+    def add_stream(self, name: str, channel_labels: Sequence[str] | None = None, units: Sequence[str] | None = None,
+                   *, channel_count: int | None = None, type: str = "", nominal_srate_hz: float = 0.0,
+                   channel_format: str = "float32", source_id: str = "", header_xml: bytes | None = None) -> int:
+        """Declare a stream (header written at the next flush); returns its stream id."""
+        labels = list(channel_labels or [])
+        n = channel_count if channel_count is not None else len(labels)
+        info = StreamInfoData(name=name, type=type, channel_count=n, nominal_srate_hz=nominal_srate_hz,
+                              channel_format=channel_format, source_id=source_id or f"rtsnn:{name}",
+                              channel_labels=labels, channel_units=list(units or []))
+        with self._lock:
+            sid = self._next_id
+            self._next_id += 1
+            self._infos[sid] = info
+            self.pushed_samples[sid] = 0
+        self._queue.append(("header", sid, info, header_xml))
+        return sid
+
+    # ------------------------------------------------------------------ hot path
+    def push(self, stream_id: int, timestamps: float | np.ndarray, block: Any) -> bool:
+        """Queue samples (copied); False when dropped because the queue is full. Never blocks on I/O."""
+        if len(self._queue) >= self.max_queued_blocks:
+            self.dropped_blocks += 1
+            return False
+        info = self._infos.get(stream_id)
+        if info is None:
+            raise ValueError(f"Recorder.push: unknown stream_id {stream_id}; call add_stream first")
+        ts = np.array(timestamps, dtype=np.float64, ndmin=1)
+        n = ts.shape[0]
+        if info.channel_format == "string":
+            if isinstance(block, str):
+                block = [[block]]
+            elif n == 1 and len(block) and isinstance(block[0], str):
+                block = [block]
+            data: Any = [[str(v) for v in row] for row in block]
+            if len(data) != n or any(len(r) != info.channel_count for r in data):
+                raise ValueError(f"Recorder.push: stream {info.name!r} expects {n} string rows of "
+                                 f"{info.channel_count} values")
+        else:
+            data = np.array(block, dtype=info.dtype, copy=True)
+            if data.size != n * info.channel_count:
+                raise ValueError(f"Recorder.push: stream {info.name!r} got a block of shape {data.shape} for {n} "
+                                 f"timestamps x {info.channel_count} channels")
+            data = data.reshape(n, info.channel_count)
+        self._queue.append(("samples", stream_id, ts, data))
+        self.pushed_samples[stream_id] += ts.shape[0]
+        return True
+
+    def clock_offset(self, stream_id: int, collection_time_s: float, offset_s: float) -> None:
+        self._queue.append(("offset", stream_id, collection_time_s, offset_s))
+
+    # ------------------------------------------------------------------ writer thread
+    def _drain(self) -> None:
+        q = self._queue
+        w = self.writer
+        while q:
+            kind, sid, a, b = q.popleft()
+            try:
+                if kind == "samples":
+                    w.write_samples(sid, a, b)
+                elif kind == "header":
+                    w.add_stream(sid, a, header_xml=b)
+                elif kind == "offset":
+                    w.write_clock_offset(sid, a, b)
+            except Exception as err:  # noqa: BLE001 - a bad block must not stop the recording
+                self.errors += 1
+                self.last_error = f"{kind} for stream {sid}: {err}"
+                if self.errors <= 10:
+                    log.error("recorder %s: dropped %s", self.path, self.last_error)
+
+    def _run(self) -> None:
+        next_boundary = time.monotonic() + self.boundary_interval_s
+        while not self._stop.wait(self.flush_interval_s):
+            self._drain()
+            if time.monotonic() >= next_boundary:
+                self.writer.write_boundary()
+                next_boundary += self.boundary_interval_s
+            try:
+                self.writer.flush()
+            except OSError as err:
+                self.errors += 1
+                self.last_error = f"flush: {err}"
+                log.error("recorder %s: %s", self.path, err)
+
+    def flush(self) -> None:
+        """Drain and flush now (from any thread; normally the writer thread does it)."""
+        with self._lock:
+            self._drain()
+            self.writer.flush()
+
+    def close(self) -> None:
+        """Drain what is queued, write footers, close the file."""
+        if self.writer.closed:
+            return
+        self._stop.set()
+        self._thread.join(10)
+        with self._lock:
+            self._drain()
+            self.writer.close(footers=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {"path": str(self.path), "bytes": self.writer.bytes_written, "queued": len(self._queue),
+                "dropped_blocks": self.dropped_blocks, "errors": self.errors,
+                "samples": {self._infos[k].name: v for k, v in self.pushed_samples.items()}}
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------- LSL recording
+def _info_from_lsl(info: Any) -> StreamInfoData:
+    import pylsl
+
+    from rtsnn.stream.lsl_source import channel_labels_of
+
+    labels = channel_labels_of(info)
+    return StreamInfoData(name=info.name(), type=info.type(), channel_count=info.channel_count(),
+                          nominal_srate_hz=info.nominal_srate(),
+                          channel_format=pylsl.lib.fmt2string[info.channel_format()], source_id=info.source_id(),
+                          channel_labels=labels if len(labels) == info.channel_count() else [])
+
+
+def record_lsl(names: list[str], out: str | Path, *, duration_s: float | None = None, resolve_timeout_s: float = 5.0,
+               offset_interval_s: float = 5.0, flush_interval_s: float = 0.5, stop: threading.Event | None = None,
+               ready: threading.Event | None = None) -> dict[str, Any]:
+    """Record the LSL streams with these names until ``duration_s`` or ``stop``; return a summary.
+
+    Every name must resolve within ``resolve_timeout_s`` (else ValueError naming the missing ones).
+    """
+    import pylsl
+
+    if not names:
+        raise ValueError("record: give at least one stream name (--streams NAME ...)")
+    stop = stop or threading.Event()
+    found: dict[str, Any] = {}
+    deadline = time.monotonic() + resolve_timeout_s
+    while len(found) < len(set(names)) and time.monotonic() < deadline:
+        for name in set(names) - set(found):
+            hits = pylsl.resolve_byprop("name", name, 1, min(0.5, max(0.05, deadline - time.monotonic())))
+            if hits:
+                found[name] = sorted(hits, key=lambda i: i.created_at())[-1]
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"record: no LSL stream named {', '.join(map(repr, missing))} found within "
+                         f"{resolve_timeout_s:g} s")
+    rec = Recorder(out, flush_interval_s=flush_interval_s, file_info={"recorder": "rtsnn record"})
+    inlets = []
+    try:
+        for name in dict.fromkeys(names):
+            inlet = pylsl.StreamInlet(found[name], max_buflen=360, recover=True)
+            inlet.open_stream(timeout=resolve_timeout_s)
+            full = inlet.info(timeout=resolve_timeout_s)
+            sinfo = _info_from_lsl(full)
+            sid = rec.add_stream(sinfo.name, sinfo.channel_labels, None, channel_count=sinfo.channel_count,
+                                 type=sinfo.type, nominal_srate_hz=sinfo.nominal_srate_hz,
+                                 channel_format=sinfo.channel_format, source_id=sinfo.source_id,
+                                 header_xml=full.as_xml().encode("utf-8"))
+            numeric = sinfo.channel_format != "string"
+            buf = (np.zeros((4096, sinfo.channel_count), dtype=sinfo.dtype.newbyteorder("=")) if numeric else None)
+            inlets.append({"inlet": inlet, "sid": sid, "name": sinfo.name, "numeric": numeric, "buf": buf,
+                           "next_offset": 0.0})
+        if ready is not None:
+            ready.set()
+        t_start = time.monotonic()
+        while not stop.is_set():
+            if duration_s is not None and time.monotonic() - t_start >= duration_s:
+                break
+            got = 0
+            for st in inlets:
+                inlet = st["inlet"]
+                if time.monotonic() >= st["next_offset"]:
+                    try:
+                        off = inlet.time_correction(timeout=0.2)
+                        rec.clock_offset(st["sid"], pylsl.local_clock() - off, off)
+                    except Exception as err:  # noqa: BLE001 - timeout: try again next interval
+                        log.debug("time_correction %s: %s", st["name"], err)
+                    st["next_offset"] = time.monotonic() + offset_interval_s
+                if st["numeric"]:
+                    data, ts = inlet.pull_chunk(timeout=0.0, max_samples=st["buf"].shape[0], dest_obj=st["buf"])
+                    if ts:
+                        rec.push(st["sid"], np.asarray(ts), st["buf"][:len(ts)])
+                else:
+                    data, ts = inlet.pull_chunk(timeout=0.0)
+                    if ts:
+                        rec.push(st["sid"], np.asarray(ts), data)
+                got += len(ts)
+            if not got:
+                stop.wait(0.005)
+        # one last drain of whatever arrived meanwhile
+        for st in inlets:
+            if st["numeric"]:
+                data, ts = st["inlet"].pull_chunk(timeout=0.0, max_samples=st["buf"].shape[0], dest_obj=st["buf"])
+                if ts:
+                    rec.push(st["sid"], np.asarray(ts), st["buf"][:len(ts)])
+            else:
+                data, ts = st["inlet"].pull_chunk(timeout=0.0)
+                if ts:
+                    rec.push(st["sid"], np.asarray(ts), data)
+    finally:
+        rec.close()
+        for st in inlets:
+            try:
+                st["inlet"].close_stream()
+            except Exception:  # noqa: BLE001
+                pass
+    return rec.stats()
+
+
+# ---------------------------------------------------------------------------- session side
+class BlockRing:
+    """Bounded, preallocated single-producer / single-consumer ring of (timestamp, row) samples.
+
+    The compute thread calls ``push_block(samples, timestamps, n)``: at most two slice copies
+    into buffers allocated once (only numpy's transient slice views); when the ring lacks room for all ``n`` the whole block is dropped and
+    counted (the tick never waits). The I/O thread calls ``drain()`` (allocates there).
+    Indices only grow and each is written by one side (atomic int stores under CPython).
+    """
+
+    def __init__(self, capacity: int, n_channels: int):
+        if capacity < 2 or n_channels < 1:
+            raise ValueError(f"BlockRing needs capacity >= 2 and n_channels >= 1, got {capacity}, {n_channels}")
+        self.capacity = int(capacity)
+        self.values = np.zeros((self.capacity, int(n_channels)), np.float32)
+        self.stamps = np.zeros(self.capacity, np.float64)
+        self.head = 0
+        self.tail = 0
+        self.dropped_samples = 0
+
+    def push_block(self, samples: np.ndarray, timestamps: np.ndarray, n: int) -> bool:
+        if n <= 0:
+            return True
+        if self.capacity - (self.head - self.tail) < n:
+            self.dropped_samples += n
+            return False
+        start = self.head % self.capacity
+        first = min(n, self.capacity - start)
+        self.values[start:start + first] = samples[:first]
+        self.stamps[start:start + first] = timestamps[:first]
+        if first < n:
+            self.values[:n - first] = samples[first:n]
+            self.stamps[:n - first] = timestamps[first:n]
+        self.head += n
+        return True
+
+    def drain(self) -> tuple[np.ndarray, np.ndarray]:
+        head = self.head
+        n = head - self.tail
+        if n <= 0:
+            return self.stamps[:0].copy(), self.values[:0].copy()
+        idx = (self.tail + np.arange(n)) % self.capacity
+        out = self.stamps[idx], self.values[idx]
+        self.tail = head
+        return out
+
+
+class SessionRecording:
+    """A session's recording: what it consumed, was taught, rewarded, and what it emitted.
+
+    Streams (all timestamps on the LSL clock): ``<name>-inputs`` (every input sample the
+    session pulled, source timestamps), ``<name>-teacher`` (teaching samples), ``<name>-reward``
+    (scalar rewards), ``<name>-outputs`` (one sample per tick at its emit time: outputs, then
+    the target in force), ``<name>-events`` (strings: pause, resume, learning-rate changes...).
+
+    Threads: the compute thread calls ``inputs.push_block`` / ``teacher.push_block`` (slice
+    copies into preallocated rings, drop-and-count when full); the I/O thread calls ``drain()`` periodically and
+    ``outputs_rows(rows)`` with the session's output-ring rows ``[tick, t_source, t_emit,
+    y..., target...]``; ``reward(r, t)`` and ``event(text, t)`` from any thread; ``close()`` at the end.
+    """
+
+    def __init__(self, path: str | Path, name: str, *, input_labels: Sequence[str], input_units: Sequence[str] = (),
+                 input_srate_hz: float = 0.0, output_labels: Sequence[str], output_units: Sequence[str] = (),
+                 teacher: bool = False, dt_s: float = 1e-3, ring_samples: int = 1 << 16,
+                 flush_interval_s: float = 0.5):
+        self.rec = Recorder(path, flush_interval_s=flush_interval_s, file_info={"session": name})
+        n_in, n_out = len(input_labels), len(output_labels)
+        self.n_out = n_out
+        self.sid_in = self.rec.add_stream(f"{name}-inputs", list(input_labels), list(input_units) or None,
+                                          type="Input", nominal_srate_hz=input_srate_hz)
+        self.inputs = BlockRing(ring_samples, n_in)
+        self.sid_teacher = None
+        self.teacher = None
+        if teacher:
+            self.sid_teacher = self.rec.add_stream(f"{name}-teacher", [f"target_{l}" for l in output_labels],
+                                                   list(output_units) or None, type="Teacher")
+            self.teacher = BlockRing(ring_samples, n_out)
+        out_units = list(output_units) * 2 if output_units else None
+        self.sid_out = self.rec.add_stream(f"{name}-outputs", [*output_labels, *[f"target_{l}" for l in output_labels]],
+                                           out_units, type="Control", nominal_srate_hz=1.0 / dt_s)
+        self.sid_reward = self.rec.add_stream(f"{name}-reward", ["reward"], ["1"], type="Reward")
+        self.sid_events = self.rec.add_stream(f"{name}-events", ["event"], channel_format="string", type="Markers")
+
+    def drain(self) -> None:
+        """I/O thread: move the compute thread's ring contents into the recorder."""
+        ts, x = self.inputs.drain()
+        if len(ts):
+            self.rec.push(self.sid_in, ts, x)
+        if self.teacher is not None:
+            ts, x = self.teacher.drain()
+            if len(ts):
+                self.rec.push(self.sid_teacher, ts, x)
+
+    def outputs_rows(self, rows: np.ndarray) -> None:
+        """I/O thread: rows of the session's output ring (``[tick, t_source, t_emit, y..., target...]``)."""
+        if len(rows):
+            self.rec.push(self.sid_out, rows[:, 2], rows[:, 3:3 + 2 * self.n_out])
+
+    def reward(self, value: float, t_s: float) -> None:
+        self.rec.push(self.sid_reward, t_s, [value])
+
+    def event(self, text: str, t_s: float) -> None:
+        self.rec.push(self.sid_events, t_s, text)
+
+    def stats(self) -> dict[str, Any]:
+        out = self.rec.stats()
+        out["dropped_input_samples"] = self.inputs.dropped_samples
+        if self.teacher is not None:
+            out["dropped_teacher_samples"] = self.teacher.dropped_samples
+        return out
+
+    def close(self) -> None:
+        self.drain()
+        self.rec.close()

@@ -1,0 +1,131 @@
+"""The real recordings in ../shared/data as replayable streams, and bad inputs per format."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from rtsnn.stream.readers import load_recording, read_chewie_npz
+from rtsnn.stream.replay import XdfFileSource, build_timeline, replay_digest
+
+from test_xdf_support import data_file
+
+
+def test_edf_signals_and_annotations():
+    import mne
+
+    path = data_file("eeg/eegmmi_S001R04.edf")
+    rec = load_recording(path)
+    eeg, mk = rec.streams
+    assert (eeg.name, eeg.info.channel_count, eeg.info.nominal_srate_hz, eeg.n_samples) == \
+        ("eegmmi_S001R04", 64, 160.0, 20000)
+    assert eeg.info.channel_labels[:3] == ["Fc5", "Fc3", "Fc1"] and eeg.info.channel_units[0] == "microvolts"
+    raw = mne.io.read_raw_edf(str(path), preload=True, verbose="error")
+    np.testing.assert_allclose(eeg.time_series, (raw.get_data() * 1e6).T.astype(np.float32))
+    np.testing.assert_allclose(eeg.time_stamps[:3], [0.0, 1 / 160, 2 / 160])
+    assert mk.is_string and mk.info.nominal_srate_hz == 0.0
+    assert mk.n_samples == len(raw.annotations) == 30
+    assert set(mk.time_series[:, 0]) == {"T0", "T1", "T2"}
+    np.testing.assert_allclose(mk.time_stamps, raw.annotations.onset)
+    tl = build_timeline(rec)
+    assert tl.duration_s == pytest.approx(19999 / 160)
+
+
+def test_chewie_npz_streams():
+    path = data_file("neural/chewie_20131003_bin100ms.npz")
+    rec = load_recording(path)
+    rates, kin, trials = rec.streams
+    z = np.load(path)
+    np.testing.assert_array_equal(rates.time_series, z["rates_hz"])
+    assert rates.info.nominal_srate_hz == pytest.approx(10.0) and rates.info.channel_units[0] == "Hz"
+    np.testing.assert_array_equal(kin.time_series[:, 2:4], z["vel"])
+    assert kin.info.channel_labels == ["pos_x", "pos_y", "vel_x", "vel_y", "acc_x", "acc_y"]
+    assert trials.n_samples == len(np.unique(z["trial"])) == 159
+    assert trials.time_series[0, 0] == f"trial 0 target {z['target'][0]}"
+    np.testing.assert_allclose(rates.time_stamps[1] - rates.time_stamps[0], 0.1)
+    moving = load_recording(data_file("neural/chewie_20131003_bin50ms_moving.npz"))
+    assert moving.streams[0].info.nominal_srate_hz == pytest.approx(20.0)
+
+
+def test_mc_maze_csv_spikes_and_kinematics():
+    path = data_file("neural/mc_maze_trial_748.csv")
+    rec = load_recording(path)
+    spikes, kin = rec.streams
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], np.array(rows[1:], float)
+    unit_idx = [i for i, h in enumerate(header) if h.startswith("unit_")]
+    assert spikes.info.channel_count == len(unit_idx) == 182
+    assert spikes.info.nominal_srate_hz == 1000.0 and spikes.n_samples == len(body)
+    assert spikes.time_series.sum() == body[:, unit_idx].sum() > 0
+    assert kin.info.channel_labels[-2:] == ["hand_vel_x", "hand_vel_y"]
+    np.testing.assert_allclose(kin.time_series[:, -1], body[:, header.index("hand_vel_y")], rtol=1e-6)
+    np.testing.assert_array_equal(spikes.time_stamps, body[:, 0])
+
+
+@pytest.mark.parametrize("rel", ["eeg/eegmmi_S001R04.edf", "neural/chewie_20131003_bin100ms.npz",
+                                 "neural/mc_maze_trial_748.csv", "xdf/minimal.xdf"])
+def test_real_recordings_have_stable_digests_and_feed_the_file_source(rel):
+    path = data_file(rel)
+    assert replay_digest(load_recording(path)) == replay_digest(load_recording(path))
+    rec = load_recording(path)
+    st = next(s for s in rec.streams if not s.is_string)
+    src = XdfFileSource(str(path), st.name, n_channels=st.info.channel_count, dt_s=0.01)
+    src.open()
+    buf, tsb = np.zeros((1024, st.info.channel_count), np.float32), np.zeros(1024)
+    total = 0
+    while not src.finished:
+        total += src.pull(buf, tsb)
+    assert total == st.n_samples
+
+
+def test_bad_inputs_name_the_problem(tmp_path):
+    np.savez(tmp_path / "x_bin20ms.npz", rates_hz=np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=r"lacks key\(s\) \['pos', 'vel'\]"):
+        load_recording(tmp_path / "x_bin20ms.npz")
+    np.savez(tmp_path / "y_bin20ms.npz", rates_hz=np.zeros((5, 3)), pos=np.zeros((4, 2)), vel=np.zeros((5, 2)))
+    with pytest.raises(ValueError, match=r"pos must have shape \(5, 2\)"):
+        load_recording(tmp_path / "y_bin20ms.npz")
+    np.savez(tmp_path / "nobin.npz", rates_hz=np.zeros((5, 3)), pos=np.zeros((5, 2)), vel=np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="bin width unknown"):
+        load_recording(tmp_path / "nobin.npz")
+    assert read_chewie_npz(tmp_path / "nobin.npz", bin_s=0.02).streams[0].info.nominal_srate_hz == 50.0
+    (tmp_path / "a.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable npz"):
+        load_recording(tmp_path / "a.npz")
+
+    (tmp_path / "t.csv").write_text("time,unit_1\n0,1\n")
+    with pytest.raises(ValueError, match="no 'timestamp' column"):
+        load_recording(tmp_path / "t.csv")
+    (tmp_path / "u.csv").write_text("timestamp,x\n0,1\n")
+    with pytest.raises(ValueError, match="no 'unit_\\*' spike columns"):
+        load_recording(tmp_path / "u.csv")
+    (tmp_path / "v.csv").write_text("timestamp,unit_1\n0,1\n0.001,abc\n")
+    with pytest.raises(ValueError, match="not numeric"):
+        load_recording(tmp_path / "v.csv")
+    (tmp_path / "w.csv").write_text("")
+    with pytest.raises(ValueError, match="empty CSV"):
+        load_recording(tmp_path / "w.csv")
+
+    (tmp_path / "e.edf").write_bytes(b"0       garbage" * 20)
+    with pytest.raises(ValueError, match="not a readable EDF file"):
+        load_recording(tmp_path / "e.edf")
+    with pytest.raises(ValueError, match="unknown recording format '.mat'"):
+        (tmp_path / "m.mat").write_bytes(b"")
+        load_recording(tmp_path / "m.mat")
+
+
+def test_truncated_edf_loads_its_complete_records_and_reports_the_loss(tmp_path):
+    src = data_file("eeg/eegmmi_S001R04.edf")
+    data = src.read_bytes()
+    (tmp_path / "cut.edf").write_bytes(data[:len(data) // 2])
+    rec = load_recording(tmp_path / "cut.edf")
+    n = rec.streams[0].n_samples
+    assert 0 < n < 20000 and n % 160 == 0  # whole 1 s records only
+    full = load_recording(src).streams[0].time_series
+    np.testing.assert_array_equal(rec.streams[0].time_series, full[:n])
+    (msg,) = [str(r) for r in rec.repairs if r.kind == "truncated"]
+    assert f"{20000 - n} samples per channel lost" in msg
+    assert load_recording(src).repairs == []
