@@ -17,6 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
+# sources known to end by themselves (``finished`` turns True): 'max' pace needs one of them
+# when no duration is set (a third-party source that ends can be used with session.duration_s)
+FINITE_SOURCES = frozenset({"xdf_file"})
+
+
 class ConfigError(ValueError):
     """A configuration problem; the message names file, key and expectation."""
 
@@ -52,6 +57,12 @@ class SessionSettings(_Strict):
                                             "`rtsnn dashboard` (about 1 us per tick on the compute thread)")
     max_catchup_s: float = Field(5.0, ge=0, description="warm-up continues (up to this long) until "
                                                         "the source's start-up backlog is drained")
+    record: bool = Field(False, description="record what the session consumed (inputs, teacher, rewards), "
+                                            "emitted (outputs + targets) and was told (control events) to "
+                                            "recording.xdf in the session folder, written incrementally")
+    pace: Literal["realtime", "max"] = Field("realtime", description=(
+        "realtime: ticks on absolute deadlines; max: as fast as possible, no waiting, learning applied "
+        "inline, for a finite source (e.g. xdf_file): same outputs on every run"))
 
 
 class NeuronConfig(_Strict):
@@ -110,6 +121,14 @@ class SessionConfig(_Strict):
     reward: PluginSpec | None = Field(None, description="reward source for reward-driven learners "
                                                         "(entry-point group rtsnn.rewards)")
     sinks: list[PluginSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _max_pace_ends(self) -> "SessionConfig":
+        if (self.session.pace == "max" and self.session.duration_s is None
+                and self.source.kind not in FINITE_SOURCES):
+            raise ValueError(f"session.pace 'max' needs a source that ends (one of {sorted(FINITE_SOURCES)}) "
+                             f"or session.duration_s; source.kind is {self.source.kind!r}")
+        return self
 
     @model_validator(mode="after")
     def _budget_fits_tick(self) -> "SessionConfig":

@@ -19,6 +19,18 @@ is not lost, the next tick consumes it.
 
 The I/O thread runs an asyncio loop: it writes metrics as JSON lines, drains the output ring
 to the session folder, and runs learners' heavy ``prepare`` step.
+
+``session.record``: the compute thread also copies every input and teacher sample it pulled,
+and every reward the learner polled, into preallocated rings (full: the block is dropped and
+counted); the I/O thread moves them, the output rows and the control events it dispatched
+into ``recording.xdf`` (:class:`rtsnn.stream.recorder.SessionRecording`), flushed every 0.5 s.
+
+``session.pace: max`` (offline, for a finite source such as ``xdf_file``): no deadlines and
+no warm-up, the loop runs until the source reports ``finished`` (or the duration), learners'
+``prepare`` and ``apply`` run inline on the compute thread, and the producer waits for the
+I/O thread instead of dropping rows when a ring is full. Every tick's decoded and target
+outputs are then the same on every run; latency and deadline figures are not meaningful
+(e2e and deadline misses are not counted).
 """
 
 from __future__ import annotations
@@ -94,6 +106,20 @@ def _substitute(options: dict[str, Any], prefix: str) -> dict[str, Any]:
 CAUGHT_UP_S = 0.02  # warm-up: the newest pulled sample is at most this old -> backlog drained
 
 
+def _with_session_dt(group: str, kind: str, options: dict[str, Any], dt_s: float) -> dict[str, Any]:
+    """``options`` plus ``dt_s`` = the session's tick when the plugin takes a ``dt_s`` argument
+    and the config leaves it out (an explicit, different value is refused by the session)."""
+    if "dt_s" in options:
+        return options
+    import inspect
+
+    try:
+        params = inspect.signature(plugins.load(group, kind).__init__).parameters
+    except (ValueError, TypeError, ConfigError):  # unknown kind: plugins.build reports it
+        return options
+    return {**options, "dt_s": dt_s} if "dt_s" in params else options
+
+
 def apply_realtime(policy: str, priority: int) -> str:
     """Raise the calling thread's scheduling priority; returns what was applied.
 
@@ -135,12 +161,24 @@ class Session:
         self._synthetic_proc = None
         su = cfg.synthetic_user
         self.synthetic_prefix = (f"{su.prefix}-{os.getpid()}" if su.unique_prefix else su.prefix) if su else ""
-        src_opts = _substitute(cfg.source.options, self.synthetic_prefix)
+        src_opts = _with_session_dt("rtsnn.sources", cfg.source.kind,
+                                    _substitute(cfg.source.options, self.synthetic_prefix), s.dt_s)
         self.source = plugins.build("rtsnn.sources", cfg.source.kind, src_opts, "source", origin)
         self.teacher = (plugins.build("rtsnn.sources", cfg.teacher.kind,
-                                      _substitute(cfg.teacher.options, self.synthetic_prefix), "teacher", origin)
+                                      _with_session_dt("rtsnn.sources", cfg.teacher.kind,
+                                                       _substitute(cfg.teacher.options, self.synthetic_prefix),
+                                                       s.dt_s), "teacher", origin)
                         if cfg.teacher else None)
-        self.encoder = plugins.build("rtsnn.encoders", cfg.encoder.kind, cfg.encoder.options, "encoder", origin)
+        self.encoder = plugins.build("rtsnn.encoders", cfg.encoder.kind,
+                                     _with_session_dt("rtsnn.encoders", cfg.encoder.kind, cfg.encoder.options,
+                                                      s.dt_s), "encoder", origin)
+        # stages that keep their own tick length (given dt_s = session.dt_s when the config is
+        # silent) must agree with the session's, or rates and file windows are off by the ratio
+        for section, stage in (("source", self.source), ("teacher", self.teacher), ("encoder", self.encoder)):
+            stage_dt = getattr(stage, "dt_s", None) if stage is not None else None
+            if isinstance(stage_dt, (int, float)) and abs(stage_dt - s.dt_s) > 1e-12 * max(1.0, s.dt_s):
+                raise ConfigError(f"{origin}: {section}.options.dt_s ({stage_dt:g} s) differs from session.dt_s "
+                                  f"({s.dt_s:g} s); set them equal")
         if self.encoder.n_channels != self.source.n_channels:
             raise ConfigError(f"{origin}: encoder expects {self.encoder.n_channels} channels but the source "
                               f"delivers {self.source.n_channels}")
@@ -218,6 +256,8 @@ class Session:
         self.folder: Path | None = None
         self._prepare_state = "idle"  # idle -> running -> ready
         self.summary: dict[str, Any] | None = None
+        self.recording = None
+        self._pace_max = s.pace == "max"
 
     # ------------------------------------------------------------------ set-up
     def _spawn_synthetic_user(self) -> None:
@@ -257,6 +297,27 @@ class Session:
         _record_e2e(self.stats.hist, self.stats.maxima, self.stats.index["e2e"], 1.0, self.timestamps, 0)
         _accumulate_r2(np.zeros_like(self.r2_acc), self.backend.readout(), self.target)
 
+    def _open_recording(self) -> None:
+        """``session.record``: <folder>/recording.xdf; the reward source is wrapped so that
+        what the learner polls is recorded too."""
+        if not self.cfg.session.record:
+            return
+        from rtsnn.stream.recorder import RewardTap, SessionRecording
+
+        assert self.folder is not None
+        n_in = self.source.n_channels
+        labels = list(getattr(self.source, "channel_labels", []) or [])
+        if len(labels) != n_in:
+            labels = [f"ch{i}" for i in range(n_in)]
+        self.recording = SessionRecording(
+            self.folder / "recording.xdf", self.cfg.session.name, input_labels=labels,
+            input_srate_hz=float(getattr(self.source, "nominal_srate_hz", 0.0) or 0.0),
+            output_labels=list(self.model.output_labels), output_units=list(self.model.output_units),
+            teacher=self.teacher is not None, dt_s=self.dt_s,
+            ring_samples=max(1 << 16, 8 * self.cfg.session.max_samples_per_tick))
+        if self.reward is not None:
+            self.learner.set_reward_source(RewardTap(self.reward, self.recording))
+
     def _make_folder(self) -> Path:
         s = self.cfg.session
         folder = Path(s.out_dir) / f"{s.name}-{_now_utc()}"
@@ -276,6 +337,7 @@ class Session:
         old_switch = sys.getswitchinterval()
         try:
             self._open()
+            self._open_recording()
             sys.setswitchinterval(2e-4)  # bound how long the I/O thread can hold the GIL
             io_thread = threading.Thread(target=self._io_thread_main, name="rtsnn-io", daemon=True)
             compute = threading.Thread(target=self._compute_main, name="rtsnn-compute", daemon=True)
@@ -304,7 +366,8 @@ class Session:
         self.stop_event.set()
 
     def _close(self) -> None:
-        for c in [self.learner, self.source, self.teacher, self.reward, *self.sinks, self.monitor]:
+        for c in [self.learner, self.source, self.teacher, self.reward, *self.sinks, self.monitor,
+                  self.recording]:
             if c is None:
                 continue
             try:
@@ -352,6 +415,12 @@ class Session:
         observe_always = self._observe_always
         measuring = False
         k_measured = 0
+        rec = self.recording
+        rec_in = rec.inputs if rec is not None else None
+        rec_t = rec.teacher if rec is not None else None
+        pace_max = self._pace_max
+        if pace_max:
+            warmup = 0
 
         clock.start(delay_s=0.01)
         k = 0
@@ -361,7 +430,9 @@ class Session:
         catchup_ticks = warmup + int(s.max_catchup_s / self.dt_s)
         n = 0
         while not self.stop_event.is_set():
-            if not measuring and k >= warmup and (n == 0 or local_clock() - timestamps[n - 1] < CAUGHT_UP_S
+            if pace_max and getattr(source, "finished", False):
+                break
+            if not measuring and (pace_max or k >= warmup) and (n == 0 or local_clock() - timestamps[n - 1] < CAUGHT_UP_S
                                                    or k >= catchup_ticks):
                 # warm-up over: forget its timings, freeze what exists so gc never scans it
                 self.stats.reset()
@@ -374,8 +445,12 @@ class Session:
                 clock.skip_to_now()
             if measuring and n_total >= 0 and k_measured >= n_total:
                 break
-            lateness = clock.wait()
-            t_sched = clock.tick_start_ns()
+            if pace_max:
+                lateness = 0
+                t_sched = perf()
+            else:
+                lateness = clock.wait()
+                t_sched = clock.tick_start_ns()
             t0 = perf()
             # ingest
             n = source.pull(samples, timestamps)
@@ -384,6 +459,14 @@ class Session:
                 if m > 0:
                     target[:] = self.t_samples[m - 1]
                     has_target = True
+            if rec_in is not None:
+                if pace_max:
+                    self._wait_for_room(rec_in, n)
+                rec_in.push_block(samples, timestamps, n)
+                if rec_t is not None and m > 0:
+                    if pace_max:
+                        self._wait_for_room(rec_t, m)
+                    rec_t.push_block(self.t_samples, self.t_timestamps, m)
             t1 = perf()
             encoder.encode(samples, n, spikes_in)
             t2 = perf()
@@ -399,7 +482,13 @@ class Session:
                 elif observe_always:
                     learner.observe(backend, None)
                     learned = True
-                if self._prepare_state == "ready":
+                if pace_max:
+                    if learner.wants_apply():
+                        learner.prepare()
+                        if getattr(learner, "ready", lambda: True)():
+                            learner.apply(backend)
+                            c["learn_applied"] += 1
+                elif self._prepare_state == "ready":
                     if t4 - t_sched < budget_ns // 2:
                         learner.apply(backend)
                         self._prepare_state = "idle"
@@ -424,9 +513,10 @@ class Session:
                 record_ns(hist, maxima, i_tick, t6 - t0)
                 record_ns(hist, maxima, i_late, lateness)
                 if n:
-                    _record_e2e(hist, maxima, i_e2e, t_emit, timestamps, n)
+                    if not pace_max:
+                        _record_e2e(hist, maxima, i_e2e, t_emit, timestamps, n)
                     c["samples_in"] += n
-                if t6 > t_sched + dt_ns:
+                if t6 > t_sched + dt_ns and not pace_max:
                     c["deadline_misses"] += 1
                 if getattr(source, "in_gap", False):
                     c["gap_ticks"] += 1
@@ -441,14 +531,26 @@ class Session:
                     row[2] = t_emit
                     row[3:3 + n_out] = y
                     row[3 + n_out:] = target
+                    if pace_max:
+                        while len(ring) >= ring.capacity and not self._io_done.is_set():
+                            time.sleep(5e-4)  # offline: wait for the I/O thread, drop nothing
                     ring.push(row)
                 c["ticks"] += 1
                 k_measured += 1
             k += 1
+            if pace_max:
+                continue
             clock.advance()
             skipped = clock.skip_to_now() if (perf() - clock.tick_start_ns()) > s.max_lag_ticks * dt_ns else 0
             if skipped and measuring:
                 c["skipped_ticks"] += skipped
+
+    def _wait_for_room(self, ring: Any, n: int) -> None:
+        """'max' pace: wait until the I/O thread has drained enough of ``ring`` (a BlockRing)
+        for ``n`` samples, rather than dropping them (a block larger than the ring still drops)."""
+        while (n <= ring.capacity and ring.capacity - (ring.head - ring.tail) < n
+               and not self._io_done.is_set()):
+            time.sleep(5e-4)
 
     # ------------------------------------------------------------------ I/O thread
     def _io_thread_main(self) -> None:
@@ -478,6 +580,7 @@ class Session:
                 rows = self.out_ring.drain()
                 if len(rows):
                     rows.astype("<f8").tofile(of)
+                self._record_rows(rows)
                 self._dispatch_control()
                 if time.monotonic() >= next_t or self._io_done.is_set():
                     next_t += interval
@@ -489,9 +592,16 @@ class Session:
                     rows = self.out_ring.drain()
                     if len(rows):
                         rows.astype("<f8").tofile(of)
+                    self._record_rows(rows)
                     break
         if mon_task is not None:
             mon_task.cancel()
+
+    def _record_rows(self, rows: np.ndarray) -> None:
+        rec = self.recording
+        if rec is not None:
+            rec.drain()
+            rec.outputs_rows(rows)
 
     def _dispatch_control(self) -> None:
         """I/O thread: hand control messages (pause / resume learning, learning rate) that any
@@ -505,6 +615,9 @@ class Session:
             for msg in poll():
                 ok = self.learner is not None and apply_control(msg, self.learner)
                 self.counters["control_applied" if ok else "control_ignored"] += 1
+                if self.recording is not None:
+                    text = msg.command + ("" if msg.value is None else f" {msg.value}") + ("" if ok else " (ignored)")
+                    self.recording.event(text, msg.t_s)
 
     def _interval_metrics(self, hist_delta: np.ndarray, elapsed_s: float) -> dict[str, Any]:
         out: dict[str, Any] = {"t_s": round(elapsed_s, 3), **dict(self.counters)}
@@ -553,4 +666,7 @@ class Session:
         out["sinks"] = [s.stats() for s in self.sinks if s is not tap]
         if self.monitor is not None:
             out["monitor"] = dict(self.monitor.counters)
+        out["pace"] = self.cfg.session.pace
+        if self.recording is not None:
+            out["recording"] = self.recording.stats()
         return out

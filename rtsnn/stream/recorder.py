@@ -352,6 +352,7 @@ class SessionRecording:
         self.sid_out = self.rec.add_stream(f"{name}-outputs", [*output_labels, *[f"target_{l}" for l in output_labels]],
                                            out_units, type="Control", nominal_srate_hz=1.0 / dt_s)
         self.sid_reward = self.rec.add_stream(f"{name}-reward", ["reward"], ["1"], type="Reward")
+        self.rewards = BlockRing(max(ring_samples // 16, 2), 1)
         self.sid_events = self.rec.add_stream(f"{name}-events", ["event"], channel_format="string", type="Markers")
 
     def drain(self) -> None:
@@ -363,6 +364,9 @@ class SessionRecording:
             ts, x = self.teacher.drain()
             if len(ts):
                 self.rec.push(self.sid_teacher, ts, x)
+        ts, x = self.rewards.drain()
+        if len(ts):
+            self.rec.push(self.sid_reward, ts, x)
 
     def outputs_rows(self, rows: np.ndarray) -> None:
         """I/O thread: rows of the session's output ring (``[tick, t_source, t_emit, y..., target...]``)."""
@@ -380,8 +384,32 @@ class SessionRecording:
         out["dropped_input_samples"] = self.inputs.dropped_samples
         if self.teacher is not None:
             out["dropped_teacher_samples"] = self.teacher.dropped_samples
+        out["dropped_rewards"] = self.rewards.dropped_samples
         return out
 
     def close(self) -> None:
         self.drain()
         self.rec.close()
+
+
+class RewardTap:
+    """Wraps a reward source (``poll() -> (reward, t_s) | None``) so that every reward the
+    learner polls is also recorded: one row copied into ``recording.rewards`` (a preallocated
+    :class:`BlockRing`, compute thread, no allocation); everything else is the wrapped source's."""
+
+    def __init__(self, source: Any, recording: SessionRecording):
+        self.source = source
+        self.recording = recording
+        self._value = np.zeros((1, 1), np.float32)
+        self._stamp = np.zeros(1, np.float64)
+
+    def poll(self) -> tuple[float, float] | None:
+        got = self.source.poll()
+        if got is not None:
+            self._value[0, 0] = got[0]
+            self._stamp[0] = got[1]
+            self.recording.rewards.push_block(self._value, self._stamp, 1)
+        return got
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)

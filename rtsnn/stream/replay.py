@@ -438,14 +438,22 @@ class XdfFileSource:
     'recording' delivers the recording's own timestamps (deterministic), 'local' rebases them
     to the LSL clock at ``open`` (for latency figures in realtime pace). Relative times use
     the common t0 of the whole file, so a teacher reading another stream of the same file
-    with the same ``dt_s`` stays aligned tick by tick. Non-finite values are held at the last
+    with the same ``dt_s`` stays aligned tick by tick. ``channels`` (indices or channel labels)
+    delivers only those channels, in that order (``n_channels`` is then their count), e.g. the
+    velocity columns of a kinematics stream as a teacher. Non-finite values are held at the last
     finite value of their channel (counted in ``repaired_values``). ``finished`` turns True
     when the recording is exhausted (``loop=False``).
     """
 
     def __init__(self, path: str, stream: str | None = None, *, n_channels: int, dt_s: float = 1e-3,
                  pace: str = "tick", speed: float = 1.0, timestamps: str = "raw", stamp: str = "recording",
-                 loop: bool = False, max_samples: int = 1024):
+                 loop: bool = False, max_samples: int = 1024, channels: list[int | str] | None = None):
+        if channels is not None:
+            if not isinstance(channels, (list, tuple)) or not channels or not all(
+                    isinstance(c, (int, str)) and not isinstance(c, bool) for c in channels):
+                raise ValueError(f"channels must be a non-empty list of channel indices or labels, got {channels!r}")
+            if len(channels) != n_channels:
+                raise ValueError(f"channels lists {len(channels)} channels but n_channels is {n_channels}")
         if pace not in ("tick", "realtime"):
             raise ValueError(f"pace must be 'tick' or 'realtime', got {pace!r}")
         if stamp not in ("recording", "local"):
@@ -460,6 +468,7 @@ class XdfFileSource:
             raise ValueError(f"n_channels must be a positive integer, got {n_channels!r}")
         if int(max_samples) != max_samples or max_samples < 1:
             raise ValueError(f"max_samples must be a positive integer, got {max_samples!r}")
+        self.channels = None if channels is None else list(channels)
         self.path = str(path)
         self.stream_name = stream
         self.n_channels = int(n_channels)
@@ -500,7 +509,8 @@ class XdfFileSource:
         if st.is_string:
             raise ValueError(f"{self.path}: stream {st.name!r} is a string stream; XdfFileSource delivers numeric "
                              f"streams")
-        if st.info.channel_count != self.n_channels:
+        cols = self._columns(st)
+        if cols is None and st.info.channel_count != self.n_channels:
             raise ValueError(f"{self.path}: stream {st.name!r} has {st.info.channel_count} channels, config "
                              f"expects {self.n_channels}")
         tl_all = build_timeline(rec, [s.name for s in rec.streams if s.n_samples], self.mode)
@@ -508,6 +518,10 @@ class XdfFileSource:
         if k < 0:
             raise ValueError(f"{self.path}: stream {st.name!r} has no samples")
         x = np.asarray(st.time_series, np.float32)
+        labels = list(st.info.channel_labels)
+        if cols is not None:
+            x = x[:, cols]
+            labels = [labels[c] if c < len(labels) else f"ch{c}" for c in cols]
         bad = ~np.isfinite(x)
         if bad.any():
             self.repaired_values = int(bad.sum())
@@ -521,7 +535,7 @@ class XdfFileSource:
         self._period = tl_all.period_s
         self._rec = rec
         self.stream_name = st.name
-        self.channel_labels = list(st.info.channel_labels)
+        self.channel_labels = labels
         self.nominal_srate_hz = st.info.nominal_srate_hz
         self._start_ns = time.perf_counter_ns()
         if self.stamp == "local":
@@ -530,6 +544,25 @@ class XdfFileSource:
             self._t_base = pylsl.local_clock() - tl_all.t0
         self._i = self._k = self._loop_k = 0
         self.finished = False
+
+    def _columns(self, st: StreamData) -> list[int] | None:
+        """``channels`` resolved to column indices of ``st`` (None: all of them)."""
+        if self.channels is None:
+            return None
+        labels = list(st.info.channel_labels)
+        cols = []
+        for c in self.channels:
+            if isinstance(c, str):
+                if c not in labels:
+                    raise ValueError(f"{self.path}: stream {st.name!r} has no channel labelled {c!r} "
+                                     f"(labels: {labels})")
+                cols.append(labels.index(c))
+            elif not 0 <= c < st.info.channel_count:
+                raise ValueError(f"{self.path}: channel index {c} is out of range for stream {st.name!r} "
+                                 f"({st.info.channel_count} channels)")
+            else:
+                cols.append(c)
+        return cols
 
     def pull(self, samples_out: np.ndarray, timestamps_out: np.ndarray) -> int:
         if self.finished:

@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -86,7 +88,11 @@ def _ours(spec, params, x, dy, checkpoint_steps=None):
 
 def _snntorch_grads(spec: NetSpec, params, x, dy, sg_name, sg_p):
     tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-    neurons = [snn.Leaky(beta=spec.alpha, threshold=spec.v_th, spike_grad=_spike_grad(sg_name, sg_p),
+    # beta and threshold as float64 tensors: snnTorch stores a Python float as a float32 buffer,
+    # which leaves the spikes (and y) unchanged but moves every membrane by ~1e-8 and the
+    # surrogate gradients by up to ~1e-5
+    f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    neurons = [snn.Leaky(beta=f64(spec.alpha), threshold=f64(spec.v_th), spike_grad=_spike_grad(sg_name, sg_p),
                          reset_mechanism="subtract") for _ in spec.layers]
     T, B, _ = x.shape
     xt = torch.tensor(x, dtype=torch.float64)
@@ -114,7 +120,8 @@ def _snntorch_grads(spec: NetSpec, params, x, dy, sg_name, sg_p):
 @pytest.mark.parametrize("sg_name", list(SURROGATES))
 @pytest.mark.parametrize("recurrent", [(False, False), (True, False)])
 def test_gradients_equal_snntorch(sg_name, recurrent):
-    rng = np.random.default_rng(hash((sg_name, recurrent)) % (1 << 32))
+    # a fixed seed per case (Python's str hash changes from run to run)
+    rng = np.random.default_rng(zlib.crc32(repr((sg_name, recurrent)).encode()))
     p_sg = DEFAULT_PARAM[sg_name] * float(rng.uniform(0.5, 1.5))
     spec = NetSpec(**_net(rng, recurrent), surrogate=sg_name, surrogate_param=p_sg, detach_reset=True)
     params = _random_params(spec, rng)
