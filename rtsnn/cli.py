@@ -52,7 +52,7 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace) ->
     session = Session(cfg, origin)
     summary = session.run()
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary, allow_nan=False))
     else:
         e2e = summary["e2e_latency_us"]
         print(f"session folder: {summary['folder']}")
@@ -60,7 +60,8 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace) ->
               f"({100 * summary['deadline_miss_rate']:.3f} %)  dropped samples {summary['dropped_samples']}")
         print(f"end-to-end latency us: p50 {e2e['p50']}  p99 {e2e['p99']}  p99.9 {e2e['p999']}  max {e2e['max']}")
         for name, st in summary["stage_latency_us"].items():
-            print(f"  {name:9s} p50 {st['p50']:>9}  p99 {st['p99']:>9}  max {st['max']:>9}")
+            p50, p99, mx = ("-" if st[k] is None else st[k] for k in ("p50", "p99", "max"))
+            print(f"  {name:9s} p50 {p50:>9}  p99 {p99:>9}  max {mx:>9}")
         if summary.get("r2") is not None:
             print(f"decoding R^2 (after calibration): {summary['r2']:.3f}")
     return 0

@@ -89,7 +89,7 @@ class LatencyStats:
         return int(self.hist[self.index[name]].sum())
 
     def summary_us(self, name: str, hist: np.ndarray | None = None) -> dict[str, float | int]:
-        """{p50, p99, p999, max, n} in microseconds for one series."""
+        """{p50, p99, p999, max, n} in microseconds for one series (None when it is empty)."""
         i = self.index[name]
         h = self.hist if hist is None else hist
         counts = h[i]
@@ -102,5 +102,22 @@ class LatencyStats:
         return {n: self.summary_us(n) for n in self.names}
 
 
-def _us(ns: float) -> float:
-    return round(ns / 1000.0, 2) if ns == ns else float("nan")
+def _us(ns: float) -> float | None:
+    """ns -> us (2 decimals); None for an empty series, so summaries stay strict JSON."""
+    return round(ns / 1000.0, 2) if ns == ns else None
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, inf) replaced by None, recursively through
+    dicts, lists and tuples, so ``json.dumps`` writes strict JSON (``null``, never ``NaN``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return json_safe(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
@@ -47,6 +49,17 @@ def test_summary_reports_exact_max_and_count():
         s.record("a", v)
     out = s.summary_us("a")
     assert out["max"] == 50.0 and out["n"] == 3
-    assert np.isnan(s.summary_us("b")["p50"])
+    empty = s.summary_us("b")
+    assert empty == {"p50": None, "p99": None, "p999": None, "max": None, "n": 0}
+    assert json.loads(json.dumps(empty, allow_nan=False)) == empty  # strict JSON: null, never NaN
     s.reset()
     assert s.count("a") == 0
+
+
+def test_json_safe_turns_non_finite_into_null():
+    from rtsnn.runtime.metrics import json_safe
+
+    got = json_safe({"a": float("nan"), "b": [1.0, float("inf"), (np.float32(2.5), np.int64(3))], "c": "x",
+                     "d": None, "e": -float("inf")})
+    assert got == {"a": None, "b": [1.0, None, [2.5, 3]], "c": "x", "d": None, "e": None}
+    json.dumps(got, allow_nan=False)
