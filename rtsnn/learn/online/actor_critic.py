@@ -673,8 +673,12 @@ class ActorCriticLearner:
             self.scal[:] = 0.0
             self.elig_out[:] = 0.0
             return
-        self.xi[:] = self.rng.standard_normal(self.xi.shape[0]) * self.sigma if self.learning else 0.0
-        y += self.xi.astype(y.dtype)
+        if self.learning:
+            self.rng.standard_normal(out=self.xi)  # in place: nothing allocated per tick
+            self.xi *= self.sigma
+        else:
+            self.xi[:] = 0.0
+        y += self.xi  # float64 noise added into the float32 readout view, in place
         self.ticks += 1
 
     needs_target = False  # the session calls observe every tick, with target None
@@ -699,6 +703,20 @@ class ActorCriticLearner:
 
     def apply(self, backend) -> None:
         return None
+
+    # control messages (a session's control topic, rtsnn.stream.mqtt_source.apply_control)
+    def pause_learning(self) -> None:
+        """Stop exploring and learning; the readout keeps its current weights."""
+        self.learning = False
+
+    def resume_learning(self) -> None:
+        self.learning = True
+
+    def set_learning_rate(self, lr: float) -> None:
+        """The actor's rate ``eta_actor`` (the critic keeps its own)."""
+        _check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0,
+               f"learning rate must be a finite number >= 0, got {lr!r}")
+        self.eta_actor = float(lr)
 
     def stats(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "rewards": self.rewards, "reward_sum": self.reward_sum,

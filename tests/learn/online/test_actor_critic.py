@@ -281,3 +281,29 @@ def test_session_learner_reduces_error_from_reward_alone_and_ignores_nan():
     assert not q.push(float("nan"))
     assert q.stats()["bad"] == 1
     assert lr.stats()["ticks"] == 6000
+
+
+def test_control_messages_pause_resume_and_set_the_actor_rate():
+    from rtsnn.stream.mqtt_source import ControlMessage, apply_control
+
+    be = _FakeBackend()
+    lr = ActorCriticLearner(reward_source=QueueRewardSource(), eta_actor=1e-3, sigma=0.3, seed=1)
+    lr.attach(be, 1e-3)
+    w0 = be.readout_weights()[0].copy()
+    assert apply_control(ControlMessage("pause_learning", None, 0.0), lr)
+    for _ in range(300):
+        be.step(None)
+        y = be.readout().copy()
+        lr.observe(be, None)
+        np.testing.assert_array_equal(be.readout(), y)  # paused: no exploration noise added
+        lr.reward_source.push(1.0)
+    np.testing.assert_array_equal(be.readout_weights()[0], w0)  # and no weight change
+    assert apply_control(ControlMessage("resume_learning", None, 0.0), lr)
+    assert apply_control(ControlMessage("set_learning_rate", 5e-3, 0.0), lr) and lr.eta_actor == 5e-3
+    for _ in range(300):
+        be.step(None)
+        lr.observe(be, None)
+        lr.reward_source.push(1.0)
+    assert np.any(be.readout_weights()[0] != w0)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        lr.set_learning_rate(float("nan"))

@@ -191,3 +191,23 @@ def test_drift_demo_config_validates_and_sets_the_schedule():
     assert parsed.synthetic_user.rotation_deg == 30.0 and parsed.synthetic_user.rotation_at_s == 120.0
     with pytest.raises(ValueError, match="synthetic_user"):
         drift_demo_config({"session": {}})
+
+
+def test_ridge_then_eprop_takes_control_messages_after_calibration():
+    from rtsnn.stream.mqtt_source import ControlMessage, apply_control
+
+    dt = 0.002
+    counts, vel = SyntheticUser(n_neurons=48, seed=2, depth_hz=25.0).generate(6.0, dt)
+    b = NumbaCpuBackend(_model(48))
+    learner = RidgeThenEpropLearner(calibration_s=4.0, lr=1e-3, update_every_ticks=100)
+    learner.attach(b, dt)
+    with pytest.raises(ValueError, match="once calibration is done"):
+        apply_control(ControlMessage("set_learning_rate", 1e-4, 0.0), learner)
+    replay(b, learner, counts, vel)
+    assert apply_control(ControlMessage("pause_learning", None, 0.0), learner)
+    w = b.readout_weights()[0].copy()
+    replay(b, learner, counts[:1000], vel[:1000])
+    np.testing.assert_array_equal(b.readout_weights()[0], w)  # paused: the decoder stays as it is
+    assert apply_control(ControlMessage("resume_learning", None, 0.0), learner)
+    assert apply_control(ControlMessage("set_learning_rate", 1e-4, 0.0), learner)
+    assert learner.eprop.stats()["lr"] == pytest.approx(1e-4)
