@@ -17,11 +17,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
-# sources known to end by themselves (``finished`` turns True): 'max' pace needs one of them
-# when no duration is set (a third-party source that ends can be used with session.duration_s)
-FINITE_SOURCES = frozenset({"xdf_file"})
-
-
 class ConfigError(ValueError):
     """A configuration problem; the message names file, key and expectation."""
 
@@ -121,14 +116,6 @@ class SessionConfig(_Strict):
     reward: PluginSpec | None = Field(None, description="reward source for reward-driven learners "
                                                         "(entry-point group rtsnn.rewards)")
     sinks: list[PluginSpec] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _max_pace_ends(self) -> "SessionConfig":
-        if (self.session.pace == "max" and self.session.duration_s is None
-                and self.source.kind not in FINITE_SOURCES):
-            raise ValueError(f"session.pace 'max' needs a source that ends (one of {sorted(FINITE_SOURCES)}) "
-                             f"or session.duration_s; source.kind is {self.source.kind!r}")
-        return self
 
     @model_validator(mode="after")
     def _budget_fits_tick(self) -> "SessionConfig":

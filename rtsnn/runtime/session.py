@@ -52,7 +52,7 @@ from numba import njit
 from rtsnn import plugins
 from rtsnn.config import ConfigError, SessionConfig, config_to_yaml
 from rtsnn.runtime.clock import DeadlineClock
-from rtsnn.runtime.metrics import LatencyStats, record_ns
+from rtsnn.runtime.metrics import LatencyStats, json_safe, record_ns
 from rtsnn.runtime.ring import RowRing
 
 STAGES = ("ingest", "encode", "step", "readout", "learn", "emit")
@@ -172,6 +172,10 @@ class Session:
         self.encoder = plugins.build("rtsnn.encoders", cfg.encoder.kind,
                                      _with_session_dt("rtsnn.encoders", cfg.encoder.kind, cfg.encoder.options,
                                                       s.dt_s), "encoder", origin)
+        if s.pace == "max" and s.duration_s is None and not hasattr(self.source, "finished"):
+            raise ConfigError(f"{origin}: session.pace 'max' needs a source that ends (one with a `finished` "
+                              f"flag, e.g. xdf_file or dvs_file) or session.duration_s; source "
+                              f"{cfg.source.kind!r} has none")
         # stages that keep their own tick length (given dt_s = session.dt_s when the config is
         # silent) must agree with the session's, or rates and file windows are off by the ratio
         for section, stage in (("source", self.source), ("teacher", self.teacher), ("encoder", self.encoder)):
@@ -358,8 +362,8 @@ class Session:
             self._close()
         if self.error is not None:
             raise self.error
-        self.summary = self._summary()
-        _atomic_write(self.folder / "summary.json", json.dumps(self.summary, indent=1))
+        self.summary = json_safe(self._summary())
+        _atomic_write(self.folder / "summary.json", json.dumps(self.summary, indent=1, allow_nan=False))
         return self.summary
 
     def stop(self) -> None:
@@ -419,6 +423,7 @@ class Session:
         rec_in = rec.inputs if rec is not None else None
         rec_t = rec.teacher if rec is not None else None
         pace_max = self._pace_max
+        t_emit = 0.0
         if pace_max:
             warmup = 0
 
@@ -498,7 +503,12 @@ class Session:
             t5 = perf()
             for sink in sinks:
                 sink.emit(y, timestamps[n - 1] if n else 0.0)
-            t_emit = local_clock()
+            if pace_max:
+                # offline: the tick's time on the recording's clock (its newest input, else one
+                # dt after the previous tick), so recorded outputs line up with the inputs
+                t_emit = timestamps[n - 1] if n else t_emit + self.dt_s
+            else:
+                t_emit = local_clock()
             t6 = perf()
 
             if measuring:
@@ -587,7 +597,7 @@ class Session:
                     hist = self.stats.hist.copy()
                     line = self._interval_metrics(hist - prev_hist, time.monotonic() - t_start)
                     prev_hist = hist
-                    mf.write(json.dumps(line) + "\n")
+                    mf.write(json.dumps(json_safe(line), allow_nan=False) + "\n")
                 if self._io_done.is_set():
                     rows = self.out_ring.drain()
                     if len(rows):

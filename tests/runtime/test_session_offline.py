@@ -73,6 +73,9 @@ def test_max_pace_replays_a_real_recording_deterministically_and_records_it(tmp_
     np.testing.assert_allclose(by["chewie-offline-inputs"]["time_stamps"], np.arange(n_bins) * 0.1)
     np.testing.assert_array_equal(by["chewie-offline-teacher"]["time_series"], vel)
     np.testing.assert_array_equal(by["chewie-offline-outputs"]["time_series"], a[:, 3:].astype(np.float32))
+    # offline, a tick's outputs carry the recording's time of its input: streams stay aligned
+    np.testing.assert_allclose(by["chewie-offline-outputs"]["time_stamps"], np.arange(n_bins) * 0.1)
+    np.testing.assert_array_equal(a[:, 1], a[:, 2])
     labels = [c["label"][0] for c in by["chewie-offline-inputs"]["info"]["desc"][0]["channels"][0]["channel"]]
     assert labels[:2] == ["n0", "n1"] and len(labels) == 174
 
@@ -93,10 +96,10 @@ def test_recorded_session_replays_into_the_same_outputs(tmp_path):
 def test_max_pace_needs_a_source_that_ends():
     cfg = {"session": {"pace": "max"}, "source": {"kind": "lsl", "options": {"name": "x", "n_channels": 4}},
            "encoder": {"kind": "passthrough", "options": {"n_channels": 4}}}
-    with pytest.raises(ConfigError, match="pace 'max' needs a source that ends"):
-        parse_config(cfg)
+    with pytest.raises(ConfigError, match="pace 'max' needs a source that ends .* source 'lsl' has none"):
+        Session(parse_config(cfg))
     cfg["session"]["duration_s"] = 2.0  # a bounded run is fine with any source
-    assert parse_config(cfg).session.pace == "max"
+    assert Session(parse_config(cfg)).cfg.session.pace == "max"
 
 
 def test_file_source_channel_selection_and_its_errors(tmp_path):
