@@ -46,7 +46,8 @@ def _trial(cfg_dict: dict, base: str, out_path: str) -> dict:
 
 
 def run_sweep(cfg, base: Path, specs: list[str], address: str | None = None, use_ray: bool = True,
-              log=sys.stderr) -> list[dict]:
+              log=None) -> list[dict]:
+    log = sys.stderr if log is None else log  # looked up per call: stderr may have been replaced
     seeds, grid = parse_sweep(specs)
     keys = sorted(grid)
     settings = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]

@@ -169,3 +169,27 @@ def test_sweep_sequential_fallback(tmp_path, capsys):
     assert [row["setting"] for row in summary["sweep"]] == [{"model.n_rec": 8}, {"model.n_rec": 16}]
     assert main(["pretrain", str(p), "--sweep", "seeds=x"]) == 2
     assert "--sweep seeds must be an int >= 1, got 'x'" in capsys.readouterr().err
+
+
+def test_sweep_on_a_local_ray_cluster(tmp_path, capsys):
+    """The same sweep, its trials as Ray tasks on a local cluster (a real Ray, 2 CPUs)."""
+    import ray  # a dev dependency: the test extra installs it
+    from rtsnn.learn.offline.pretrain import parse_pretrain_config
+    from rtsnn.learn.offline.sweep import run_sweep
+
+    cfg = parse_pretrain_config({
+        "data": {"kind": "synthetic", "bin_s": 0.02, "synthetic": {"duration_s": 8.0, "trial_s": 1.0}},
+        "model": {"n_rec": 8, "neuron": {"tau_mem_s": 0.05, "tau_out_s": 0.1}},
+        "train": {"epochs": 1, "batch_size": 4}, "output": {"model_path": "m.npz"}})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = run_sweep(cfg, tmp_path, ["seeds=2"], use_ray=True)
+    finally:
+        ray.shutdown()
+    cap = capsys.readouterr()
+    assert "sequentially" not in cap.err
+    summary = json.loads(cap.out.strip().splitlines()[-1])
+    assert summary["ray"] is True and summary["sweep"][0]["n"] == 2
+    assert sorted(r["seed"] for r in results) == [0, 1]
+    assert all(np.isfinite(r["snn_r2"]) for r in results)
+    assert (tmp_path / "sweep_s0_seed1.npz").is_file()
