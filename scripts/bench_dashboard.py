@@ -6,10 +6,8 @@ outlet) for ``--duration`` seconds, ``--repeats`` times in each of two modes, al
 * ``without``: the session publishes its monitor (raster, outputs, status), nobody watches;
 * ``with``:    the same, plus ``rtsnn dashboard`` attached offscreen for the whole run.
 
-Each session runs in its own process. Until the session wires the monitor itself, the child
-attaches it through the hooks the session will use: the tap appended to ``session.sinks``
-(compute thread) and ``monitor.run(session)`` on an asyncio loop in a separate thread (the
-session's own I/O thread in the wired version).
+Each session runs in its own process with its own monitor (``session.monitor``: the tap on
+the compute thread, the publisher on the session's I/O thread), as every session does.
 
 Prints: both end-to-end p99s (median over repeats), their ratio, deadline-miss rates, the
 dashboard's measured frame rate, the monitor's lost rows, and the machine's load average
@@ -21,14 +19,12 @@ dashboard's measured frame rate, the monitor's lost rows, and the machine's load
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -47,36 +43,18 @@ def _demo_config(name: str, duration_s: float, out_dir: str) -> dict:
 
 
 def child(name: str, duration_s: float) -> None:
-    """Run one monitored demo session; print its summary plus the monitor counters."""
+    """Run one demo session (it publishes its own monitor streams, ``session.monitor``);
+    print its summary plus the monitor counters."""
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
-    from rtsnn.viz.monitor import SessionMonitor
 
     with tempfile.TemporaryDirectory() as out_dir:
-        cfg = parse_config(_demo_config(name, duration_s, out_dir), "<bench demo>")
+        data = _demo_config(name, duration_s, out_dir)
+        data["session"]["monitor"] = True
+        cfg = parse_config(data, "<bench demo>")
         session = Session(cfg, "<bench demo>")
-        m = session.model
-        monitor = SessionMonitor(name, m.n_rec, m.n_out, session.dt_s, output_labels=list(m.output_labels))
-        monitor.attach(session.backend, session.target)
-        session.sinks.append(monitor.sink)
-        monitor.open()
-        stop = threading.Event()
-
-        def io() -> None:
-            async def main() -> None:
-                task = asyncio.create_task(monitor.run(session))
-                while not stop.is_set():
-                    await asyncio.sleep(0.05)
-                task.cancel()
-
-            asyncio.run(main())
-
-        t = threading.Thread(target=io, daemon=True)
-        t.start()
+        monitor = session.monitor
         summary = session.run()
-        stop.set()
-        t.join(5)
-        monitor.close()
     print(json.dumps({"e2e_p99_us": summary["e2e_latency_us"]["p99"], "e2e_p50_us": summary["e2e_latency_us"]["p50"],
                       "deadline_miss_rate": summary["deadline_miss_rate"], "ticks": summary["ticks"],
                       "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
