@@ -336,3 +336,90 @@ def test_demo_with_eprop_learner_learns_in_the_live_loop(tmp_path):
     assert lr["windows_merged"] < lr["windows"] // 2
     assert summary["deadline_miss_rate"] < 0.05
     assert ckpt.is_file() and load_model(ckpt).provenance["eprop"]["updates"] == lr["updates"]
+
+
+def test_live_session_records_and_takes_cli_control(tmp_path, capsys):
+    """A real-time session (LSL spikes in, LSL rewards, actor-critic) with ``session.record``:
+    ``rtsnn control`` pauses it, changes the rate and resumes it while it runs; a malformed
+    datagram is counted; recording.xdf holds the inputs, every reward the learner got, the
+    outputs and the control events, in order."""
+    import socket
+
+    import pyxdf
+
+    from rtsnn.cli import main
+    from rtsnn.runtime.control import find_session
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    sess_name = f"ctl-{uuid.uuid4().hex[:6]}"
+    pub = Publisher(name, 4)
+    pub.start()
+    reward_name = name + "-reward"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(reward_name, "Reward", 1, 0, "float32", reward_name))
+    data = {
+        "session": {"name": sess_name, "duration_s": 3.0, "out_dir": str(tmp_path), "warmup_ticks": 50,
+                    "record": True},
+        "source": {"kind": "lsl", "options": {"name": name, "n_channels": 4, "resolve_timeout_s": 3.0}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
+        "model": {"random": {"n_rec": 32, "n_out": 2, "seed": 0}},
+        "learner": {"kind": "actor_critic", "options": {"sigma": 0.1}},
+        "reward": {"kind": "lsl", "options": {"name": reward_name, "resolve_timeout_s": 3.0}},
+    }
+    stop = threading.Event()
+
+    def send_rewards():
+        while not stop.is_set():
+            outlet.push_sample([0.5])
+            time.sleep(0.02)
+
+    out: dict = {}
+    runner = threading.Thread(target=lambda: out.update(summary=Session(parse_config(data, "<test>")).run()))
+    sender = threading.Thread(target=send_rewards, daemon=True)
+    sender.start()
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                folder = find_session(sess_name, tmp_path)
+                break
+            except ValueError:
+                time.sleep(0.05)
+        time.sleep(1.0)  # past the warm-up: its counters are reset when it ends
+        args = ["--session", sess_name, "--out-dir", str(tmp_path)]
+        assert main(["control", "pause", *args]) == 0
+        time.sleep(0.2)
+        assert main(["control", "rate", "0.002", *args]) == 0
+        time.sleep(0.2)
+        assert main(["control", "resume", *args]) == 0
+        info = json.loads((folder / "control.json").read_text())
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b'{"cmd": "explode"}', "\0" + info["socket"][1:])
+        assert main(["control", "rate", *args]) == 2  # no value: refused before sending
+        assert main(["control", "pause", "--session", "nobody", "--out-dir", str(tmp_path)]) == 2
+        runner.join(20)
+    finally:
+        stop.set()
+        pub.stop_ev.set()
+    err = capsys.readouterr().err
+    assert "needs the new learning rate" in err and "no running session named 'nobody'" in err
+    summary = out["summary"]
+    ctl = summary["control"]
+    assert ctl["applied"] == 3 and ctl["received"] == 4 and ctl["bad"] == 1, ctl
+    assert "explode" in ctl["last_error"]
+    assert summary["learner"]["learning"] is True
+    assert not (folder / "control.json").exists()  # removed when the session closed
+
+    rec = summary["recording"]
+    assert rec["dropped_input_samples"] == 0 and rec["dropped_rewards"] == 0 and rec["errors"] == 0
+    streams, _ = pyxdf.load_xdf(rec["path"], synchronize_clocks=False, dejitter_timestamps=False)
+    by = {st["info"]["name"][0]: st for st in streams}
+    events = [e[0] for e in by[f"{sess_name}-events"]["time_series"]]
+    assert events == ["pause_learning", "set_learning_rate 0.002", "resume_learning"]
+    rewards = np.asarray(by[f"{sess_name}-reward"]["time_series"], np.float64)
+    assert rewards.sum() == pytest.approx(summary["learner"]["reward_sum"], rel=1e-6)
+    n_in = len(by[f"{sess_name}-inputs"]["time_stamps"])
+    assert n_in == summary["source"]["samples"] > 1000, (n_in, summary["source"])
+    outs = by[f"{sess_name}-outputs"]
+    assert len(outs["time_stamps"]) == summary["ticks"] and outs["time_series"].shape[1] == 4
+    assert np.all(np.diff(outs["time_stamps"]) > 0)
