@@ -4,6 +4,7 @@
     rtsnn demo [--duration S] [--json]         the embedded default closed loop (no external service)
     rtsnn plugins [--json]                     installed sources, encoders, sinks, backends, learners
     rtsnn model info FILE                      a model file's header
+    rtsnn model convert IN OUT                 .npz <-> NIR (.nir)
     rtsnn config check FILE                    validate a config (and its plugins' options)
 
 Exit codes: 0 ok, 2 bad config / model / usage (message on stderr), 1 session failure.
@@ -106,6 +107,29 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_convert(args: argparse.Namespace) -> int:
+    """rtsnn .npz <-> NIR (.nir, HDF5), chosen by the file endings."""
+    from rtsnn.interop.nir import load_nir, save_nir
+    from rtsnn.snn import load_model, save_model
+
+    src, dst = Path(args.input), Path(args.output)
+    if src.suffix == ".npz" and dst.suffix == ".nir":
+        kw: dict[str, Any] = {"convention": args.convention or "snntorch", "neuron": args.neuron}
+        if args.dt_s is not None:
+            kw["dt_s"] = args.dt_s
+        save_nir(load_model(src), dst, **kw)
+        print(f"wrote {dst} (NIR, {kw['convention']} convention, {args.neuron})")
+    elif src.suffix == ".nir" and dst.suffix == ".npz":
+        model, notes = load_nir(src, convention=args.convention, dt_s=args.dt_s)
+        save_model(dst, model)
+        print(f"wrote {dst} ({model.n_in} in, {model.n_rec} neurons, {model.n_out} out)")
+        for n in notes:
+            print(f"note: {n}")
+    else:
+        raise ValueError(f"model convert goes .npz -> .nir or .nir -> .npz; got {src.name!r} -> {dst.name!r}")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from rtsnn import plugins
 
@@ -118,6 +142,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         specs.append(("rtsnn.sources", cfg.teacher, "teacher"))
     if cfg.learner:
         specs.append(("rtsnn.learners", cfg.learner, "learner"))
+    if cfg.reward:
+        specs.append(("rtsnn.rewards", cfg.reward, "reward"))
     specs += [("rtsnn.sinks", sp, f"sinks.{i}") for i, sp in enumerate(cfg.sinks)]
     for group, spec, key in specs:
         cls = plugins.load(group, spec.kind)
@@ -181,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     mi = msub.add_parser("info", help="print a model file's header")
     mi.add_argument("file")
     mi.set_defaults(func=cmd_model_info)
+    mc = msub.add_parser("convert", help="rtsnn model file <-> NIR graph (by the endings .npz / .nir)")
+    mc.add_argument("input")
+    mc.add_argument("output")
+    mc.add_argument("--convention", choices=("snntorch", "rockpool"), default=None,
+                    help="discretisation the NIR time constants follow (export default snntorch; "
+                         "import default: the graph's rtsnn metadata)")
+    mc.add_argument("--dt-s", type=float, default=None, help="the step the NIR time constants refer to")
+    mc.add_argument("--neuron", choices=("lif", "cubalif"), default="lif", help="NIR neuron to export as")
+    mc.set_defaults(func=cmd_model_convert)
 
     c = sub.add_parser("config", help="configs")
     csub = c.add_subparsers(dest="config_cmd", required=True)

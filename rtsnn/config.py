@@ -82,7 +82,8 @@ class RandomModelConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    path: str | None = Field(None, description="a model file (.npz); else a random reservoir")
+    path: str | None = Field(None, description="a model file (.npz), or a NIR graph (.nir) written by rtsnn "
+                                               "model convert; else a random reservoir")
     random: RandomModelConfig = RandomModelConfig()
 
 

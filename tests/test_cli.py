@@ -26,6 +26,12 @@ def test_config_check_ok_and_bad(tmp_path):
     p = rtsnn("config", "check", str(bad))
     assert p.returncode == 2
     assert str(bad) in p.stderr and "source.options" in p.stderr and "colour" in p.stderr
+    bad.write_text("source: {kind: lsl, options: {name: x, n_channels: 2}}\n"
+                   "encoder: {kind: passthrough, options: {n_channels: 2}}\n"
+                   "learner: {kind: actor_critic}\n"
+                   "reward: {kind: telepathy}\n")
+    p = rtsnn("config", "check", str(bad))
+    assert p.returncode == 2 and "no rtsnn.rewards plugin named 'telepathy'" in p.stderr
 
 
 def test_run_with_invalid_config_exits_2(tmp_path):

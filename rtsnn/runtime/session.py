@@ -186,7 +186,14 @@ class Session:
         if self.encoder.n_channels != self.source.n_channels:
             raise ConfigError(f"{origin}: encoder expects {self.encoder.n_channels} channels but the source "
                               f"delivers {self.source.n_channels}")
-        if cfg.model.path:
+        if cfg.model.path and str(cfg.model.path).endswith(".nir"):
+            from rtsnn.interop.nir import load_nir  # the graph's rtsnn metadata gives convention and dt
+
+            try:
+                model, _notes = load_nir(cfg.model.path)
+            except ValueError as err:
+                raise ConfigError(f"{origin}: model.path: {err}") from None
+        elif cfg.model.path:
             model = load_model(cfg.model.path)
         else:
             r = cfg.model.random
@@ -261,6 +268,7 @@ class Session:
         self._prepare_state = "idle"  # idle -> running -> ready
         self.summary: dict[str, Any] | None = None
         self.recording = None
+        self.control = None  # the local control socket (rtsnn control ...), opened by run()
         self._pace_max = s.pace == "max"
 
     # ------------------------------------------------------------------ set-up
@@ -313,14 +321,27 @@ class Session:
         labels = list(getattr(self.source, "channel_labels", []) or [])
         if len(labels) != n_in:
             labels = [f"ch{i}" for i in range(n_in)]
+        units = list(getattr(self.source, "channel_units", []) or [])
         self.recording = SessionRecording(
             self.folder / "recording.xdf", self.cfg.session.name, input_labels=labels,
+            input_units=units if len(units) == n_in else (),
             input_srate_hz=float(getattr(self.source, "nominal_srate_hz", 0.0) or 0.0),
             output_labels=list(self.model.output_labels), output_units=list(self.model.output_units),
             teacher=self.teacher is not None, dt_s=self.dt_s,
             ring_samples=max(1 << 16, 8 * self.cfg.session.max_samples_per_tick))
         if self.reward is not None:
             self.learner.set_reward_source(RewardTap(self.reward, self.recording))
+
+    def _open_control(self) -> None:
+        """The local control socket for ``rtsnn control`` (Linux; elsewhere MQTT only)."""
+        from rtsnn.runtime import control
+
+        if not control.supported():
+            return
+        try:
+            self.control = control.ControlSocket(self.folder, self.cfg.session.name)
+        except OSError as err:  # e.g. the same name in the same process twice: no CLI control
+            self.control_error = str(err)
 
     def _make_folder(self) -> Path:
         s = self.cfg.session
@@ -342,6 +363,7 @@ class Session:
         try:
             self._open()
             self._open_recording()
+            self._open_control()
             sys.setswitchinterval(2e-4)  # bound how long the I/O thread can hold the GIL
             io_thread = threading.Thread(target=self._io_thread_main, name="rtsnn-io", daemon=True)
             compute = threading.Thread(target=self._compute_main, name="rtsnn-compute", daemon=True)
@@ -371,7 +393,7 @@ class Session:
 
     def _close(self) -> None:
         for c in [self.learner, self.source, self.teacher, self.reward, *self.sinks, self.monitor,
-                  self.recording]:
+                  self.recording, self.control]:
             if c is None:
                 continue
             try:
@@ -618,15 +640,21 @@ class Session:
         input received (e.g. an MQTT control topic) to the learner; counted either way."""
         from rtsnn.stream.mqtt_source import apply_control
 
-        for obj in (self.source, self.teacher, self.reward):
+        for obj in (self.source, self.teacher, self.reward, self.control):
             poll = getattr(obj, "poll_control", None)
             if poll is None:
                 continue
             for msg in poll():
-                ok = self.learner is not None and apply_control(msg, self.learner)
+                why = ""
+                try:
+                    ok = self.learner is not None and apply_control(msg, self.learner)
+                except (ValueError, TypeError) as err:  # refused by the learner: counted, never fatal
+                    ok, why = False, str(err)[:200]
+                    self.last_control_error = why
                 self.counters["control_applied" if ok else "control_ignored"] += 1
                 if self.recording is not None:
-                    text = msg.command + ("" if msg.value is None else f" {msg.value}") + ("" if ok else " (ignored)")
+                    text = msg.command + ("" if msg.value is None else f" {msg.value}") + \
+                        ("" if ok else f" (ignored{': ' + why if why else ''})")
                     self.recording.event(text, msg.t_s)
 
     def _interval_metrics(self, hist_delta: np.ndarray, elapsed_s: float) -> dict[str, Any]:
@@ -677,6 +705,10 @@ class Session:
         if self.monitor is not None:
             out["monitor"] = dict(self.monitor.counters)
         out["pace"] = self.cfg.session.pace
+        out["control"] = {"applied": self.counters["control_applied"], "ignored": self.counters["control_ignored"],
+                          "last_refusal": getattr(self, "last_control_error", ""),
+                          **(self.control.stats() if self.control is not None
+                             else {"socket": getattr(self, "control_error", "unsupported")})}
         if self.recording is not None:
             out["recording"] = self.recording.stats()
         return out

@@ -479,6 +479,7 @@ class XdfFileSource:
         self.finished = False
         self.in_gap = False
         self.channel_labels: list[str] = []
+        self.channel_units: list[str] = []
         self.nominal_srate_hz = 0.0
         self._rec: Recording | None = None
         self._x = np.zeros((0, self.n_channels), np.float32)
@@ -519,9 +520,11 @@ class XdfFileSource:
             raise ValueError(f"{self.path}: stream {st.name!r} has no samples")
         x = np.asarray(st.time_series, np.float32)
         labels = list(st.info.channel_labels)
+        units = list(st.info.channel_units or [])
         if cols is not None:
             x = x[:, cols]
             labels = [labels[c] if c < len(labels) else f"ch{c}" for c in cols]
+            units = [units[c] for c in cols] if len(units) == st.info.channel_count else []
         bad = ~np.isfinite(x)
         if bad.any():
             self.repaired_values = int(bad.sum())
@@ -536,6 +539,7 @@ class XdfFileSource:
         self._rec = rec
         self.stream_name = st.name
         self.channel_labels = labels
+        self.channel_units = units
         self.nominal_srate_hz = st.info.nominal_srate_hz
         self._start_ns = time.perf_counter_ns()
         if self.stamp == "local":

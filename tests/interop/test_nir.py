@@ -111,3 +111,38 @@ def test_unsupported_models_and_graphs_are_refused_with_reasons(tmp_path):
         from_nir(g)
     with pytest.raises(ValueError, match="does not exist"):
         load_nir(tmp_path / "missing.nir")
+
+
+def test_cli_convert_both_ways_and_a_session_runs_the_nir_graph(tmp_path, capsys):
+    from rtsnn.cli import main
+    from rtsnn.config import parse_config
+    from rtsnn.runtime.session import Session
+    from rtsnn.snn import load_model, save_model
+    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+
+    m = _model()
+    save_model(tmp_path / "m.npz", m)
+    assert main(["model", "convert", str(tmp_path / "m.npz"), str(tmp_path / "m.nir"), "--convention", "rockpool"]) == 0
+    assert main(["model", "convert", str(tmp_path / "m.nir"), str(tmp_path / "back.npz")]) == 0
+    back = load_model(tmp_path / "back.npz")
+    for k in ("w_in", "w_rec", "w_out", "b_out"):
+        np.testing.assert_array_equal(getattr(back.weights, k), getattr(m.weights, k))
+    assert main(["model", "convert", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")]) == 2
+    assert "goes .npz -> .nir or .nir -> .npz" in capsys.readouterr().err
+
+    xs = np.random.default_rng(1).poisson(0.3, (200, 5)).astype(np.float32)
+    w = XdfWriter(tmp_path / "in.xdf")
+    w.add_stream(1, StreamInfoData("x", "Spikes", 5, 1000.0, "float32", "x"))
+    w.write_samples(1, np.arange(len(xs)) * 1e-3, xs)
+    w.close()
+    runs = {}
+    for name in ("m.npz", "m.nir"):
+        cfg = parse_config({
+            "session": {"name": "nir", "pace": "max", "out_dir": str(tmp_path / f"s-{name}"), "monitor": False},
+            "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 5}},
+            "encoder": {"kind": "passthrough", "options": {"n_channels": 5}},
+            "model": {"path": str(tmp_path / name)}})
+        s = Session(cfg).run()
+        runs[name] = np.fromfile(f"{s['folder']}/outputs.f64", "<f8").reshape(-1, 7)
+    np.testing.assert_array_equal(runs["m.nir"][:, 3:5], runs["m.npz"][:, 3:5])
+    assert np.abs(runs["m.npz"][:, 3:5]).max() > 0
