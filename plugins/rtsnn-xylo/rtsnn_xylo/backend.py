@@ -126,6 +126,11 @@ class XyloBackend:
         self._feat[:] = 0
         self._z_prev[:] = 0
 
+    def spikes(self) -> np.ndarray:
+        """The hidden layer's spikes of the last step (float32 0/1, n_rec; updated in place,
+        so a view bound once stays current: the session monitor's raster reads it)."""
+        return self._z_prev
+
     # -- readout learners --------------------------------------------------------------
     def features(self) -> np.ndarray:
         """Trace of hidden spikes (n_rec,) such that ``readout() ~ w_out^T features() + b_out``."""

@@ -223,3 +223,40 @@ def test_xylosim_missing_says_how_to_install_and_reference_still_works(monkeypat
     be = XyloBackend(_model(), simulator="reference")
     be.step(np.ones(16, np.float32))
     assert be.stats()["steps"] == 1
+
+
+@pytest.mark.parametrize("simulator", ["reference", pytest.param("xylosim", marks=needs_xylosim)])
+def test_session_with_the_xylo_backend_decodes_like_the_backend_stepped_by_hand(tmp_path, simulator):
+    """``rtsnn run`` with ``backend: xylo``: a recording (XDF) through the session loop gives,
+    tick for tick, the outputs of the backend stepped by hand; the monitor raster sees the
+    chip's hidden spikes."""
+    from rtsnn.config import parse_config
+    from rtsnn.runtime.session import Session
+    from rtsnn.snn import save_model
+    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+
+    m = _model()
+    xs = _inputs(T=600)
+    save_model(tmp_path / "m.npz", m)
+    w = XdfWriter(tmp_path / "in.xdf")
+    w.add_stream(1, StreamInfoData("counts", "Spikes", 16, 1000.0, "float32", "test-counts"))
+    w.write_samples(1, 10.0 + np.arange(len(xs)) * 1e-3, xs)
+    w.close()
+    cfg = parse_config({
+        "session": {"name": "xylo", "pace": "max", "out_dir": str(tmp_path / "s")},
+        "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 16}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 16}},
+        "model": {"path": str(tmp_path / "m.npz")},
+        "backend": {"kind": "xylo", "options": {"simulator": simulator}},
+    })
+    session = Session(cfg)
+    summary = session.run()
+    assert summary["ticks"] == len(xs)
+    cols = 3 + 2 * m.n_out
+    rows = np.fromfile(f"{summary['folder']}/outputs.f64", "<f8").reshape(-1, cols)
+    be = XyloBackend(m, simulator=simulator)
+    be.warm_up()
+    np.testing.assert_array_equal(rows[:, 3:3 + m.n_out], _run(be, xs).astype(np.float64))
+    assert np.abs(rows[:, 3:3 + m.n_out]).max() > 0
+    assert session.backend.spikes() is session.backend.spikes()  # one view, updated in place
+    assert session.monitor.tap._spikes is not None
