@@ -592,11 +592,18 @@ class EpropLearner:
 
     # -------------------------------------------------------------- deferred update
     def wants_apply(self) -> bool:
-        return self._want and not self._ready
+        """A deferred window is waiting, or (inline updates) a scheduled checkpoint is due:
+        either way the session's I/O thread should call :meth:`prepare`."""
+        if self._want and not self._ready:
+            return True
+        return not self.defer and self.checkpoint is not None and self.checkpoint.due()
 
     def prepare(self) -> None:
-        """I/O thread: finalise the pending window, optimiser step, guard check."""
+        """I/O thread: finalise the pending window, optimiser step, guard check; with inline
+        updates only the scheduled checkpoint (of the guard's last good weights)."""
         core = self.core
+        if core is not None and not self._want and self.checkpoint is not None:
+            self.checkpoint.maybe_write()
         if core is None or not self._want:
             return
         g = core.pending

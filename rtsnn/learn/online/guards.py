@@ -116,6 +116,10 @@ class CheckpointWriter:
         self.written += 1
         return True
 
+    def due(self) -> bool:
+        """True when the schedule asks for a checkpoint."""
+        return self.clock() >= self.next_t
+
     def maybe_write(self) -> bool:
         """Write when the schedule is due; returns True when a checkpoint was written."""
         now = self.clock()

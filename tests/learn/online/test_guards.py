@@ -122,3 +122,16 @@ def test_checkpoint_failure_is_counted_not_raised(tmp_path):
     assert w.stats()["checkpoints_failed"] == 1 and w.stats()["last_checkpoint_error"]
     with pytest.raises(ValueError, match="does not exist"):
         CheckpointWriter(tmp_path / "nope" / "m.npz", lambda: None)
+
+
+def test_checkpoint_on_schedule_with_inline_updates(tmp_path):
+    """Short windows update inline on the compute thread; the scheduled checkpoint still comes,
+    through prepare() on the I/O thread, and nothing is left waiting to be applied."""
+    path = tmp_path / "inline.npz"
+    model, be, lrn = _setup(lr=1e-3, update_every_ticks=10, defer=False, checkpoint_path=str(path),
+                            checkpoint_every_s=1e-6)
+    _run(lrn, be, 300, lambda t: np.sin(t / 30.0))
+    st = lrn.stats()
+    assert st["updates"] >= 20 and st["checkpoints_written"] >= 1
+    assert not lrn.ready()  # a checkpoint-only prepare installs nothing
+    assert load_model(path).provenance["eprop"]["ticks"] > 0
