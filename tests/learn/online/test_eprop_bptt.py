@@ -64,3 +64,37 @@ def test_eprop_equals_bptt_without_recurrence(seed, n_in, n_rec, n_out, n_t, con
     np.testing.assert_allclose((w_in - core.w_in) / lr, g_in, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose((w_out - core.w_out) / lr, g_out_w, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(res["losses"][0], 0.5 * np.sum((Y - target) ** 2), rtol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 8), st.integers(1, 8), st.integers(1, 3), st.integers(5, 80))
+def test_eprop_equals_the_offline_bptt_engine_without_recurrence(seed, n_in, n_rec, n_out, n_t):
+    """The same claim against the package's own offline BPTT (rtsnn.learn.offline.bptt_engine):
+    triangular surrogate of half width v_th (e-prop's pseudo-derivative with gamma = 1), reset
+    detached, no recurrence, readout y_t = kappa y_{t-1} + z_t w_out (b_out = 0)."""
+    from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+
+    rng = np.random.default_rng(seed)
+    s = NeuronSettings(model="lif", tau_mem_s=20e-3, tau_out_s=15e-3, v_th=0.4)
+    w_in = rng.normal(0, 1.0 / np.sqrt(n_in), (n_in, n_rec))
+    w_out = rng.normal(0, 1, (n_rec, n_out))
+    x = (rng.random((n_t, n_in)) < 0.3).astype(float)
+    target = rng.normal(size=(n_t, n_out))
+    spec = NetSpec(n_in=n_in, layers=(n_rec,), recurrent=(False,), n_out=n_out, dt_s=s.dt_s, tau_mem_s=s.tau_mem_s,
+                   tau_out_s=s.tau_out_s, v_th=s.v_th, surrogate="triangular", surrogate_param=s.v_th,
+                   detach_reset=True)
+    params = init_params(spec, 0)
+    assert set(params) >= {"w0", "w_out", "b_out", "kappa"} and "r0" not in params
+    params.update(w0=w_in.copy(), w_out=w_out.copy(), b_out=np.zeros(n_out), kappa=np.array([s.kappa]))
+    eng = Engine(spec, dtype=np.float64)
+    tape = eng.forward(params, x[:, None, :])
+    grads = eng.backward(params, tape, tape.y - target[:, None, :])
+
+    lr = 1e-3
+    o = EpropOptions(lr=lr, feedback="symmetric", optimizer="gd", update_every_ticks=n_t, conventions="native",
+                     gamma=1.0, train_rec=False, w_min=-1e9, w_max=1e9, max_abs_weight=1e12)
+    res = train_sequences(s, o, w_in, np.zeros((n_rec, n_rec)), w_out, x[None], target[None])
+    core = res["core"]
+    np.testing.assert_allclose(res["losses"][0], 0.5 * np.sum((tape.y[:, 0] - target) ** 2), rtol=1e-12)
+    np.testing.assert_allclose((w_in - core.w_in) / lr, grads["w0"], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose((w_out - core.w_out) / lr, grads["w_out"], rtol=1e-7, atol=1e-9)
