@@ -74,7 +74,7 @@ def pool_channels(counts: np.ndarray, n_ch: int = 16) -> tuple[np.ndarray, np.nd
     return out, group
 
 
-def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int) -> dict:
+def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int, qat_lr: float = 0.3) -> dict:
     from rtsnn.datasets.neural import BinnedSession, load_chewie
     from rtsnn.learn.offline.bptt import FitConfig, data_init, fit
     from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
@@ -126,7 +126,7 @@ def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int) -> dict:
         return r2_score(y[m_te > 0], v_te[m_te > 0])[0]
 
     ptq_r2 = r2(cfg)
-    res = qat_finetune(cfg, xs_tr, v_tr.transpose(1, 0, 2), epochs=qat_epochs, task="regress", lr=0.3,
+    res = qat_finetune(cfg, xs_tr, v_tr.transpose(1, 0, 2), epochs=qat_epochs, task="regress", lr=qat_lr,
                        batch_size=16, seed=seed, mask=m_tr.T, target_sd=v_sd, lr_b_out=0.05 * float(v_sd.mean()))
     qat_r2 = r2(res.config)
     return {"task": "chewie", "float_r2": float_r2, "ptq_r2": ptq_r2, "qat_r2": qat_r2,
@@ -134,7 +134,7 @@ def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int) -> dict:
             "reduction": "174 neurons -> 16 channels: round-robin groups by mean-rate rank, group sum of counts "
                          "per 100 ms bin, rounded, capped at 15 (same input for float and chip)",
             "inputs_capped": n_capped, "input_entries": int(pooled.size),
-            "seed": seed, "epochs": epochs, "qat_epochs": qat_epochs, "hidden": hidden,
+            "seed": seed, "epochs": epochs, "qat_epochs": qat_epochs, "qat_lr": qat_lr, "hidden": hidden,
             "qat_loss_first_last": [res.history[0]["loss"], res.history[-1]["loss"]], "wall_s": time.perf_counter() - t0}
 
 
@@ -145,6 +145,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--qat-epochs", type=int, default=5)
     ap.add_argument("--chewie-qat-epochs", type=int, default=200)
+    ap.add_argument("--chewie-qat-lr", type=float, default=0.3, help="QAT Adam step (int8 units) on Chewie")
     ap.add_argument("--hidden", type=int, default=64)
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -154,7 +155,7 @@ def main(argv=None) -> int:
         if not (DATA / "neural").is_dir():
             print(json.dumps({"task": "chewie", "skipped": f"no data at {DATA / 'neural'}"}))
         else:
-            print(json.dumps(chewie(a.seed, a.epochs * 3, a.chewie_qat_epochs, a.hidden)), flush=True)
+            print(json.dumps(chewie(a.seed, a.epochs * 3, a.chewie_qat_epochs, a.hidden, a.chewie_qat_lr)), flush=True)
     return 0
 
 

@@ -39,3 +39,42 @@ def test_run_with_invalid_config_exits_2(tmp_path):
     bad.write_text("session: {dt_s: fast}\nsource: {kind: lsl}\nencoder: {kind: passthrough}\n")
     p = rtsnn("run", str(bad))
     assert p.returncode == 2 and "session.dt_s" in p.stderr
+
+
+def test_run_json_and_model_info_on_a_real_recording(tmp_path):
+    """`rtsnn run CONFIG --json` end to end (a recording replayed at max pace, so nothing
+    external is needed), then `rtsnn model info` on a saved model file."""
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+
+    from rtsnn.snn import Model, NeuronSettings, save_model
+    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+
+    xs = (np.random.default_rng(0).random((500, 6)) < 0.1).astype(np.float32)
+    w = XdfWriter(tmp_path / "in.xdf")
+    w.add_stream(1, StreamInfoData("spk", "Spikes", 6, 1000.0, "float32", "spk"))
+    w.write_samples(1, np.arange(500) * 1e-3, xs)
+    w.close()
+    cfg = {"session": {"name": "cli", "pace": "max", "out_dir": str(tmp_path / "s"), "monitor": False},
+           "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 6}},
+           "encoder": {"kind": "passthrough", "options": {"n_channels": 6}},
+           "model": {"random": {"n_rec": 16, "n_out": 2}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    p = rtsnn("run", str(tmp_path / "c.yaml"), "--json")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout.strip().splitlines()[-1])  # strict JSON (no NaN)
+    assert summary["ticks"] == 500 and summary["samples_in"] == 500 and summary["pace"] == "max"
+    assert summary["stage_latency_us"]["learn"]["p99"] is None  # no learner: an empty series is null
+    assert Path(summary["folder"], "summary.json").is_file()
+
+    m = Model.random(3, 5, 2, NeuronSettings(), seed=0)
+    save_model(tmp_path / "m.npz", m)
+    p = rtsnn("model", "info", str(tmp_path / "m.npz"))
+    assert p.returncode == 0, p.stderr
+    header = json.loads(p.stdout)
+    assert header["shapes"]["w_in"] == [3, 5] and header["settings"]["model"] == m.settings.model
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    p = rtsnn("model", "info", str(tmp_path / "bad.npz"))
+    assert p.returncode == 2 and "bad.npz" in p.stderr
