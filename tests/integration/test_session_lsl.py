@@ -423,3 +423,74 @@ def test_live_session_records_and_takes_cli_control(tmp_path, capsys):
     outs = by[f"{sess_name}-outputs"]
     assert len(outs["time_stamps"]) == summary["ticks"] and outs["time_series"].shape[1] == 4
     assert np.all(np.diff(outs["time_stamps"]) > 0)
+
+
+FLAKY_SOURCE = '''
+import time
+import numpy as np
+from pylsl import local_clock
+
+INSTANCES = [0]
+
+
+class FlakySource:
+    """A sensor adapter that delivers a counter, then raises (even instances) or hangs (odd)."""
+
+    def __init__(self, n_channels: int = 3, fail_after: int = 300):
+        self.n_channels = n_channels
+        self.fail_after = fail_after
+        INSTANCES[0] += 1
+        self.k = INSTANCES[0]
+        self.pulls = 0
+
+    def open(self):
+        pass
+
+    def pull(self, samples_out, timestamps_out):
+        self.pulls += 1
+        if self.pulls > self.fail_after:
+            if self.k % 2 == 0:
+                raise RuntimeError("flaky sensor unplugged")
+            time.sleep(30.0)  # a driver call that never comes back
+        samples_out[0, :] = self.k
+        timestamps_out[0] = local_clock()
+        return 1
+
+    def stats(self):
+        return {"pulls": self.pulls}
+
+    def close(self):
+        pass
+'''
+
+
+def test_session_survives_an_adapter_plugin_that_raises_and_hangs(tmp_path, monkeypatch):
+    """A third-party source registered through a real entry point (a dist-info on sys.path),
+    run under ``kind: supervised`` in a live session: each time it raises or hangs the session
+    keeps ticking, flags gap ticks, and a fresh adapter is started after a backoff."""
+    import importlib
+
+    (tmp_path / "flaky_source.py").write_text(FLAKY_SOURCE)
+    info = tmp_path / "rtsnn_flaky-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rtsnn-flaky\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[rtsnn.sources]\nflaky = flaky_source:FlakySource\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    data = {
+        "session": {"name": "flaky", "duration_s": 3.0, "out_dir": str(tmp_path / "s"), "warmup_ticks": 50,
+                    "monitor": False},
+        "source": {"kind": "supervised", "options": {
+            "kind": "flaky", "options": {"n_channels": 3, "fail_after": 300}, "hang_timeout_s": 0.2,
+            "backoff_initial_s": 0.02, "backoff_max_s": 0.1, "healthy_after_s": 10.0}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 3}},
+        "model": {"random": {"n_rec": 16, "n_out": 2}},
+    }
+    summary = Session(parse_config(data, "<test>")).run()
+    src = summary["source"]
+    assert summary["ticks"] == 3000  # the session never stopped for the adapter
+    assert src["errors"] >= 1 and src["hangs"] >= 1 and src["restarts"] >= 3, src
+    assert "flaky sensor unplugged" in src["last_error"] or src["hangs"] >= 2
+    assert summary["gap_ticks"] > 100  # the failures and backoffs were flagged as gaps
+    assert summary["samples_in"] > 1000  # fresh adapters kept delivering in between
+    assert summary["stage_latency_us"]["ingest"]["p99"] < 1000  # pulls never waited for the adapter
