@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from rtsnn.config import ConfigError, load_config, parse_config
@@ -46,12 +47,15 @@ def _with_overrides(data: dict[str, Any], args: argparse.Namespace) -> dict[str,
     return data
 
 
-def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace) -> int:
+def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, post=None) -> int:
     from rtsnn.runtime.session import Session
+    from rtsnn.runtime.metrics import json_safe
 
     cfg = parse_config(data, origin)
     session = Session(cfg, origin)
     summary = session.run()
+    if post is not None:  # extra figures computed from the finished session (e.g. --drift)
+        summary = json_safe({**summary, **post(session, summary)})
     if args.json:
         print(json.dumps(summary, allow_nan=False))
     else:
@@ -65,6 +69,11 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace) ->
             print(f"  {name:9s} p50 {p50:>9}  p99 {p99:>9}  max {mx:>9}")
         if summary.get("r2") is not None:
             print(f"decoding R^2 (after calibration): {summary['r2']:.3f}")
+        if "drift" in summary:
+            d = summary["drift"]
+            print("R^2 by phase: " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -"
+                                               for k, v in d["r2"].items()))
+            print("recovery s: " + "  ".join(f"{k} {v}" for k, v in d["recovery_s"].items()))
     return 0
 
 
@@ -79,10 +88,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     base = _demo_config_dict()
     origin = "<embedded demo config>"
     if getattr(args, "drift", False):
-        from rtsnn.learn.online.adaptation import drift_demo_config
+        from rtsnn.learn.online.adaptation import DRIFT_DURATION_S, drift_demo_config, drift_report
 
+        if args.duration is not None and args.duration < DRIFT_DURATION_S:
+            raise ValueError(f"--drift runs a {DRIFT_DURATION_S:g} s schedule (rotation at 120 s, dropout at "
+                             f"240 s); --duration must be >= {DRIFT_DURATION_S:g}, got {args.duration:g}")
         base = drift_demo_config(base)
         origin = "<embedded demo config, --drift>"
+
+        def post(session, summary):
+            n_out = session.model.n_out
+            rows = np.fromfile(Path(summary["folder"]) / "outputs.f64", "<f8").reshape(-1, 3 + 2 * n_out)
+            return {"drift": drift_report(rows, n_out, session.dt_s)}
+
+        return _run_session(_with_overrides(base, args), origin, args, post)
     return _run_session(_with_overrides(base, args), origin, args)
 
 

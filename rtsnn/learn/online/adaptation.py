@@ -284,3 +284,41 @@ def drift_demo_config(base: dict[str, Any]) -> dict[str, Any]:
     opts.update(DRIFT_EPROP)
     cfg["learner"] = {"kind": "ridge_then_eprop", "options": opts}
     return cfg
+
+
+DRIFT_PHASES_S = {  # windows of session time (s) the drift demo reports R^2 over
+    "before_drift": (60.0, 120.0),
+    "just_after_rotation": (120.0, 150.0),
+    "adapted_rotation": (210.0, 240.0),
+    "just_after_dropout": (240.0, 270.0),
+    "adapted_dropout": (330.0, 360.0),
+}
+
+
+def drift_report(rows: np.ndarray, n_out: int, dt_s: float, window_s: float = 10.0) -> dict[str, Any]:
+    """R^2 per phase of the drift schedule and the recovery times, from a session's output
+    rows (``outputs.f64``: ``[tick, t_source, t_emit, y (n_out), target (n_out)]``, one per
+    measured tick; row ``i`` is at session time ``i dt_s``, the user's clock runs ~1-2 s
+    ahead). Recovery: seconds after the event until a ``window_s`` window (hop 1 s) regains
+    90 % of the R^2 before it (rotation: ``before_drift``; dropout: ``adapted_rotation``). The
+    R^2 denominator is the whole run's target variance, so short windows are comparable."""
+    rows = np.asarray(rows, np.float64)
+    if rows.ndim != 2 or rows.shape[1] != 3 + 2 * n_out:
+        raise ValueError(f"drift_report: rows must be (ticks, {3 + 2 * n_out}), got {rows.shape}")
+    y, t = rows[:, 3:3 + n_out], rows[:, 3 + n_out:]
+    var = t.var(axis=0)
+    per_s = 1.0 / dt_s
+    out: dict[str, Any] = {"phases_s": {k: list(v) for k, v in DRIFT_PHASES_S.items()}, "r2": {}}
+    for name, (a, b) in DRIFT_PHASES_S.items():
+        i, j = int(round(a * per_s)), int(round(b * per_s))
+        out["r2"][name] = r2_score(y[i:j], t[i:j], var) if j <= len(rows) else None
+    w = int(round(window_s * per_s))
+    ends, r2 = windowed_r2(y, t, w, int(round(per_s)), var)
+    rot, drop = (int(round(x * per_s)) for x in (DRIFT_SCHEDULE["rotation_at_s"], DRIFT_SCHEDULE["dropout_at_s"]))
+    ref_rot, ref_drop = out["r2"]["before_drift"], out["r2"]["adapted_rotation"]
+    out["recovery_s"] = {
+        "rotation": (recovery_time_s(ends, r2, rot, ref_rot, dt_s, w, until_tick=drop)
+                     if ref_rot is not None else None),
+        "dropout": (recovery_time_s(ends, r2, drop, ref_drop, dt_s, w) if ref_drop is not None else None)}
+    out["window_s"] = window_s
+    return out

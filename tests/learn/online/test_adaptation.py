@@ -211,3 +211,37 @@ def test_ridge_then_eprop_takes_control_messages_after_calibration():
     assert apply_control(ControlMessage("resume_learning", None, 0.0), learner)
     assert apply_control(ControlMessage("set_learning_rate", 1e-4, 0.0), learner)
     assert learner.eprop.stats()["lr"] == pytest.approx(1e-4)
+
+
+def test_drift_report_phases_and_recovery_times():
+    from rtsnn.learn.online.adaptation import drift_report
+
+    dt = 0.01
+    n = int(360 / dt)
+    t = np.arange(n) * dt
+    target = np.stack([np.sin(t), np.cos(0.7 * t)], axis=1)
+    y = target.copy()
+    bad = (t >= 120) & (t < 140)  # decoder lost for 20 s after the rotation, then exact again
+    y[bad] = -target[bad]
+    bad2 = (t >= 240) & (t < 245)  # 5 s after the dropout
+    y[bad2] = 0.0
+    rows = np.column_stack([np.arange(n), t, t, y, target])
+    rep = drift_report(rows, 2, dt)
+    assert rep["r2"]["before_drift"] == pytest.approx(1.0)
+    assert rep["r2"]["just_after_rotation"] < 0  # 20 of its 30 s are anti-correlated
+    assert rep["r2"]["adapted_rotation"] == pytest.approx(1.0) and rep["r2"]["adapted_dropout"] == pytest.approx(1.0)
+    # measured to the end of the first 10 s window after the event back at >= 0.9 x before:
+    # at most 30 s (the window [140, 150) is clean), at least the 20 s of error
+    assert 20.0 <= rep["recovery_s"]["rotation"] <= 30.0
+    assert 5.0 <= rep["recovery_s"]["dropout"] <= 15.0
+    with pytest.raises(ValueError, match="rows must be"):
+        drift_report(rows[:, :5], 2, dt)
+    short = drift_report(rows[: int(200 / dt)], 2, dt)
+    assert short["r2"]["adapted_dropout"] is None and short["recovery_s"]["dropout"] is None
+
+
+def test_demo_drift_refuses_a_duration_shorter_than_its_schedule(capsys):
+    from rtsnn.cli import main
+
+    assert main(["demo", "--drift", "--duration", "30"]) == 2
+    assert "--duration must be >= 360" in capsys.readouterr().err
