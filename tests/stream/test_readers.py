@@ -129,3 +129,50 @@ def test_truncated_edf_loads_its_complete_records_and_reports_the_loss(tmp_path)
     (msg,) = [str(r) for r in rec.repairs if r.kind == "truncated"]
     assert f"{20000 - n} samples per channel lost" in msg
     assert load_recording(src).repairs == []
+
+
+def _write_bdf(path, x_uv, sfreq, labels, record_s=1.0, n_records=None):
+    """A minimal BDF (BioSemi 24-bit EDF variant) written from the format's definition:
+    256-byte header, 256 bytes per signal, then records of 24-bit little-endian samples.
+    ``n_records`` may announce more records than are written (a truncated file)."""
+    n_ch, n = x_uv.shape[1], x_uv.shape[0]
+    spr = int(sfreq * record_s)
+    n_rec = n // spr
+    pmin, pmax, dmin, dmax = -1000, 1000, -1000000, 1000000  # uV; 1 digital step = 1 nV (fits 8 chars)
+
+    def field(v, width):
+        return str(v).ljust(width)[:width].encode("ascii")
+
+    head = b"\xffBIOSEMI" + field("test", 80) + field("rtsnn", 80) + field("02.12.26", 8) + field("12.00.00", 8)
+    head += field(256 * (n_ch + 1), 8) + field("24BIT", 44) + field(n_records or n_rec, 8) + field(record_s, 8)
+    head += field(n_ch, 4)
+    for w, vals in ((16, labels), (80, [""] * n_ch), (8, ["uV"] * n_ch), (8, [pmin] * n_ch), (8, [pmax] * n_ch),
+                    (8, [dmin] * n_ch), (8, [dmax] * n_ch), (80, [""] * n_ch), (8, [spr] * n_ch), (32, [""] * n_ch)):
+        head += b"".join(field(v, w) for v in vals)
+    digital = np.clip(np.rint(x_uv * 1000.0), dmin, dmax).astype(np.int32)  # uV -> nV steps
+    body = bytearray()
+    for r in range(n_rec):
+        for c in range(n_ch):
+            d = digital[r * spr:(r + 1) * spr, c].astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3]
+            body += d.tobytes()
+    path.write_bytes(head + bytes(body))
+
+
+def test_bdf_signals_read_through_mne_in_microvolts(tmp_path):
+    sfreq = 256.0
+    t = np.arange(int(4 * sfreq)) / sfreq
+    x = np.stack([50.0 * np.sin(2 * np.pi * 10 * t), -20.0 + 5.0 * np.cos(2 * np.pi * 3 * t)], axis=1)
+    p = tmp_path / "rec.bdf"
+    _write_bdf(p, x, sfreq, ["Cz", "Pz"])
+    rec = load_recording(p)
+    st = rec.streams[0]
+    assert st.info.channel_labels == ["Cz", "Pz"] and st.info.channel_units == ["microvolts"] * 2
+    assert st.info.nominal_srate_hz == sfreq and st.n_samples == len(t)
+    np.testing.assert_allclose(np.asarray(st.time_series), x, atol=1e-3)  # 24-bit: 1 nV steps
+    # announced 6 records but only 4 written: loaded, and the loss reported
+    p2 = tmp_path / "cut.bdf"
+    _write_bdf(p2, x, sfreq, ["Cz", "Pz"], n_records=6)
+    rec2 = load_recording(p2)
+    assert rec2.streams[0].n_samples == len(t)
+    assert any(r.kind == "truncated" and "announces 6 s but only 4 s" in r.detail
+               and "512 samples per channel lost" in r.detail for r in rec2.repairs), rec2.repairs
