@@ -196,6 +196,24 @@ def test_cli_replay_json_line(tmp_path, capsys):
     assert summary["digest"] == replay_digest(load_recording(tmp_path / "d.xdf"), ["mk", "eeg"], name_prefix=prefix)
 
 
+def test_cli_replay_loops(tmp_path, capsys):
+    from rtsnn.cli import main
+
+    write_demo(tmp_path / "d.xdf")
+    prefix = f"rtsnn-test-{uuid.uuid4().hex[:8]}-"
+    assert main(["replay", str(tmp_path / "d.xdf"), "--speed", "max", "--loop", "--max-loops", "3", "--json",
+                 "--prefix", prefix, "--streams", "eeg"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["samples"] == {prefix + "eeg": 3 * 500}  # three passes over the recording
+    once = json.loads(_replay_json(main, tmp_path / "d.xdf", prefix, capsys))
+    assert summary["digest"] != once["digest"]  # the loop offsets are part of what was published
+
+
+def _replay_json(main, path, prefix, capsys) -> str:
+    assert main(["replay", str(path), "--speed", "max", "--json", "--prefix", prefix, "--streams", "eeg"]) == 0
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
 def test_cli_replay_bad_input_exits_2(tmp_path, capsys):
     from rtsnn.cli import main
 
