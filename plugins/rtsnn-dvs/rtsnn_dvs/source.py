@@ -42,13 +42,26 @@ class DvsFileSource:
     With a finite ``speed`` each pull returns the events whose recording time, mapped onto
     the LSL clock from the moment of ``open`` (``t0 + (t - t_first) / speed``), is due; with
     ``speed='max'`` each pull returns the next ``max_events_per_pull`` events, stamped with the
-    pull's time (deterministic: the same rows every run). ``loop`` repeats the recording with
-    times shifted by whole recording lengths. Events due but beyond the pull's capacity wait
-    for the next pull and are counted in ``stats()['deferred']``.
+    pull's time (deterministic: the same rows every run). ``pace='tick'`` (offline, for a
+    session at ``pace: max``) releases at the k-th pull the events with recording time in
+    ``[t_first + (k-1) dt_s, t_first + k dt_s)``, stamped ``(t - t_first)`` seconds: camera time
+    maps onto ticks exactly and the same file gives the same rows on every run, however fast
+    the session ticks. ``loop`` repeats the recording with times shifted by whole recording
+    lengths. Events due but beyond the pull's capacity wait for the next pull and are counted
+    in ``stats()['deferred']``.
     """
 
     def __init__(self, path: str, *, speed: float | str = 1.0, loop: bool = False,
-                 max_events_per_pull: int = 65536, convention: str = "spec"):
+                 max_events_per_pull: int = 65536, convention: str = "spec", pace: str = "clock",
+                 dt_s: float = 1e-3):
+        if pace not in ("clock", "tick"):
+            raise ValueError(f"pace must be 'clock' (speed against the wall clock) or 'tick'; got {pace!r}")
+        if not (isinstance(dt_s, (int, float)) and math.isfinite(dt_s) and dt_s > 0):
+            raise ValueError(f"dt_s must be a finite number > 0; got {dt_s!r}")
+        self.pace = pace
+        self.dt_s = float(dt_s)
+        self._dt_us = max(1, int(round(self.dt_s * 1e6)))
+        self._k = 0
         self.path = str(path)
         self.speed = _speed(speed)
         self.loop = bool(loop)
@@ -106,7 +119,12 @@ class DvsFileSource:
                 self._loop_k += 1
                 self.loops += 1
             offset = self._loop_k * self._span_us
-            if math.isinf(self.speed):
+            if self.pace == "tick":
+                due_us = t_first + (self._k + 1) * self._dt_us - offset  # this tick's window end
+                end = int(np.searchsorted(self._t, due_us, side="left"))
+                if end <= self._idx:
+                    break
+            elif math.isinf(self.speed):
                 end = n_ev
             else:
                 due_us = t_first + int((now - self._t0_s) * self.speed * 1e6) - offset
@@ -114,7 +132,10 @@ class DvsFileSource:
                 if end <= self._idx:
                     break
             take = min(end - self._idx, cap - got)
-            if math.isinf(self.speed):
+            if self.pace == "tick":
+                EK.events_to_rows(self._t, self._x, self._y, self._p, self._idx, take, offset, t_first, 0.0, 1.0,
+                                  samples_out[got:], timestamps_out[got:])
+            elif math.isinf(self.speed):
                 EK.events_to_rows(self._t, self._x, self._y, self._p, self._idx, take, offset, t_first, now, 0.0,
                                   samples_out[got:], timestamps_out[got:])
             else:
@@ -124,6 +145,8 @@ class DvsFileSource:
             got += take
             if end - self._idx > 0 and got >= cap and not math.isinf(self.speed):
                 self.deferred += end - self._idx
+        if self.pace == "tick":
+            self._k += 1
         self.events += got
         return got
 
