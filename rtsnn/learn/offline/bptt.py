@@ -109,7 +109,7 @@ class FitConfig:
     batch_size: int = 32
     lr: float = 1e-3
     clip_norm: float | None = 10.0
-    trainable: tuple[str, ...] = ("weights",)  # 'weights', 'threshold', 'leak', 'readout_tau'
+    trainable: tuple[str, ...] = ("weights",)  # 'weights', 'threshold', 'leak', 'readout_tau', 'delays'
     reg_count: float = 0.0
     reg_rate: float = 0.0
     target_rate_hz: float = 10.0
@@ -123,7 +123,7 @@ class FitConfig:
 
 
 def trainable_keys(params: dict[str, np.ndarray], trainable: tuple[str, ...]) -> list[str]:
-    known = {"weights", "threshold", "leak", "readout_tau"}
+    known = {"weights", "threshold", "leak", "readout_tau", "delays"}
     unknown = set(trainable) - known
     if unknown:
         raise ValueError(f"trainable must name some of {sorted(known)}, got unknown {sorted(unknown)}")
@@ -135,14 +135,16 @@ def trainable_keys(params: dict[str, np.ndarray], trainable: tuple[str, ...]) ->
             keys.append(k)
         elif k.startswith("alpha") and "leak" in trainable:
             keys.append(k)
-        elif k == "kappa" and "readout_tau" in trainable:
+        elif k in ("kappa", "kappa2") and "readout_tau" in trainable:
+            keys.append(k)
+        elif k == "delay_logits" and "delays" in trainable:
             keys.append(k)
     return keys
 
 
 def _clamp(params: dict[str, np.ndarray]) -> None:
     for k, v in params.items():
-        if k.startswith("alpha") or k == "kappa":
+        if k.startswith("alpha") or k in ("kappa", "kappa2"):
             np.clip(v, 0.0, 0.9999, out=v)
         elif k.startswith("vth"):
             np.maximum(v, 1e-2, out=v)
@@ -282,6 +284,9 @@ def to_model(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1
 
     if len(spec.layers) != 1:
         raise ValueError(f"a runtime model has one recurrent layer; this network has layers {list(spec.layers)}")
+    if spec.tau_out2_s is not None or spec.max_delay_steps > 0:
+        raise ValueError("the runtime has a single-exponential readout and no synaptic delays: a network trained "
+                         "with tau_out2_s or max_delay_steps stays an offline model (export needs neither)")
     kappa = float(params["kappa"][0]) if "kappa" in params else math.exp(-spec.dt_s / spec.tau_out_s)
     tau_out = -spec.dt_s / math.log(kappa) if 0 < kappa < 1 else spec.tau_out_s
     tau_out = max(tau_out, spec.dt_s * 1.0001)
@@ -361,7 +366,9 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
     ``opts``: ``surrogate_param`` (steepness/width), ``detach_reset`` (False), ``tau_out_s``,
     ``tau_adapt_s``, ``beta_adapt``, ``v_th``, ``refractory_s``, ``init_gain`` (1.0),
     ``init_bias`` (0.0), ``spectral_radius`` (0.9), ``clip_norm`` (10), ``trainable``
-    (('weights',) plus 'threshold', 'leak', 'readout_tau'), ``reg_count``, ``reg_rate``,
+    (('weights',) plus 'threshold', 'leak', 'readout_tau', 'delays'), ``tau_out2_s`` (a second
+    readout stage: double-exponential filter), ``max_delay_steps`` (trainable input delays,
+    softmax relaxation), ``reg_count``, ``reg_rate``,
     ``target_rate_hz``, ``calibrate_every``, ``checkpoint_steps`` (BPTT recompute segments),
     ``checkpoint_path``/``resume`` (per-epoch checkpoints), ``tau_steps`` (first_spike),
     ``dtype`` (float32).
@@ -369,7 +376,8 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
     known = {"surrogate_param", "detach_reset", "tau_out_s", "tau_adapt_s", "beta_adapt", "v_th",
              "refractory_s", "init_gain", "init_bias", "spectral_radius", "clip_norm", "trainable",
              "reg_count", "reg_rate", "target_rate_hz", "calibrate_every", "calibrate_gamma",
-             "checkpoint_steps", "checkpoint_path", "resume", "tau_steps", "dtype", "log"}
+             "checkpoint_steps", "checkpoint_path", "resume", "tau_steps", "dtype", "log", "tau_out2_s",
+             "max_delay_steps"}
     unknown = sorted(set(opts) - known)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -396,7 +404,9 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
                    tau_adapt_s=opts.get("tau_adapt_s", 200e-3), beta_adapt=opts.get("beta_adapt", 0.0),
                    v_th=opts.get("v_th", 1.0), refractory_s=opts.get("refractory_s", 0.0),
                    tau_out_s=opts.get("tau_out_s", max(20e-3, 2 * dt_s)), surrogate=surrogate,
-                   surrogate_param=opts.get("surrogate_param"), detach_reset=opts.get("detach_reset", False))
+                   surrogate_param=opts.get("surrogate_param"), detach_reset=opts.get("detach_reset", False),
+                   tau_out2_s=None if spiking_out else opts.get("tau_out2_s"),
+                   max_delay_steps=int(opts.get("max_delay_steps", 0)))
     engine = Engine(spec, dtype=opts.get("dtype", np.float32), checkpoint_steps=opts.get("checkpoint_steps"))
     params = init_params(spec, seed, spectral_radius=opts.get("spectral_radius", 0.9))
     rng = np.random.default_rng(seed)

@@ -11,6 +11,19 @@ float64 arrays (the optimiser's master copy)::
     alpha{l}  (n_l,)           membrane decay per step (trainable leak)
     vth{l}    (n_l,)           threshold (trainable)
     w_out     (n_L, n_out), b_out (n_out,), kappa (1,)   readout (when ``n_out`` is set)
+    kappa2    (1,)             second readout stage (``tau_out2_s`` set: double exponential)
+    delay_logits (n_in, n_0, D+1)  input synaptic delays (``max_delay_steps = D > 0``)
+
+Readout: ``r[t] = kappa r[t-1] + z_L[t]``, ``y = r w_out + b_out``; with ``tau_out2_s`` a
+second stage ``q[t] = kappa2 q[t-1] + r[t]`` and ``y = q w_out + b_out``: the spikes are
+filtered by ``(kappa^(t+1) - kappa2^(t+1)) / (kappa - kappa2)``, a difference of exponentials
+(rise and decay both trainable through ``kappa`` and ``kappa2``).
+
+Synaptic delays (input layer, softmax relaxation): each input synapse carries a distribution
+``p_ij = softmax_d(delay_logits_ij)`` over delays ``d = 0..D`` steps and the current is
+``I_j[t] = sum_i sum_d w_ij p_ijd x_i[t - d]``; the gradient reaches both ``w`` and the
+logits (``dL/dlogit = p (dL/dp - sum_d p dL/dp)``). The most probable delay is what a hard
+delay would use once training has made ``p`` peaked.
 
 Memory: the full tape is 4 arrays of (T, B, n) per layer, O(T N). With
 ``checkpoint_steps = K`` only the states at every K-th step are kept during the forward pass
@@ -51,8 +64,17 @@ class NetSpec:
     surrogate: str = "fast_sigmoid"
     surrogate_param: float | None = None
     detach_reset: bool = False
+    tau_out2_s: float | None = None  # second readout stage: a double-exponential readout filter
+    max_delay_steps: int = 0  # > 0: trainable input synaptic delays 0..max_delay_steps steps
 
     def __post_init__(self) -> None:
+        if self.tau_out2_s is not None and not (isinstance(self.tau_out2_s, (int, float))
+                                                and math.isfinite(self.tau_out2_s) and self.tau_out2_s > 0):
+            raise ValueError(f"tau_out2_s must be None or a finite number > 0, got {self.tau_out2_s!r}")
+        if self.tau_out2_s is not None and self.n_out is None:
+            raise ValueError("tau_out2_s (a double-exponential readout) needs a readout: set n_out")
+        if not (isinstance(self.max_delay_steps, int) and 0 <= self.max_delay_steps <= 256):
+            raise ValueError(f"max_delay_steps must be an int in [0, 256], got {self.max_delay_steps!r}")
         if not (isinstance(self.n_in, int) and self.n_in >= 1):
             raise ValueError(f"n_in must be an int >= 1, got {self.n_in!r}")
         if len(self.layers) < 1 or any(not isinstance(n, int) or n < 1 for n in self.layers):
@@ -82,6 +104,10 @@ class NetSpec:
     @property
     def kappa(self) -> float:
         return math.exp(-self.dt_s / self.tau_out_s)
+
+    @property
+    def kappa2(self) -> float | None:
+        return None if self.tau_out2_s is None else math.exp(-self.dt_s / self.tau_out2_s)
 
     @property
     def n_ref(self) -> int:
@@ -136,6 +162,11 @@ def init_params(spec: NetSpec, seed: int, *, input_scale: float = 1.0, spectral_
         p["w_out"] = rng.standard_normal((n_prev, spec.n_out)) * readout_scale / math.sqrt(n_prev)
         p["b_out"] = np.zeros(spec.n_out)
         p["kappa"] = np.array([spec.kappa])
+        if spec.kappa2 is not None:
+            p["kappa2"] = np.array([spec.kappa2])
+    if spec.max_delay_steps > 0:
+        # uniform over the delays at first: the relaxation starts undecided
+        p["delay_logits"] = np.zeros((spec.n_in, spec.layers[0], spec.max_delay_steps + 1))
     return p
 
 
@@ -170,6 +201,22 @@ class Tape:
     records: list  # per segment: record or None (checkpointing)
     spike_counts: list[np.ndarray] = field(default_factory=list)  # per layer (n_l,) summed over T, B
     x: np.ndarray | None = None
+    iff0: np.ndarray | None = None  # input-layer current (T, B, n_0) when there are delays
+
+
+def delay_probs(logits: np.ndarray) -> np.ndarray:
+    """``softmax`` over the last axis (the delays), numerically stable."""
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def shifted(x: np.ndarray, d: int, t0: int, t1: int) -> np.ndarray:
+    """``x[t - d]`` for ``t`` in ``[t0, t1)`` (zeros before the start), shape (t1 - t0, ...)."""
+    out = np.zeros((t1 - t0,) + x.shape[1:], x.dtype)
+    a = max(t0, d)
+    if a < t1:
+        out[a - t0:] = x[a - d:t1 - d]
+    return out
 
 
 class Engine:
@@ -194,10 +241,23 @@ class Engine:
         dt = self.dtype
         states = [_LayerState(np.zeros((B, n), dt), np.zeros((B, n), dt), np.zeros((B, n), dt),
                               np.zeros((B, n), np.int64)) for n in self.spec.layers]
-        r = np.zeros((B, self.spec.layers[-1]), dt)
+        # readout traces: stage r (and q for a double-exponential readout)
+        r = np.zeros((2 if self.spec.tau_out2_s is not None else 1, B, self.spec.layers[-1]), dt)
         return states, r
 
-    def _segment(self, cp, x_seg, states, r, keep: bool, counts=None):
+    def _delayed_current(self, cp, x: np.ndarray) -> np.ndarray:
+        """``I[t] = sum_d x[t - d] @ (w0 * p_d)`` over the whole input (T, B, n_in)."""
+        T, B, _ = x.shape
+        p = delay_probs(np.asarray(cp["delay_logits"], np.float64))
+        w0 = np.asarray(cp["w0"], np.float64)
+        out = np.zeros((T, B, self.spec.layers[0]), self.dtype)
+        tmp = np.empty_like(out)
+        for d in range(p.shape[-1]):
+            sparse_matmul(shifted(x, d, 0, T), np.ascontiguousarray(w0 * p[..., d], dtype=self.dtype), tmp)
+            out += tmp
+        return out
+
+    def _segment(self, cp, x_seg, states, r, keep: bool, counts=None, iff0=None):
         spec = self.spec
         Ts, B, _ = x_seg.shape
         h = x_seg
@@ -208,8 +268,11 @@ class Engine:
             z0 = st.z.copy()
             v0 = st.v.copy()
             w = cp[f"w{l}"]
-            iff = np.empty((Ts, B, n), self.dtype)
-            sparse_matmul(h, w, iff)
+            if l == 0 and iff0 is not None:
+                iff = np.ascontiguousarray(iff0)  # synaptic delays: computed over the whole input
+            else:
+                iff = np.empty((Ts, B, n), self.dtype)
+                sparse_matmul(h, w, iff)
             vs = np.empty((Ts, B, n), self.dtype)
             as_ = np.empty_like(vs)
             zs = np.empty_like(vs)
@@ -226,11 +289,17 @@ class Engine:
         if spec.n_out is not None:
             r0 = r.copy()
             rs = np.empty_like(h)
-            readout_forward(h, float(cp["kappa"][0]), r, rs)
+            readout_forward(h, float(cp["kappa"][0]), r[0], rs)
+            top = rs
+            qs = None
+            if spec.tau_out2_s is not None:  # second stage of the double exponential
+                qs = np.empty_like(h)
+                readout_forward(rs, float(cp["kappa2"][0]), r[1], qs)
+                top = qs
             y = np.empty((Ts, B, spec.n_out), self.dtype)
-            sparse_matmul(rs, cp["w_out"], y)
+            sparse_matmul(top, cp["w_out"], y)
             y += cp["b_out"]
-            ro = (rs, r0) if keep else None
+            ro = (rs, r0, qs) if keep else None
         else:
             y = h
         return y, (recs, ro) if keep else None
@@ -248,13 +317,15 @@ class Engine:
         counts = [np.zeros(n) for n in self.spec.layers]
         ys, starts, records = [], [], []
         keep = self.checkpoint_steps is None
+        iff0 = self._delayed_current(cp, x) if self.spec.max_delay_steps > 0 else None
         for t0, t1 in segs:
             starts.append(None if keep else ([s.copy() for s in states], r.copy()))
-            y, rec = self._segment(cp, x[t0:t1], states, r, keep, counts)
+            y, rec = self._segment(cp, x[t0:t1], states, r, keep, counts,
+                                   iff0=None if iff0 is None else iff0[t0:t1])
             ys.append(y)
             records.append(rec)
         y = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=0)
-        return Tape(y=y, segments=segs, starts=starts, records=records, spike_counts=counts, x=x)
+        return Tape(y=y, segments=segs, starts=starts, records=records, spike_counts=counts, x=x, iff0=iff0)
 
     # ---------------------------------------------------------------- backward
     def backward(self, params: dict[str, np.ndarray], tape: Tape, dy: np.ndarray,
@@ -272,25 +343,38 @@ class Engine:
         ev = [np.zeros((B, n)) for n in spec.layers]
         ea = [np.zeros((B, n)) for n in spec.layers]
         er = np.zeros((B, spec.layers[-1]))
+        eq = np.zeros((B, spec.layers[-1]))
         empty = np.zeros((1, 1), self.dtype)
-        dk = 0.0
+        dk = dk2 = 0.0
+        delays = spec.max_delay_steps > 0
+        if delays:
+            p_delay = delay_probs(np.asarray(params["delay_logits"], np.float64))
+            w0_64 = np.asarray(params["w0"], np.float64)
+            g_p = np.zeros_like(p_delay)  # dL/dp
         for si in range(len(tape.segments) - 1, -1, -1):
             t0, t1 = tape.segments[si]
             Ts = t1 - t0
             rec_all = tape.records[si]
             if rec_all is None:  # checkpointed: recompute the segment from its start state
                 states0, r0 = tape.starts[si]
-                _, rec_all = self._segment(cp, tape.x[t0:t1], [s.copy() for s in states0], r0.copy(), True)
+                _, rec_all = self._segment(cp, tape.x[t0:t1], [s.copy() for s in states0], r0.copy(), True,
+                                           iff0=None if tape.iff0 is None else tape.iff0[t0:t1])
             recs, ro = rec_all
             dys = np.ascontiguousarray(dy[t0:t1], dtype=self.dtype)
             if spec.n_out is not None:
-                rs, r0 = ro
-                outer_accumulate(rs, dys, grads["w_out"])
+                rs, r0, qs = ro
+                top = rs if qs is None else qs
+                outer_accumulate(top, dys, grads["w_out"])
                 grads["b_out"] += dys.sum(axis=(0, 1), dtype=np.float64)
-                d_rs = np.empty((Ts, B, spec.layers[-1]), self.dtype)
-                matmul_transposed(dys, cp["w_out"], d_rs)
+                d_top = np.empty((Ts, B, spec.layers[-1]), self.dtype)
+                matmul_transposed(dys, cp["w_out"], d_top)
+                if qs is not None:  # through the second stage first: its input adjoint is dL/dr
+                    d_rs = np.zeros((Ts, B, spec.layers[-1]), np.float64)
+                    dk2 += readout_backward(d_top, qs, r0[1], float(cp["kappa2"][0]), eq, d_rs)
+                else:
+                    d_rs = d_top
                 ext = np.zeros((Ts, B, spec.layers[-1]), np.float64)
-                dk += readout_backward(d_rs, rs, r0, float(cp["kappa"][0]), er, ext)
+                dk += readout_backward(d_rs, rs, r0[0], float(cp["kappa"][0]), er, ext)
             else:
                 ext = dys.astype(np.float64)
             for l in range(L - 1, -1, -1):
@@ -304,7 +388,14 @@ class Engine:
                                cp[f"alpha{l}"], cp[f"vth{l}"], spec.rho, spec.beta, spec.model == "alif",
                                self.kind, self.sg_param, float(self.calib[l]), spec.detach_reset,
                                ev[l], ea[l], d_cur, grads[f"alpha{l}"], grads[f"vth{l}"])
-                outer_accumulate(h, d_cur, grads[f"w{l}"])
+                if l == 0 and delays:
+                    for d in range(p_delay.shape[-1]):
+                        o = np.zeros_like(w0_64)
+                        outer_accumulate(shifted(tape.x, d, t0, t1), d_cur, o)  # sum_t x[t-d] dL/dI[t]
+                        grads["w0"] += o * p_delay[..., d]
+                        g_p[..., d] += o * w0_64
+                else:
+                    outer_accumulate(h, d_cur, grads[f"w{l}"])
                 if rec:
                     zprev = np.concatenate([z0[None], zs[:-1]], axis=0)
                     g = np.zeros_like(grads[f"r{l}"])
@@ -316,6 +407,10 @@ class Engine:
                     matmul_transposed(d_cur, params[f"w{l}"].astype(np.float64), ext)
         if spec.n_out is not None:
             grads["kappa"][0] = dk
+            if spec.tau_out2_s is not None:
+                grads["kappa2"][0] = dk2
+        if delays:  # softmax Jacobian: dL/dlogit = p (dL/dp - sum_d p dL/dp)
+            grads["delay_logits"] += p_delay * (g_p - np.sum(p_delay * g_p, axis=-1, keepdims=True))
         return grads
 
     # ---------------------------------------------------------------- calibration
