@@ -264,6 +264,7 @@ class Session:
                                              eval_ticks=0, nonfinite_outputs=0, control_applied=0,
                                              control_ignored=0)
         self.error: BaseException | None = None
+        self.io_error: BaseException | None = None
         self.folder: Path | None = None
         self._prepare_state = "idle"  # idle -> running -> ready
         self.summary: dict[str, Any] | None = None
@@ -300,6 +301,7 @@ class Session:
         units = list(self.model.output_units)
         for sink in self.sinks:
             sink.open(labels, units)
+        self._open_recording()  # before the learner attaches: every reward it polls is recorded
         if self.learner is not None:
             self.learner.attach(self.backend, self.dt_s)
         self.backend.warm_up()
@@ -362,7 +364,6 @@ class Session:
         old_switch = sys.getswitchinterval()
         try:
             self._open()
-            self._open_recording()
             self._open_control()
             sys.setswitchinterval(2e-4)  # bound how long the I/O thread can hold the GIL
             io_thread = threading.Thread(target=self._io_thread_main, name="rtsnn-io", daemon=True)
@@ -384,6 +385,10 @@ class Session:
             self._close()
         if self.error is not None:
             raise self.error
+        if self.io_error is not None:
+            raise RuntimeError(f"the session's I/O thread failed ({type(self.io_error).__name__}: "
+                               f"{self.io_error}); outputs and metrics after that point were not written "
+                               f"to {self.folder}") from self.io_error
         self.summary = json_safe(self._summary())
         _atomic_write(self.folder / "summary.json", json.dumps(self.summary, indent=1, allow_nan=False))
         return self.summary
@@ -589,6 +594,9 @@ class Session:
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(self._io_main())
+        except BaseException as err:  # the session stops and run() raises it: outputs must not vanish
+            self.io_error = err
+            self.stop_event.set()
         finally:
             loop.close()
 

@@ -144,5 +144,6 @@ def test_cli_convert_both_ways_and_a_session_runs_the_nir_graph(tmp_path, capsys
             "model": {"path": str(tmp_path / name)}})
         s = Session(cfg).run()
         runs[name] = np.fromfile(f"{s['folder']}/outputs.f64", "<f8").reshape(-1, 7)
+        assert s["ticks"] == len(xs) and len(runs[name]) == len(xs), (name, s["ticks"], s["outputs_dropped"], s["folder"])
     np.testing.assert_array_equal(runs["m.nir"][:, 3:5], runs["m.npz"][:, 3:5])
     assert np.abs(runs["m.npz"][:, 3:5]).max() > 0

@@ -96,3 +96,33 @@ def test_stalls_count_as_misses_skip_slots_and_defer_learning(tmp_path):
     assert 0 < summary["learn_deferred"] <= stalls + 5 and summary["learn_applied"] >= 20
     assert learner.observed >= summary["ticks"]
     assert summary["samples_in"] >= 1900  # stalled ticks' input is not lost: the next tick takes it
+
+
+def test_an_io_thread_failure_stops_the_session_and_is_raised(tmp_path):
+    """If the I/O thread dies (here: a learner whose deferred prepare raises) the session
+    stops and run() says so, instead of ending 'successfully' with outputs missing."""
+    import pytest
+
+    xs = np.zeros((3000, 4), np.float32)
+    w = XdfWriter(tmp_path / "in.xdf")
+    w.add_stream(1, StreamInfoData("spk", "Spikes", 4, 1000.0, "float32", "spk"))
+    w.write_samples(1, np.arange(len(xs)) * 1e-3, xs)
+    w.close()
+    s = Session(parse_config({
+        "session": {"name": "iofail", "duration_s": 2.0, "out_dir": str(tmp_path / "s"), "monitor": False},
+        "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 4,
+                                                   "pace": "realtime", "stamp": "local"}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
+        "model": {"random": {"n_rec": 8, "n_out": 2}},
+    }, "<test>"))
+
+    class _Broken(_EagerLearner):
+        def prepare(self):
+            raise OSError("disk full")
+
+    s.learner = _Broken()
+    s._observe_always = True
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"I/O thread failed \(OSError: disk full\)"):
+        s.run()
+    assert time.monotonic() - t0 < 1.8  # stopped early, not after the full 2 s

@@ -644,7 +644,7 @@ class ActorCriticLearner:
         self._observe(np.zeros(n_out, np.float32), compile_only=True)  # compile / warm
 
     def _observe(self, y: np.ndarray, compile_only: bool = False) -> None:
-        got = self.reward_source.poll()
+        got = None if compile_only else self.reward_source.poll()  # warming up consumes no reward
         r = 0.0
         if got is not None:
             r = float(got[0])
