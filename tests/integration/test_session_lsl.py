@@ -190,16 +190,14 @@ def test_demo_session_publishes_decoded_stream_a_real_inlet_receives(tmp_path):
     assert result["summary"]["sinks"][0]["name"] == decoded
 
 
-def test_reward_driven_session_observes_every_tick_and_counts_rewards(tmp_path):
-    """actor_critic with rewards from a real LSL stream: no teacher, the learner still observes
-    every tick; NaN rewards are dropped and counted, not learned from."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    pub = Publisher(name, 4)
-    pub.start()
+def _reward_session(name, tmp_path, session, value_at):
+    """A live actor-critic session config on the LSL spikes ``name`` with rewards from a real
+    LSL reward stream; returns (config, start_sender, stop_event): the sender pushes
+    ``value_at(k)`` every 20 ms until the event is set."""
     reward_name = name + "-reward"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(reward_name, "Reward", 1, 0, "float32", reward_name))
     data = {
-        "session": {"name": "t", "duration_s": 2.0, "out_dir": str(tmp_path), "warmup_ticks": 50},
+        "session": {"warmup_ticks": 50, "out_dir": str(tmp_path), **session},
         "source": {"kind": "lsl", "options": {"name": name, "n_channels": 4, "resolve_timeout_s": 3.0}},
         "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
         "model": {"random": {"n_rec": 32, "n_out": 2, "seed": 0}},
@@ -211,12 +209,22 @@ def test_reward_driven_session_observes_every_tick_and_counts_rewards(tmp_path):
     def send_rewards():
         k = 0
         while not stop.is_set():
-            outlet.push_sample([float("nan") if k % 5 == 4 else 1.0])
+            outlet.push_sample([value_at(k)])
             k += 1
             time.sleep(0.02)
 
-    sender = threading.Thread(target=send_rewards, daemon=True)
-    sender.start()
+    return data, lambda: threading.Thread(target=send_rewards, daemon=True).start(), stop
+
+
+def test_reward_driven_session_observes_every_tick_and_counts_rewards(tmp_path):
+    """actor_critic with rewards from a real LSL stream: no teacher, the learner still observes
+    every tick; NaN rewards are dropped and counted, not learned from."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    pub = Publisher(name, 4)
+    pub.start()
+    data, start_sender, stop = _reward_session(name, tmp_path, {"name": "t", "duration_s": 2.0},
+                                               lambda k: float("nan") if k % 5 == 4 else 1.0)
+    start_sender()
     try:
         summary = Session(parse_config(data, "<test>")).run()
     finally:
@@ -354,28 +362,11 @@ def test_live_session_records_and_takes_cli_control(tmp_path, capsys):
     sess_name = f"ctl-{uuid.uuid4().hex[:6]}"
     pub = Publisher(name, 4)
     pub.start()
-    reward_name = name + "-reward"
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(reward_name, "Reward", 1, 0, "float32", reward_name))
-    data = {
-        "session": {"name": sess_name, "duration_s": 3.0, "out_dir": str(tmp_path), "warmup_ticks": 50,
-                    "record": True},
-        "source": {"kind": "lsl", "options": {"name": name, "n_channels": 4, "resolve_timeout_s": 3.0}},
-        "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
-        "model": {"random": {"n_rec": 32, "n_out": 2, "seed": 0}},
-        "learner": {"kind": "actor_critic", "options": {"sigma": 0.1}},
-        "reward": {"kind": "lsl", "options": {"name": reward_name, "resolve_timeout_s": 3.0}},
-    }
-    stop = threading.Event()
-
-    def send_rewards():
-        while not stop.is_set():
-            outlet.push_sample([0.5])
-            time.sleep(0.02)
-
+    data, start_sender, stop = _reward_session(name, tmp_path, {"name": sess_name, "duration_s": 3.0,
+                                                                "record": True}, lambda k: 0.5)
     out: dict = {}
     runner = threading.Thread(target=lambda: out.update(summary=Session(parse_config(data, "<test>")).run()))
-    sender = threading.Thread(target=send_rewards, daemon=True)
-    sender.start()
+    start_sender()
     runner.start()
     try:
         deadline = time.monotonic() + 10
