@@ -262,3 +262,19 @@ def network_run(xs: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.n
                      alpha, rho, kappa, v_th, beta, n_ref, adaptive, mode, auto_threshold)
         ys[t, :] = y
         zs[t, :] = z
+
+
+def compiled_entry(dispatcher, args: tuple):
+    """The native entry point of numba ``dispatcher`` compiled for exactly the types (dtype,
+    ndim, layout) of ``args``, or the dispatcher itself when that cannot be had.
+
+    Calling the entry skips the dispatcher's per-call type resolution (most of a small
+    kernel's call cost) but does **not** check its arguments: a caller may only use it with
+    the very buffers it was bound for (identity-checked), never with other arrays.
+    """
+    import numba
+
+    try:
+        return dispatcher.compile(tuple(numba.typeof(a) for a in args))
+    except Exception:  # noqa: BLE001 - any failure: the checked, slower path
+        return dispatcher

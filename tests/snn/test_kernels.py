@@ -197,3 +197,34 @@ def test_alif_threshold_adapts():
             n += int(state.z[0])
         counts[model] = n
     assert counts["alif"] < 0.7 * counts["lif"]
+
+
+def test_bound_entry_points_follow_the_buffer_they_were_bound_for():
+    """Network.step and PassthroughEncoder.encode call the kernel compiled for the exact types
+    of the buffers first seen; a different buffer (here a strided view) is validated and bound
+    anew, and gives the same result as a contiguous copy."""
+    from rtsnn.encode.binning import PassthroughEncoder
+    from rtsnn.snn import Model, Network, NeuronSettings
+
+    m = Model.random(6, 20, 2, NeuronSettings(), seed=3, input_gain=3.0, readout_scale=1.0)
+    rng = np.random.default_rng(0)
+    xs = (rng.random((200, 6)) < 0.3).astype(np.float32)
+    a, b = Network(m), Network(m)
+    wide = np.zeros((200, 12), np.float32)
+    wide[:, ::2] = xs
+    ya, yb = [], []
+    for t in range(200):
+        a.step(np.ascontiguousarray(xs[t]))  # a fresh contiguous buffer every tick
+        b.step(wide[t, ::2])  # a fresh strided view every tick
+        ya.append(a.readout().copy())
+        yb.append(b.readout().copy())
+    np.testing.assert_array_equal(np.array(ya), np.array(yb))
+    assert np.abs(np.array(ya)).max() > 0
+    enc = PassthroughEncoder(6)
+    out = np.zeros(6, np.float32)
+    enc.encode(np.ascontiguousarray(wide[:3, ::2]), 3, out)
+    want = out.copy()
+    enc.encode(wide[:3, ::2], 3, out)  # strided samples: bound anew, same sums
+    np.testing.assert_array_equal(out, want)
+    enc.encode(wide[:3, ::2], 2, out)  # same buffer object? no: a new view, checked again
+    np.testing.assert_array_equal(out, xs[:2].sum(axis=0))
