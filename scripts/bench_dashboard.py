@@ -10,8 +10,13 @@ Each session runs in its own process with its own monitor (``session.monitor``: 
 the compute thread, the publisher on the session's I/O thread), as every session does.
 
 Prints: both end-to-end p99s (median over repeats), their ratio, deadline-miss rates, the
-dashboard's measured frame rate, the monitor's lost rows, and the machine's load average
-(the numbers are only comparable within one run of this script).
+per-stage p99s in both modes (to see where a difference comes from), the dashboard's measured
+frame rate, the monitor's lost rows, and the machine's load average
+(the numbers are only comparable within one run of this script). Note: the end-to-end
+latency includes the wait from a sample's push to the session's next tick, and the synthetic
+user's 1 kHz clock and the session's have a random phase per run, so e2e p50 moves by up to
+1 ms between runs for that reason alone; the stage p99s, tick lateness and deadline misses
+compare the two modes without that confound.
 
     python scripts/bench_dashboard.py --duration 20 --repeats 1
 """
@@ -55,8 +60,10 @@ def child(name: str, duration_s: float) -> None:
         session = Session(cfg, "<bench demo>")
         monitor = session.monitor
         summary = session.run()
+    st = summary["stage_latency_us"]
     print(json.dumps({"e2e_p99_us": summary["e2e_latency_us"]["p99"], "e2e_p50_us": summary["e2e_latency_us"]["p50"],
                       "deadline_miss_rate": summary["deadline_miss_rate"], "ticks": summary["ticks"],
+                      "stage_p99_us": {k: st[k]["p99"] for k in ("lateness", "ingest", "emit", "compute", "tick")},
                       "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
 
 
@@ -109,6 +116,12 @@ def main() -> int:
         "e2e_p50_us_with": statistics.median(r["e2e_p50_us"] for r in runs["with"]),
         "deadline_miss_rate_without": statistics.median(r["deadline_miss_rate"] for r in runs["without"]),
         "deadline_miss_rate_with": statistics.median(r["deadline_miss_rate"] for r in runs["with"]),
+        # where the difference comes from: wake-up lateness (scheduler), ingest (LSL pulls),
+        # emit (sinks incl. the monitor tap), compute (encode+step+readout), whole tick
+        "stage_p99_us_without": {k: statistics.median(r["stage_p99_us"][k] for r in runs["without"])
+                                 for k in runs["without"][0]["stage_p99_us"]},
+        "stage_p99_us_with": {k: statistics.median(r["stage_p99_us"][k] for r in runs["with"])
+                              for k in runs["with"][0]["stage_p99_us"]},
         "dashboard_fps": statistics.median(fps), "dashboard_target_fps": 30.0,
         "dashboard_raster_rows": [r["dashboard"].get("raster_rows") for r in runs["with"]],
         "monitor_lost_rows": [r["monitor"]["lost_rows"] for r in runs["without"] + runs["with"]],
