@@ -193,6 +193,11 @@ def chewie_run(a) -> dict:
     n = len(counts)
     events = [("electrode_shift", shift_bin * per_bin)]
     results = {}
+    if a.via == "lsl":
+        results = {v: chewie_via_lsl(a, v, path, counts, target, dt) for v in a.variants if v != "actor_critic"}
+        return {"task": "chewie", "via": "lsl", "calib_s": half * bin_s, "online_s": n * dt, "shift_at_s": a.shift_at_s,
+                "loops_of_second_half": a.chewie_loops, "permute_fraction": a.permute_fraction,
+                "dropout_fraction": a.chewie_dropout, "n_rec": a.n_rec, "results": results}
     for variant in a.variants:
         if variant == "actor_critic":
             continue  # no cursor task on recorded data
@@ -215,6 +220,75 @@ def chewie_run(a) -> dict:
     return {"task": "chewie", "calib_s": half * bin_s, "online_s": n * dt, "shift_at_s": a.shift_at_s,
             "loops_of_second_half": a.chewie_loops, "permute_fraction": a.permute_fraction,
             "dropout_fraction": a.chewie_dropout, "n_rec": a.n_rec, "results": results}
+
+
+def chewie_via_lsl(a, variant: str, model_path: Path, counts: np.ndarray, target: np.ndarray, dt: float) -> dict:
+    """The same protocol as a live session: the shifted spike counts and the z-scored velocity
+    are written to an XDF file, re-published in real time by an LslReplayer (rtsnn replay),
+    and decoded by a Session whose source and teacher are LSL inlets (e-prop adapts from the
+    teacher, or the decoder stays frozen). Times are mapped back through the replay's LSL t0."""
+    import threading
+    import uuid
+
+    from rtsnn.config import parse_config
+    from rtsnn.runtime.session import Session
+    from rtsnn.stream.readers import load_recording
+    from rtsnn.stream.replay import LslReplayer
+    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+
+    folder = Path(tempfile.mkdtemp(prefix="rtsnn-adapt-lsl-"))
+    n, n_ch = counts.shape
+    ts = np.arange(n) * dt
+    w = XdfWriter(folder / "chewie_shift.xdf")
+    w.add_stream(1, StreamInfoData("spikes", "Spikes", n_ch, 1.0 / dt, "float32", "chewie-spikes"))
+    w.add_stream(2, StreamInfoData("velocity", "Kinematics", 2, 1.0 / dt, "float32", "chewie-velocity",
+                                   ["vx", "vy"], ["z", "z"]))
+    for i in range(0, n, 1000):
+        w.write_samples(1, ts[i:i + 1000], counts[i:i + 1000])
+        w.write_samples(2, ts[i:i + 1000], target[i:i + 1000])
+    w.close()
+    prefix = f"adapt-{uuid.uuid4().hex[:6]}-"
+    rp = LslReplayer(load_recording(folder / "chewie_shift.xdf"), speed=1.0, name_prefix=prefix)
+    stop = threading.Event()
+
+    def publish() -> None:
+        rp.open(wait_consumers_s=30.0)
+        rp.run(stop)
+
+    cfg = {"session": {"name": f"chewie-{variant}", "duration_s": n * dt - 3.0, "out_dir": str(folder),
+                       "warmup_ticks": 50, "monitor": False},
+           "source": {"kind": "lsl", "options": {"name": prefix + "spikes", "n_channels": n_ch,
+                                                 "resolve_timeout_s": 30.0}},
+           "teacher": {"kind": "lsl", "options": {"name": prefix + "velocity", "n_channels": 2,
+                                                  "resolve_timeout_s": 30.0}},
+           "encoder": {"kind": "passthrough", "options": {"n_channels": n_ch}},
+           "model": {"path": str(model_path)}}
+    if variant == "eprop":
+        cfg["learner"] = {"kind": "eprop", "options": {"lr": a.eprop_lr, "optimizer": "adam",
+                                                      "update_every_ticks": a.eprop_window, "feedback": "symmetric",
+                                                      "train_in": True, "train_rec": a.eprop_train_rec,
+                                                      "train_out": True}}
+    th = threading.Thread(target=publish, daemon=True)
+    th.start()
+    t0 = time.perf_counter()
+    try:
+        summary = Session(parse_config(cfg, "<bench_adaptation via lsl>")).run()
+    finally:
+        stop.set()
+        th.join(10)
+        rp.close()
+    rows = np.fromfile(Path(summary["folder"]) / "outputs.f64", "<f8").reshape(-1, 7)
+    rows = rows[np.isfinite(rows[:, 1])]
+    rel = rows[:, 1] - rp.lsl_start  # recording time of each tick's newest input
+    ev = int(np.searchsorted(rel, a.shift_at_s))
+    res = summarise(rows[:, 3:5], rows[:, 5:7], dt, [("electrode_shift", ev)], len(rows), a.window_s,
+                    a.recover_fraction)
+    res.update(wall_s=round(time.perf_counter() - t0, 1), ticks=summary["ticks"],
+               e2e_p99_us=summary["e2e_latency_us"]["p99"], deadline_miss_rate=summary["deadline_miss_rate"],
+               dropped_samples=summary["dropped_samples"])
+    if variant == "eprop":
+        res["learner"] = {k: summary["learner"][k] for k in ("updates",) if k in summary["learner"]}
+    return res
 
 
 def main(argv=None) -> int:
@@ -244,10 +318,13 @@ def main(argv=None) -> int:
     p.add_argument("--permute-fraction", type=float, default=0.3)
     p.add_argument("--chewie-dropout", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--via", choices=("replay", "lsl"), default="replay",
+                   help="chewie: offline replay of the tick loop, or a live session fed over LSL (real time)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     out = synthetic_run(a) if a.task == "synthetic" else chewie_run(a)
-    out["replay"] = "offline replay of the session tick loop (rtsnn.learn.online.adaptation.replay)"
+    out["replay"] = ("live session over LSL (rtsnn replay of an XDF of the shifted counts)" if out.get("via") == "lsl"
+                     else "offline replay of the session tick loop (rtsnn.learn.online.adaptation.replay)")
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out))
     return 0

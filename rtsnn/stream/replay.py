@@ -320,6 +320,7 @@ class LslReplayer:
         perf = time.perf_counter_ns
         start_ns = perf() + 5_000_000  # 5 ms to get going
         lsl_start = pylsl.local_clock() + 0.005
+        self.lsl_start = lsl_start  # LSL time of relative time 0 (consumers map stamps back with it)
         stop_ns = start_ns + int(self.duration_s * 1e9) if self.duration_s else None
         loop_k = 0
         late_buf = np.zeros(65536, np.int64)
