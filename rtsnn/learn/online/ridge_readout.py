@@ -15,6 +15,16 @@ filtered hidden spike trains) and their cross-product with the target ``y*``:
 (Wiener-filter-like) decoder calibration of intracortical BCIs, applied to the SNN's
 features; it gives the runtime a meaningful decoder before any online rule (e-prop,
 actor-critic) is added.
+
+With ``refit_every_s`` the decoder keeps tracking the user (electrode drift, a shifted array):
+after calibration the tick keeps accumulating into the current *block* of ``refit_every_s``
+(a ring of ``ceil(refit_window_s / refit_every_s)`` blocks plus two: the one being written and
+the one it will reuse next), and
+each time a block completes the I/O thread solves the same ridge problem over the completed
+blocks of the last ``refit_window_s`` (older teaching is forgotten) and the new readout is
+installed between two ticks. The compute thread zeroes a block only after it fell out of
+the window, so a solve that takes less than one block period never reads a block being
+written (a solve takes milliseconds; blocks last seconds).
 """
 
 from __future__ import annotations
@@ -62,11 +72,23 @@ def solve_ridge(gram_upper: np.ndarray, cross: np.ndarray, lam: float) -> np.nda
 class RidgeReadoutLearner:
     """Calibrates the readout once from the teaching signal (see module docstring)."""
 
-    def __init__(self, calibration_s: float = 20.0, ridge: float = 1e-3):
+    def __init__(self, calibration_s: float = 20.0, ridge: float = 1e-3, refit_every_s: float | None = None,
+                 refit_window_s: float = 60.0):
         if not calibration_s > 0:
             raise ValueError(f"calibration_s must be > 0, got {calibration_s!r}")
         if not ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+        if refit_every_s is not None and not (isinstance(refit_every_s, (int, float)) and refit_every_s > 0):
+            raise ValueError(f"refit_every_s must be None or > 0, got {refit_every_s!r}")
+        if not (isinstance(refit_window_s, (int, float)) and refit_window_s > 0):
+            raise ValueError(f"refit_window_s must be > 0, got {refit_window_s!r}")
+        if refit_every_s is not None and refit_window_s < refit_every_s:
+            raise ValueError(f"refit_window_s ({refit_window_s}) must be >= refit_every_s ({refit_every_s})")
+        self.refit_every_s = None if refit_every_s is None else float(refit_every_s)
+        self.refit_window_s = float(refit_window_s)
+        self.refits = 0
+        self._blocks_done = 0  # completed blocks (compute thread)
+        self._blocks_used = 0  # completed blocks the last refit covered
         self.calibration_s = float(calibration_s)
         self.ridge = float(ridge)
         self.n_calib_ticks = 0
@@ -82,6 +104,13 @@ class RidgeReadoutLearner:
         self.cross = np.zeros((n_feat + 1, self.n_out), dtype=np.float64)
         self.n_calib_ticks = max(1, int(round(self.calibration_s / dt_s)))
         self._feat = backend.features
+        if self.refit_every_s is not None:
+            self._block_ticks = max(1, int(round(self.refit_every_s / dt_s)))
+            self._n_window = max(1, int(np.ceil(self.refit_window_s / self.refit_every_s)))
+            self._n_ring = self._n_window + 2
+            self._bgram = np.zeros((self._n_ring,) + self.gram.shape)
+            self._bcross = np.zeros((self._n_ring,) + self.cross.shape)
+            self._bseen = 0
         accumulate_gram(self.gram[:2, :2].copy(), self.cross[:2].copy(),
                         np.zeros(1, np.float32), np.zeros(self.n_out, np.float32))  # compile
 
@@ -89,13 +118,31 @@ class RidgeReadoutLearner:
         if self.seen < self.n_calib_ticks:
             accumulate_gram(self.gram, self.cross, self._feat(), target)
             self.seen += 1
+        elif self.refit_every_s is not None and self.calibrated:
+            b = self._blocks_done % self._n_ring
+            accumulate_gram(self._bgram[b], self._bcross[b], self._feat(), target)
+            self._bseen += 1
+            if self._bseen >= self._block_ticks:  # block complete: start the next (oldest) one
+                self._bseen = 0
+                self._blocks_done += 1
+                nb = self._blocks_done % self._n_ring
+                self._bgram[nb] = 0.0
+                self._bcross[nb] = 0.0
 
     def wants_apply(self) -> bool:
-        return not self.calibrated and self.seen >= self.n_calib_ticks
+        if not self.calibrated:
+            return self.seen >= self.n_calib_ticks
+        return self.refit_every_s is not None and self._blocks_done > self._blocks_used
 
     def prepare(self) -> None:
+        gram, cross = self.gram, self.cross
+        if self.calibrated:  # a refit over the completed blocks of the window
+            done = self._blocks_done
+            idx = [k % self._n_ring for k in range(max(0, done - self._n_window), done)]
+            gram, cross = self._bgram[idx].sum(axis=0), self._bcross[idx].sum(axis=0)
+            self._blocks_used = done
         try:
-            w = solve_ridge(self.gram, self.cross, self.ridge)
+            w = solve_ridge(gram, cross, self.ridge)
         except np.linalg.LinAlgError:
             self.solve_failed += 1
             w = None
@@ -112,9 +159,11 @@ class RidgeReadoutLearner:
         if w is None:
             return
         backend.set_readout(w[:-1].astype(np.float32), w[-1].astype(np.float32))
+        if self.calibrated:
+            self.refits += 1
         self.calibrated = True
         self._solution = None
 
     def stats(self) -> dict[str, Any]:
         return {"calibrated": self.calibrated, "calibration_ticks": self.seen,
-                "solve_failed": self.solve_failed}
+                "solve_failed": self.solve_failed, "refits": self.refits}
