@@ -210,6 +210,12 @@ def chewie_run(a) -> dict:
             learner = EpropLearner(lr=a.eprop_lr, optimizer="adam", update_every_ticks=a.eprop_window,
                                    feedback="symmetric", train_in=True, train_rec=a.eprop_train_rec, train_out=True)
             learner.attach(be, dt)
+        elif variant == "ridge_refit":
+            from rtsnn.learn.online.ridge_readout import RidgeReadoutLearner
+
+            learner = RidgeReadoutLearner(calibration_s=a.refit_every_s, ridge=a.ridge, refit_every_s=a.refit_every_s,
+                                          refit_window_s=a.refit_window_s)
+            learner.attach(be, dt)
         out = replay(be, learner, counts, target)
         res = summarise(out["y"], target, dt, events, n, a.window_s, a.recover_fraction)
         res["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -295,7 +301,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", choices=("synthetic", "chewie"), default="synthetic")
     p.add_argument("--variants", nargs="+", default=["frozen", "eprop", "actor_critic"],
-                   choices=("frozen", "eprop", "actor_critic"))
+                   choices=("frozen", "eprop", "actor_critic", "ridge_refit"))
     p.add_argument("--dt-s", type=float, default=0.001)
     p.add_argument("--time-scale", type=float, default=0.5,
                    help="protocol times 120/240/360 s are multiplied by this (0.5: rotation at 60 s)")
@@ -303,7 +309,9 @@ def main(argv=None) -> int:
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--calib-s", type=float, default=60.0)
     p.add_argument("--n-rec", type=int, default=256)
-    p.add_argument("--ridge", type=float, default=1e-3)
+    p.add_argument("--ridge", type=float, default=None,
+                   help="ridge of the calibration (and of ridge_refit); default 1e-3 synthetic, 1.0 chewie "
+                        "(the short, noisy recording overfits a weakly regularised decoder)")
     p.add_argument("--eprop-lr", type=float, default=5e-4)
     p.add_argument("--eprop-window", type=int, default=500)
     p.add_argument("--eprop-train-rec", action="store_true")
@@ -317,14 +325,19 @@ def main(argv=None) -> int:
     p.add_argument("--chewie-loops", type=int, default=2)
     p.add_argument("--permute-fraction", type=float, default=0.3)
     p.add_argument("--chewie-dropout", type=float, default=0.1)
+    p.add_argument("--refit-every-s", type=float, default=5.0, help="ridge_refit: seconds between readout refits")
+    p.add_argument("--refit-window-s", type=float, default=30.0, help="ridge_refit: seconds of teaching each refit uses")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--via", choices=("replay", "lsl"), default="replay",
                    help="chewie: offline replay of the tick loop, or a live session fed over LSL (real time)")
     a = p.parse_args(argv)
+    if a.ridge is None:
+        a.ridge = 1.0 if a.task == "chewie" else 1e-3
     t0 = time.perf_counter()
     out = synthetic_run(a) if a.task == "synthetic" else chewie_run(a)
     out["replay"] = ("live session over LSL (rtsnn replay of an XDF of the shifted counts)" if out.get("via") == "lsl"
                      else "offline replay of the session tick loop (rtsnn.learn.online.adaptation.replay)")
+    out["ridge"] = a.ridge
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out))
     return 0
