@@ -40,12 +40,15 @@ class EncoderBase:
     _checked_out: np.ndarray | None = None
     _checked_rows: int = -1
 
-    def _check_call(self, samples: np.ndarray, n: int, spikes_out: np.ndarray) -> None:
+    def _check_call(self, samples: np.ndarray, n: int, spikes_out: np.ndarray) -> bool:
+        """Validate the call; True when the buffers are new (just checked and remembered),
+        False on the per-tick fast path (the same buffers as last time)."""
         if (samples is self._checked_samples and spikes_out is self._checked_out and type(n) is int
                 and 0 <= n <= self._checked_rows and samples.shape[0] == self._checked_rows):
-            return
+            return False
         self._check_call_full(samples, n, spikes_out)
         self._checked_samples, self._checked_out, self._checked_rows = samples, spikes_out, samples.shape[0]
+        return True
 
     def _check_call_full(self, samples: np.ndarray, n: int, spikes_out: np.ndarray) -> None:
         name = type(self).__name__
