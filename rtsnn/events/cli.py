@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 from typing import Any
+
+from rtsnn.stream.speed import parse_speed
 
 
 def register(subparsers: Any) -> None:
@@ -29,22 +30,10 @@ def register(subparsers: Any) -> None:
     info.set_defaults(func=cmd_info)
 
 
-def _speed(text: str) -> float:
-    if text.lower() == "max":
-        return math.inf
-    try:
-        v = float(text)
-    except ValueError:
-        raise ValueError(f"--speed must be a positive number or 'max', got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"--speed must be a positive number or 'max', got {text!r}")
-    return v
-
-
 def cmd_publish(args: argparse.Namespace) -> int:
     from rtsnn.events.publisher import EventPublisher, load_events
 
-    speed = _speed(args.speed)
+    speed = parse_speed(args.speed, what="--speed")
     if not args.chunk_ms > 0:
         raise ValueError(f"--chunk-ms must be > 0, got {args.chunk_ms}")
     if args.duration is not None and not args.duration > 0:

@@ -17,17 +17,7 @@ import math
 import sys
 import threading
 
-
-def _speed(text: str) -> float:
-    if text.lower() in ("max", "inf"):
-        return math.inf
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed must be a positive number or 'max', got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"--speed must be > 0, got {text!r}")
-    return v
+from rtsnn.stream.speed import parse_speed
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -89,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     r = subparsers.add_parser("replay", help="re-publish a recording (XDF, EDF/BDF, Chewie npz, MC_Maze CSV) over LSL")
     r.add_argument("file")
-    r.add_argument("--speed", type=_speed, default=1.0, help="playback speed factor, or 'max' (default 1.0)")
+    r.add_argument("--speed", type=lambda text: parse_speed(text, what="--speed"), default=1.0,
+                   help="playback speed factor, or 'max' (default 1.0)")
     r.add_argument("--loop", action="store_true", help="start over at the end")
     r.add_argument("--max-loops", type=int, default=None, help="with --loop: stop after this many loops")
     r.add_argument("--streams", nargs="+", default=None, metavar="NAME", help="stream names (default: all)")

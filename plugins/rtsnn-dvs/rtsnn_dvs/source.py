@@ -18,22 +18,11 @@ import numpy as np
 from rtsnn.events import kernels as EK
 from rtsnn.events.format import N_COLUMNS
 from rtsnn.stream import lslraw
+from rtsnn.stream.speed import parse_speed
 
 from .files import read_events
 
 log = logging.getLogger(__name__)
-
-
-def _speed(value: Any) -> float:
-    if isinstance(value, str) and value.lower() == "max":
-        return math.inf
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"speed must be a positive number or 'max'; got {value!r}") from None
-    if not v > 0:
-        raise ValueError(f"speed must be a positive number or 'max'; got {value!r}")
-    return v
 
 
 class DvsFileSource:
@@ -63,7 +52,7 @@ class DvsFileSource:
         self._dt_us = max(1, int(round(self.dt_s * 1e6)))
         self._k = 0
         self.path = str(path)
-        self.speed = _speed(speed)
+        self.speed = parse_speed(speed)
         self.loop = bool(loop)
         if int(max_events_per_pull) != max_events_per_pull or max_events_per_pull < 1:
             raise ValueError(f"max_events_per_pull must be a positive integer; got {max_events_per_pull!r}")
