@@ -50,13 +50,10 @@ def test_run_json_and_model_info_on_a_real_recording(tmp_path):
     import yaml
 
     from rtsnn.snn import Model, NeuronSettings, save_model
-    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+    from rtsnn.stream.xdf_writer import write_xdf_stream
 
     xs = (np.random.default_rng(0).random((500, 6)) < 0.1).astype(np.float32)
-    w = XdfWriter(tmp_path / "in.xdf")
-    w.add_stream(1, StreamInfoData("spk", "Spikes", 6, 1000.0, "float32", "spk"))
-    w.write_samples(1, np.arange(500) * 1e-3, xs)
-    w.close()
+    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="spk", type="Spikes")
     cfg = {"session": {"name": "cli", "pace": "max", "out_dir": str(tmp_path / "s"), "monitor": False},
            "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 6}},
            "encoder": {"kind": "passthrough", "options": {"n_channels": 6}},

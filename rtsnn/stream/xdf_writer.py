@@ -304,3 +304,28 @@ class XdfWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def write_xdf_stream(path: str | Path, data: np.ndarray, srate_hz: float, *, name: str, type: str = "",
+                     source_id: str | None = None, t0_s: float = 0.0, channel_format: str = "float32",
+                     channel_labels: Sequence[str] | None = None) -> Path:
+    """Write an XDF file holding one regularly sampled stream and return its path.
+
+    ``data`` is (n, channels) (a 1-D array is one channel); sample ``k`` is stamped
+    ``t0_s + k * (1 / srate_hz)``. ``source_id`` defaults to ``name``. For several streams,
+    irregular timestamps or clock offsets use :class:`XdfWriter` directly.
+    """
+    if not (srate_hz > 0 and np.isfinite(srate_hz)):
+        raise ValueError(f"stream {name!r}: srate_hz must be a finite number > 0, got {srate_hz!r}")
+    arr = np.asarray(data)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"stream {name!r}: data must be (samples, channels), got shape {arr.shape}")
+    info = StreamInfoData(name, type, arr.shape[1], float(srate_hz), channel_format,
+                          name if source_id is None else source_id,
+                          channel_labels=list(channel_labels) if channel_labels is not None else [])
+    with XdfWriter(path) as w:
+        w.add_stream(1, info)
+        w.write_samples(1, t0_s + np.arange(arr.shape[0]) * (1.0 / srate_hz), arr)
+    return w.path

@@ -118,7 +118,7 @@ def test_cli_convert_both_ways_and_a_session_runs_the_nir_graph(tmp_path, capsys
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
     from rtsnn.snn import load_model, save_model
-    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+    from rtsnn.stream.xdf_writer import write_xdf_stream
 
     m = _model()
     save_model(tmp_path / "m.npz", m)
@@ -131,10 +131,7 @@ def test_cli_convert_both_ways_and_a_session_runs_the_nir_graph(tmp_path, capsys
     assert "goes .npz -> .nir or .nir -> .npz" in capsys.readouterr().err
 
     xs = np.random.default_rng(1).poisson(0.3, (200, 5)).astype(np.float32)
-    w = XdfWriter(tmp_path / "in.xdf")
-    w.add_stream(1, StreamInfoData("x", "Spikes", 5, 1000.0, "float32", "x"))
-    w.write_samples(1, np.arange(len(xs)) * 1e-3, xs)
-    w.close()
+    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="x", type="Spikes")
     runs = {}
     for name in ("m.npz", "m.nir"):
         cfg = parse_config({

@@ -11,7 +11,7 @@ import numpy as np
 
 from rtsnn.config import parse_config
 from rtsnn.runtime.session import Session
-from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+from rtsnn.stream.xdf_writer import write_xdf_stream
 
 
 class _StallingSource:
@@ -70,10 +70,7 @@ class _EagerLearner:
 
 def test_stalls_count_as_misses_skip_slots_and_defer_learning(tmp_path):
     xs = (np.random.default_rng(0).random((6000, 4)) < 0.05).astype(np.float32)
-    w = XdfWriter(tmp_path / "in.xdf")
-    w.add_stream(1, StreamInfoData("spk", "Spikes", 4, 1000.0, "float32", "spk"))
-    w.write_samples(1, np.arange(len(xs)) * 1e-3, xs)
-    w.close()
+    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="spk", type="Spikes")
     s = Session(parse_config({
         "session": {"name": "overrun", "duration_s": 2.0, "out_dir": str(tmp_path / "s"), "warmup_ticks": 20,
                     "max_lag_ticks": 3, "monitor": False, "max_catchup_s": 0.0},
@@ -104,10 +101,7 @@ def test_an_io_thread_failure_stops_the_session_and_is_raised(tmp_path):
     import pytest
 
     xs = np.zeros((3000, 4), np.float32)
-    w = XdfWriter(tmp_path / "in.xdf")
-    w.add_stream(1, StreamInfoData("spk", "Spikes", 4, 1000.0, "float32", "spk"))
-    w.write_samples(1, np.arange(len(xs)) * 1e-3, xs)
-    w.close()
+    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="spk", type="Spikes")
     s = Session(parse_config({
         "session": {"name": "iofail", "duration_s": 2.0, "out_dir": str(tmp_path / "s"), "monitor": False},
         "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 4,

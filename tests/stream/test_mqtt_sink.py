@@ -321,13 +321,10 @@ def test_live_session_with_an_mqtt_sink_survives_the_broker_leaving(broker, tmp_
     broker), commands meanwhile are dropped and counted, and publishing resumes."""
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
-    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+    from rtsnn.stream.xdf_writer import write_xdf_stream
 
     xs = (np.random.default_rng(0).random((8000, 4)) < 0.05).astype(np.float32)
-    w = XdfWriter(tmp_path / "in.xdf")
-    w.add_stream(1, StreamInfoData("spk", "Spikes", 4, 1000.0, "float32", "spk"))
-    w.write_samples(1, np.arange(len(xs)) * 1e-3, xs)
-    w.close()
+    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="spk", type="Spikes")
     cfg = parse_config({
         "session": {"name": "mq", "duration_s": 5.0, "out_dir": str(tmp_path / "s"), "warmup_ticks": 50,
                     "monitor": False},

@@ -233,15 +233,13 @@ def test_session_with_the_xylo_backend_decodes_like_the_backend_stepped_by_hand(
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
     from rtsnn.snn import save_model
-    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+    from rtsnn.stream.xdf_writer import write_xdf_stream
 
     m = _model()
     xs = _inputs(T=600)
     save_model(tmp_path / "m.npz", m)
-    w = XdfWriter(tmp_path / "in.xdf")
-    w.add_stream(1, StreamInfoData("counts", "Spikes", 16, 1000.0, "float32", "test-counts"))
-    w.write_samples(1, 10.0 + np.arange(len(xs)) * 1e-3, xs)
-    w.close()
+    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="counts", type="Spikes", source_id="test-counts",
+                     t0_s=10.0)
     cfg = parse_config({
         "session": {"name": "xylo", "pace": "max", "out_dir": str(tmp_path / "s")},
         "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 16}},
