@@ -51,8 +51,9 @@ def format_report(rep: dict[str, Any]) -> str:
     if "cycles_per_tick" in rep:
         c = rep["cycles_per_tick"]
         rt = rep["real_time"]
+        per = f", {c['steps_per_tick']} chip steps each" if c.get("steps_per_tick", 1) > 1 else ""
         lines.append(f"cycles/tick: worst {c['worst_case']:.0f}, typical {c['typical']:.0f} "
-                     f"(budget {c['budget']:.0f} at {rep['clock_hz'] / 1e6:g} MHz, margin {c['margin']:.0%})")
+                     f"(budget {c['budget']:.0f} at {rep['clock_hz'] / 1e6:g} MHz, margin {c['margin']:.0%}{per})")
         lines.append(f"real time: worst case {'yes' if rt['worst_case'] else 'NO'}, typical "
                      f"{'yes' if rt['typical'] else 'NO'} (worst case needs >= "
                      f"{rt['min_clock_hz_worst_case'] / 1e6:.2f} MHz)")
@@ -74,7 +75,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not args.clock_mhz > 0:
             raise ValueError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
         rep = xylo_report(model, clock_hz=args.clock_mhz * 1e6, quantization=args.quantization,
-                          strict=not args.lenient)
+                          strict=not args.lenient, steps_per_tick=args.steps_per_tick)
     else:
         rep = cpu_report(model)
     print(json.dumps(rep) if args.json else format_report(rep))
@@ -91,5 +92,7 @@ def register(subparsers: Any) -> None:
     r.add_argument("--quantization", choices=("global", "per_neuron"), default="global")
     r.add_argument("--lenient", action="store_true",
                    help="xylo: drop ALIF adaptation / refractoriness with a warning instead of refusing")
+    r.add_argument("--steps-per-tick", type=int, default=1,
+                   help="xylo: chip steps per model tick (1..64; the tick's input spread over them)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_report)

@@ -42,6 +42,22 @@ def test_xylo_report_fits_and_estimates_cycles(tmp_path, capsys):
     assert "cycles/tick" in text and "real time" in text and "memory" in text
 
 
+def test_steps_per_tick_multiply_the_cycles_of_a_tick(tmp_path, capsys):
+    m = Model.random(16, 200, 2, NeuronSettings(), seed=0, rec_density=0.1, readout_scale=1.0)
+    path = _save(tmp_path, m)
+    reps = []
+    for k in ("1", "4"):
+        assert main(["backend", "report", path, "--steps-per-tick", k, "--json"]) == 0
+        reps.append(json.loads(capsys.readouterr().out))
+    c1, c4 = reps[0]["cycles_per_tick"], reps[1]["cycles_per_tick"]
+    assert c4["steps_per_tick"] == 4 and c4["worst_case"] == pytest.approx(4 * c1["worst_case"])
+    assert c4["budget"] == c1["budget"]  # the tick's budget; its steps share it
+    assert main(["backend", "report", path, "--steps-per-tick", "4"]) == 0
+    assert "4 chip steps each" in capsys.readouterr().out
+    assert main(["backend", "report", path, "--steps-per-tick", "0"]) != 0
+    assert "steps_per_tick must be an int in 1..64, got 0" in capsys.readouterr().err
+
+
 def test_slow_clock_does_not_fit_real_time(tmp_path, capsys):
     m = Model.random(16, 400, 2, NeuronSettings(), seed=0, rec_density=0.1)
     assert main(["backend", "report", _save(tmp_path, m), "--clock-mhz", "1", "--json"]) == 0

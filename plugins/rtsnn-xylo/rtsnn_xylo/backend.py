@@ -9,9 +9,11 @@ violation reported at once) and then simulated bit-accurately by
 * ``simulator: reference`` -- this plugin's numba integer kernels, bit-identical to xylosim
   (tested with hypothesis), and faster per tick.
 
-Per tick: input counts are rounded and clipped to the chip's 0..15 events per channel
-(repairs counted in ``stats()``), the chip steps once, and the output vector
-``y = readout_int / out_scale + b_out`` is written into a preallocated float32 buffer.
+Per tick: input counts are rounded and clipped to the chip's 0..15 events per channel and
+chip step (repairs counted in ``stats()``), the chip steps once -- or ``steps_per_tick = K``
+times, the tick's counts spread evenly over the steps (:mod:`rtsnn_xylo.ticks`; up to 15 K
+events per channel and tick, and the hidden-to-output lag shrinks to ``dt_s / K``) -- and the
+output vector ``y = readout_int / out_scale + b_out`` is written into a preallocated float32 buffer.
 ``features()`` is the host-side trace of hidden spikes (decay of the chip's output
 synapse) that the chip's readout integrates, so readout learners (``ridge_readout``) work
 unchanged: ``set_readout`` requantises ``w_out`` into the chip's output weights. The old
@@ -39,13 +41,13 @@ class XyloBackend:
     Options: ``simulator`` (``'xylosim' | 'reference'``), ``quantization``
     (``'global' | 'per_neuron'``), ``readout`` (``'isyn' | 'vmem'``), ``threshold_max``,
     ``tau_syn_s``, ``strict`` (False drops ALIF adaptation / refractoriness with a warning
-    instead of refusing). ``config`` is the mapped :class:`~rtsnn_xylo.spec.XyloConfig`,
+    instead of refusing), ``steps_per_tick`` (chip steps per session tick, default 1). ``config`` is the mapped :class:`~rtsnn_xylo.spec.XyloConfig`,
     ``drc`` the design-rule report (warnings).
     """
 
     def __init__(self, model: Model, simulator: str = "xylosim", quantization: str = "global",
                  readout: str = "isyn", threshold_max: int = 4095, tau_syn_s: float | None = None,
-                 strict: bool = True):
+                 strict: bool = True, steps_per_tick: int = 1):
         if simulator not in SIMULATORS:
             raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
         if simulator == "xylosim" and not xylosim_available():
@@ -54,8 +56,14 @@ class XyloBackend:
         self.simulator = simulator
         self.quantization, self.readout_mode = quantization, readout
         self.config, self.drc = map_model(model, quantization=quantization, threshold_max=threshold_max,
-                                          tau_syn_s=tau_syn_s, readout=readout, strict=strict)
+                                          tau_syn_s=tau_syn_s, readout=readout, strict=strict,
+                                          steps_per_tick=steps_per_tick)
         cfg = self.config
+        self.steps_per_tick = k = cfg.steps_per_tick
+        self._max_in = XYLO2.max_input_spikes * k
+        self._xk = np.zeros((k, cfg.n_in), np.int32)  # the tick's counts spread over its steps
+        self._base = np.zeros(cfg.n_in, np.int32)
+        self._rem = np.zeros(cfg.n_in, np.int32)
         self.n_in, self.n_rec, self.n_out = cfg.n_in, cfg.n_hid, cfg.n_out
         self.sim: IntNetwork | XyloSimNetwork = (XyloSimNetwork(cfg) if simulator == "xylosim" else IntNetwork(cfg))
         self._x = np.zeros(cfg.n_in, np.int32)
@@ -97,13 +105,34 @@ class XyloBackend:
                 self.n_nan += n_nan
                 r[flag] = 0.0
             self.n_rounded += n_off - n_nan
-        if r.min() < 0 or r.max() > XYLO2.max_input_spikes:
+        if r.min() < 0 or r.max() > self._max_in:
             np.less(r, 0, out=flag)
             self.n_clipped += int(np.count_nonzero(flag))
-            np.greater(r, XYLO2.max_input_spikes, out=flag)
+            np.greater(r, self._max_in, out=flag)
             self.n_clipped += int(np.count_nonzero(flag))
-            np.clip(r, 0, XYLO2.max_input_spikes, out=r)
+            np.clip(r, 0, self._max_in, out=r)
         x[:] = r
+        sim = self.sim
+        k = self.steps_per_tick
+        if k == 1:
+            self._chip_step(x)
+            self.n_spikes_last = int(self._z_prev.sum())
+        else:
+            xk, base, rem = self._xk, self._base, self._rem
+            np.floor_divide(x, k, out=base)
+            np.subtract(x, base * k, out=rem)
+            spikes = 0
+            for j in range(k):
+                np.add(base, rem > j, out=xk[j])
+                self._chip_step(xk[j])
+                spikes += int(self._z_prev.sum())
+            self.n_spikes_last = spikes
+        raw = sim.i_syn_out if self.readout_mode == "isyn" else sim.v_mem_out
+        np.multiply(raw, self._inv_scale, out=self._y)
+        self._y += self._b_out
+        self.n_steps += 1
+
+    def _chip_step(self, x: np.ndarray) -> None:
         sim = self.sim
         sim.step(x)
         # host-side trace of the hidden spikes the output neurons just received (previous step)
@@ -111,11 +140,6 @@ class XyloBackend:
         self._feat += self._z_prev
         z = sim.z if isinstance(sim, IntNetwork) else np.asarray(sim.layer.rec_recurrent_spikes[0], np.float32)
         self._z_prev[:] = z
-        self.n_spikes_last = int(self._z_prev.sum())
-        raw = sim.i_syn_out if self.readout_mode == "isyn" else sim.v_mem_out
-        np.multiply(raw, self._inv_scale, out=self._y)
-        self._y += self._b_out
-        self.n_steps += 1
 
     def readout(self) -> np.ndarray:
         return self._y
@@ -150,7 +174,7 @@ class XyloBackend:
         m.weights.w_out[...] = w_out
         m.weights.b_out[...] = b_out
         cfg, _ = map_model(m, quantization=self.quantization, threshold_max=int(self.config.notes["threshold_max"]),
-                           readout=self.readout_mode, strict=False)
+                           readout=self.readout_mode, strict=False, steps_per_tick=self.steps_per_tick)
         self.config.w_out, self.config.out_scale, self.config.b_out = cfg.w_out, cfg.out_scale, cfg.b_out
         if isinstance(self.sim, IntNetwork):
             self.sim.w_out[...] = effective_weights(self.config)[2]
@@ -164,6 +188,7 @@ class XyloBackend:
         self.model.weights.b_out[...] = b_out
 
     def stats(self) -> dict[str, Any]:
-        return {"simulator": self.simulator, "steps": self.n_steps, "inputs_clipped": self.n_clipped,
+        return {"simulator": self.simulator, "ticks": self.n_steps, "steps": self.n_steps * self.steps_per_tick,
+                "steps_per_tick": self.steps_per_tick, "inputs_clipped": self.n_clipped,
                 "inputs_rounded": self.n_rounded, "inputs_nan": self.n_nan, "hidden_spikes_last_step": self.n_spikes_last,
                 "drc_warnings": list(self.drc.warnings)}

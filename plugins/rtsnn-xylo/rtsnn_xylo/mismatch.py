@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rtsnn_xylo.qat import ChipTrainer, check_counts, jitter_thresholds
+from rtsnn_xylo.ticks import tick_rows
 from rtsnn_xylo.spec import XyloConfig
 
 PERTURBABLE = ("vth", "alpha")
@@ -74,7 +75,8 @@ def jitter_accuracy(cfg: XyloConfig, xs: np.ndarray, labels: np.ndarray, jitter:
         raise ValueError(f"n_draws must be an int >= 1, got {n_draws!r}")
     if not (0.0 <= jitter < 1.0):
         raise ValueError(f"jitter must lie in [0, 1), got {jitter!r}")
-    xs = check_counts(xs, cfg.n_in)
+    xs = check_counts(xs, cfg.n_in, steps_per_tick=cfg.steps_per_tick)
+    rows = tick_rows(xs.shape[1], cfg.steps_per_tick)
     labels = np.asarray(labels)
     if labels.shape != (xs.shape[0],):
         raise ValueError(f"labels must have shape ({xs.shape[0]},), got {labels.shape}")
@@ -86,7 +88,7 @@ def jitter_accuracy(cfg: XyloConfig, xs: np.ndarray, labels: np.ndarray, jitter:
         for i in range(0, xs.shape[0], batch_size):
             xb = xs[i:i + batch_size]
             th = None if th_row is None else np.repeat(th_row[None], xb.shape[0], axis=0)
-            y = tr.outputs(tr.run(xb, th)).mean(axis=1)
+            y = tr.outputs(tr.run(xb, th))[:, rows].mean(axis=1)
             hits += int(np.sum(np.argmax(y, axis=1) == labels[i:i + batch_size]))
         return hits / xs.shape[0]
 

@@ -54,6 +54,7 @@ from numba import njit
 from rtsnn_xylo.drc import require_fit
 from rtsnn_xylo.int_kernels import SMAX, SMIN, xylo_run
 from rtsnn_xylo.spec import XyloConfig
+from rtsnn_xylo.ticks import spread_counts, tick_rows
 
 LATENT_LO, LATENT_HI = -128.49, 127.49
 
@@ -181,6 +182,7 @@ class QatResult:
 
     config: XyloConfig
     history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0  # the epoch whose weights ``config`` holds (the last unless keep_best)
 
 
 def _check_base(cfg: XyloConfig) -> None:
@@ -204,20 +206,23 @@ def to_config(base: XyloConfig, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.n
                      dash_syn_out=base.dash_syn_out, weight_shift_in=base.weight_shift_in,
                      weight_shift_rec=base.weight_shift_rec, weight_shift_out=base.weight_shift_out,
                      has_bias=False, dt_s=base.dt_s, out_scale=base.out_scale, b_out=np.asarray(b_out, np.float64),
-                     notes={**base.notes, "qat": True})
+                     steps_per_tick=base.steps_per_tick, notes={**base.notes, "qat": True})
     require_fit(cfg)
     return cfg
 
 
-def check_counts(xs: Any, n_in: int, name: str = "x") -> np.ndarray:
-    """Input counts (n, T, n_in) -> int32 in 0..15; ValueError for NaN/negative/non-integral/wrong shape."""
+def check_counts(xs: Any, n_in: int, name: str = "x", steps_per_tick: int = 1) -> np.ndarray:
+    """Tick counts (n, T, n_in) -> chip-step counts (n, T * steps_per_tick, n_in) int32 in
+    0..15 (a tick's count capped at ``15 * steps_per_tick``, then spread over its steps by
+    :func:`rtsnn_xylo.ticks.spread_counts`); ValueError for NaN/negative/non-integral/wrong shape."""
     arr = np.asarray(xs)
     if arr.ndim != 3 or arr.shape[2] != n_in or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"{name} must be (n_samples, T, n_in={n_in}) input counts, got shape {arr.shape}")
     f = arr.astype(np.float64)
     if not np.all(np.isfinite(f)) or np.any(f < 0) or np.any(f != np.rint(f)):
         raise ValueError(f"{name} must hold finite non-negative integer event counts")
-    return np.minimum(f, 15).astype(np.int32)
+    c = np.minimum(f, 15 * steps_per_tick).astype(np.int32)
+    return np.ascontiguousarray(spread_counts(c, steps_per_tick), np.int32)
 
 
 class ChipTrainer:
@@ -320,18 +325,19 @@ def mse_head(y: np.ndarray, target: np.ndarray, mask: np.ndarray, target_sd: np.
 
 
 def chip_predict_logits(cfg: XyloConfig, xs: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Class logits ``mean_t y[t]`` of the chip (exact integer dynamics) for counts (n, T, n_in)."""
-    tr = ChipTrainer(cfg)
-    xs = check_counts(xs, cfg.n_in)
-    out = [tr.outputs(tr.run(xs[i:i + batch_size])).mean(axis=1) for i in range(0, xs.shape[0], batch_size)]
-    return np.concatenate(out, axis=0)
+    """Class logits ``mean_t y[t]`` (over ticks) of the chip (exact integer dynamics) for tick
+    counts (n, T, n_in)."""
+    return chip_outputs(cfg, xs, batch_size).mean(axis=1)
 
 
 def chip_outputs(cfg: XyloConfig, xs: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Decoded chip outputs (n, T, n_out) for counts (n, T, n_in)."""
+    """Decoded chip outputs (n, T, n_out), one per tick (after its last chip step), for tick
+    counts (n, T, n_in)."""
     tr = ChipTrainer(cfg)
-    xs = check_counts(xs, cfg.n_in)
-    return np.concatenate([tr.outputs(tr.run(xs[i:i + batch_size])) for i in range(0, xs.shape[0], batch_size)])
+    xs = check_counts(xs, cfg.n_in, steps_per_tick=cfg.steps_per_tick)
+    rows = tick_rows(xs.shape[1], cfg.steps_per_tick)
+    return np.concatenate([tr.outputs(tr.run(xs[i:i + batch_size]))[:, rows]
+                           for i in range(0, xs.shape[0], batch_size)])
 
 
 def jitter_thresholds(th: np.ndarray, jitter: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -343,14 +349,17 @@ def jitter_thresholds(th: np.ndarray, jitter: float, n: int, rng: np.random.Gene
 def qat_finetune(base: XyloConfig, xs: np.ndarray, target: np.ndarray, *, epochs: int, task: str = "classify",
                  lr: float = 0.3, batch_size: int = 32, seed: int = 0, mask: np.ndarray | None = None,
                  target_sd: np.ndarray | None = None, surrogate_k: float = 5.0, threshold_jitter: float = 0.0,
-                 lr_b_out: float = 1e-2, evaluate=None) -> QatResult:
+                 lr_b_out: float = 1e-2, evaluate=None, keep_best: str | None = None) -> QatResult:
     """Fine-tune the int8 weights of ``base`` on the chip dynamics (module docstring).
 
-    ``xs`` (n, T, n_in) event counts; ``task='classify'``: ``target`` (n,) labels (CE on
+    ``xs`` (n, T, n_in) event counts per tick (``base.steps_per_tick`` chip steps each, the
+    loss on each tick's last step); ``task='classify'``: ``target`` (n,) labels (CE on
     ``mean_t y``); ``'regress'``: ``target`` (n, T, n_out) with ``mask`` (n, T) and ``target_sd``.
     ``lr`` is Adam's step in int8 units. ``threshold_jitter`` > 0 trains with per-sample,
     per-neuron threshold noise ``U(-j, j)`` (relative). ``evaluate(config) -> dict`` adds metrics
-    to each epoch's history entry."""
+    to each epoch's history entry; with ``keep_best = key`` the result is the config of the epoch
+    whose ``evaluate(...)[key]`` was highest (early stopping: evaluate on held-out data, never on
+    the test set), and ``result.best_epoch`` says which."""
     from rtsnn.learn.offline.optim import Adam
 
     if task not in ("classify", "regress"):
@@ -359,7 +368,9 @@ def qat_finetune(base: XyloConfig, xs: np.ndarray, target: np.ndarray, *, epochs
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     if not (0.0 <= threshold_jitter < 1.0):
         raise ValueError(f"threshold_jitter must lie in [0, 1), got {threshold_jitter!r}")
-    xs = check_counts(xs, base.n_in)
+    n_ticks = np.asarray(xs).shape[1] if np.ndim(xs) == 3 else 0
+    xs = check_counts(xs, base.n_in, steps_per_tick=base.steps_per_tick)  # (n, T*K, n_in) chip steps
+    rows = tick_rows(xs.shape[1], base.steps_per_tick)
     n = xs.shape[0]
     target = np.asarray(target)
     if task == "classify":
@@ -368,17 +379,20 @@ def qat_finetune(base: XyloConfig, xs: np.ndarray, target: np.ndarray, *, epochs
             raise ValueError(f"target must be (n_samples={n},) int labels in [0, {base.n_out}), got "
                              f"shape {target.shape} dtype {target.dtype}")
     else:
-        if target.shape != (n, xs.shape[1], base.n_out):
-            raise ValueError(f"target must be (n, T, n_out) = {(n, xs.shape[1], base.n_out)}, got {target.shape}")
-        mask = np.ones(xs.shape[:2]) if mask is None else np.asarray(mask, np.float64)
-        if mask.shape != xs.shape[:2]:
-            raise ValueError(f"mask must be (n, T) = {xs.shape[:2]}, got {mask.shape}")
+        if target.shape != (n, n_ticks, base.n_out):
+            raise ValueError(f"target must be (n, T, n_out) = {(n, n_ticks, base.n_out)}, got {target.shape}")
+        mask = np.ones((n, n_ticks)) if mask is None else np.asarray(mask, np.float64)
+        if mask.shape != (n, n_ticks):
+            raise ValueError(f"mask must be (n, T) = {(n, n_ticks)}, got {mask.shape}")
         target_sd = np.ones(base.n_out) if target_sd is None else np.asarray(target_sd, np.float64)
     tr = ChipTrainer(base, surrogate_k)
     opt_w = Adam(lr=lr)
     opt_b = Adam(lr=lr_b_out)
+    if keep_best is not None and evaluate is None:
+        raise ValueError("keep_best needs evaluate (a function config -> dict of metrics)")
     th0 = base.threshold.astype(np.float64)
     history = []
+    best_score, best_cfg, best_epoch = -math.inf, None, 0
     for ep in range(epochs):
         rng = np.random.default_rng([seed, ep])
         order = rng.permutation(n)
@@ -392,12 +406,16 @@ def qat_finetune(base: XyloConfig, xs: np.ndarray, target: np.ndarray, *, epochs
                 th = jitter_thresholds(th0, threshold_jitter, len(idx), rng)
             rec = tr.run(xb, th)
             y = tr.outputs(rec)
+            # the losses see each tick's output (its last chip step); the other steps get no
+            # direct gradient
             if task == "classify":
-                loss, dy, _ = ce_head(y, target[idx])
+                loss, dy_t, _ = ce_head(y[:, rows], target[idx])
             else:
-                loss, dy = mse_head(y, target[idx], mask[idx], target_sd)
+                loss, dy_t = mse_head(y[:, rows], target[idx], mask[idx], target_sd)
             if not math.isfinite(loss):
                 raise RuntimeError(f"QAT loss became {loss!r} at epoch {ep + 1}")
+            dy = np.zeros_like(y)
+            dy[:, rows] = dy_t
             g = tr.grads(xb, rec, dy)
             opt_w.step(tr.params, g, ("w_in", "w_rec", "w_out"))
             opt_b.step(tr.params, g, ("b_out",))
@@ -406,6 +424,15 @@ def qat_finetune(base: XyloConfig, xs: np.ndarray, target: np.ndarray, *, epochs
             tot += loss * len(idx)
         entry = {"epoch": ep + 1, "loss": tot / n, "epoch_s": time.perf_counter() - t0}
         if evaluate is not None:
-            entry.update(evaluate(tr.config()))
+            cfg_ep = tr.config()
+            entry.update(evaluate(cfg_ep))
+            if keep_best is not None:
+                if keep_best not in entry:
+                    raise ValueError(f"keep_best={keep_best!r} is not among evaluate()'s keys")
+                score = float(entry[keep_best])
+                if score > best_score:
+                    best_score, best_cfg, best_epoch = score, cfg_ep, ep + 1
         history.append(entry)
-    return QatResult(config=tr.config(), history=history)
+    if best_cfg is not None:
+        return QatResult(config=best_cfg, history=history, best_epoch=best_epoch)
+    return QatResult(config=tr.config(), history=history, best_epoch=epochs)

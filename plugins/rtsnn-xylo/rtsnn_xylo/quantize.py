@@ -3,7 +3,8 @@
 Neuron mapping (rtsnn's discrete LIF, REFERENCES section 1, onto Xylo's current-based IAF):
 
 * membrane decay ``alpha = exp(-dt/tau_mem)`` -> ``dash_mem = round(log2(tau_mem/dt))``
-  (per-step decay ``1 - 2^-dash``); the same for the readout ``tau_out_s``.
+  (per-step decay ``1 - 2^-dash``); the same for the readout ``tau_out_s``. ``dt`` is the
+  chip step: the model's ``dt_s / steps_per_tick``.
 * rtsnn injects input straight into ``v``; Xylo integrates it through a synaptic current
   that decays before it reaches ``Vmem``. A fast synapse (``dash_syn = 1``, i.e. ``tau_syn
   ~ dt``, default; ``tau_syn_s`` overrides it) hands ~all of a weight's charge to ``Vmem``
@@ -37,6 +38,7 @@ import numpy as np
 from rtsnn.snn.params import Model
 from rtsnn_xylo.drc import DrcError, DrcReport, check
 from rtsnn_xylo.spec import XYLO2, XyloConfig, XyloLimits
+from rtsnn_xylo.ticks import check_steps_per_tick
 
 QUANTIZATIONS = ("global", "per_neuron")
 READOUTS = ("isyn", "vmem")
@@ -71,10 +73,12 @@ def _shift_for(max_abs: float, s_max: float) -> int:
 
 def map_model(model: Model, quantization: str = "global", threshold_max: int = 4095,
               tau_syn_s: float | None = None, readout: str = "isyn", strict: bool = True,
-              limits: XyloLimits = XYLO2) -> tuple[XyloConfig, DrcReport]:
+              limits: XyloLimits = XYLO2, steps_per_tick: int = 1) -> tuple[XyloConfig, DrcReport]:
     """Quantise ``model`` for Xylo. Returns ``(config, report)`` (report: warnings only);
     raises :class:`DrcError` listing *every* violation (of the model and of the mapped
-    config) at once, or ``ValueError`` for a bad option."""
+    config) at once, or ``ValueError`` for a bad option. ``steps_per_tick = K`` runs each of
+    the model's ``dt_s`` ticks as ``K`` chip steps of ``dt_s / K`` (:mod:`rtsnn_xylo.ticks`):
+    the decays are mapped at the step, ``config.dt_s`` is the step."""
     if not isinstance(model, Model):
         raise ValueError(f"map_model needs a rtsnn Model, got {type(model).__name__}")
     if quantization not in QUANTIZATIONS:
@@ -84,8 +88,9 @@ def map_model(model: Model, quantization: str = "global", threshold_max: int = 4
     if isinstance(threshold_max, bool) or not isinstance(threshold_max, (int, np.integer)) \
             or not 1 <= threshold_max <= limits.threshold_max:
         raise ValueError(f"threshold_max must be an int in 1..{limits.threshold_max}, got {threshold_max!r}")
+    steps_per_tick = check_steps_per_tick(steps_per_tick)
     s, w = model.settings, model.weights
-    dt = s.dt_s
+    dt = s.dt_s / steps_per_tick
     rep = DrcReport()
     unsupported = []
     if s.adaptive and s.beta_adapt > 0:
@@ -143,6 +148,7 @@ def map_model(model: Model, quantization: str = "global", threshold_max: int = 4
         dash_syn=np.full((n_rec, 2), dash_syn), dash_mem_out=np.full(n_out, dash_mem_out),
         dash_syn_out=np.full(n_out, dash_syn_out), weight_shift_in=ws_in, weight_shift_rec=ws_rec,
         weight_shift_out=0, has_bias=False, dt_s=dt, out_scale=out_scale, b_out=w.b_out.astype(np.float64),
+        steps_per_tick=steps_per_tick,
         notes={"quantization": quantization, "readout": readout, "threshold_max": int(threshold_max),
                "hidden_scale_min": float(scale.min()), "hidden_scale_max": float(scale.max()),
                "tau_mem_s_chip": dash_to_tau(dash_mem, dt), "tau_out_s_chip": dash_to_tau(dash_out, dt),

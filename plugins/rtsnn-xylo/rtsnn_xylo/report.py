@@ -12,8 +12,9 @@ hidden neurons that emit at least one event in a step (multiple events cost as o
     out spike = 12 n_out
 
 The worst case (``p_in = p_hid = 1``) is what the chip must absorb in one ``dt``; the
-model's own activity on a probe input gives the typical case. Real time holds when
-``cycles * (1 + margin) / clock_hz <= dt_s`` (margin 20 %, as SynSense's ``est_clock_freq``).
+model's own activity on a probe input gives the typical case. A tick of ``steps_per_tick = K``
+chip steps (:mod:`rtsnn_xylo.ticks`) costs ``K`` times a step. Real time holds when
+``cycles_per_tick * (1 + margin) / clock_hz <= dt_s`` (margin 20 %, as SynSense's ``est_clock_freq``).
 ``clock_hz`` defaults to 50 MHz, the fastest setting of the XyloAudio 2 dev kit's core clock
 (``100 MHz / (2 (w + 1))``, ``w = 0``). Memory counts the chip's weight RAM (int8, dense
 input and readout, sparse recurrent) and state RAM (int16 Vmem, Isyn, Isyn2 per hidden
@@ -31,6 +32,7 @@ from rtsnn_xylo.drc import DrcError
 from rtsnn_xylo.int_kernels import IntNetwork
 from rtsnn_xylo.quantize import map_model
 from rtsnn_xylo.spec import XYLO2, XyloConfig
+from rtsnn_xylo.ticks import spread_counts
 
 
 def cycles_per_step(cfg: XyloConfig, p_in: float, p_hid: float) -> float:
@@ -42,9 +44,12 @@ def cycles_per_step(cfg: XyloConfig, p_in: float, p_hid: float) -> float:
 
 
 def activity(cfg: XyloConfig, probe: np.ndarray) -> tuple[float, float]:
-    """Fractions of (input channel, hidden neuron) steps with at least one event on ``probe``."""
-    rec = IntNetwork(cfg).run(np.minimum(probe, 15))
-    return float(np.mean(probe > 0)), float(np.mean(rec["spikes"] > 0))
+    """Fractions of (input channel, hidden neuron) chip steps with at least one event on the tick
+    counts ``probe`` (spread over ``cfg.steps_per_tick`` steps per tick)."""
+    k = cfg.steps_per_tick
+    steps = spread_counts(np.minimum(probe, 15 * k), k)
+    rec = IntNetwork(cfg).run(steps)
+    return float(np.mean(steps > 0)), float(np.mean(rec["spikes"] > 0))
 
 
 def xylo_report(model: Model, clock_hz: float = XYLO2.clock_hz, margin: float = 0.2,
@@ -75,8 +80,9 @@ def xylo_report(model: Model, clock_hz: float = XYLO2.clock_hz, margin: float = 
     n_probe = max(1, int(round(probe_s / s.dt_s)))
     probe = rng.poisson(probe_rate_hz * s.dt_s, (n_probe, cfg.n_in)).astype(np.int32)
     p_in, p_hid = activity(cfg, probe)
-    worst = cycles_per_step(cfg, 1.0, 1.0)
-    typical = cycles_per_step(cfg, p_in, p_hid)
+    k = cfg.steps_per_tick
+    worst = k * cycles_per_step(cfg, 1.0, 1.0)
+    typical = k * cycles_per_step(cfg, p_in, p_hid)
     budget = clock_hz * s.dt_s
     out.update(
         fits=True, violations=[], warnings=rep.warnings, synapses=syn,
@@ -87,7 +93,7 @@ def xylo_report(model: Model, clock_hz: float = XYLO2.clock_hz, margin: float = 
                                                  "tau_mem_s_chip", "tau_out_s_chip")},
         cycles_per_tick={"worst_case": worst, "typical": typical, "probe": {"rate_hz": probe_rate_hz,
                          "input_active": p_in, "hidden_active": p_hid},
-                         "budget": budget, "margin": margin},
+                         "budget": budget, "margin": margin, "steps_per_tick": k},
         real_time={"worst_case": bool(worst * (1 + margin) <= budget),
                    "typical": bool(typical * (1 + margin) <= budget),
                    "min_clock_hz_worst_case": worst * (1 + margin) / s.dt_s},

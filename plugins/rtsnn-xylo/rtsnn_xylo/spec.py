@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn_xylo.ticks import check_steps_per_tick
+
 
 @dataclass(frozen=True)
 class XyloLimits:
@@ -89,6 +91,7 @@ class XyloConfig:
     out_scale: np.ndarray | None = None
     b_out: np.ndarray | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    steps_per_tick: int = 1  # chip steps per session tick (rtsnn_xylo.ticks); dt_s is one step
 
     def __post_init__(self) -> None:
         w_in = np.asarray(self.w_in)
@@ -117,6 +120,7 @@ class XyloConfig:
                 raise ValueError(f"XyloConfig.{name} must be an int, got {v!r}")
             setattr(self, name, int(v))
         self.has_bias = bool(self.has_bias)
+        self.steps_per_tick = check_steps_per_tick(self.steps_per_tick)
         self.out_scale = (np.ones(n_out) if self.out_scale is None
                           else np.asarray(self.out_scale, np.float64).reshape(n_out))
         self.b_out = np.zeros(n_out) if self.b_out is None else np.asarray(self.b_out, np.float64).reshape(n_out)

@@ -143,3 +143,25 @@ def test_bad_inputs_are_named():
         qat_finetune(cfg, xs, np.zeros(4, np.int64), epochs=1, threshold_jitter=1.5)
     with pytest.raises(ValueError, match="synapse 0"):
         ChipTrainer(_cfg(rng, syn1=True))
+
+
+def test_keep_best_returns_the_epoch_that_scored_highest():
+    rng = np.random.default_rng(9)
+    cfg = _cfg(rng)
+    xs = rng.poisson(2.0, (12, 15, cfg.n_in))
+    labels = rng.integers(0, cfg.n_out, 12)
+    seen = []
+
+    def evaluate(c):  # a score that peaks at epoch 2, whatever the weights do
+        seen.append(c)
+        return {"score": [0.1, 0.9, 0.3, 0.2][len(seen) - 1]}
+
+    res = qat_finetune(cfg, xs, labels, epochs=4, lr=2.0, seed=0, evaluate=evaluate, keep_best="score")
+    assert res.best_epoch == 2 and res.config is seen[1]
+    assert [h["score"] for h in res.history] == [0.1, 0.9, 0.3, 0.2]
+    plain = qat_finetune(cfg, xs, labels, epochs=2, lr=2.0, seed=0)
+    assert plain.best_epoch == 2  # without keep_best: the last epoch
+    with pytest.raises(ValueError, match="keep_best needs evaluate"):
+        qat_finetune(cfg, xs, labels, epochs=1, keep_best="score")
+    with pytest.raises(ValueError, match="not among evaluate"):
+        qat_finetune(cfg, xs, labels, epochs=1, evaluate=lambda c: {"acc": 1.0}, keep_best="score")
