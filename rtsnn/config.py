@@ -40,6 +40,10 @@ class SessionSettings(_Strict):
     metrics_interval_s: float = Field(1.0, gt=0)
     warmup_ticks: int = Field(200, ge=0, description="ticks run before timing starts")
     spin_us: float = Field(200.0, ge=0, description="busy-wait before each tick start")
+    tick_phase_us: float | None = Field(None, ge=0, description=(
+        "None: ticks start whenever the session does; a value: every tick starts at that offset "
+        "after a multiple of dt_s on the machine's monotonic clock, so a source on the same grid "
+        "(the demo's synthetic user pushes at offset 0) is read a fixed time after each push"))
     record_outputs: bool = True
     realtime: Literal["auto", "fifo", "nice", "none"] = Field(
         "auto", description="compute-thread scheduling: fifo = SCHED_FIFO, nice = raised priority, "
@@ -125,6 +129,10 @@ class SessionConfig(_Strict):
                 f"session.budget_us ({self.session.budget_us}) must not exceed the tick length "
                 f"dt_s*1e6 ({self.session.dt_s * 1e6:g} us)"
             )
+        phase = self.session.tick_phase_us
+        if phase is not None and phase >= self.session.dt_s * 1e6:
+            raise ValueError(f"session.tick_phase_us ({phase}) must be less than the tick length "
+                             f"dt_s*1e6 ({self.session.dt_s * 1e6:g} us)")
         return self
 
 

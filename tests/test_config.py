@@ -47,6 +47,17 @@ def test_budget_larger_than_tick_refused(tmp_path):
         load_config(_write(tmp_path, BASE + "session: {budget_us: 5000}\n"))
 
 
+@pytest.mark.parametrize("phase", ["1000", "2500", "-5"])
+def test_tick_phase_outside_the_tick_refused(tmp_path, phase):
+    with pytest.raises(ConfigError, match="tick_phase_us"):
+        load_config(_write(tmp_path, BASE + "session: {tick_phase_us: " + phase + "}\n"))
+
+
+def test_tick_phase_inside_the_tick_accepted(tmp_path):
+    cfg = load_config(_write(tmp_path, BASE + "session: {tick_phase_us: 300}\n"))
+    assert cfg.session.tick_phase_us == 300.0
+
+
 def test_not_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "source: [unclosed\n"))

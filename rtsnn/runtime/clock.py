@@ -4,6 +4,12 @@ Tick ``k`` starts at ``t0_ns + k * dt_ns`` (``perf_counter_ns``). Waiting sleeps
 ``spin_ns`` before the start, then busy-waits: ``time.sleep`` alone is late by up to ~1.4 ms
 at p99.9 on a 2-vCPU machine, sleep-then-spin by ~40 us at p99 (REFERENCES section 9).
 Deadlines are absolute, so lateness never accumulates into drift.
+
+Phase alignment: ``start(phase_ns=p)`` puts every tick on ``k * dt_ns + p`` of the
+monotonic clock itself (``perf_counter_ns`` is ``CLOCK_MONOTONIC``, shared by every process
+on the machine). Two processes started this way tick in a fixed phase relation: a source
+pushing at phase 0 and a session ticking at phase ``p`` see each sample ``p`` after its
+push, not after a random wait of 0..dt that differs from run to run.
 """
 
 from __future__ import annotations
@@ -23,8 +29,16 @@ class DeadlineClock:
         self.t0_ns = 0
         self.k = 0
 
-    def start(self, delay_s: float = 0.0) -> None:
-        self.t0_ns = _perf() + int(delay_s * 1e9)
+    def start(self, delay_s: float = 0.0, phase_ns: int | None = None) -> None:
+        """First tick ``delay_s`` from now; with ``phase_ns``, the first grid point
+        ``m * dt_ns + phase_ns`` at or after that (``0 <= phase_ns < dt_ns``)."""
+        t0 = _perf() + int(delay_s * 1e9)
+        if phase_ns is not None:
+            phase_ns = int(phase_ns)
+            if not 0 <= phase_ns < self.dt_ns:
+                raise ValueError(f"phase_ns must lie in [0, dt_ns = {self.dt_ns}), got {phase_ns}")
+            t0 += (phase_ns - t0) % self.dt_ns
+        self.t0_ns = t0
         self.k = 0
 
     def tick_start_ns(self, k: int | None = None) -> int:

@@ -454,7 +454,7 @@ class Session:
         if pace_max:
             warmup = 0
 
-        clock.start(delay_s=0.01)
+        clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
         k = 0
         # warm-up ends after `warmup` ticks once the source has caught up with its start-up
         # backlog (samples queued before the first pull would otherwise count as latency),

@@ -373,7 +373,8 @@ class SyntheticUserPublisher:
     ``<prefix>-spikes`` (type 'Spikes', n float32 counts, labels unit0..unit{n-1}) and
     ``<prefix>-velocity`` (type 'Kinematics', 'vx', 'vy' in a.u./s), both nominal
     ``1/dt_s`` Hz, one sample each per tick stamped with the same ``local_clock()`` at the
-    push. Ticks follow absolute ``perf_counter_ns`` deadlines (sleep, then spin the last
+    push. Ticks follow absolute ``perf_counter_ns`` deadlines on the monotonic grid
+    ``k * dt_s`` (phase 0; sleep, then spin the last
     ~200 us); a late tick catches up immediately, more than ``max_catch_up_s`` behind the
     schedule is skipped (counted in ``skipped_ticks``).
 
@@ -420,7 +421,7 @@ class SyntheticUserPublisher:
         n_ticks = -1 if self.duration_s is None else int(round(self.duration_s / dt_s))
         max_behind_ns = int(self.max_catch_up_s * 1e9)
         clock = DeadlineClock(dt_s)
-        clock.start()
+        clock.start(phase_ns=0)  # on the monotonic grid: see session.tick_phase_us
         stop = self._stop
         local_clock = lslraw.local_clock
         while self.ticks != n_ticks and not stop.is_set():
