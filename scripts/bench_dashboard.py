@@ -47,7 +47,7 @@ def _demo_config(name: str, duration_s: float, out_dir: str) -> dict:
     return data
 
 
-def child(name: str, duration_s: float) -> None:
+def child(name: str, duration_s: float, tick_phase_us: float | None) -> None:
     """Run one demo session (it publishes its own monitor streams, ``session.monitor``);
     print its summary plus the monitor counters."""
     from rtsnn.config import parse_config
@@ -56,6 +56,7 @@ def child(name: str, duration_s: float) -> None:
     with tempfile.TemporaryDirectory() as out_dir:
         data = _demo_config(name, duration_s, out_dir)
         data["session"]["monitor"] = True
+        data["session"]["tick_phase_us"] = tick_phase_us
         cfg = parse_config(data, "<bench demo>")
         session = Session(cfg, "<bench demo>")
         monitor = session.monitor
@@ -67,10 +68,11 @@ def child(name: str, duration_s: float) -> None:
                       "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
 
 
-def run_mode(with_dashboard: bool, duration_s: float, k: int) -> dict:
+def run_mode(with_dashboard: bool, duration_s: float, k: int, tick_phase_us: float | None) -> dict:
     name = f"bench-dash-{os.getpid()}-{k}-{int(with_dashboard)}"
     py = sys.executable
-    sess = subprocess.Popen([py, __file__, "--child", name, "--duration", str(duration_s)],
+    phase = [] if tick_phase_us is None else ["--tick-phase-us", str(tick_phase_us)]
+    sess = subprocess.Popen([py, __file__, "--child", name, "--duration", str(duration_s)] + phase,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     dash = None
     if with_dashboard:
@@ -94,17 +96,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=20.0, help="seconds per session (default 20)")
     ap.add_argument("--repeats", type=int, default=1, help="sessions per mode, alternating (default 1)")
+    ap.add_argument("--tick-phase-us", type=float, default=None,
+                    help="session.tick_phase_us for both modes (default: the demo config's)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.duration)
+        child(args.child, args.duration, args.tick_phase_us)
         return 0
     if args.duration < 5 or args.repeats < 1:
         raise SystemExit("--duration must be >= 5 s and --repeats >= 1")
     runs: dict[str, list[dict]] = {"without": [], "with": []}
     for k in range(args.repeats):
-        runs["without"].append(run_mode(False, args.duration, k))
-        runs["with"].append(run_mode(True, args.duration, k))
+        runs["without"].append(run_mode(False, args.duration, k, args.tick_phase_us))
+        runs["with"].append(run_mode(True, args.duration, k, args.tick_phase_us))
     p99_wo = statistics.median(r["e2e_p99_us"] for r in runs["without"])
     p99_w = statistics.median(r["e2e_p99_us"] for r in runs["with"])
     fps = [r["dashboard"].get("fps", 0.0) for r in runs["with"]]
@@ -123,6 +127,7 @@ def main() -> int:
         "stage_p99_us_with": {k: statistics.median(r["stage_p99_us"][k] for r in runs["with"])
                               for k in runs["with"][0]["stage_p99_us"]},
         "dashboard_fps": statistics.median(fps), "dashboard_target_fps": 30.0,
+        "dashboard_cpu_fraction": [r["dashboard"].get("cpu_fraction") for r in runs["with"]],
         "dashboard_raster_rows": [r["dashboard"].get("raster_rows") for r in runs["with"]],
         "monitor_lost_rows": [r["monitor"]["lost_rows"] for r in runs["without"] + runs["with"]],
         "loadavg_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),

@@ -95,9 +95,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
         QtCore.QTimer.singleShot(int(run_s * 1000), finish)
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     app.exec()
     win.stop()
-    result.update(session=streams.session, key=streams.key, seconds=round(time.perf_counter() - t0, 3),
+    wall_s = time.perf_counter() - t0
+    # the dashboard's own CPU use (all its threads): what it takes from the session's machine
+    result["cpu_fraction"] = round((time.process_time() - cpu0) / wall_s, 3) if wall_s > 0 else None
+    result.update(session=streams.session, key=streams.key, seconds=round(wall_s, 3),
                   target_fps=args.fps, fps=round(win.fps(), 2), frames=win.frames_painted,
                   updates=win.frames_updated, **client.counts)
     client.close()

@@ -85,7 +85,9 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.health.setObjectName("health")
         self.health.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.health.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
-        self.health.setMinimumWidth(230)
+        # a fixed width: text that grows or shrinks must not re-lay out (and repaint) every plot
+        self.health.setFixedWidth(260)
+        self.health.setWordWrap(True)
         layout.addWidget(self.health, stretch=1)
         self.setCentralWidget(central)
 
@@ -120,7 +122,9 @@ class DashboardWindow(QtWidgets.QMainWindow):
             tgt = p.plot(pen=pg.mkPen(PALETTE[1], width=1.5, style=QtCore.Qt.PenStyle.DashLine), name="target")
             p.setLabel("bottom", "time", units="s")
             p.setXRange(-c.output_window_s, 0.0, padding=0.01)  # fixed: axis ticks not regenerated per frame
-            p.enableAutoRange(x=False, y=True)
+            # y follows the data at most a few times a second (_fit_output_ranges): auto-ranging
+            # every frame regenerates the axis ticks 30 times a second, the frame's largest cost
+            p.enableAutoRange(x=False, y=False)
             self.output_plots.append(p)
             self.out_curves.append((dec, tgt))
 
@@ -203,8 +207,27 @@ class DashboardWindow(QtWidgets.QMainWindow):
         if t - self._health_t >= 0.25:
             self._health_t = t
             self.health.setText(self._health_html())
+            self._fit_output_ranges()
         self.frames_updated += 1
         self._painter.frame_id = self.frames_updated
+
+    def _fit_output_ranges(self) -> None:
+        """Set each output plot's y range to its data (decoded and target) plus 5 %, when the data
+        left the range or use less than half of it."""
+        c = self.client
+        ok = np.isfinite(c.out_t)
+        if not ok.any():
+            return
+        for k, p in enumerate(self.output_plots):
+            v = np.concatenate([c.out_v[ok, k], c.out_v[ok, c.n_out + k]])
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                continue
+            lo, hi = float(v.min()), float(v.max())
+            (y0, y1) = p.viewRange()[1]
+            span = max(hi - lo, 1e-9)
+            if lo < y0 or hi > y1 or span < 0.5 * (y1 - y0):
+                p.setYRange(lo - 0.05 * span, hi + 0.05 * span, padding=0)
 
     def _draw_latency(self) -> None:
         c = self.client

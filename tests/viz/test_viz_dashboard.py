@@ -145,6 +145,7 @@ def test_cli_screenshot_json(live, tmp_path):
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["session"] == fake.name and res["raster_rows"] > 100 and res["statuses"] >= 3
     assert res["fps"] >= FPS_FLOOR and res["frames"] >= 15
+    assert 0.0 < res["cpu_fraction"] <= os.cpu_count()  # its own CPU use (all threads)
     assert out.stat().st_size > 10_000
 
 
