@@ -47,14 +47,21 @@ class Publisher(threading.Thread):
 
     def run(self):
         rng = np.random.default_rng(0)
+        # absolute 1 ms deadlines: a bare sleep(0.001) overshoots (to ~1.3 ms on a busy machine),
+        # and the session tests count on about one sample per tick
+        t_next = time.perf_counter()
         while not self.stop_ev.is_set():
             if self.paused.is_set():
                 time.sleep(0.01)
+                t_next = time.perf_counter()
                 continue
             x = (rng.random(self.n_ch) < 0.05).astype(np.float32) * self.fill
             self.outlet.push_sample(x)
             self.pushed += 1
-            time.sleep(0.001)
+            t_next += 0.001
+            wait_s = t_next - time.perf_counter()
+            if wait_s > 0:
+                time.sleep(wait_s)
 
     def drop_stream(self):
         self.paused.set()
@@ -79,6 +86,10 @@ def test_session_runs_and_writes_its_folder(tmp_path):
     assert summary["samples_in"] > 1500
     assert summary["e2e_latency_us"]["n"] == summary["samples_in"]
     assert 0 < summary["e2e_latency_us"]["p50"] < 5000
+    # the input age is the part of e2e before the tick started: as many samples, never larger
+    age = summary["input_age_us"]
+    assert age["n"] == summary["samples_in"]
+    assert age["p50"] <= summary["e2e_latency_us"]["p50"] and age["max"] <= summary["e2e_latency_us"]["max"]
     for stage in ("ingest", "encode", "step", "readout", "emit"):
         assert summary["stage_latency_us"][stage]["n"] == summary["ticks"]
     folder = Path(summary["folder"])
