@@ -64,6 +64,9 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
         print(f"ticks {summary['ticks']}  deadline misses {summary['deadline_misses']} "
               f"({100 * summary['deadline_miss_rate']:.3f} %)  dropped samples {summary['dropped_samples']}")
         print(f"end-to-end latency us: p50 {e2e['p50']}  p99 {e2e['p99']}  p99.9 {e2e['p999']}  max {e2e['max']}")
+        age = summary.get("input_age_us") or {}
+        if age.get("n"):
+            print(f"  of which input age (timestamp -> tick start) us: p50 {age['p50']}  p99 {age['p99']}")
         for name, st in summary["stage_latency_us"].items():
             p50, p99, mx = ("-" if st[k] is None else st[k] for k in ("p50", "p99", "max"))
             print(f"  {name:9s} p50 {p50:>9}  p99 {p99:>9}  max {mx:>9}")

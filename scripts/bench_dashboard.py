@@ -12,11 +12,10 @@ the compute thread, the publisher on the session's I/O thread), as every session
 Prints: both end-to-end p99s (median over repeats), their ratio, deadline-miss rates, the
 per-stage p99s in both modes (to see where a difference comes from), the dashboard's measured
 frame rate, the monitor's lost rows, and the machine's load average
-(the numbers are only comparable within one run of this script). Note: the end-to-end
-latency includes the wait from a sample's push to the session's next tick, and the synthetic
-user's 1 kHz clock and the session's have a random phase per run, so e2e p50 moves by up to
-1 ms between runs for that reason alone; the stage p99s, tick lateness and deadline misses
-compare the two modes without that confound.
+(the numbers are only comparable within one run of this script), and each repeat's e2e p99,
+lateness p99 and miss rate, to set a difference against the run-to-run spread. The demo config
+ticks the session 500 us after the synthetic user's pushes (``session.tick_phase_us``), so e2e
+no longer carries a random 0..1 ms phase between the two 1 kHz clocks.
 
     python scripts/bench_dashboard.py --duration 20 --repeats 1
 """
@@ -56,13 +55,15 @@ def child(name: str, duration_s: float, tick_phase_us: float | None) -> None:
     with tempfile.TemporaryDirectory() as out_dir:
         data = _demo_config(name, duration_s, out_dir)
         data["session"]["monitor"] = True
-        data["session"]["tick_phase_us"] = tick_phase_us
+        if tick_phase_us is not None:  # else the demo config's
+            data["session"]["tick_phase_us"] = tick_phase_us
         cfg = parse_config(data, "<bench demo>")
         session = Session(cfg, "<bench demo>")
         monitor = session.monitor
         summary = session.run()
     st = summary["stage_latency_us"]
     print(json.dumps({"e2e_p99_us": summary["e2e_latency_us"]["p99"], "e2e_p50_us": summary["e2e_latency_us"]["p50"],
+                      "input_age_p99_us": summary["input_age_us"]["p99"],
                       "deadline_miss_rate": summary["deadline_miss_rate"], "ticks": summary["ticks"],
                       "stage_p99_us": {k: st[k]["p99"] for k in ("lateness", "ingest", "emit", "compute", "tick")},
                       "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
@@ -126,7 +127,15 @@ def main() -> int:
                                  for k in runs["without"][0]["stage_p99_us"]},
         "stage_p99_us_with": {k: statistics.median(r["stage_p99_us"][k] for r in runs["with"])
                               for k in runs["with"][0]["stage_p99_us"]},
-        "dashboard_fps": statistics.median(fps), "dashboard_target_fps": 30.0,
+        # the part of e2e before the session had the sample (transport + wait for the tick)
+        "input_age_p99_us_without": statistics.median(r["input_age_p99_us"] for r in runs["without"]),
+        "input_age_p99_us_with": statistics.median(r["input_age_p99_us"] for r in runs["with"]),
+        "per_repeat": {mode: {"e2e_p99_us": [r["e2e_p99_us"] for r in rs],
+                              "input_age_p99_us": [r["input_age_p99_us"] for r in rs],
+                              "lateness_p99_us": [r["stage_p99_us"]["lateness"] for r in rs],
+                              "deadline_miss_rate": [r["deadline_miss_rate"] for r in rs]}
+                       for mode, rs in runs.items()},
+        "dashboard_fps": statistics.median(fps), "dashboard_fps_per_repeat": fps, "dashboard_target_fps": 30.0,
         "dashboard_cpu_fraction": [r["dashboard"].get("cpu_fraction") for r in runs["with"]],
         "dashboard_raster_rows": [r["dashboard"].get("raster_rows") for r in runs["with"]],
         "monitor_lost_rows": [r["monitor"]["lost_rows"] for r in runs["without"] + runs["with"]],

@@ -56,14 +56,20 @@ from rtsnn.runtime.metrics import LatencyStats, json_safe, record_ns
 from rtsnn.runtime.ring import RowRing
 
 STAGES = ("ingest", "encode", "step", "readout", "learn", "emit")
-SERIES = STAGES + ("compute", "tick", "e2e", "lateness")
+SERIES = STAGES + ("compute", "tick", "e2e", "lateness", "input_age")
 
 
 @njit(cache=True, nogil=True)
-def _record_e2e(hist, maxima, row, t_emit_s, timestamps, n):
+def _record_e2e(hist, maxima, row_e2e, row_age, t_emit_s, in_tick_ns, timestamps, n):
+    """Per input sample ``i`` of this tick: e2e = ``t_emit_s - timestamps[i]`` (its timestamp to
+    the emit of the output it fed) and input age = e2e - ``in_tick_ns`` (its timestamp to the
+    start of the tick that took it: the transport delay plus the wait for that tick). Negative
+    values (clock jitter between processes) are recorded as 0."""
     for i in range(n):
         d = (t_emit_s - timestamps[i]) * 1e9
-        record_ns(hist, maxima, row, d if d > 0.0 else 0.0)
+        record_ns(hist, maxima, row_e2e, d if d > 0.0 else 0.0)
+        a = d - in_tick_ns
+        record_ns(hist, maxima, row_age, a if a > 0.0 else 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -308,7 +314,8 @@ class Session:
         # exercise every per-tick path once so nothing compiles inside the loop
         self.encoder.encode(self.samples, 0, self.spikes_in)
         self.encoder.reset()
-        _record_e2e(self.stats.hist, self.stats.maxima, self.stats.index["e2e"], 1.0, self.timestamps, 0)
+        _record_e2e(self.stats.hist, self.stats.maxima, self.stats.index["e2e"], self.stats.index["input_age"],
+                    1.0, 0.0, self.timestamps, 0)
         _accumulate_r2(np.zeros_like(self.r2_acc), self.backend.readout(), self.target)
 
     def _open_recording(self) -> None:
@@ -439,6 +446,7 @@ class Session:
         hist, maxima, idx = self.stats.hist, self.stats.maxima, self.stats.index
         i_ing, i_enc, i_stp, i_rd, i_lrn, i_emt = (idx[n] for n in STAGES)
         i_cmp, i_tick, i_e2e, i_late = idx["compute"], idx["tick"], idx["e2e"], idx["lateness"]
+        i_age = idx["input_age"]
         c = self.counters
         ring, row, r2_acc = self.out_ring, self.out_row, self.r2_acc
         n_out = self.model.n_out
@@ -551,7 +559,7 @@ class Session:
                 record_ns(hist, maxima, i_late, lateness)
                 if n:
                     if not pace_max:
-                        _record_e2e(hist, maxima, i_e2e, t_emit, timestamps, n)
+                        _record_e2e(hist, maxima, i_e2e, i_age, t_emit, float(t6 - t0), timestamps, n)
                     c["samples_in"] += n
                 if t6 > t_sched + dt_ns and not pace_max:
                     c["deadline_misses"] += 1
@@ -680,6 +688,7 @@ class Session:
         ticks = max(c["ticks"], 1)
         stage = {n: self.stats.summary_us(n) for n in STAGES + ("compute", "tick", "lateness")}
         e2e = self.stats.summary_us("e2e")
+        age = self.stats.summary_us("input_age")
         src = self.source.stats()
         dropped = int(src.get("dropped_samples", 0)) + int(self.out_ring.dropped)
         out = {
@@ -688,6 +697,8 @@ class Session:
             "ticks": c["ticks"],
             "dt_s": self.dt_s,
             "e2e_latency_us": {k: e2e[k] for k in ("p50", "p99", "p999", "max", "n")},
+            # e2e = input age (before the session had the sample) + the tick (inside it)
+            "input_age_us": {k: age[k] for k in ("p50", "p99", "p999", "max", "n")},
             "stage_latency_us": stage,
             "deadline_misses": c["deadline_misses"],
             "deadline_miss_rate": c["deadline_misses"] / ticks,

@@ -27,7 +27,9 @@ from pyqtgraph.Qt import QtCore, QtWidgets  # noqa: E402
 
 from rtsnn.viz.client import MonitorClient  # noqa: E402
 
-STAGE_ORDER = ("ingest", "encode", "step", "readout", "learn", "emit", "tick", "e2e")
+# input_age: a sample's timestamp to the start of the tick that took it (the part of e2e spent
+# before the session had it: transport plus the wait for the tick)
+STAGE_ORDER = ("ingest", "encode", "step", "readout", "learn", "emit", "tick", "e2e", "input_age")
 SPIKE_RGB = (255, 215, 0)  # raster spikes: gold on black
 BACKGROUND_RGB = (0, 0, 0)
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -284,6 +286,9 @@ class DashboardWindow(QtWidgets.QMainWindow):
         e2e = st.get("latency", {}).get("series", {}).get("e2e", {})
         if e2e.get("n"):
             rows.append(f"<b>e2e us</b> p50 {e2e.get('p50_us')}  p99 {e2e.get('p99_us')}")
+            age = st.get("latency", {}).get("series", {}).get("input_age", {})
+            if age.get("n"):
+                rows.append(f"<b>input age us</b> p50 {age.get('p50_us')}  p99 {age.get('p99_us')}")
         r2 = self.running_r2()
         if r2 is not None:
             rows.append(f"<b>R^2 (window)</b> {r2:.3f}")

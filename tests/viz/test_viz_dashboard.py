@@ -112,8 +112,8 @@ def test_output_curves_hold_decoded_and_target(live):
 
 def test_latency_histograms_peak_where_recorded(live):
     _, _, win, _ = live
-    # the fake records stage i at (i + 1) us every tick; e2e (index 8) at 9 us
-    expect_us = {"ingest": 1.0, "step": 3.0, "emit": 6.0, "tick": 8.0, "e2e": 9.0}
+    # the fake records stage i at (i + 1) us every tick; e2e (index 8) at 9 us, input_age at 11
+    expect_us = {"ingest": 1.0, "step": 3.0, "emit": 6.0, "tick": 8.0, "e2e": 9.0, "input_age": 11.0}
     for stage, us in expect_us.items():
         x, y = win.lat_curves[stage].xData, win.lat_curves[stage].yData
         assert len(y) and y.max() == pytest.approx(1.0)

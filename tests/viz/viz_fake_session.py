@@ -21,7 +21,7 @@ import numpy as np
 from rtsnn.runtime.metrics import LatencyStats
 from rtsnn.viz.monitor import SessionMonitor
 
-STAGES = ("ingest", "encode", "step", "readout", "learn", "emit", "compute", "tick", "e2e", "lateness")
+STAGES = ("ingest", "encode", "step", "readout", "learn", "emit", "compute", "tick", "e2e", "lateness", "input_age")
 FREQ_HZ = 0.5
 
 
