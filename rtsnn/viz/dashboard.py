@@ -153,6 +153,14 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.rate_plot.setLabel("bottom", "time", units="s")
         self.rate_curve = self.rate_plot.plot(pen=pg.mkPen(PALETTE[2], width=1.5))
 
+        # the status-fed plots change at the status rate (~10 Hz); auto-ranging each of them on
+        # every status regenerates their axes that often. Their ranges follow the data once a
+        # second instead (_fit_status_ranges)
+        self.status_plots = [self.lat_plot, self.miss_plot, self.learn_plot, self.rate_plot]
+        for p in self.status_plots:
+            p.enableAutoRange(x=False, y=False)
+        self._status_fit_t = -1.0
+
         self._painter = _PaintCounter()
         self.glw.viewport().installEventFilter(self._painter)
         self.timer = QtCore.QTimer(self)
@@ -202,10 +210,14 @@ class DashboardWindow(QtWidgets.QMainWindow):
         for k, (dec, tgt) in enumerate(self.out_curves):
             dec.setData(t, c.out_v[ok, k])
             tgt.setData(t, c.out_v[ok, c.n_out + k])
+        t = time.perf_counter()
         if new_status:
             self._draw_latency()
             self._draw_histories()
-        t = time.perf_counter()
+            if t - self._status_fit_t >= 1.0:
+                self._status_fit_t = t
+                for p in self.status_plots:
+                    p.autoRange(padding=0.05)  # once, to what the plot holds now
         if t - self._health_t >= 0.25:
             self._health_t = t
             self.health.setText(self._health_html())

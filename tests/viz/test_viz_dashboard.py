@@ -162,3 +162,16 @@ def test_cli_errors_are_clear():
     proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--fps", "0", "--screenshot", "x.png"],
                           capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
     assert proc.returncode == 2 and "--fps must be > 0" in proc.stderr
+
+
+def test_status_plots_range_follows_their_data(live):
+    # auto-range is off on these plots (it regenerated the axes at the status rate); the
+    # once-a-second fit must still bring the data into view: ~1000 samples/s is far outside
+    # a never-fitted [0, 1] range
+    _, _, win, _ = live
+    _, rate = win.rate_curve.getData()
+    (_, _), (y0, y1) = win.rate_plot.viewRange()
+    assert y0 <= np.median(rate) <= y1 and y1 > 100
+    x, _ = win.lat_curves["e2e"].getData()
+    (x0, x1), _ = win.lat_plot.viewRange()  # log10 axis: the 9 us peak lies inside
+    assert x0 <= np.log10(9.0) <= x1
