@@ -93,6 +93,17 @@ def run_mode(with_dashboard: bool, duration_s: float, k: int, tick_phase_us: flo
     return res
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(steal, total) jiffies of all CPUs from /proc/stat (Linux), else None. Steal is time the
+    hypervisor ran something else on this VM's vCPUs: a run with much of it is not comparable."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (vals[7] if len(vals) > 7 else 0), sum(vals[:8])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=20.0, help="seconds per session (default 20)")
@@ -107,9 +118,12 @@ def main() -> int:
     if args.duration < 5 or args.repeats < 1:
         raise SystemExit("--duration must be >= 5 s and --repeats >= 1")
     runs: dict[str, list[dict]] = {"without": [], "with": []}
+    j0 = _cpu_jiffies()
     for k in range(args.repeats):
         runs["without"].append(run_mode(False, args.duration, k, args.tick_phase_us))
         runs["with"].append(run_mode(True, args.duration, k, args.tick_phase_us))
+    j1 = _cpu_jiffies()
+    steal = round((j1[0] - j0[0]) / max(j1[1] - j0[1], 1), 4) if j0 and j1 else None
     p99_wo = statistics.median(r["e2e_p99_us"] for r in runs["without"])
     p99_w = statistics.median(r["e2e_p99_us"] for r in runs["with"])
     fps = [r["dashboard"].get("fps", 0.0) for r in runs["with"]]
@@ -139,7 +153,7 @@ def main() -> int:
         "dashboard_cpu_fraction": [r["dashboard"].get("cpu_fraction") for r in runs["with"]],
         "dashboard_raster_rows": [r["dashboard"].get("raster_rows") for r in runs["with"]],
         "monitor_lost_rows": [r["monitor"]["lost_rows"] for r in runs["without"] + runs["with"]],
-        "loadavg_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "loadavg_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "steal_fraction": steal,
     }))
     return 0
 
