@@ -130,7 +130,8 @@ class SessionConfig(_Strict):
                 f"dt_s*1e6 ({self.session.dt_s * 1e6:g} us)"
             )
         phase = self.session.tick_phase_us
-        if phase is not None and phase >= self.session.dt_s * 1e6:
+        # compared in whole ns, as DeadlineClock.start receives it: 999.9996 us rounds to 1 ms
+        if phase is not None and round(phase * 1e3) >= round(self.session.dt_s * 1e9):
             raise ValueError(f"session.tick_phase_us ({phase}) must be less than the tick length "
                              f"dt_s*1e6 ({self.session.dt_s * 1e6:g} us)")
         return self

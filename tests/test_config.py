@@ -47,7 +47,7 @@ def test_budget_larger_than_tick_refused(tmp_path):
         load_config(_write(tmp_path, BASE + "session: {budget_us: 5000}\n"))
 
 
-@pytest.mark.parametrize("phase", ["1000", "2500", "-5"])
+@pytest.mark.parametrize("phase", ["1000", "2500", "-5", "999.9996"])  # the last rounds to 1 ms in ns
 def test_tick_phase_outside_the_tick_refused(tmp_path, phase):
     with pytest.raises(ConfigError, match="tick_phase_us"):
         load_config(_write(tmp_path, BASE + "session: {tick_phase_us: " + phase + "}\n"))

@@ -155,7 +155,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
 
         # the status-fed plots change at the status rate (~10 Hz); auto-ranging each of them on
         # every status regenerates their axes that often. Their ranges follow the data once a
-        # second instead (_fit_status_ranges)
+        # second instead (in frame)
         self.status_plots = [self.lat_plot, self.miss_plot, self.learn_plot, self.rate_plot]
         for p in self.status_plots:
             p.enableAutoRange(x=False, y=False)
