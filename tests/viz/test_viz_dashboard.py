@@ -147,6 +147,24 @@ def test_cli_screenshot_json(live, tmp_path):
     assert res["fps"] >= FPS_FLOOR and res["frames"] >= 15
     assert 0.0 < res["cpu_fraction"] <= os.cpu_count()  # its own CPU use (all threads)
     assert out.stat().st_size > 10_000
+    if sys.platform.startswith("linux"):  # default --priority idle: every thread, liblsl's and Qt's too
+        assert res["priority"] == "idle" and res["threads_not_idle"] == 0
+
+
+def test_cli_priority_modes(live):
+    # nice: the niceness read back in the child; normal: unchanged
+    fake = live[0]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    base = [sys.executable, "-m", "rtsnn.cli", "dashboard", "--session", fake.name, "--duration", "0.5", "--json"]
+    proc = subprocess.run(base + ["--priority", "nice", "--nice", "7"], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["priority"] == "nice+7" and res["niceness"] == min(os.nice(0) + 7, 19)
+    proc = subprocess.run(base + ["--priority", "normal"], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=REPO)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["priority"] == "normal" and res["niceness"] == os.nice(0) and "threads_not_idle" not in res
 
 
 def test_cli_errors_are_clear():
@@ -162,6 +180,12 @@ def test_cli_errors_are_clear():
     proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--fps", "0", "--screenshot", "x.png"],
                           capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
     assert proc.returncode == 2 and "--fps must be > 0" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--priority", "nice", "--nice", "25",
+                           "--duration", "1"], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 2 and "--nice must be in 0..19, got 25" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "dashboard", "--priority", "realtime",
+                           "--duration", "1"], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 2 and "invalid choice: 'realtime'" in proc.stderr
 
 
 def test_plot_ranges_follow_their_data(live):
@@ -179,3 +203,26 @@ def test_plot_ranges_follow_their_data(live):
     for p in win.output_plots:
         _, (y0, y1) = p.viewRange()
         assert y0 < -0.9 and y1 > 0.9
+
+
+def test_cached_axes_redraw_when_their_range_changes(live):
+    # axes are painted from a pixmap cache; a new range must still show new tick labels
+    _, app, win, _ = live
+    win.stop()  # no frames (and no range fits) while comparing
+    try:
+        app.processEvents()
+        ax = win.rate_plot.getAxis("left")
+
+        def axis_image():
+            rect = win.glw.mapFromScene(ax.mapRectToScene(ax.boundingRect())).boundingRect()
+            return win.glw.grab(rect).toImage()
+
+        before = axis_image()
+        assert axis_image() == before  # nothing changed: the same pixels (the check can tell)
+        (_, _), (y0, y1) = win.rate_plot.viewRange()
+        win.rate_plot.setYRange(1e6, 3e6, padding=0)
+        app.processEvents()
+        assert axis_image() != before
+        win.rate_plot.setYRange(y0, y1, padding=0)
+    finally:
+        win.start()
