@@ -66,7 +66,9 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
         print(f"end-to-end latency us: p50 {e2e['p50']}  p99 {e2e['p99']}  p99.9 {e2e['p999']}  max {e2e['max']}")
         age = summary.get("input_age_us") or {}
         if age.get("n"):
-            print(f"  of which input age (timestamp -> tick start) us: p50 {age['p50']}  p99 {age['p99']}")
+            late = summary.get("input_age_over_one_tick")
+            late_txt = "" if late is None else f"  ({100 * late:.2f} % of samples older than one tick)"
+            print(f"  of which input age (timestamp -> tick start) us: p50 {age['p50']}  p99 {age['p99']}{late_txt}")
         for name, st in summary["stage_latency_us"].items():
             p50, p99, mx = ("-" if st[k] is None else st[k] for k in ("p50", "p99", "max"))
             print(f"  {name:9s} p50 {p50:>9}  p99 {p99:>9}  max {mx:>9}")

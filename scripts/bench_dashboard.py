@@ -12,7 +12,7 @@ the compute thread, the publisher on the session's I/O thread), as every session
 
 Prints, per mode (medians over repeats, then each repeat's figures to set a difference
 against the run-to-run spread): end-to-end p50 / p99, input age p99 (sample timestamp to the
-start of the tick that took it), deadline-miss rate, per-stage p99s, monitor lost rows and,
+start of the tick that took it) and the fraction of samples older than one tick, deadline-miss rate, per-stage p99s, monitor lost rows and,
 with a dashboard, its measured frame rate, CPU share and applied priority; then each
 with-mode's e2e p99 over the without-mode's, the load average and the hypervisor steal over
 the run (numbers are only comparable within one run of this script, at low steal). The demo
@@ -66,6 +66,7 @@ def child(name: str, duration_s: float, tick_phase_us: float | None) -> None:
     st = summary["stage_latency_us"]
     print(json.dumps({"e2e_p99_us": summary["e2e_latency_us"]["p99"], "e2e_p50_us": summary["e2e_latency_us"]["p50"],
                       "input_age_p99_us": summary["input_age_us"]["p99"],
+                      "input_age_over_one_tick": summary["input_age_over_one_tick"],
                       "deadline_miss_rate": summary["deadline_miss_rate"], "ticks": summary["ticks"],
                       "stage_p99_us": {k: st[k]["p99"] for k in ("lateness", "ingest", "emit", "compute", "tick")},
                       "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
@@ -118,12 +119,15 @@ def _mode_summary(rs: list[dict]) -> dict:
            "e2e_p50_us": _median(rs, lambda r: r["e2e_p50_us"]),
            # the part of e2e before the session had the sample (transport + wait for the tick)
            "input_age_p99_us": _median(rs, lambda r: r["input_age_p99_us"]),
+           # the fraction of samples the session got more than one tick after their timestamp
+           "input_age_over_one_tick": _median(rs, lambda r: r["input_age_over_one_tick"]),
            "deadline_miss_rate": _median(rs, lambda r: r["deadline_miss_rate"]),
            # where a difference comes from: wake-up lateness (scheduler), ingest (LSL pulls),
            # emit (sinks incl. the monitor tap), compute (encode+step+readout), whole tick
            "stage_p99_us": {k: _median(rs, lambda r: r["stage_p99_us"][k]) for k in rs[0]["stage_p99_us"]},
            "per_repeat": {"e2e_p99_us": [r["e2e_p99_us"] for r in rs],
                           "input_age_p99_us": [r["input_age_p99_us"] for r in rs],
+                          "input_age_over_one_tick": [r["input_age_over_one_tick"] for r in rs],
                           "lateness_p99_us": [r["stage_p99_us"]["lateness"] for r in rs],
                           "deadline_miss_rate": [r["deadline_miss_rate"] for r in rs],
                           "steal_fraction": [r["steal_fraction"] for r in rs]},

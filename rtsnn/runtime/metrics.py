@@ -67,6 +67,20 @@ def percentiles_from_hist(counts: np.ndarray, qs: tuple[float, ...], max_ns: flo
     return out
 
 
+def fraction_above_from_hist(counts: np.ndarray, threshold_ns: float) -> float:
+    """Fraction of a histogram row's values above ``threshold_ns``, to within one bin: the
+    values in the bins wholly above the threshold's own bin (those in its bin, within ~1.1 %
+    of it, are not counted). NaN when empty."""
+    total = int(counts.sum())
+    if total == 0:
+        return float("nan")
+    if threshold_ns <= MIN_NS:
+        b = 0
+    else:
+        b = min(int(BINS_PER_OCTAVE * math.log2(threshold_ns / MIN_NS)), N_BINS - 1)
+    return float(counts[b + 1:].sum()) / total
+
+
 class LatencyStats:
     """Histograms for a fixed list of named series (stages, end-to-end, ...)."""
 
@@ -97,6 +111,10 @@ class LatencyStats:
         n = int(counts.sum())
         mx = float(self.maxima[i]) if n else float("nan")
         return {"p50": _us(p50), "p99": _us(p99), "p999": _us(p999), "max": _us(mx), "n": n}
+
+    def fraction_above(self, name: str, threshold_ns: float) -> float:
+        """Fraction of the series' values above ``threshold_ns`` (to within one bin)."""
+        return fraction_above_from_hist(self.hist[self.index[name]], threshold_ns)
 
     def all_summaries_us(self) -> dict[str, dict[str, float | int]]:
         return {n: self.summary_us(n) for n in self.names}

@@ -158,6 +158,8 @@ def test_demo_cli_json(tmp_path):
     assert set(out["e2e_latency_us"]) >= {"p50", "p99", "p999", "max"}
     assert set(out["stage_latency_us"]) >= {"ingest", "encode", "step", "readout", "learn", "emit"}
     assert 8900 <= out["ticks"] <= 9000
+    # ticked 500 us after the user's pushes: most samples are taken by the next tick
+    assert 0.0 <= out["input_age_over_one_tick"] < 0.5
     assert out["learner"]["calibrated"] is True
     # a decoder that tracks the intended velocity at all; the 60 s benchmark reports the real figure
     assert out["r2"] is not None and out["r2"] > 0.3

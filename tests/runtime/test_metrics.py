@@ -3,8 +3,8 @@ import json
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from rtsnn.runtime.metrics import (BINS_PER_OCTAVE, LatencyStats, N_BINS, percentiles_from_hist,
-                                   record_ns)
+from rtsnn.runtime.metrics import (BINS_PER_OCTAVE, LatencyStats, N_BINS, fraction_above_from_hist,
+                                   percentiles_from_hist, record_ns)
 
 REL = 2 ** (1 / BINS_PER_OCTAVE) - 1  # one bin's relative width
 
@@ -41,6 +41,28 @@ def test_percentiles_within_one_bin_of_exact(seed):
         got = percentiles_from_hist(s.hist[0], (q,), s.maxima[0])[0]
         assert exact <= got * (1 + 1e-12)
         assert got <= exact * (1 + REL) + 1e-9
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(1e3, 1e7))
+def test_fraction_above_within_one_bin_of_exact(seed, threshold_ns):
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(mean=11.0, sigma=1.5, size=2000)
+    s = LatencyStats(["x"])
+    for v in values:
+        s.record("x", v)
+    got = s.fraction_above("x", threshold_ns)
+    # between the exact fraction above the threshold's bin's top and above the threshold
+    assert np.mean(values >= threshold_ns * (1 + REL)) <= got <= np.mean(values > threshold_ns)
+
+
+def test_fraction_above_edges():
+    assert np.isnan(fraction_above_from_hist(np.zeros(N_BINS, np.int64), 1e6))  # empty series
+    s = LatencyStats(["x"])
+    for v in (500e3, 500e3, 1500e3, 2500e3):  # ages of 0.5 / 1.5 / 2.5 ms against a 1 ms tick
+        s.record("x", v)
+    assert s.fraction_above("x", 1e6) == 0.5
+    assert s.fraction_above("x", 1.0) == 1.0 and s.fraction_above("x", 1e12) == 0.0
 
 
 def test_summary_reports_exact_max_and_count():
