@@ -24,6 +24,11 @@ from typing import Any
 import numpy as np
 import pylsl
 
+try:  # pylsl >= 1.17 keeps its exceptions in pylsl.util, not at the top level
+    from pylsl.util import LostError
+except ImportError:  # pragma: no cover - older layout
+    LostError = pylsl.LostError  # type: ignore[attr-defined]
+
 from rtsnn.viz.monitor import OUTPUTS_TYPE, RASTER_TYPE, STATUS_TYPE, raster_words, unpack_raster
 
 
@@ -147,7 +152,7 @@ class MonitorClient:
             got |= self._poll_raster()
             got |= self._poll_outputs()
             got |= self._poll_status()
-        except pylsl.LostError:
+        except LostError:
             if not self.lost:
                 self.counts["lost"] += 1
             self.lost = True

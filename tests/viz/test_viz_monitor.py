@@ -207,3 +207,31 @@ def test_monitor_over_lsl_reaches_the_client_intact():
         fake.stop()
     with pytest.raises(MonitorNotFoundError, match="no rtsnn session monitor"):
         discover(session=name + "-absent", timeout_s=0.6)
+
+
+@pytest.mark.lsl
+def test_client_survives_the_session_going_away():
+    # with recover=False a pull on a stream whose outlet is gone raises pylsl's LostError: the
+    # client must count it and mark itself lost (the dashboard then shows SILENT), not crash
+    from rtsnn.viz.client import MonitorClient, discover
+
+    name = f"viz-gone-{time.monotonic_ns() % 10**9}"
+    fake = FakeSession(name, n_rec=16).start()
+    try:
+        client = MonitorClient(discover(session=name, timeout_s=10.0))
+        t_end = time.monotonic() + 1.0
+        while time.monotonic() < t_end:
+            client.poll()
+            time.sleep(0.03)
+        assert client.counts["raster_rows"] > 100 and not client.lost
+    finally:
+        fake.stop()
+    t_end = time.monotonic() + 10.0
+    while time.monotonic() < t_end and not client.lost:
+        assert client.poll() in (True, False)
+        time.sleep(0.05)
+    assert client.lost and client.counts["lost"] == 1
+    for _ in range(5):  # later polls keep returning, and the loss is counted once
+        client.poll()
+    assert client.counts["lost"] == 1
+    client.close()
