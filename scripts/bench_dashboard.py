@@ -5,7 +5,11 @@ outlet) for ``--duration`` seconds, ``--repeats`` times in each mode, alternatin
 
 * ``without``:  the session publishes its monitor (raster, outputs, status), nobody watches;
 * ``with_<p>``: the same, plus ``rtsnn dashboard --priority <p>`` attached offscreen for the
-  whole run, one mode per value of ``--priority`` (default ``idle``, the dashboard's default).
+  whole run, one mode per value of ``--priority`` (default ``idle``, the dashboard's default);
+* ``with_consumer`` (``--consumer``): the dashboard's monitor client alone (LSL inlets polled
+  30 times a second, no Qt, SCHED_IDLE), to tell the cost of being watched from that of drawing;
+* ``with_burner`` (``--burner``): a peer that only spins 10 ms in every 33 ms under SCHED_IDLE,
+  the dashboard's CPU pattern without its work: what any such load costs on this machine.
 
 Each session runs in its own process with its own monitor (``session.monitor``: the tap on
 the compute thread, the publisher on the session's I/O thread), as every session does.
@@ -72,8 +76,48 @@ def child(name: str, duration_s: float, tick_phase_us: float | None) -> None:
                       "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
 
 
+def consume(name: str, duration_s: float) -> None:
+    """The monitor client without Qt (the LSL inlets and buffers the dashboard reads), under
+    SCHED_IDLE, polled 30 times a second: what attaching costs the session without drawing."""
+    from rtsnn.viz.cli import lower_priority
+    from rtsnn.viz.client import MonitorClient, discover
+
+    applied = lower_priority("idle", 10)
+    client = MonitorClient(discover(session=name, timeout_s=60.0))
+    t0, c0 = time.perf_counter(), time.process_time()
+    t_end, k = t0 + duration_s, 0
+    while time.perf_counter() < t_end:
+        client.poll()
+        k += 1
+        time.sleep(max(0.0, t0 + k / 30.0 - time.perf_counter()))
+    wall = time.perf_counter() - t0
+    print(json.dumps({"priority": applied, "cpu_fraction": round((time.process_time() - c0) / wall, 3),
+                      "fps": None, **client.counts}))
+    client.close()
+
+
+def burn(duration_s: float, busy_ms: float = 10.0, period_ms: float = 1000.0 / 30.0) -> None:
+    """A peer with the dashboard's CPU pattern and nothing else: under SCHED_IDLE, spin
+    ``busy_ms`` out of every ``period_ms`` (30 frames of ~10 ms: ~0.3 of a core)."""
+    from rtsnn.viz.cli import lower_priority
+
+    applied = lower_priority("idle", 10)
+    t0, c0 = time.perf_counter(), time.process_time()
+    k = 0
+    while time.perf_counter() < t0 + duration_s:
+        start = t0 + k * period_ms / 1000.0
+        while time.perf_counter() < start + busy_ms / 1000.0:
+            pass
+        k += 1
+        time.sleep(max(0.0, t0 + k * period_ms / 1000.0 - time.perf_counter()))
+    wall = time.perf_counter() - t0
+    print(json.dumps({"priority": applied, "cpu_fraction": round((time.process_time() - c0) / wall, 3),
+                      "fps": None}))
+
+
 def run_mode(priority: str | None, duration_s: float, k: int, tick_phase_us: float | None) -> dict:
-    """One session; with a dashboard attached at ``priority`` unless that is None."""
+    """One session; with a dashboard attached at ``priority`` unless that is None (``consumer``:
+    the bare monitor client instead of the dashboard)."""
     name = f"bench-dash-{os.getpid()}-{k}-{priority or 'none'}"
     j0 = _cpu_jiffies()
     py = sys.executable
@@ -81,7 +125,13 @@ def run_mode(priority: str | None, duration_s: float, k: int, tick_phase_us: flo
     sess = subprocess.Popen([py, __file__, "--child", name, "--duration", str(duration_s)] + phase,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     dash = None
-    if priority is not None:
+    if priority == "burner":
+        dash = subprocess.Popen([py, __file__, "--burn", "--duration", str(duration_s + 2.0)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    elif priority == "consumer":
+        dash = subprocess.Popen([py, __file__, "--consume", name, "--duration", str(duration_s + 2.0)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    elif priority is not None:
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
         # attached for the session's whole run (set-up and warm-up take a few seconds)
         dash = subprocess.Popen([py, "-m", "rtsnn.cli", "dashboard", "--session", name, "--wait", "60",
@@ -133,7 +183,7 @@ def _mode_summary(rs: list[dict]) -> dict:
                           "steal_fraction": [r["steal_fraction"] for r in rs]},
            "monitor_lost_rows": [r["monitor"]["lost_rows"] for r in rs]}
     if "dashboard" in rs[0]:
-        fps = [r["dashboard"].get("fps", 0.0) for r in rs]
+        fps = [r["dashboard"].get("fps") or 0.0 for r in rs]
         out.update(dashboard_fps=statistics.median(fps), dashboard_fps_per_repeat=fps,
                    dashboard_cpu_fraction=[r["dashboard"].get("cpu_fraction") for r in rs],
                    dashboard_priority=[r["dashboard"].get("priority") for r in rs],
@@ -158,10 +208,24 @@ def main() -> int:
                     help="also summarise only the repeats in which every mode's run saw at most this "
                          "hypervisor steal (fraction of CPU time, default 0.01); runs above it are "
                          "slowed by other VMs, not by the dashboard")
+    ap.add_argument("--consumer", action="store_true",
+                    help="add a mode with the bare monitor client (LSL inlets, no Qt, SCHED_IDLE) attached "
+                         "instead of the dashboard: the part of any difference that is not drawing")
+    ap.add_argument("--burner", action="store_true",
+                    help="add a mode with a peer that only burns the dashboard's CPU pattern (10 ms busy in "
+                         "every 33 ms, SCHED_IDLE): the part of any difference any such load would cause")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--consume", help=argparse.SUPPRESS)
+    ap.add_argument("--burn", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child, args.duration, args.tick_phase_us)
+        return 0
+    if args.consume:
+        consume(args.consume, args.duration)
+        return 0
+    if args.burn:
+        burn(args.duration)
         return 0
     priorities = [p.strip() for p in args.priority.split(",") if p.strip()]
     if args.duration < 5 or args.repeats < 1 or not priorities:
@@ -169,6 +233,10 @@ def main() -> int:
     for p in priorities:
         if p not in ("idle", "nice", "normal"):
             raise SystemExit(f"--priority: unknown {p!r} (idle, nice, normal)")
+    if args.consumer:
+        priorities.append("consumer")
+    if args.burner:
+        priorities.append("burner")
     modes = ["without"] + [f"with_{p}" for p in priorities]
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     j0 = _cpu_jiffies()
