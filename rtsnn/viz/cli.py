@@ -51,10 +51,11 @@ def lower_priority(mode: str, nice: int) -> str:
     ``idle`` puts every thread that exists now under SCHED_IDLE, and threads started later
     (liblsl's, Qt's) inherit it. A SCHED_IDLE thread runs only when no ordinary thread wants
     that CPU, and a waking ordinary thread preempts it at once. Niceness only weights the
-    share of CPU time: on the 2-vCPU development VM, a dashboard at nice 10 still put about 1 %
-    of the co-located synthetic user's samples one to two ticks late (the demo's e2e p99 went
-    from ~1.5 to ~2.3 ms), at SCHED_IDLE it did not (``scripts/bench_dashboard.py --priority
-    idle,nice``). Lowering a priority needs no privilege.
+    share of CPU time: on the 2-vCPU development VM, with a dashboard at nice 10 beside the
+    demo, 5.2 % of the co-located synthetic user's samples reached the session a tick late
+    (1.7 % unwatched) and the e2e p99 went from 1.58 to 2.59 ms; at SCHED_IDLE 2.5 % and
+    1.61 ms (``scripts/bench_dashboard.py --priority idle,nice``, docs/dashboard.md).
+    Lowering a priority needs no privilege.
     """
     if mode not in PRIORITIES:
         raise ValueError(f"--priority must be one of {', '.join(PRIORITIES)}, got {mode!r}")
