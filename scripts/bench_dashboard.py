@@ -96,12 +96,15 @@ def consume(name: str, duration_s: float) -> None:
     client.close()
 
 
-def burn(duration_s: float, busy_ms: float = 10.0, period_ms: float = 1000.0 / 30.0) -> None:
-    """A peer with the dashboard's CPU pattern and nothing else: under SCHED_IDLE, spin
-    ``busy_ms`` out of every ``period_ms`` (30 frames of ~10 ms: ~0.3 of a core)."""
+def burn(name: str, duration_s: float, busy_ms: float = 10.0, period_ms: float = 1000.0 / 30.0) -> None:
+    """A peer with the dashboard's CPU pattern and nothing else: under SCHED_IDLE, from when
+    the session's monitor appears (as the dashboard starts), spin ``busy_ms`` out of every
+    ``period_ms`` (30 frames of ~10 ms: ~0.3 of a core)."""
     from rtsnn.viz.cli import lower_priority
+    from rtsnn.viz.client import discover
 
     applied = lower_priority("idle", 10)
+    discover(session=name, timeout_s=60.0)
     t0, c0 = time.perf_counter(), time.process_time()
     k = 0
     while time.perf_counter() < t0 + duration_s:
@@ -117,7 +120,7 @@ def burn(duration_s: float, busy_ms: float = 10.0, period_ms: float = 1000.0 / 3
 
 def run_mode(priority: str | None, duration_s: float, k: int, tick_phase_us: float | None) -> dict:
     """One session; with a dashboard attached at ``priority`` unless that is None (``consumer``:
-    the bare monitor client instead of the dashboard)."""
+    the bare monitor client instead; ``burner``: the CPU-only peer instead)."""
     name = f"bench-dash-{os.getpid()}-{k}-{priority or 'none'}"
     j0 = _cpu_jiffies()
     py = sys.executable
@@ -126,7 +129,7 @@ def run_mode(priority: str | None, duration_s: float, k: int, tick_phase_us: flo
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     dash = None
     if priority == "burner":
-        dash = subprocess.Popen([py, __file__, "--burn", "--duration", str(duration_s + 2.0)],
+        dash = subprocess.Popen([py, __file__, "--burn", name, "--duration", str(duration_s + 2.0)],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     elif priority == "consumer":
         dash = subprocess.Popen([py, __file__, "--consume", name, "--duration", str(duration_s + 2.0)],
@@ -216,7 +219,7 @@ def main() -> int:
                          "every 33 ms, SCHED_IDLE): the part of any difference any such load would cause")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--consume", help=argparse.SUPPRESS)
-    ap.add_argument("--burn", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--burn", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child, args.duration, args.tick_phase_us)
@@ -225,7 +228,7 @@ def main() -> int:
         consume(args.consume, args.duration)
         return 0
     if args.burn:
-        burn(args.duration)
+        burn(args.burn, args.duration)
         return 0
     priorities = [p.strip() for p in args.priority.split(",") if p.strip()]
     if args.duration < 5 or args.repeats < 1 or not priorities:

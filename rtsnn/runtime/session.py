@@ -619,9 +619,12 @@ class Session:
         mon_task = asyncio.create_task(self.monitor.run(self)) if self.monitor is not None else None
         with open(metrics_path, "a", buffering=1) as mf, open(outputs_path, "ab") as of:
             next_t = time.monotonic() + interval
-            while not (self._io_done.is_set() and self._prepare_state != "running"):
+            # at least one pass, ending with the final drain: a short run may be over before this
+            # thread gets here, and its rows must still reach outputs.f64
+            while True:
                 await asyncio.sleep(min(0.05, max(0.0, next_t - time.monotonic())))
-                if self.learner is not None and self._prepare_state == "idle" and self.learner.wants_apply():
+                if (self.learner is not None and not self._io_done.is_set() and self._prepare_state == "idle"
+                        and self.learner.wants_apply()):
                     self._prepare_state = "running"
                     await loop.run_in_executor(None, self.learner.prepare)
                     self._prepare_state = "ready" if getattr(self.learner, "ready", lambda: True)() else "idle"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,33 @@ def test_stage_tick_lengths_follow_the_session_or_are_refused(tmp_path):
     cfg["teacher"]["options"]["dt_s"] = 0.05
     with pytest.raises(ConfigError, match=r"teacher.options.dt_s \(0.05 s\) differs"):
         Session(parse_config(cfg))
+
+
+def test_a_run_that_ends_before_the_io_thread_starts_still_writes_every_output(tmp_path, monkeypatch):
+    # a 200-tick max-pace run takes milliseconds; when the I/O thread only reaches its loop
+    # after the compute thread has finished (a busy machine), it must still drain the output
+    # ring once: the rows were lost before (seen once in CI: outputs.f64 empty, none counted)
+    import asyncio
+
+    from rtsnn.runtime import session as session_mod
+    from rtsnn.stream.xdf_writer import write_xdf_stream
+
+    real_new_loop = asyncio.new_event_loop
+
+    def slow_new_loop():
+        time.sleep(0.5)  # the compute thread's 200 ticks are done by then
+        return real_new_loop()
+
+    monkeypatch.setattr(session_mod.asyncio, "new_event_loop", slow_new_loop)
+    xs = np.random.default_rng(1).poisson(0.3, (200, 5)).astype(np.float32)
+    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="x", type="Spikes")
+    cfg = parse_config({
+        "session": {"name": "late-io", "pace": "max", "out_dir": str(tmp_path / "s"), "monitor": False},
+        "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 5}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 5}},
+        "model": {"random": {"n_rec": 16, "n_out": 2, "seed": 0}}})
+    s = Session(cfg).run()
+    assert s["ticks"] == 200 and s["outputs_dropped"] == 0
+    assert _outputs(s).shape[0] == 200
+    lines = (Path(s["folder"]) / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) >= 1  # and the closing metrics line
