@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rtsnn.viz.monitor import (MonitorTap, SessionMonitor, _jsonable, hist_bin_edges_ns, pack_raster,
                                raster_words, unpack_raster)
-from viz_fake_session import FakeSession
+from viz_fake_session import FakeSession, poll_for
 
 
 @settings(max_examples=60, deadline=None)
@@ -172,10 +172,7 @@ def test_monitor_over_lsl_reaches_the_client_intact():
         assert streams.raster is not None and streams.outputs is not None
         client = MonitorClient(streams, raster_window_s=0.5)
         assert client.n_rec == 40 and client.raster_neurons == 40 and client.output_labels == ["out0", "out1"]
-        t_end = time.monotonic() + 2.0
-        while time.monotonic() < t_end:
-            client.poll()
-            time.sleep(0.03)
+        poll_for(client, 2.0)
         assert client.counts["raster_rows"] > 300 and client.counts["statuses"] >= 5
         # raster: rows are one of the 5 phase patterns of the lower half; the upper half is silent
         img = client.raster_image()
@@ -219,10 +216,7 @@ def test_client_survives_the_session_going_away():
     fake = FakeSession(name, n_rec=16).start()
     try:
         client = MonitorClient(discover(session=name, timeout_s=10.0))
-        t_end = time.monotonic() + 1.0
-        while time.monotonic() < t_end:
-            client.poll()
-            time.sleep(0.03)
+        poll_for(client, 1.0)
         assert client.counts["raster_rows"] > 100 and not client.lost
     finally:
         fake.stop()

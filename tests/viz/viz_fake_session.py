@@ -122,3 +122,11 @@ class FakeSession:
             task.cancel()
 
         asyncio.run(main())
+
+
+def poll_for(client, seconds: float, interval_s: float = 0.03) -> None:
+    """Poll a MonitorClient every ``interval_s`` for ``seconds`` (as the dashboard's frames do)."""
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        client.poll()
+        time.sleep(interval_s)
