@@ -76,6 +76,18 @@ def child(name: str, duration_s: float, tick_phase_us: float | None) -> None:
                       "monitor": monitor.counters, "monitor_service_us_max": monitor.service_us_max}))
 
 
+def _paced(duration_s: float, rate_hz: float, work) -> float:
+    """Call ``work()`` ``rate_hz`` times a second on absolute deadlines for ``duration_s``;
+    returns this process's CPU use as a share of a core."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    k = 0
+    while time.perf_counter() < t0 + duration_s:
+        work()
+        k += 1
+        time.sleep(max(0.0, t0 + k / rate_hz - time.perf_counter()))
+    return round((time.process_time() - c0) / (time.perf_counter() - t0), 3)
+
+
 def consume(name: str, duration_s: float) -> None:
     """The monitor client without Qt (the LSL inlets and buffers the dashboard reads), under
     SCHED_IDLE, polled 30 times a second: what attaching costs the session without drawing."""
@@ -84,38 +96,27 @@ def consume(name: str, duration_s: float) -> None:
 
     applied = lower_priority("idle", 10)
     client = MonitorClient(discover(session=name, timeout_s=60.0))
-    t0, c0 = time.perf_counter(), time.process_time()
-    t_end, k = t0 + duration_s, 0
-    while time.perf_counter() < t_end:
-        client.poll()
-        k += 1
-        time.sleep(max(0.0, t0 + k / 30.0 - time.perf_counter()))
-    wall = time.perf_counter() - t0
-    print(json.dumps({"priority": applied, "cpu_fraction": round((time.process_time() - c0) / wall, 3),
-                      "fps": None, **client.counts}))
+    cpu = _paced(duration_s, 30.0, client.poll)
+    print(json.dumps({"priority": applied, "cpu_fraction": cpu, "fps": None, **client.counts}))
     client.close()
 
 
-def burn(name: str, duration_s: float, busy_ms: float = 10.0, period_ms: float = 1000.0 / 30.0) -> None:
+def burn(name: str, duration_s: float, busy_ms: float = 10.0) -> None:
     """A peer with the dashboard's CPU pattern and nothing else: under SCHED_IDLE, from when
-    the session's monitor appears (as the dashboard starts), spin ``busy_ms`` out of every
-    ``period_ms`` (30 frames of ~10 ms: ~0.3 of a core)."""
+    the session's monitor appears (as the dashboard starts), spin ``busy_ms`` 30 times a
+    second (30 frames of ~10 ms: ~0.3 of a core)."""
     from rtsnn.viz.cli import lower_priority
     from rtsnn.viz.client import discover
 
     applied = lower_priority("idle", 10)
     discover(session=name, timeout_s=60.0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    k = 0
-    while time.perf_counter() < t0 + duration_s:
-        start = t0 + k * period_ms / 1000.0
-        while time.perf_counter() < start + busy_ms / 1000.0:
+
+    def spin() -> None:
+        t_end = time.perf_counter() + busy_ms / 1000.0
+        while time.perf_counter() < t_end:
             pass
-        k += 1
-        time.sleep(max(0.0, t0 + k * period_ms / 1000.0 - time.perf_counter()))
-    wall = time.perf_counter() - t0
-    print(json.dumps({"priority": applied, "cpu_fraction": round((time.process_time() - c0) / wall, 3),
-                      "fps": None}))
+
+    print(json.dumps({"priority": applied, "cpu_fraction": _paced(duration_s, 30.0, spin), "fps": None}))
 
 
 def run_mode(priority: str | None, duration_s: float, k: int, tick_phase_us: float | None) -> dict:

@@ -24,17 +24,20 @@ N_BINS = BINS_PER_OCTAVE * N_OCTAVES
 
 
 @njit(cache=True, nogil=True)
+def bin_of_ns(value_ns: float) -> int:
+    """Histogram bin of a value (ns): floor(B * log2(value / MIN_NS)), clipped to the bins."""
+    if value_ns <= MIN_NS:
+        return 0
+    b = int(BINS_PER_OCTAVE * math.log2(value_ns / MIN_NS))
+    return N_BINS - 1 if b >= N_BINS else b
+
+
+@njit(cache=True, nogil=True)
 def record_ns(hist: np.ndarray, maxima: np.ndarray, row: int, value_ns: float) -> None:
-    """Add one value (ns) to histogram row ``row``: bin = floor(B * log2(value / MIN_NS))."""
+    """Add one value (ns) to histogram row ``row``, in bin ``bin_of_ns(value)``."""
     if value_ns > maxima[row]:
         maxima[row] = value_ns
-    if value_ns <= MIN_NS:
-        b = 0
-    else:
-        b = int(BINS_PER_OCTAVE * math.log2(value_ns / MIN_NS))
-        if b >= N_BINS:
-            b = N_BINS - 1
-    hist[row, b] += 1
+    hist[row, bin_of_ns(value_ns)] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -74,11 +77,7 @@ def fraction_above_from_hist(counts: np.ndarray, threshold_ns: float) -> float:
     total = int(counts.sum())
     if total == 0:
         return float("nan")
-    if threshold_ns <= MIN_NS:
-        b = 0
-    else:
-        b = min(int(BINS_PER_OCTAVE * math.log2(threshold_ns / MIN_NS)), N_BINS - 1)
-    return float(counts[b + 1:].sum()) / total
+    return float(counts[bin_of_ns(float(threshold_ns)) + 1:].sum()) / total
 
 
 class LatencyStats:

@@ -63,12 +63,11 @@ def lower_priority(mode: str, nice: int) -> str:
         raise ValueError(f"--nice must be in 0..19, got {nice}")
     if mode == "idle" and hasattr(os, "SCHED_IDLE"):
         try:
-            tids = [int(t) for t in os.listdir("/proc/self/task")]
-        except OSError:
-            tids = [0]
-        try:
-            for tid in tids:
-                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            for tid in _thread_ids() or [0]:
+                try:
+                    os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+                except ProcessLookupError:  # that thread ended meanwhile
+                    pass
             return "idle"
         except OSError:
             pass  # e.g. a sandbox that forbids it: nice still helps
@@ -78,13 +77,18 @@ def lower_priority(mode: str, nice: int) -> str:
     return "normal"
 
 
+def _thread_ids() -> list[int] | None:
+    """This process's thread ids (Linux /proc), None where they cannot be listed."""
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return None
+
+
 def threads_not_idle() -> int | None:
     """How many of this process's threads are not under SCHED_IDLE (None off Linux)."""
-    if not hasattr(os, "SCHED_IDLE"):
-        return None
-    try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
+    tids = _thread_ids() if hasattr(os, "SCHED_IDLE") else None
+    if tids is None:
         return None
     n = 0
     for tid in tids:

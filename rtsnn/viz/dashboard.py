@@ -34,8 +34,8 @@ SPIKE_RGB = (255, 215, 0)  # raster spikes: gold on black
 BACKGROUND_RGB = (0, 0, 0)
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-# 1-pixel pens: Qt's raster engine strokes wider lines as filled outlines; with 1.5 px pens the
-# offscreen dashboard took ~0.34 of a core at 30 fps, with 1 px ~0.29 (same fake session)
+# 1-pixel pens: Qt's raster engine draws them as cosmetic lines; wider ones are stroked as
+# filled outlines, a visible share of a frame's cost
 PEN_WIDTH = 1
 HEALTH_KEYS = ("samples", "repaired_values", "dropped_samples", "losses", "reconnects", "in_gap", "connected")
 
@@ -165,8 +165,8 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self._status_fit_t = -1.0
 
         # axes, titles and legends change a few times a second at most, but their regions overlap
-        # what does change every frame; caching them as pixmaps saves replaying their text
-        # (another ~0.03 of a core). Qt drops an item's cache whenever the item calls update()
+        # what does change every frame; caching them as pixmaps saves replaying their text on
+        # every paint. Qt drops an item's cache whenever the item calls update()
         cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
         for p in [self.raster_plot] + self.output_plots + self.status_plots:
             for side in ("left", "bottom"):

@@ -212,6 +212,9 @@ def test_cached_axes_redraw_when_their_range_changes(live):
     try:
         app.processEvents()
         ax = win.rate_plot.getAxis("left")
+        from pyqtgraph.Qt import QtWidgets
+
+        assert ax.cacheMode() == QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache  # the cached path
 
         def axis_image():
             rect = win.glw.mapFromScene(ax.mapRectToScene(ax.boundingRect())).boundingRect()
