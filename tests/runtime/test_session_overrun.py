@@ -90,7 +90,11 @@ def test_stalls_count_as_misses_skip_slots_and_defer_learning(tmp_path):
     assert summary["ticks"] == 2000  # the measured ticks ran; the skipped slots are extra
     # an update ready on a stalled tick waits (deferred) for a tick with budget left; the I/O
     # thread prepares one every ~50 ms, often during a stall (measured: 16 of 20 stalls, 43 applied)
-    assert 0 < summary["learn_deferred"] <= stalls + 5 and summary["learn_applied"] >= 20
+    # learn_deferred counts ticks (every tick past half its budget while an update waits), so
+    # the late catch-up ticks after a stall add to it, and more of them when the VM is noisy
+    # (35 once in CI against ~20 quiet); a rule that deferred on ordinary ticks would reach
+    # hundreds, and one that never applied would fail learn_applied
+    assert 0 < summary["learn_deferred"] <= 0.05 * summary["ticks"] and summary["learn_applied"] >= 20
     assert learner.observed >= summary["ticks"]
     assert summary["samples_in"] >= 1900  # stalled ticks' input is not lost: the next tick takes it
 
