@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from rtsnn.config import ConfigError, load_config, parse_config
+from rtsnn.extras import MissingExtraError
 
 
 def _demo_config_dict() -> dict[str, Any]:
@@ -186,6 +187,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rtsnn.backends.cli",        # backend report
     "rtsnn.events.cli",          # events publish
     "rtsnn.viz.cli",             # dashboard
+    "rtsnn.viz.plot_cli",        # plot
 )
 
 
@@ -256,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as err:
         print(f"rtsnn: config error: {err}", file=sys.stderr)
+        return 2
+    except MissingExtraError as err:
+        print(f"rtsnn: {err}", file=sys.stderr)
         return 2
     except ValueError as err:  # model-file and stream-mismatch errors are ValueErrors with reasons
         print(f"rtsnn: error: {err}", file=sys.stderr)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn.extras import require
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -43,10 +45,7 @@ TASKS: dict[str, TaskSpec] = {
 
 def make_env(env_id: str, seed: int):
     """A gymnasium env, raising a clear error when gymnasium or the env is missing."""
-    try:
-        import gymnasium as gym
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ValueError("gymnasium is not installed: pip install gymnasium") from err
+    gym = require("gymnasium", "gymnasium tasks")
     if env_id not in TASKS:
         raise ValueError(f"unknown env {env_id!r}; known: {', '.join(TASKS)}")
     env = gym.make(env_id)

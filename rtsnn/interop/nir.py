@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn.extras import require
 from rtsnn.snn.params import Model, NeuronSettings, Weights
 
 CONVENTIONS = ("snntorch", "rockpool")
@@ -48,11 +49,7 @@ FORMAT = 1
 
 
 def _nir() -> Any:
-    try:
-        import nir  # type: ignore[import-not-found]
-    except ImportError as err:
-        raise ImportError("NIR support needs the nir package: pip install nir") from err
-    return nir
+    return require("nir", "NIR import and export")
 
 
 def _check_convention(convention: str) -> None:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rtsnn.stream.mqtt_source import ControlMessage, parse_control
+from rtsnn.control_messages import ControlMessage, parse_control
 
 CONTROL_FILE = "control.json"
 

@@ -118,6 +118,18 @@ class LatencyStats:
     def all_summaries_us(self) -> dict[str, dict[str, float | int]]:
         return {n: self.summary_us(n) for n in self.names}
 
+    def save_npz(self, path) -> None:
+        """Write the histograms for later drawing: ``names`` (series), ``counts`` (series x
+        bins, int64), ``upper_edge_ns`` (each bin's upper edge), ``max_ns`` (exact maxima)."""
+        np.savez(path, names=np.array(self.names), counts=self.hist,
+                 upper_edge_ns=bin_upper_ns(np.arange(N_BINS)), max_ns=self.maxima)
+
+
+def load_hist_npz(path) -> dict[str, np.ndarray]:
+    """Read what :meth:`LatencyStats.save_npz` wrote (no pickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in ("names", "counts", "upper_edge_ns", "max_ns")}
+
 
 def _us(ns: float) -> float | None:
     """ns -> us (2 decimals); None for an empty series, so summaries stay strict JSON."""

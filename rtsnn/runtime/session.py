@@ -397,6 +397,7 @@ class Session:
                                f"{self.io_error}); outputs and metrics after that point were not written "
                                f"to {self.folder}") from self.io_error
         self.summary = json_safe(self._summary())
+        self.stats.save_npz(self.folder / "latency_hist.npz")  # every series' histogram, for `rtsnn plot`
         _atomic_write(self.folder / "summary.json", json.dumps(self.summary, indent=1, allow_nan=False))
         return self.summary
 
@@ -657,7 +658,7 @@ class Session:
     def _dispatch_control(self) -> None:
         """I/O thread: hand control messages (pause / resume learning, learning rate) that any
         input received (e.g. an MQTT control topic) to the learner; counted either way."""
-        from rtsnn.stream.mqtt_source import apply_control
+        from rtsnn.control_messages import apply_control
 
         for obj in (self.source, self.teacher, self.reward, self.control):
             poll = getattr(obj, "poll_control", None)

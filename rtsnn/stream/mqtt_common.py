@@ -39,7 +39,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import msgpack
+from rtsnn.extras import require
 
 log = logging.getLogger("rtsnn.stream.mqtt")
 
@@ -74,7 +74,7 @@ def encode_payload(obj: Any, fmt: str) -> bytes:
     if fmt == "json":
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
     if fmt == "msgpack":
-        return msgpack.packb(obj, use_bin_type=True)
+        return require("msgpack", "MQTT msgpack payloads").packb(obj, use_bin_type=True)
     raise ValueError(f"payload_format must be one of {PAYLOAD_FORMATS}, got {fmt!r}")
 
 
@@ -98,10 +98,11 @@ def decode_payload(data: bytes | bytearray | str | None, fmt: str) -> Any:
             except (UnicodeDecodeError, ValueError):
                 pass
         fmt = "msgpack"
+    msgpack = require("msgpack", "MQTT msgpack payloads") if fmt == "msgpack" else None
     try:
         if fmt == "json":
             return json.loads(data.decode("utf-8"))
-        if fmt == "msgpack":
+        if msgpack is not None:
             return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as err:  # noqa: BLE001 - any decode failure is the payload's fault
         raise PayloadError(f"not valid {fmt}: {type(err).__name__}: {err}") from None

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from rtsnn.extras import require
 from rtsnn.stream.mqtt_common import (PAYLOAD_FORMATS, BrokerSettings, LoopThread, check_segment,
                                       encode_payload, log, scrub, topic)
 from rtsnn.stream.supervise import Backoff
@@ -220,7 +221,7 @@ class MqttSink:
         log.warning("mqtt sink %s: %s", self.session, self.last_error)
 
     async def _main(self) -> None:
-        import aiomqtt
+        aiomqtt = require("aiomqtt", "the MQTT sink")
 
         self._wake = asyncio.Event()
         meta = encode_payload({"labels": self.channel_labels, "units": self.units,
@@ -258,7 +259,7 @@ class MqttSink:
             self._wake.clear()
 
     async def _publish_loop(self, client) -> None:
-        import aiomqtt
+        aiomqtt = require("aiomqtt", "the MQTT sink")
 
         ring = self.ring
         row = np.zeros(ring.buf.shape[1], np.float64)

@@ -15,7 +15,7 @@ Topics (``prefix`` ``rtsnn`` by default; see :mod:`rtsnn.stream.mqtt_common`):
     ``{"cmd": "pause_learning"}``, ``{"cmd": "resume_learning"}``,
     ``{"cmd": "set_learning_rate", "value": 1e-4}`` (JSON or msgpack), or the bare text
     ``pause_learning`` / ``resume_learning``. Read with ``poll_control() -> list[ControlMessage]``;
-    :func:`apply_control` hands one message to a learner.
+    :func:`rtsnn.control_messages.apply_control` hands one message to a learner.
 
 Timestamps (``timestamps=``): ``'receipt'`` (default) stamps each message with this machine's
 LSL clock when it arrives, so it is comparable with the session's other timestamps;
@@ -41,58 +41,18 @@ import collections
 import math
 import socket
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import pylsl
 
+from rtsnn.control_messages import CONTROL_COMMANDS, ControlMessage, parse_control
+from rtsnn.extras import require
 from rtsnn.stream.mqtt_common import (READ_FORMATS, BrokerSettings, LoopThread, PayloadError, check_segment,
                                       decode_payload, log, scrub, topic)
 from rtsnn.stream.supervise import Backoff
 
-CONTROL_COMMANDS = ("pause_learning", "resume_learning", "set_learning_rate")
 TIMESTAMPS = ("receipt", "payload")
-
-
-@dataclass(frozen=True)
-class ControlMessage:
-    """One control request. ``value`` is the learning rate for ``set_learning_rate``, else None;
-    ``t_s`` the LSL clock at receipt."""
-
-    command: str
-    value: float | None
-    t_s: float
-
-
-def parse_control(obj: Any) -> tuple[str, float | None]:
-    """Validate a decoded control payload; raises ValueError saying what was expected."""
-    if isinstance(obj, str):
-        obj = {"cmd": obj}
-    if not isinstance(obj, dict):
-        raise ValueError(f"control payload must be an object with 'cmd', got {type(obj).__name__}")
-    cmd = obj.get("cmd")
-    if cmd not in CONTROL_COMMANDS:
-        raise ValueError(f"control cmd must be one of {CONTROL_COMMANDS}, got {cmd!r}")
-    if cmd != "set_learning_rate":
-        return cmd, None
-    v = obj.get("value")
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"set_learning_rate needs a finite number value > 0, got {v!r}")
-    return cmd, float(v)
-
-
-def apply_control(msg: ControlMessage, learner: Any) -> bool:
-    """Hand ``msg`` to ``learner``: ``pause_learning()``, ``resume_learning()`` or
-    ``set_learning_rate(value)``. Returns False when the learner lacks that method."""
-    fn = getattr(learner, msg.command, None)
-    if fn is None:
-        return False
-    if msg.command == "set_learning_rate":
-        fn(msg.value)
-    else:
-        fn()
-    return True
 
 
 def _finite_number(x: Any) -> bool:
@@ -132,7 +92,7 @@ class _Subscriber:
         self.connected = False
 
     async def _main(self) -> None:
-        import aiomqtt
+        aiomqtt = require("aiomqtt", "MQTT inputs")
 
         self._stop_event = asyncio.Event()
         while not self._closing:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtsnn.extras import require
 from rtsnn.stream.xdf_reader import Recording, StreamData, load_xdf
 from rtsnn.stream.xdf_writer import StreamInfoData
 
@@ -62,10 +63,7 @@ def _edf_declared_duration_s(p: Path) -> float | None:
 
 def read_edf(path: str | Path) -> Recording:
     """EDF/EDF+/BDF through MNE: signals as one regular stream, annotations as markers."""
-    try:
-        import mne
-    except ImportError as err:  # pragma: no cover - mne is a declared dependency of this reader
-        raise ValueError(f"{path}: reading EDF/BDF needs MNE (pip install mne): {err}") from None
+    mne = require("mne", f"{path}: reading EDF/BDF")
     p = Path(path)
     reader = mne.io.read_raw_bdf if p.suffix.lower() == ".bdf" else mne.io.read_raw_edf
     try:

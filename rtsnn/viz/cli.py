@@ -125,11 +125,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             raise ValueError("no display (DISPLAY / WAYLAND_DISPLAY unset): run with a display, or offscreen "
                              "with --screenshot FILE or --duration S")
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    try:
-        from rtsnn.viz.dashboard import DashboardWindow, ensure_app
-    except ImportError as err:
-        raise ValueError(f"the dashboard needs pyqtgraph and PySide6 ({err}); "
-                         f"install them with: pip install 'rtsnn[dashboard]'") from None
+    from rtsnn.viz.dashboard import DashboardWindow, ensure_app  # MissingExtraError names the extra
     from rtsnn.viz.client import MonitorClient, discover
 
     streams = discover(session=args.session, source_id=args.source_id, timeout_s=args.wait)

@@ -22,8 +22,13 @@ from typing import Any
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 import numpy as np  # noqa: E402
-import pyqtgraph as pg  # noqa: E402
-from pyqtgraph.Qt import QtCore, QtWidgets  # noqa: E402
+
+from rtsnn.extras import require  # noqa: E402
+
+require("PySide6", "the dashboard")  # pyqtgraph's Qt binding (PYQTGRAPH_QT_LIB above)
+pg = require("pyqtgraph", "the dashboard")
+QtCore = require("pyqtgraph.Qt", "the dashboard").QtCore
+QtWidgets = require("pyqtgraph.Qt", "the dashboard").QtWidgets
 
 from rtsnn.viz.client import MonitorClient  # noqa: E402
 

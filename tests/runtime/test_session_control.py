@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rtsnn.config import parse_config
 from rtsnn.runtime.session import Session
-from rtsnn.stream.mqtt_source import ControlMessage
+from rtsnn.control_messages import ControlMessage
 
 
 class _Controlled:

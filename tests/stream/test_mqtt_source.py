@@ -13,8 +13,8 @@ import pytest
 
 from rtsnn.stream.mqtt_common import PrivateBroker, decode_payload, PayloadError, find_mosquitto
 from rtsnn.stream.mqtt_sink import wait_until
-from rtsnn.stream.mqtt_source import (ControlMessage, MqttRewardSource, MqttSource, apply_control,
-                                      parse_control)
+from rtsnn.control_messages import ControlMessage, apply_control, parse_control
+from rtsnn.stream.mqtt_source import MqttRewardSource, MqttSource
 
 mqtt = pytest.importorskip("paho.mqtt.client")
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None and not os.environ.get("CI"),

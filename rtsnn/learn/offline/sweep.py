@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from rtsnn.extras import MissingExtraError, install_hint, require
+
 
 def parse_sweep(specs: list[str]) -> tuple[int, dict[str, list]]:
     seeds, grid = 1, {}
@@ -68,11 +70,11 @@ def run_sweep(cfg, base: Path, specs: list[str], address: str | None = None, use
     ray = None
     if use_ray:
         try:
-            import ray  # noqa: PLC0415
-        except ImportError:
+            ray = require("ray", "sweeps on Ray")
+        except MissingExtraError:
             ray = None
     if ray is None:
-        why = "disabled (--no-ray)" if not use_ray else "not installed (pip install 'ray[default]')"
+        why = "disabled (--no-ray)" if not use_ray else f"not installed ({install_hint('ray')})"
         print(f"Ray {why}: running {len(jobs)} trials sequentially", file=log, flush=True)
         for i, (si, setting, seed, d, out) in enumerate(jobs):
             r = _trial(d, str(base), out)

@@ -704,7 +704,7 @@ class ActorCriticLearner:
     def apply(self, backend) -> None:
         return None
 
-    # control messages (a session's control topic, rtsnn.stream.mqtt_source.apply_control)
+    # control messages (a session's control topic, rtsnn.control_messages.apply_control)
     def pause_learning(self) -> None:
         """Stop exploring and learning; the readout keeps its current weights."""
         self.learning = False

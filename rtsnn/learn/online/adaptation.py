@@ -241,7 +241,7 @@ class RidgeThenEpropLearner:
             raise ValueError("ridge_then_eprop: the learning rate can be set once calibration is done")
         self.eprop.set_lr(lr)
 
-    # the names control messages use (rtsnn.stream.mqtt_source.apply_control)
+    # the names control messages use (rtsnn.control_messages.apply_control)
     pause_learning = pause
     resume_learning = resume
     set_learning_rate = set_lr

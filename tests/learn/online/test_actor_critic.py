@@ -284,7 +284,7 @@ def test_session_learner_reduces_error_from_reward_alone_and_ignores_nan():
 
 
 def test_control_messages_pause_resume_and_set_the_actor_rate():
-    from rtsnn.stream.mqtt_source import ControlMessage, apply_control
+    from rtsnn.control_messages import ControlMessage, apply_control
 
     be = _FakeBackend()
     lr = ActorCriticLearner(reward_source=QueueRewardSource(), eta_actor=1e-3, sigma=0.3, seed=1)

@@ -194,7 +194,7 @@ def test_drift_demo_config_validates_and_sets_the_schedule():
 
 
 def test_ridge_then_eprop_takes_control_messages_after_calibration():
-    from rtsnn.stream.mqtt_source import ControlMessage, apply_control
+    from rtsnn.control_messages import ControlMessage, apply_control
 
     dt = 0.002
     counts, vel = SyntheticUser(n_neurons=48, seed=2, depth_hz=25.0).generate(6.0, dt)

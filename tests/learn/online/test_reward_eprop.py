@@ -56,7 +56,7 @@ def test_learns_a_contextual_target_from_reward_alone():
 
 
 def test_entry_point_options_and_control():
-    from rtsnn.stream.mqtt_source import ControlMessage, apply_control
+    from rtsnn.control_messages import ControlMessage, apply_control
 
     assert plugins.load("rtsnn.learners", "reward_eprop") is RewardEpropLearner
     with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
