@@ -16,7 +16,7 @@ path can use it without any optional extra installed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CONTROL_COMMANDS = ("pause_learning", "resume_learning", "set_learning_rate")
@@ -25,11 +25,14 @@ CONTROL_COMMANDS = ("pause_learning", "resume_learning", "set_learning_rate")
 @dataclass(frozen=True)
 class ControlMessage:
     """One control request. ``value`` is the learning rate for ``set_learning_rate``, else None;
-    ``t_s`` the LSL clock at receipt."""
+    ``t_s`` the LSL clock at receipt. ``reply_to`` is the carrying channel's own handle for the
+    answer (the local control socket: ``(sender address, request id)``); None where the channel
+    has no reply path (MQTT)."""
 
     command: str
     value: float | None
     t_s: float
+    reply_to: Any = field(default=None, compare=False)
 
 
 def parse_control(obj: Any) -> tuple[str, float | None]:

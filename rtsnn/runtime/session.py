@@ -657,24 +657,36 @@ class Session:
 
     def _dispatch_control(self) -> None:
         """I/O thread: hand control messages (pause / resume learning, learning rate) that any
-        input received (e.g. an MQTT control topic) to the learner; counted either way."""
+        input received (the local control socket, an MQTT control topic) to the learner;
+        counted either way, and answered (applied, or refused with the reason) on channels
+        that have a reply path (``reply(msg, ok, reason)``: the control socket)."""
         from rtsnn.control_messages import apply_control
 
         for obj in (self.source, self.teacher, self.reward, self.control):
             poll = getattr(obj, "poll_control", None)
             if poll is None:
                 continue
+            reply = getattr(obj, "reply", None)
             for msg in poll():
                 why = ""
-                try:
-                    ok = self.learner is not None and apply_control(msg, self.learner)
-                except (ValueError, TypeError) as err:  # refused by the learner: counted, never fatal
-                    ok, why = False, str(err)[:200]
+                if self.learner is None:
+                    ok, why = False, "the session has no learner (its config has no learner section)"
+                else:
+                    try:
+                        ok = apply_control(msg, self.learner)
+                    except (ValueError, TypeError) as err:  # refused by the learner: counted, never fatal
+                        ok, why = False, str(err)[:200]
+                    if not ok and not why:
+                        kind = self.cfg.learner.kind if self.cfg.learner is not None else type(self.learner).__name__
+                        why = f"the learner ({kind}) does not take {msg.command}"
+                if not ok:
                     self.last_control_error = why
                 self.counters["control_applied" if ok else "control_ignored"] += 1
+                if reply is not None and msg.reply_to is not None:
+                    reply(msg, ok, why)  # non-blocking; a client gone is counted by the channel
                 if self.recording is not None:
                     text = msg.command + ("" if msg.value is None else f" {msg.value}") + \
-                        ("" if ok else f" (ignored{': ' + why if why else ''})")
+                        ("" if ok else f" (ignored: {why})")
                     self.recording.event(text, msg.t_s)
 
     def _interval_metrics(self, hist_delta: np.ndarray, elapsed_s: float) -> dict[str, Any]:
