@@ -1,19 +1,25 @@
 """The ``rtsnn`` command line.
 
-    rtsnn run CONFIG [--duration S] [--json]   run a session from a YAML config
-    rtsnn demo [--duration S] [--json]         the embedded default closed loop (no external service)
+    rtsnn run CONFIG [--duration S] [--json] [--quiet]   run a session from a YAML config
+    rtsnn demo [--duration S] [--json] [--quiet]         the embedded default closed loop (no external service)
     rtsnn plugins [--json]                     installed sources, encoders, sinks, backends, learners
     rtsnn model info FILE                      a model file's header
     rtsnn model convert IN OUT                 .npz <-> NIR (.nir)
     rtsnn config check FILE                    validate a config (and its plugins' options)
 
 Exit codes: 0 ok, 2 bad config / model / usage (message on stderr), 1 session failure.
+
+``run`` and ``demo`` print the session folder and every LSL stream they read or publish at
+start, then one status line every 5 s, all on stderr (``--quiet``: none of them); stdout
+carries only the summary. SIGTERM stops them as Ctrl-C does: summary printed and written,
+exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -48,20 +54,99 @@ def _with_overrides(data: dict[str, Any], args: argparse.Namespace) -> dict[str,
     return data
 
 
+STATUS_INTERVAL_S = 5.0  # one status line this often during `run` / `demo`
+
+
+def _progress(line: str) -> None:
+    """Start and status lines go to stderr, always: stdout carries only the result (the text
+    summary, or with --json one JSON line), so `rtsnn demo --json > s.json` still shows them."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _print_start(info: dict[str, Any]) -> None:
+    """The session folder and every LSL stream the session reads or publishes, by role."""
+    _progress(f"session folder: {info['folder']}")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for st in info["streams"]:
+        key = ("synthetic user (child process) publishes" if st["role"] == "synthetic_user"
+               else "LSL in " if st["direction"] == "in" else "LSL out", st["role"])
+        groups.setdefault(key, []).append(st["name"] or st.get("match", "?"))
+    for head in ("LSL in ", "LSL out", "synthetic user (child process) publishes"):
+        parts = [", ".join(names) + ("" if role == "synthetic_user" else f" [{role}]")
+                 for (h, role), names in groups.items() if h == head]
+        if parts:
+            _progress(f"{head.strip()}: " + "; ".join(parts))
+    _progress(f"status every {STATUS_INTERVAL_S:g} s (--quiet: none); Ctrl-C or SIGTERM stops with the summary")
+
+
+def format_status_line(st: dict[str, Any]) -> str:
+    """One line from :meth:`rtsnn.runtime.session.Session.status`: ticks, deadline misses, e2e
+    p99 over the last interval, R^2 so far, and the source's health."""
+    ticks = st["ticks"]
+    head = f"[{st['elapsed_s']:7.1f} s] "
+    if ticks == 0:
+        return head + "warming up (timing starts once the source's start-up backlog is drained)"
+    miss_pct = 100.0 * st["deadline_misses"] / ticks
+    p99 = st["e2e_p99_us"]
+    p99_txt = "-" if p99 is None else f"{p99 / 1000:.2f} ms"
+    r2 = st["r2"]
+    r2_txt = "- (not calibrated yet)" if r2 is None else f"{r2:.3f} (so far)"
+    src = st["source"]
+    health = ", ".join(f"{src[k]} {k}" for k in ("samples", "repaired", "dropped") if src.get(k) is not None)
+    if "connected" in src:
+        health += ", " + ("gap" if src.get("in_gap") else "connected" if src["connected"] else "lost")
+    if src.get("finished"):
+        health += ", finished"
+    return (head + f"ticks {ticks}  misses {st['deadline_misses']} ({miss_pct:.2f} %)  "
+            f"e2e p99 {p99_txt} (last {st['e2e_p99_over_s']:g} s)  R^2 {r2_txt}  source: {health}")
+
+
+class _StopOnSigterm:
+    """While active (main thread only), SIGTERM asks the session to stop like Ctrl-C: the
+    summary is printed and written and the command exits 0 (a supervisor's stop request,
+    e.g. systemd's, is a clean end, not a failure)."""
+
+    def __init__(self, session: Any):
+        self.session = session
+        self.previous: Any = None
+
+    def __enter__(self) -> "_StopOnSigterm":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, lambda signum, frame: self.session.stop("SIGTERM"))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
 def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, post=None) -> int:
+    import os
+
     from rtsnn.runtime.session import Session
     from rtsnn.runtime.metrics import json_safe
 
     cfg = parse_config(data, origin)
     session = Session(cfg, origin)
-    summary = session.run()
+    quiet = getattr(args, "quiet", False)
+    with _StopOnSigterm(session):
+        summary = session.run(on_start=None if quiet else _print_start,
+                              on_status=None if quiet else (lambda st: _progress(format_status_line(st))),
+                              status_interval_s=STATUS_INTERVAL_S)
     if post is not None:  # extra figures computed from the finished session (e.g. --drift)
         summary = json_safe({**summary, **post(session, summary)})
     if args.json:
         print(json.dumps(summary, allow_nan=False))
     else:
         e2e = summary["e2e_latency_us"]
-        print(f"session folder: {summary['folder']}")
+        print(f"session folder: {os.path.normpath(summary['folder'])}")
+        if summary.get("stopped_by"):
+            print(f"stopped by {summary['stopped_by']}")
         print(f"ticks {summary['ticks']}  deadline misses {summary['deadline_misses']} "
               f"({100 * summary['deadline_miss_rate']:.3f} %)  dropped samples {summary['dropped_samples']}")
         print(f"end-to-end latency us: p50 {e2e['p50']}  p99 {e2e['p99']}  p99.9 {e2e['p999']}  max {e2e['max']}")
@@ -116,7 +201,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     table = describe_all()
     if args.json:
-        print(json.dumps(table))
+        print(json.dumps(table, allow_nan=False))
         return 0
     for group, rows in table.items():
         print(group)
@@ -126,9 +211,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
+    from rtsnn.runtime.metrics import json_safe
     from rtsnn.snn import read_header
 
-    print(json.dumps(read_header(args.file), indent=1))
+    print(json.dumps(json_safe(read_header(args.file)), indent=1, allow_nan=False))
     return 0
 
 
@@ -143,11 +229,11 @@ def cmd_model_convert(args: argparse.Namespace) -> int:
         if args.dt_s is not None:
             kw["dt_s"] = args.dt_s
         save_nir(load_model(src), dst, **kw)
-        print(f"wrote {dst} (NIR, {kw['convention']} convention, {args.neuron})")
+        print(f"wrote {os.path.normpath(dst)} (NIR, {kw['convention']} convention, {args.neuron})")
     elif src.suffix == ".nir" and dst.suffix == ".npz":
         model, notes = load_nir(src, convention=args.convention, dt_s=args.dt_s)
         save_model(dst, model)
-        print(f"wrote {dst} ({model.n_in} in, {model.n_rec} neurons, {model.n_out} out)")
+        print(f"wrote {os.path.normpath(dst)} ({model.n_in} in, {model.n_rec} neurons, {model.n_out} out)")
         for n in notes:
             print(f"note: {n}")
     else:
@@ -213,12 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", type=float, help="override session.duration_s (s)")
     r.add_argument("--out-dir", help="override session.out_dir")
     r.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
+    r.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
+                                                         "lines on stderr; the summary still prints")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="synthetic user over LSL -> SNN decoder -> LSL outlet")
     d.add_argument("--duration", type=float, default=None, help="seconds (default 60)")
     d.add_argument("--out-dir", help="where the session folder goes (default ./sessions)")
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
+    d.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
+                                                         "lines on stderr; the summary still prints")
     d.add_argument("--drift", action="store_true",
                    help="the user's preferred directions rotate 30 deg at 120 s and 20 %% of neurons fall "
                         "silent at 240 s; the decoder adapts online by e-prop (360 s unless --duration)")

@@ -16,6 +16,13 @@ before the first tick.
 
 Plugins register a class under one of the entry-point groups in ``GROUPS``; the class is
 constructed with keyword arguments taken from the session config.
+
+Optional for a stage of any group: ``lsl_streams() -> list[dict[str, str]]``, the LSL streams
+it reads or publishes, one dict each with ``name``, ``type`` and ``direction`` (``"in"`` |
+``"out"``), plus ``source_id`` / ``host`` / ``match`` (the resolve predicate) where known. An
+inlet reports the stream it resolved once ``open`` has run. ``rtsnn run`` and ``rtsnn demo``
+print these names at start (:meth:`rtsnn.runtime.session.Session.lsl_streams`); a stage
+without the method is simply not listed.
 """
 
 from __future__ import annotations

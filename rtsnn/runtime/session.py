@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from numba import njit
@@ -354,39 +354,61 @@ class Session:
 
     def _make_folder(self) -> Path:
         s = self.cfg.session
-        folder = Path(s.out_dir) / f"{s.name}-{_now_utc()}"
+        folder = Path(os.path.normpath(Path(s.out_dir) / f"{s.name}-{_now_utc()}"))  # printed: no "a/../"
         folder.mkdir(parents=True, exist_ok=False)
         _atomic_write(folder / "config.yaml", config_to_yaml(self.cfg))
         cols = ["tick", "t_source_s", "t_emit_s"] + [f"y_{l}" for l in self.model.output_labels] + \
                [f"target_{l}" for l in self.model.output_labels]
+        out_units = [str(u) for u in self.model.output_units] or [""] * len(self.model.output_labels)
+        units = ["", "s", "s"] + out_units + out_units  # tick is a count
         _atomic_write(folder / "outputs.json", json.dumps(
-            {"file": "outputs.f64", "dtype": "float64", "columns": cols,
+            {"file": "outputs.f64", "dtype": "float64", "columns": cols, "units": dict(zip(cols, units)),
              "note": "rows are little-endian float64; t_* on the LSL clock (s)"}, indent=1))
         return folder
 
     # ------------------------------------------------------------------ run
-    def run(self) -> dict[str, Any]:
-        """Open everything, run until duration or stop(), close, return the summary."""
+    running = False  # True while the compute thread runs (read by status())
+    stopped_by: str | None = None  # why stop() was called; None: the run reached its end
+    _t_start: float | None = None  # time.monotonic() when the threads started
+
+    def run(self, *, on_start: Callable[[dict[str, Any]], None] | None = None,
+            on_status: Callable[[dict[str, Any]], None] | None = None,
+            status_interval_s: float = 5.0) -> dict[str, Any]:
+        """Open everything, run until duration or stop(), close, return the summary.
+
+        ``on_start(info)`` is called once every stage is open, before the first tick, with
+        ``{"folder": str, "streams": self.lsl_streams()}``; ``on_status(status)`` every
+        ``status_interval_s`` with :meth:`status` (its e2e p99 over the interval since the
+        previous call). Both run on the calling thread, which otherwise only waits for the
+        compute thread; an exception in either stops further calls, never the session.
+        """
         self.folder = self._make_folder()
         old_switch = sys.getswitchinterval()
         try:
             self._open()
             self._open_control()
+            if on_start is not None:
+                try:
+                    on_start({"folder": os.path.normpath(self.folder), "streams": self.lsl_streams()})
+                except Exception:  # noqa: BLE001 - reporting must not stop the session
+                    pass
             sys.setswitchinterval(2e-4)  # bound how long the I/O thread can hold the GIL
             io_thread = threading.Thread(target=self._io_thread_main, name="rtsnn-io", daemon=True)
             compute = threading.Thread(target=self._compute_main, name="rtsnn-compute", daemon=True)
             self._io_done = threading.Event()
             io_thread.start()
+            self._t_start = time.monotonic()
+            self.running = True
             compute.start()
             try:
-                while compute.is_alive():
-                    compute.join(0.1)
+                self._wait_reporting(compute, on_status, status_interval_s)
             except KeyboardInterrupt:
-                self.stop_event.set()
+                self.stop("interrupt")
                 compute.join()
             self._io_done.set()
             io_thread.join(10)
         finally:
+            self.running = False
             sys.setswitchinterval(old_switch)
             gc.unfreeze()
             self._close()
@@ -401,8 +423,84 @@ class Session:
         _atomic_write(self.folder / "summary.json", json.dumps(self.summary, indent=1, allow_nan=False))
         return self.summary
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop()") -> None:
+        """Ask the compute thread to end after its current tick (safe from any thread and from
+        a signal handler); ``reason`` goes to the summary's ``stopped_by``."""
+        if self.stopped_by is None:
+            self.stopped_by = reason
         self.stop_event.set()
+
+    def _wait_reporting(self, compute: threading.Thread, on_status: Callable[[dict[str, Any]], None] | None,
+                        interval_s: float) -> None:
+        """Wait for the compute thread; every ``interval_s`` hand :meth:`status` to
+        ``on_status`` (here, never on the compute thread: the tick loop neither allocates nor
+        prints for it)."""
+        next_t = time.monotonic() + interval_s
+        prev_hist: np.ndarray | None = None
+        while compute.is_alive():
+            compute.join(0.1)
+            if on_status is None or time.monotonic() < next_t or not compute.is_alive():
+                continue
+            next_t += interval_s
+            hist = self.stats.hist.copy()
+            status = self.status(hist_since=prev_hist)
+            status["e2e_p99_over_s"] = interval_s  # the first: since timing started (after warm-up)
+            prev_hist = hist
+            try:
+                on_status(status)
+            except Exception:  # noqa: BLE001 - e.g. a closed terminal: stop reporting, keep running
+                on_status = None
+
+    # ------------------------------------------------------------------ live status
+    def lsl_streams(self) -> list[dict[str, str]]:
+        """Every LSL stream this session reads or publishes, from its stages' optional
+        ``lsl_streams()`` (:mod:`rtsnn.protocols`), each with ``role``: ``source``,
+        ``teacher``, ``reward``, ``sinks.<i>``, ``monitor`` or ``synthetic_user`` (the
+        demo's simulated user, a child process whose outlets the source and teacher read)."""
+        out: list[dict[str, str]] = []
+        if self.cfg.synthetic_user is not None:
+            from rtsnn.stream.synthetic import synthetic_streams
+
+            out += [{**st, "role": "synthetic_user"} for st in synthetic_streams(self.synthetic_prefix)]
+        tap = self.monitor.sink if self.monitor is not None else None
+        stages = [("source", self.source), ("teacher", self.teacher), ("reward", self.reward)]
+        stages += [(f"sinks.{i}", sink) for i, sink in enumerate(self.sinks) if sink is not tap]
+        stages.append(("monitor", self.monitor))
+        for role, stage in stages:
+            describe = getattr(stage, "lsl_streams", None) if stage is not None else None
+            if describe is not None:
+                out += [{**st, "role": role} for st in describe()]
+        return out
+
+    def status(self, hist_since: np.ndarray | None = None) -> dict[str, Any]:
+        """A snapshot, safe to take from any thread while the session runs: ``running``,
+        ``ticks`` and ``deadline_misses`` (timed ticks, after warm-up), ``e2e_p99_us`` (so far,
+        or since the histogram snapshot ``hist_since``), ``r2`` (so far, None before the
+        learner has calibrated), ``source`` health (samples, repaired values, dropped samples,
+        ``connected`` / ``in_gap`` when the source reports them), ``folder``, ``error``."""
+        c = self.counters
+        hist = self.stats.hist.copy()
+        if hist_since is not None:
+            delta = hist - hist_since
+            hist = hist if (delta < 0).any() else delta  # the warm-up reset cleared the counts since
+        e2e = self.stats.summary_us("e2e", hist=hist)
+        try:
+            src = self.source.stats()
+        except Exception as err:  # noqa: BLE001 - a status report must not raise
+            src = {"error": f"{type(err).__name__}: {err}"}
+        health = {"samples": src.get("samples"), "repaired": src.get("repaired_values"),
+                  "dropped": src.get("dropped_samples")}
+        for key in ("connected", "in_gap", "finished"):
+            if key in src:
+                health[key] = src[key]
+        err = self.error or self.io_error
+        t0 = self._t_start
+        return {"running": self.running, "elapsed_s": 0.0 if t0 is None else round(time.monotonic() - t0, 3),
+                "ticks": c["ticks"], "deadline_misses": c["deadline_misses"],
+                "e2e_p99_us": e2e["p99"], "r2": r2_from_acc(self.r2_acc.copy()), "source": health,
+                "folder": os.path.normpath(self.folder) if self.folder is not None else None,
+                "stopped_by": self.stopped_by,
+                "error": None if err is None else f"{type(err).__name__}: {err}"}
 
     def _close(self) -> None:
         for c in [self.learner, self.source, self.teacher, self.reward, *self.sinks, self.monitor,
@@ -733,6 +831,7 @@ class Session:
             "source": src,
             "outputs_dropped": int(self.out_ring.dropped),
             "realtime": getattr(self, "realtime_applied", "none"),
+            "stopped_by": self.stopped_by,  # None: ran to its duration or the source's end
         }
         if self.teacher is not None:
             out["teacher"] = self.teacher.stats()

@@ -96,6 +96,10 @@ class LslSink:
         else:
             self.pushed += 1
 
+    def lsl_streams(self) -> list[dict[str, str]]:
+        """The outlet this sink publishes (see :mod:`rtsnn.protocols`)."""
+        return [{"name": self.name, "type": self.type, "direction": "out", "source_id": self.source_id}]
+
     def stats(self) -> dict[str, Any]:
         return {"name": self.name, "pushed": self.pushed, "errors": self.errors,
                 "have_consumers": bool(self.outlet.have_consumers()) if self.outlet is not None else False}

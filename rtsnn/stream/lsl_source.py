@@ -152,6 +152,7 @@ class LslSource:
         self.in_gap = False
         self.nominal_srate_hz = 0.0
         self.channel_labels: list[str] = []
+        self.resolved: dict[str, str] = {}  # name / type / source_id / host of the stream open() found
         self._conn: _Conn | None = None
         self._retired: list[_Conn] = []  # lost inlets waiting for the monitor to destroy them
         self._lost_uid: str | None = None
@@ -218,6 +219,9 @@ class LslSource:
                         found[0].uid())
         self._check(found[0])
         conn = self._connect(found[0])
+        info = found[0]
+        self.resolved = {"name": info.name(), "type": info.type(), "source_id": info.source_id(),
+                         "host": info.hostname()}
         conn.attached_at = lslraw.local_clock()
         self._last_sample_s = conn.attached_at
         # liblsl's first clock-offset estimate takes ~0.6 s; the monitor gets it in the
@@ -351,6 +355,13 @@ class LslSource:
         self.connected = False
 
     # ------------------------------------------------------------------ report
+    def lsl_streams(self) -> list[dict[str, str]]:
+        """The stream this source reads (see :mod:`rtsnn.protocols`): after ``open`` the one it
+        resolved, before it what the config asked for."""
+        if self.resolved:
+            return [{**self.resolved, "direction": "in", "match": self.predicate}]
+        return [{"name": self.name or "", "type": self.type or "", "direction": "in", "match": self.predicate}]
+
     def stats(self) -> dict[str, Any]:
         c = self._counters
         return {

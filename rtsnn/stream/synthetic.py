@@ -367,6 +367,14 @@ def _outlet(name: str, type_: str, labels: list[str], unit: str, srate_hz: float
     return pylsl.StreamOutlet(info, chunk_size=0, max_buffered=10)
 
 
+def synthetic_streams(prefix: str) -> list[dict[str, str]]:
+    """The two outlets a publisher with ``prefix`` creates, in the form of
+    ``lsl_streams()`` (:mod:`rtsnn.protocols`): spikes, then velocity."""
+    return [{"name": f"{prefix}-spikes", "type": "Spikes", "direction": "out", "source_id": f"{prefix}-spikes"},
+            {"name": f"{prefix}-velocity", "type": "Kinematics", "direction": "out",
+             "source_id": f"{prefix}-velocity"}]
+
+
 class SyntheticUserPublisher:
     """Runs a SyntheticUser at ``1/dt_s`` Hz and pushes every tick to two LSL outlets:
 
@@ -400,11 +408,12 @@ class SyntheticUserPublisher:
         n = self.user.n_neurons
         srate = 1.0 / self.dt_s
         params = self.user.params()
-        self.spikes_name, self.velocity_name = f"{prefix}-spikes", f"{prefix}-velocity"
-        self._spikes_outlet = _outlet(self.spikes_name, "Spikes", [f"unit{i}" for i in range(n)], "count",
-                                      srate, self.spikes_name, params)
-        self._velocity_outlet = _outlet(self.velocity_name, "Kinematics", ["vx", "vy"], "a.u./s", srate,
-                                        self.velocity_name, params)
+        spk, vel = synthetic_streams(prefix)  # one place names them: the session lists them from it
+        self.spikes_name, self.velocity_name = spk["name"], vel["name"]
+        self._spikes_outlet = _outlet(spk["name"], spk["type"], [f"unit{i}" for i in range(n)], "count",
+                                      srate, spk["source_id"], params)
+        self._velocity_outlet = _outlet(vel["name"], vel["type"], ["vx", "vy"], "a.u./s", srate,
+                                        vel["source_id"], params)
         self._spikes = lslraw.SamplePusher(self._spikes_outlet.obj, n)
         self._velocity = lslraw.SamplePusher(self._velocity_outlet.obj, 2)
         self._stop = threading.Event()
@@ -456,6 +465,9 @@ class SyntheticUserPublisher:
         self.join(5.0)
         self._spikes = self._velocity = None  # type: ignore[assignment]
         self._spikes_outlet = self._velocity_outlet = None
+
+    def lsl_streams(self) -> list[dict[str, str]]:
+        return synthetic_streams(self.prefix)
 
     def stats(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "skipped_ticks": self.skipped_ticks, "push_errors": self.push_errors,

@@ -238,6 +238,12 @@ class SessionMonitor:
     def source_id(self, kind: str) -> str:
         return f"rtsnn-monitor:{self.key}:{kind}"
 
+    def lsl_streams(self) -> list[dict[str, str]]:
+        """The three outlets ``open`` creates (see :mod:`rtsnn.protocols`)."""
+        return [{"name": f"{self.name}-{suffix}", "type": type_, "direction": "out",
+                 "source_id": self.source_id(suffix)}
+                for suffix, type_ in (("monitor", STATUS_TYPE), ("raster", RASTER_TYPE), ("outputs", OUTPUTS_TYPE))]
+
     def attach(self, backend: Any, target: np.ndarray | None) -> None:
         """Bind the tap to ``backend``'s spike vector (``backend.spikes()`` or
         ``backend.network.spikes()``; none -> no raster) and the session's target buffer."""
