@@ -242,25 +242,16 @@ def cmd_model_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from rtsnn import plugins
+    """Check a session or pretraining config without running it (see :mod:`rtsnn.config_check`):
+    ``FILE: ok (KIND)`` and exit 0, or every problem on its own line on stderr and exit 2."""
+    from rtsnn.config_check import check_config_file
 
-    path = Path(args.file)
-    cfg = load_config(path)
-    origin = str(path)
-    specs = [("rtsnn.sources", cfg.source, "source"), ("rtsnn.encoders", cfg.encoder, "encoder"),
-             ("rtsnn.backends", cfg.backend, "backend")]
-    if cfg.teacher:
-        specs.append(("rtsnn.sources", cfg.teacher, "teacher"))
-    if cfg.learner:
-        specs.append(("rtsnn.learners", cfg.learner, "learner"))
-    if cfg.reward:
-        specs.append(("rtsnn.rewards", cfg.reward, "reward"))
-    specs += [("rtsnn.sinks", sp, f"sinks.{i}") for i, sp in enumerate(cfg.sinks)]
-    for group, spec, key in specs:
-        cls = plugins.load(group, spec.kind)
-        extra = {"model": None} if group == "rtsnn.backends" else {}
-        plugins.check_options(cls, {**spec.options, **extra}, key, origin)
-    print(f"{path}: ok")
+    res = check_config_file(args.file)
+    if res.errors:
+        for line in res.errors:
+            print(line, file=sys.stderr)
+        return 2
+    print(f"{res.origin}: ok ({res.kind})")
     return 0
 
 
@@ -335,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="configs")
     csub = c.add_subparsers(dest="config_cmd", required=True)
-    cc = csub.add_parser("check", help="validate a config file")
+    cc = csub.add_parser("check", help="check a session or pretraining config: schema, every plugin stage built "
+                                       "from its options, files, channel counts; all problems at once")
     cc.add_argument("file")
     cc.set_defaults(func=cmd_config_check)
     _register_command_modules(sub)

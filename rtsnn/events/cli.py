@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 from typing import Any
 
@@ -32,6 +33,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from rtsnn.events.publisher import EventPublisher, load_events
+    from rtsnn.runtime.metrics import json_safe
 
     speed = parse_speed(args.speed, what="--speed")
     if not args.chunk_ms > 0:
@@ -51,9 +53,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, old)
         pub.close()
-    summary.update({"file": args.file, "stream": args.name, "repairs": loaded.repairs})
+    summary.update({"file": os.path.normpath(args.file), "stream": args.name, "repairs": loaded.repairs})
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(json_safe(summary), allow_nan=False))
     else:
         print(f"published {summary['events_sent']} events in {summary['chunks']} chunks "
               f"({summary['wall_s']:.2f} s, {summary['loops']} loop(s))")
@@ -61,9 +63,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from rtsnn.runtime.metrics import json_safe
+
     try:
         from rtsnn_dvs.files import describe, read_events
     except ImportError:
         raise ValueError("rtsnn events info needs the rtsnn-dvs plugin (pip install -e plugins/rtsnn-dvs)") from None
-    print(json.dumps(describe(read_events(args.file))))
+    print(json.dumps(json_safe(describe(read_events(args.file))), allow_nan=False))
     return 0

@@ -164,7 +164,8 @@ class EventPublisher:
         wall = time.perf_counter() - started
         return {"events_sent": int(self.sent), "chunks": int(self.chunks), "loops": int(self.loops_done),
                 "wall_s": wall, "events_per_s": self.sent / wall if wall > 0 else None,
-                "max_late_s": self.max_late_s, "reordered": self.reordered, "speed": self.speed,
+                "max_late_s": self.max_late_s, "reordered": self.reordered,
+                "speed": "max" if math.isinf(self.speed) else self.speed,  # as rtsnn replay: strict JSON
                 "width": self.width, "height": self.height}
 
     def close(self) -> None:

@@ -126,6 +126,69 @@ def _with_session_dt(group: str, kind: str, options: dict[str, Any], dt_s: float
     return {**options, "dt_s": dt_s} if "dt_s" in params else options
 
 
+def stage_mismatches(cfg: SessionConfig, origin: str = "<config>", *, source: Any = None, teacher: Any = None,
+                     encoder: Any = None, model: Any = None) -> list[str]:
+    """Every way the built stages disagree with the session or with each other, one
+    ``FILE: KEY: message`` line each (empty: they fit). Stages passed as None are not checked,
+    so ``rtsnn config check`` can call it with whatever it managed to build; nor are tick
+    lengths when ``session.dt_s`` is None (an invalid session section there)."""
+    s = cfg.session
+    dt_known = s.dt_s is not None
+    out: list[str] = []
+    if source is not None and s.pace == "max" and s.duration_s is None and not hasattr(source, "finished"):
+        out.append(f"{origin}: session.pace: pace 'max' needs a source that ends (one with a `finished` flag, e.g. "
+                   f"xdf_file or dvs_file) or session.duration_s; source {cfg.source.kind!r} has none")
+    # stages that keep their own tick length (given dt_s = session.dt_s when the config is
+    # silent) must agree with the session's, or rates and file windows are off by the ratio
+    for section, stage in (("source", source), ("teacher", teacher), ("encoder", encoder)):
+        stage_dt = getattr(stage, "dt_s", None) if stage is not None else None
+        if dt_known and isinstance(stage_dt, (int, float)) and abs(stage_dt - s.dt_s) > 1e-12 * max(1.0, s.dt_s):
+            out.append(f"{origin}: {section}.options.dt_s ({stage_dt:g} s) differs from session.dt_s "
+                       f"({s.dt_s:g} s); set them equal")
+    if encoder is not None and source is not None and encoder.n_channels != source.n_channels:
+        out.append(f"{origin}: encoder.options.n_channels: encoder expects {encoder.n_channels} channels but the "
+                   f"source delivers {source.n_channels}")
+    if model is not None:
+        if dt_known and abs(model.settings.dt_s - s.dt_s) > 1e-12:
+            out.append(f"{origin}: model: model dt_s {model.settings.dt_s} differs from session.dt_s {s.dt_s}")
+        if encoder is not None and model.n_in != encoder.n_out:
+            out.append(f"{origin}: model: model has {model.n_in} inputs but the encoder produces "
+                       f"{encoder.n_out} spike channels")
+        if teacher is not None and teacher.n_channels != model.n_out:
+            out.append(f"{origin}: teacher: teacher has {teacher.n_channels} channels but the model has "
+                       f"{model.n_out} outputs")
+    return out
+
+
+def load_session_model(cfg: SessionConfig, n_in: int, origin: str = "<config>") -> Any:
+    """The decoder ``cfg.model`` names: ``model.path`` read as a NIR graph (``.nir``, its rtsnn
+    metadata giving convention and dt) or an rtsnn model file, else a random reservoir with
+    ``n_in`` inputs (the encoder's spike channels) at ``session.dt_s``."""
+    from rtsnn.snn import Model, NeuronSettings, load_model  # local: keep import light
+
+    if cfg.model.path and str(cfg.model.path).endswith(".nir"):
+        from rtsnn.interop.nir import load_nir
+
+        try:
+            model, _notes = load_nir(cfg.model.path)
+        except ValueError as err:
+            raise ConfigError(f"{origin}: model.path: {err}") from None
+        return model
+    if cfg.model.path:
+        return load_model(cfg.model.path)
+    r = cfg.model.random
+    settings = NeuronSettings(dt_s=cfg.session.dt_s, **r.neuron.model_dump())
+    kw: dict[str, Any] = {"spectral_radius": r.spectral_radius}
+    if r.input_gain is not None:
+        kw["input_gain"] = r.input_gain
+    model = Model.random(n_in, r.n_rec, r.n_out, settings, seed=r.seed, **kw)
+    if r.output_labels:
+        model.output_labels = list(r.output_labels)
+    if r.output_units:
+        model.output_units = list(r.output_units)
+    return model
+
+
 def apply_realtime(policy: str, priority: int) -> str:
     """Raise the calling thread's scheduling priority; returns what was applied.
 
@@ -159,8 +222,6 @@ class Session:
     """Builds every stage from a :class:`SessionConfig` and runs the tick loop."""
 
     def __init__(self, cfg: SessionConfig, origin: str = "<config>"):
-        from rtsnn.snn import Model, NeuronSettings, load_model  # local: keep import light
-
         self.cfg = cfg
         s = cfg.session
         self.dt_s = s.dt_s
@@ -178,45 +239,13 @@ class Session:
         self.encoder = plugins.build("rtsnn.encoders", cfg.encoder.kind,
                                      _with_session_dt("rtsnn.encoders", cfg.encoder.kind, cfg.encoder.options,
                                                       s.dt_s), "encoder", origin)
-        if s.pace == "max" and s.duration_s is None and not hasattr(self.source, "finished"):
-            raise ConfigError(f"{origin}: session.pace 'max' needs a source that ends (one with a `finished` "
-                              f"flag, e.g. xdf_file or dvs_file) or session.duration_s; source "
-                              f"{cfg.source.kind!r} has none")
-        # stages that keep their own tick length (given dt_s = session.dt_s when the config is
-        # silent) must agree with the session's, or rates and file windows are off by the ratio
-        for section, stage in (("source", self.source), ("teacher", self.teacher), ("encoder", self.encoder)):
-            stage_dt = getattr(stage, "dt_s", None) if stage is not None else None
-            if isinstance(stage_dt, (int, float)) and abs(stage_dt - s.dt_s) > 1e-12 * max(1.0, s.dt_s):
-                raise ConfigError(f"{origin}: {section}.options.dt_s ({stage_dt:g} s) differs from session.dt_s "
-                                  f"({s.dt_s:g} s); set them equal")
-        if self.encoder.n_channels != self.source.n_channels:
-            raise ConfigError(f"{origin}: encoder expects {self.encoder.n_channels} channels but the source "
-                              f"delivers {self.source.n_channels}")
-        if cfg.model.path and str(cfg.model.path).endswith(".nir"):
-            from rtsnn.interop.nir import load_nir  # the graph's rtsnn metadata gives convention and dt
-
-            try:
-                model, _notes = load_nir(cfg.model.path)
-            except ValueError as err:
-                raise ConfigError(f"{origin}: model.path: {err}") from None
-        elif cfg.model.path:
-            model = load_model(cfg.model.path)
-        else:
-            r = cfg.model.random
-            settings = NeuronSettings(dt_s=s.dt_s, **r.neuron.model_dump())
-            kw: dict[str, Any] = {"spectral_radius": r.spectral_radius}
-            if r.input_gain is not None:
-                kw["input_gain"] = r.input_gain
-            model = Model.random(self.encoder.n_out, r.n_rec, r.n_out, settings, seed=r.seed, **kw)
-            if r.output_labels:
-                model.output_labels = list(r.output_labels)
-            if r.output_units:
-                model.output_units = list(r.output_units)
-        if abs(model.settings.dt_s - s.dt_s) > 1e-12:
-            raise ConfigError(f"{origin}: model dt_s {model.settings.dt_s} differs from session.dt_s {s.dt_s}")
-        if model.n_in != self.encoder.n_out:
-            raise ConfigError(f"{origin}: model has {model.n_in} inputs but the encoder produces "
-                              f"{self.encoder.n_out} spike channels")
+        problems = stage_mismatches(cfg, origin, source=self.source, teacher=self.teacher, encoder=self.encoder)
+        if problems:
+            raise ConfigError("\n".join(problems))
+        model = load_session_model(cfg, self.encoder.n_out, origin)
+        problems = stage_mismatches(cfg, origin, teacher=self.teacher, encoder=self.encoder, model=model)
+        if problems:
+            raise ConfigError("\n".join(problems))
         self.model = model
         self.backend = plugins.build("rtsnn.backends", cfg.backend.kind, cfg.backend.options, "backend",
                                      origin, model=model)
@@ -242,9 +271,6 @@ class Session:
 
             self.monitor = SessionMonitor(s.name, model.n_rec, model.n_out, s.dt_s,
                                           output_labels=list(model.output_labels) or None)
-        if self.teacher is not None and self.teacher.n_channels != model.n_out:
-            raise ConfigError(f"{origin}: teacher has {self.teacher.n_channels} channels but the model has "
-                              f"{model.n_out} outputs")
 
         # preallocated tick buffers
         cap = s.max_samples_per_tick

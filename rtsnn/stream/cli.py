@@ -1,11 +1,14 @@
-"""``rtsnn record`` and ``rtsnn replay``.
+"""``rtsnn streams``, ``rtsnn record`` and ``rtsnn replay``.
 
+    rtsnn streams [--wait S] [--name GLOB] [--type TYPE] [--json]
     rtsnn record --streams NAME... --out FILE [--duration S] [--json]
     rtsnn replay FILE [--speed 1.0|max] [--loop] [--streams NAME...] [--timestamps raw|synced] [--json]
 
 ``replay`` takes XDF (also .xdfz / .xdf.gz), EDF/BDF, Chewie npz and MC_Maze CSV. With
 ``--json`` it ends with one JSON line: streams, samples per stream, duration, repairs made
-and a digest of what was published (see :mod:`rtsnn.stream.replay`).
+and a digest of what was published (see :mod:`rtsnn.stream.replay`). ``streams`` lists the
+LSL streams visible from this machine (name, type, channels, nominal rate, format, source_id,
+host) as an aligned table, or with ``--json`` as one JSON line (a list of objects).
 """
 
 from __future__ import annotations
@@ -14,10 +17,80 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import threading
+from fnmatch import fnmatchcase
+from typing import Any
 
 from rtsnn.stream.speed import parse_speed
+
+
+def _strict_json(obj: Any) -> str:
+    """One line of strict JSON (NaN / inf written as null)."""
+    from rtsnn.runtime.metrics import json_safe
+
+    return json.dumps(json_safe(obj), allow_nan=False)
+
+
+def _display_path(path: Any) -> str:
+    """A path as the user should read it: ``a/./b`` and ``x/../y`` folded, relative stays relative."""
+    return os.path.normpath(str(path))
+
+
+STREAM_FIELDS = ("name", "type", "n_channels", "nominal_srate_hz", "channel_format", "source_id", "host")
+
+
+def discover_streams(wait_s: float, name: str | None = None, type_: str | None = None) -> list[dict[str, Any]]:
+    """The LSL streams that answer within ``wait_s`` seconds, as dicts with :data:`STREAM_FIELDS`,
+    sorted by name then source_id. ``name`` is a shell-style pattern (``rtsnn-*``) matched
+    against the whole stream name, ``type_`` the exact stream type; both are case-sensitive,
+    as LSL's own predicates are."""
+    import pylsl
+
+    rows = []
+    for info in pylsl.resolve_streams(wait_time=wait_s):
+        if name is not None and not fnmatchcase(info.name(), name):
+            continue
+        if type_ is not None and info.type() != type_:
+            continue
+        rows.append({"name": info.name(), "type": info.type(), "n_channels": int(info.channel_count()),
+                     "nominal_srate_hz": float(info.nominal_srate()),
+                     "channel_format": pylsl.lib.fmt2string[info.channel_format()],
+                     "source_id": info.source_id(), "host": info.hostname()})
+    rows.sort(key=lambda r: (r["name"], r["source_id"], r["host"]))
+    return rows
+
+
+def format_stream_table(rows: list[dict[str, Any]]) -> str:
+    """An aligned text table of :func:`discover_streams` rows (rate 0 shows as ``irregular``)."""
+    header = ("NAME", "TYPE", "CHANNELS", "RATE_HZ", "FORMAT", "SOURCE_ID", "HOST")
+    cells = [header] + [
+        (r["name"], r["type"], str(r["n_channels"]),
+         "irregular" if r["nominal_srate_hz"] == 0 else f"{r['nominal_srate_hz']:g}",
+         r["channel_format"], r["source_id"] or "-", r["host"]) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    numeric = (2, 3)  # right-aligned columns
+    lines = []
+    for c in cells:
+        parts = [c[i].rjust(widths[i]) if i in numeric else c[i].ljust(widths[i]) for i in range(len(c))]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_streams(args: argparse.Namespace) -> int:
+    if not (args.wait > 0 and math.isfinite(args.wait)):
+        raise ValueError(f"--wait must be a positive number of seconds, got {args.wait}")
+    rows = discover_streams(args.wait, name=args.name, type_=args.type)
+    if args.json:
+        print(_strict_json(rows))
+    elif rows:
+        print(format_stream_table(rows))
+    else:
+        wanted = [f"{k} {v!r}" for k, v in (("name", args.name), ("type", args.type)) if v is not None]
+        which = f" matching {' and '.join(wanted)}" if wanted else ""
+        print(f"no LSL streams{which} found within {float(args.wait)} s")
+    return 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -33,9 +106,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         stop.set()
         return 0
     if args.json:
-        print(json.dumps(summary))
+        print(_strict_json({**summary, "path": _display_path(summary["path"])}))
     else:
-        print(f"recorded {summary['samples']} to {summary['path']} ({summary['bytes']} bytes)")
+        print(f"recorded {summary['samples']} to {_display_path(summary['path'])} ({summary['bytes']} bytes)")
     return 0
 
 
@@ -49,7 +122,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                      max_loops=args.max_loops, name_prefix=args.prefix, duration_s=args.duration)
     rp.open(wait_consumers_s=args.wait_consumers)
     if not args.json:
-        print(f"replaying {len(rp.names)} streams ({', '.join(rp.names)}) of {args.file}, "
+        print(f"replaying {len(rp.names)} streams ({', '.join(rp.names)}) of {_display_path(args.file)}, "
               f"{rp.timeline.duration_s:.3f} s, speed {'max' if math.isinf(args.speed) else args.speed}",
               file=sys.stderr)
     stop = threading.Event()
@@ -60,8 +133,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         summary = rp.summary()
     finally:
         rp.close()
+    summary = {**summary, "file": _display_path(summary["file"])}
     if args.json:
-        print(json.dumps(summary))
+        print(_strict_json(summary))
     else:
         print(f"published {summary['samples']} in {summary['wall_s']} s; repairs {summary['repairs']}; "
               f"digest {summary['digest']}")
@@ -69,6 +143,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    st = subparsers.add_parser("streams", help="list the LSL streams on the network")
+    st.add_argument("--wait", type=float, default=1.0, help="seconds to wait for streams to answer (default 1.0)")
+    st.add_argument("--name", default=None, metavar="GLOB",
+                    help="only streams whose name matches this shell pattern, e.g. 'rtsnn-*'")
+    st.add_argument("--type", default=None, help="only streams of this type, e.g. EEG")
+    st.add_argument("--json", action="store_true", help="one JSON line: a list of objects")
+    st.set_defaults(func=cmd_streams)
+
     p = subparsers.add_parser("record", help="record LSL streams to XDF")
     p.add_argument("--streams", nargs="+", required=True, metavar="NAME", help="LSL stream names")
     p.add_argument("--out", required=True, help="output .xdf file")

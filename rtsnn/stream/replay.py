@@ -318,7 +318,9 @@ class LslReplayer:
         n_streams = len(tl.streams)
         fast = math.isinf(self.speed)
         perf = time.perf_counter_ns
-        start_ns = perf() + 5_000_000  # 5 ms to get going
+        # paced: recording time 0 is 5 ms ahead (time to get going); as fast as possible: now,
+        # since nothing waits for it (a head start there made a short file's wall_s negative)
+        start_ns = perf() + (0 if fast else 5_000_000)
         lsl_start = pylsl.local_clock() + 0.005
         self.lsl_start = lsl_start  # LSL time of relative time 0 (consumers map stamps back with it)
         stop_ns = start_ns + int(self.duration_s * 1e9) if self.duration_s else None
@@ -382,7 +384,9 @@ class LslReplayer:
             self.loops_done = loop_k
             if self.max_loops is not None and loop_k >= self.max_loops:
                 break
-        self.wall_s = (perf() - start_ns) * 1e-9
+        # from recording time 0 to the end; a paced replay stopped before its first deadline
+        # (stop, or a --duration shorter than the first sample's time) published nothing: 0 s
+        self.wall_s = max(0, perf() - start_ns) * 1e-9
         if n_late:
             self.lateness_ns.append(late_buf[:n_late].copy())
             self.deadline_rel_s.append(rel_buf[:n_late].copy())

@@ -111,3 +111,23 @@ def test_cli_publish_npy_json(tmp_path, capsys):
     assert line["events_sent"] == 3000 and line["loops"] == 1
     assert main(["events", "publish", str(path), "--speed", "fast"]) == 2
     assert "--speed must be" in capsys.readouterr().err
+
+
+def test_cli_publish_json_is_strict_and_paths_normalised(tmp_path, capsys, monkeypatch):
+    """--speed max printed `"speed": Infinity` (not JSON); it is the word "max" now, as in
+    `rtsnn replay`, and the file is printed as given but normalised (relative stays relative)."""
+    from rtsnn.cli import main
+
+    (tmp_path / "sub").mkdir()
+    np.save(tmp_path / "ev.npy", _events(500))
+    monkeypatch.chdir(tmp_path / "sub")
+    assert main(["events", "publish", "./../sub/../ev.npy", "--speed", "max", "--json",
+                 "--name", f"ev-{uuid.uuid4().hex[:6]}"]) == 0
+    text = capsys.readouterr().out.strip().splitlines()[-1]
+    line = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c} in {text}"))
+    assert line["speed"] == "max"
+    assert line["file"] == "../ev.npy"
+    assert line["wall_s"] >= 0 and line["events_sent"] == 500
+    assert main(["events", "publish", str(tmp_path / "ev.npy"), "--speed", "4", "--json",
+                 "--name", f"ev-{uuid.uuid4().hex[:6]}"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["speed"] == 4.0

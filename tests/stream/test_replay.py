@@ -157,7 +157,7 @@ def test_lsl_replay_publishes_values_metadata_and_offsets(tmp_path):
     assert out["digest"] == replay_digest(rec, name_prefix=prefix)
     # paced by the recording's clock: the last marker is 3.323 s after t0
     assert out["duration_s"] == pytest.approx(3.323)
-    assert 3.3 < out["wall_s"] < 3.8
+    assert out["wall_s"] >= 3.3  # paced, never ahead of it (how closely: scripts/bench_replay.py)
 
 
 @pytest.mark.lsl
@@ -212,6 +212,48 @@ def test_cli_replay_loops(tmp_path, capsys):
 def _replay_json(main, path, prefix, capsys) -> str:
     assert main(["replay", str(path), "--speed", "max", "--json", "--prefix", prefix, "--streams", "eeg"]) == 0
     return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+@pytest.mark.lsl
+def test_wall_s_is_never_negative(tmp_path, capsys):
+    """A short file at max speed is published in well under the 5 ms head start paced replays
+    take (it reported -0.005 s), and a paced replay stopped before its first sample is due
+    took no time: wall_s is >= 0 in both, also in the CLI's strict JSON line."""
+    from rtsnn.cli import main
+
+    w = XdfWriter(tmp_path / "short.xdf")
+    w.add_stream(1, StreamInfoData("s", channel_count=1, nominal_srate_hz=100.0))
+    w.write_samples(1, [0.0, 0.01, 0.02], np.ones((3, 1)))
+    w.close()
+    rec = load_recording(tmp_path / "short.xdf")
+    prefix = f"rtsnn-test-{uuid.uuid4().hex[:8]}-"
+    for _ in range(3):
+        out = LslReplayer(rec, speed=float("inf"), name_prefix=prefix).run()
+        assert out["samples"] == {prefix + "s": 3}
+        assert out["wall_s"] >= 0.0
+    stop = threading.Event()
+    stop.set()
+    paced = LslReplayer(rec, speed=1.0, name_prefix=prefix)
+    assert paced.run(stop)["wall_s"] == 0.0  # stopped before recording time 0
+    assert main(["replay", str(tmp_path / "short.xdf"), "--speed", "max", "--json", "--prefix", prefix]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1],
+                         parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert summary["wall_s"] >= 0.0
+
+
+@pytest.mark.lsl
+def test_cli_replay_prints_normalised_paths(tmp_path, capsys, monkeypatch):
+    from rtsnn.cli import main
+
+    (tmp_path / "sub").mkdir()
+    write_demo(tmp_path / "d.xdf")
+    monkeypatch.chdir(tmp_path / "sub")
+    prefix = f"rtsnn-test-{uuid.uuid4().hex[:8]}-"
+    assert main(["replay", "./.././d.xdf", "--speed", "max", "--json", "--prefix", prefix, "--streams", "eeg"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out.strip().splitlines()[-1])["file"] == "../d.xdf"  # relative stays relative
+    assert main(["replay", "../sub/../d.xdf", "--speed", "max", "--prefix", prefix, "--streams", "eeg"]) == 0
+    assert "of ../d.xdf," in capsys.readouterr().err
 
 
 def test_cli_replay_bad_input_exits_2(tmp_path, capsys):

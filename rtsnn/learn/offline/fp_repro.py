@@ -107,4 +107,4 @@ def emit(record: dict) -> None:
         if isinstance(o, np.generic):
             return clean(o.item())
         return o
-    print(json.dumps(clean(record)), flush=True)
+    print(json.dumps(clean(record), allow_nan=False), flush=True)

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from rtsnn.extras import MissingExtraError, install_hint, require
+from rtsnn.runtime.metrics import json_safe
 
 
 def parse_sweep(specs: list[str]) -> tuple[int, dict[str, list]]:
@@ -79,7 +80,7 @@ def run_sweep(cfg, base: Path, specs: list[str], address: str | None = None, use
         for i, (si, setting, seed, d, out) in enumerate(jobs):
             r = _trial(d, str(base), out)
             results.append({"setting": setting, "seed": seed, **r})
-            print(json.dumps(results[-1]), flush=True)
+            print(json.dumps(json_safe(results[-1]), allow_nan=False), flush=True)
             print(f"[{i + 1}/{len(jobs)}] setting {setting} seed {seed}: snn_r2 {r['snn_r2']:.4f}", file=log, flush=True)
     else:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
@@ -91,7 +92,7 @@ def run_sweep(cfg, base: Path, specs: list[str], address: str | None = None, use
             si, setting, seed = refs[done[0]]
             r = ray.get(done[0])
             results.append({"setting": setting, "seed": seed, **r})
-            print(json.dumps(results[-1]), flush=True)
+            print(json.dumps(json_safe(results[-1]), allow_nan=False), flush=True)
             print(f"[{len(results)}/{len(jobs)}] setting {setting} seed {seed}: snn_r2 {r['snn_r2']:.4f}", file=log, flush=True)
     table = []
     print(f"{'setting':<40} {'n':>3} {'snn_r2 mean +- sd':>22} {'wiener_r2':>10}", file=log)
@@ -103,5 +104,5 @@ def run_sweep(cfg, base: Path, specs: list[str], address: str | None = None, use
         table.append({"setting": setting, "n": int(a.size), "snn_r2_mean": float(a.mean()), "snn_r2_sd": sd,
                       "wiener_r2": w})
         print(f"{json.dumps(setting):<40} {a.size:>3} {a.mean():>12.4f} +- {sd:<7.4f} {w:>10.4f}", file=log)
-    print(json.dumps({"sweep": table, "ray": ray is not None}), flush=True)
+    print(json.dumps(json_safe({"sweep": table, "ray": ray is not None}), allow_nan=False), flush=True)
     return results
