@@ -152,7 +152,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     st.set_defaults(func=cmd_streams)
 
     p = subparsers.add_parser("record", help="record LSL streams to XDF")
-    p.add_argument("--streams", nargs="+", required=True, metavar="NAME", help="LSL stream names")
+    p.add_argument("--streams", nargs="+", required=True, metavar="NAME",
+                   help="LSL stream names, or quoted shell patterns such as 'rtsnn-demo-*'")
     p.add_argument("--out", required=True, help="output .xdf file")
     p.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
     p.add_argument("--resolve-timeout", type=float, default=5.0, help="seconds to find every stream")

@@ -185,17 +185,44 @@ def _info_from_lsl(info: Any) -> StreamInfoData:
                           channel_labels=labels if len(labels) == info.channel_count() else [])
 
 
+def expand_stream_patterns(names: list[str], wait_s: float) -> list[str]:
+    """``names`` with each shell pattern replaced by the sorted names of the LSL streams that
+    match it (listed within ``wait_s``, at most 2 s); ValueError naming a pattern that matches none."""
+    import fnmatch
+
+    import pylsl
+
+    if not any(set(n) & set("*?[") for n in names):
+        return list(names)
+    wait_s = min(max(wait_s, 0.1), 2.0)
+    seen = sorted({info.name() for info in pylsl.resolve_streams(wait_s)})
+    out: list[str] = []
+    for n in names:
+        if not set(n) & set("*?["):
+            out.append(n)
+            continue
+        hits = fnmatch.filter(seen, n)
+        if not hits:
+            raise ValueError(f"record: no LSL stream matches {n!r} (found within {wait_s:g} s: "
+                             f"{', '.join(seen) or 'none'})")
+        out += hits
+    return list(dict.fromkeys(out))
+
+
 def record_lsl(names: list[str], out: str | Path, *, duration_s: float | None = None, resolve_timeout_s: float = 5.0,
                offset_interval_s: float = 5.0, flush_interval_s: float = 0.5, stop: threading.Event | None = None,
                ready: threading.Event | None = None) -> dict[str, Any]:
     """Record the LSL streams with these names until ``duration_s`` or ``stop``; return a summary.
 
+    A name with ``*``, ``?`` or ``[`` is a shell pattern (``'rtsnn-demo-*'``): it stands for
+    every stream whose name matches when the streams are listed, and must match at least one.
     Every name must resolve within ``resolve_timeout_s`` (else ValueError naming the missing ones).
     """
     import pylsl
 
     if not names:
         raise ValueError("record: give at least one stream name (--streams NAME ...)")
+    names = expand_stream_patterns(names, resolve_timeout_s)
     stop = stop or threading.Event()
     found: dict[str, Any] = {}
     deadline = time.monotonic() + resolve_timeout_s
