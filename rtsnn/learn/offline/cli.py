@@ -1,7 +1,8 @@
 """``rtsnn pretrain CONFIG``: offline BPTT pretraining of a runtime decoder (see
 :mod:`rtsnn.learn.offline.pretrain`). Prints one JSON line with the held-out R^2 of the SNN
-and of the Wiener-filter baseline; ``--sweep seeds=N`` or ``--sweep key=v1,v2`` runs several
-trials (see :mod:`rtsnn.learn.offline.sweep`)."""
+and of the Wiener-filter baseline, and saves the per-epoch history as ``<model stem>.history.json``
+beside the model (``rtsnn plot MODEL`` draws it); ``--sweep seeds=N`` or ``--sweep key=v1,v2``
+runs several trials (see :mod:`rtsnn.learn.offline.sweep`)."""
 
 from __future__ import annotations
 

@@ -299,10 +299,15 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     def predict(p, x):
         return engine.forward(p, np.ascontiguousarray(x, dtype=np.float32)).y.astype(np.float64) * v_sd + v_mean
 
+    z_te = (v_te - v_mean) / v_sd * m_te[..., None]
+
     def evaluate(p):
-        pred = predict(p, x_te)
+        # held-out loss (the task loss alone, on the test trials after the epoch) and R^2
+        out = engine.forward(p, np.ascontiguousarray(x_te, dtype=np.float32)).y
+        test_loss, _ = masked_mse(out, (z_te, m_te))
+        pred = out.astype(np.float64) * v_sd + v_mean
         r2, _ = r2_score(pred[m_te > 0], v_te[m_te > 0])
-        return {"test_r2": r2}
+        return {"test_loss": test_loss, "test_r2": r2}
 
     trainable = ("weights", "readout_tau") if t.train_readout_tau else ("weights",)
     fcfg = FitConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, clip_norm=t.clip_norm, trainable=trainable,
@@ -324,13 +329,72 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     from rtsnn.snn.model_file import save_model
 
     out_path = save_model(_resolve(cfg.output.model_path, base_dir), model)
+    hist_path = save_history(history_path_for(out_path), training_history(
+        history, method="bptt_pretrain", metric="R^2", loss=BPTT_LOSS_NOTE, model_file=Path(out_path).name,
+        data=session.name, baseline={"name": f"Wiener filter ({cfg.baseline.history_bins} bins)",
+                                     "heldout_metric": _finite_or_none(wf["r2"])}))
     return {"data": session.name, "bin_s": session.bin_s, "n_neurons": int(session.counts.shape[1]),
             "train_trials": int(tr.size), "test_trials": int(te.size), "test_bins": int(m_te.sum()),
             "snn_r2": r2, "snn_r2_per_dim": r2_per, "wiener_r2": wf["r2"], "wiener_r2_per_dim": wf["r2_per_dim"],
             "wiener_history_bins": cfg.baseline.history_bins, "wiener_ridge": wf["ridge"],
             "n_rec": spec.layers[0], "neuron": spec.model, "epochs": len(history),
             "epoch_s_median": float(np.median([h["epoch_s"] for h in history])) if history else None,
-            "hidden_rate_hz": rate_hz, "model_path": str(out_path), "wall_s": time.perf_counter() - t_start}
+            "hidden_rate_hz": rate_hz, "model_path": str(out_path),
+            "history_path": str(hist_path), "wall_s": time.perf_counter() - t_start}
+
+
+# ------------------------------------------------------------------ per-epoch history file
+HISTORY_FORMAT = "rtsnn-training-history"
+HISTORY_VERSION = 1
+BPTT_LOSS_NOTE = ("0.5 x mean squared error of the z-scored velocity over unpadded bins; train: mean over "
+                  "the epoch's minibatches while the weights change, plus rate regularisation (train.reg_rate); "
+                  "held-out: the test trials after the epoch")
+# which key of a trainer's per-epoch entry fills which field of the history file
+BPTT_HISTORY_KEYS = {"train_loss": "loss", "heldout_loss": "test_loss", "train_metric": None,
+                     "heldout_metric": "test_r2", "epoch_s": "epoch_s"}
+# FP (rtsnn.learn.offline.fp.train_classifier_fp, TrainedFP.history): loss, train_acc, val_acc (None
+# without a validation set), epoch_s; FP writes no model file of its own, so a caller saves this
+FP_HISTORY_KEYS = {"train_loss": "loss", "heldout_loss": None, "train_metric": "train_acc",
+                   "heldout_metric": "val_acc", "epoch_s": "epoch_s"}
+
+
+def history_path_for(model_path: str | Path) -> Path:
+    """Where a model file's training history goes: ``<folder>/<model stem>.history.json``."""
+    p = Path(model_path)
+    return p.with_name(p.stem + ".history.json")
+
+
+def _finite_or_none(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def training_history(entries: list[dict], *, method: str, metric: str, loss: str,
+                     keys: dict[str, str | None] | None = None, **about: Any) -> dict:
+    """The history file's content: one record per completed epoch (``epoch`` numbered from 1,
+    ``train_loss``, ``heldout_loss``, ``train_metric``, ``heldout_metric``, ``epoch_s``; null
+    where the trainer has no such figure or it was not finite), taken from a trainer's
+    per-epoch ``entries`` through ``keys`` (default: :func:`fit`'s as used here)."""
+    keys = BPTT_HISTORY_KEYS if keys is None else keys
+    epochs = []
+    for i, e in enumerate(entries):
+        rec: dict[str, Any] = {"epoch": i + 1}
+        for field, key in keys.items():
+            rec[field] = _finite_or_none(e.get(key)) if key else None
+        epochs.append(rec)
+    return {"format": HISTORY_FORMAT, "format_version": HISTORY_VERSION, "method": method, "metric": metric,
+            "loss": loss, **about, "epochs": epochs}
+
+
+def save_history(path: str | Path, doc: dict) -> Path:
+    """Write ``doc`` as strict JSON (temp file + rename, so a crash never leaves half a file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def _resolve(p: str, base_dir: Path | None) -> Path:
