@@ -104,15 +104,23 @@ def read_metrics_lines(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return out, notes
 
 
+def _named_units(units: Any, n_out: int) -> bool:
+    return isinstance(units, list) and len(units) == n_out and all(isinstance(u, str) and u for u in units)
+
+
 def _output_units(config: dict[str, Any], folder: Path, n_out: int, outputs_meta: dict[str, Any]) -> list[str]:
-    """Units of the outputs: ``outputs.json`` ``units`` if it has them, else the config's
-    random model ``output_units``, else the model file's header, else ``a.u.``."""
+    """Units of the outputs: ``outputs.json``'s ``units`` ({column: unit}, the ``y_*`` columns in
+    order) when it gives every output one; for folders written before it carried units, the
+    config's random model ``output_units``, else the model file's header; else ``a.u.``."""
     units = outputs_meta.get("units")
-    if isinstance(units, list) and len(units) == n_out:
-        return [str(u) for u in units]
+    columns = outputs_meta.get("columns")
+    if isinstance(units, dict) and isinstance(columns, list):
+        ys = [str(units.get(c) or "") for c in columns if isinstance(c, str) and c.startswith("y_")]
+        if len(ys) == n_out and all(ys):
+            return ys
     model = config.get("model") or {}
     units = (model.get("random") or {}).get("output_units") if not model.get("path") else None
-    if isinstance(units, list) and len(units) == n_out:
+    if _named_units(units, n_out):
         return [str(u) for u in units]
     if model.get("path"):
         from rtsnn.snn import read_header
@@ -124,7 +132,7 @@ def _output_units(config: dict[str, Any], folder: Path, n_out: int, outputs_meta
                     units = read_header(cand).get("output_units")
                 except (ValueError, OSError):
                     break
-                if isinstance(units, list) and len(units) == n_out:
+                if _named_units(units, n_out):
                     return [str(u) for u in units]
                 break
     return ["a.u."] * n_out

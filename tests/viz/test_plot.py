@@ -184,7 +184,24 @@ def test_outputs_figure_draws_the_recorded_columns(session_dir):
         np.testing.assert_array_equal(by_label["target"].get_xdata(), rows[:, 0] * DT_S)
         np.testing.assert_array_equal(by_label["target"].get_ydata(), rows[:, 5 + k])
         np.testing.assert_array_equal(by_label["decoded"].get_ydata(), rows[:, 3 + k])
-        assert ax.get_ylabel() == f"{['vx', 'vy'][k]} (cm/s)"  # units from the config's model
+        assert ax.get_ylabel() == f"{['vx', 'vy'][k]} (cm/s)"  # outputs.json's units (the model's)
+
+
+def test_output_units_of_a_folder_written_before_outputs_json_had_them(session_dir, tmp_path):
+    """Older folders have no ``units`` in outputs.json: the config's model gives them, else a.u."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(session_dir, old)
+    meta = json.loads((old / "outputs.json").read_text())
+    assert meta["units"]["y_vx"] == "cm/s"
+    del meta["units"]
+    (old / "outputs.json").write_text(json.dumps(meta))
+    assert plot.load_session(old).units == ["cm/s", "cm/s"]
+    cfg = (old / "config.yaml").read_text().replace("cm/s", "")
+    assert "output_units" in cfg
+    (old / "config.yaml").write_text(cfg)
+    assert plot.load_session(old).units == ["a.u.", "a.u."]
 
 
 def test_r2_figure_is_the_sliding_r2_of_the_outputs(session_dir):
