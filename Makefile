@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # plugin packages shipped in this repository, installed beside rtsnn for the demo and the tests
 PLUGINS := rtsnn-xylo rtsnn-brainflow rtsnn-dvs
 
-.PHONY: demo test bench bench-peers soak clean
+.PHONY: demo test test-timing bench bench-peers soak clean
 
 # .installed-run: rtsnn and its plugins (what `make demo` needs); .installed-dev: plus the test
 # and cross-check dependencies (snnTorch, NEST, xylosim, ...) that `make test` needs.
@@ -27,6 +27,13 @@ demo: $(BIN)/.installed-run
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+# The wall-clock bounds kept out of `make test` (they depend on the machine's load): the slow
+# session tests, then the measured bounds of scripts/bench_timing_bounds.py (one JSON line).
+TIMING_TESTS := tests/integration/test_session_lsl.py tests/stream/test_mqtt_sink.py tests/runtime/test_session_overrun.py
+test-timing: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m slow $(TIMING_TESTS)
+	$(BIN)/python scripts/bench_timing_bounds.py --strict
 
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench_tick.py --peers none

@@ -1,4 +1,9 @@
-"""Sessions end to end over real LSL outlets and inlets on this machine."""
+"""Sessions end to end over real LSL outlets and inlets on this machine.
+
+The tests in the default run check behaviour (counts, ordering, what reaches whom); the
+latency and deadline bounds are the ``slow`` tests at the end (``make test-timing``), each
+running its session again.
+"""
 
 from __future__ import annotations
 
@@ -74,18 +79,23 @@ class Publisher(threading.Thread):
         self.paused.clear()
 
 
-def test_session_runs_and_writes_its_folder(tmp_path):
+def _published_session(tmp_path) -> dict:
+    """2 s of a session on 8 channels from a real 1 kHz LSL outlet; returns its summary."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     pub = Publisher(name, 8)
     pub.start()
     try:
-        summary = Session(_cfg(name, 8, tmp_path)).run()
+        return Session(_cfg(name, 8, tmp_path)).run()
     finally:
         pub.stop_ev.set()
-    assert 1900 <= summary["ticks"] <= 2000
-    assert summary["samples_in"] > 1500
+
+
+def test_session_runs_and_writes_its_folder(tmp_path):
+    summary = _published_session(tmp_path)
+    assert summary["ticks"] == 2000
+    assert summary["samples_in"] > 1500  # the publisher keeps 1 kHz on average (absolute deadlines)
     assert summary["e2e_latency_us"]["n"] == summary["samples_in"]
-    assert 0 < summary["e2e_latency_us"]["p50"] < 5000
+    assert summary["e2e_latency_us"]["p50"] > 0
     # the input age is e2e less the consuming tick's own time (always > 0): as many samples,
     # percentiles no larger, and the maximum strictly smaller (equal if the tick time were not taken off)
     age = summary["input_age_us"]
@@ -122,7 +132,7 @@ def test_nan_samples_repaired_and_counted(tmp_path):
     finally:
         pub.stop_ev.set()
     assert summary["repaired_samples"] > 0
-    assert summary["ticks"] > 900  # the session kept ticking
+    assert summary["ticks"] == 1000  # the session kept ticking
 
 
 def test_stream_loss_flags_gap_and_reconnects(tmp_path):
@@ -145,21 +155,25 @@ def test_stream_loss_flags_gap_and_reconnects(tmp_path):
     s = result["summary"]
     assert s["gap_ticks"] > 0
     assert s["source"]["losses"] >= 1 and s["source"]["reconnects"] >= 1
-    assert s["ticks"] >= 4400
+    assert s["ticks"] == 4500
 
 
-def test_demo_cli_json(tmp_path):
+def _demo_json(tmp_path) -> dict:
+    """``rtsnn demo --duration 9 --json`` in a subprocess; its summary."""
     proc = subprocess.run([sys.executable, "-m", "rtsnn.cli", "demo", "--duration", "9", "--json",
                            "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_demo_cli_json(tmp_path):
+    out = _demo_json(tmp_path)
     for key in ("e2e_latency_us", "stage_latency_us", "deadline_miss_rate", "dropped_samples", "ticks", "r2"):
         assert key in out
     assert set(out["e2e_latency_us"]) >= {"p50", "p99", "p999", "max"}
     assert set(out["stage_latency_us"]) >= {"ingest", "encode", "step", "readout", "learn", "emit"}
-    assert 8900 <= out["ticks"] <= 9000
-    # ticked 500 us after the user's pushes: most samples are taken by the next tick
-    assert 0.0 <= out["input_age_over_one_tick"] < 0.5
+    assert out["ticks"] == 9000
+    assert 0.0 <= out["input_age_over_one_tick"] <= 1.0
     assert out["learner"]["calibrated"] is True
     # a decoder that tracks the intended velocity at all; the 60 s benchmark reports the real figure
     assert out["r2"] is not None and out["r2"] > 0.3
@@ -192,13 +206,12 @@ def test_demo_session_publishes_decoded_stream_a_real_inlet_receives(tmp_path):
             ch = ch.next_sibling()
         assert labels_units == [("vx", "a.u./s"), ("vy", "a.u./s")]
         got = 0
-        t_end = time.monotonic() + 2.0
-        while time.monotonic() < t_end:
+        while got <= 500 and th.is_alive():  # ~1 kHz: 0.5 s of outputs, or whatever came before the end
             chunk, stamps = inlet.pull_chunk(timeout=0.2)
             got += len(stamps)
             if chunk:
                 assert np.all(np.isfinite(np.asarray(chunk)))
-        assert got > 500  # ~1 kHz for 2 s
+        assert got > 500
     finally:
         th.join(60)
     assert result["summary"]["sinks"][0]["name"] == decoded
@@ -284,11 +297,15 @@ def test_session_monitor_streams_reach_a_dashboard_client(tmp_path):
     th.start()
     try:
         client = MonitorClient(discover(session=name, timeout_s=8.0))
-        t_end = time.monotonic() + 2.0
-        while time.monotonic() < t_end:
+
+        def enough():
+            return client.counts["raster_rows"] > 500 and client.counts["statuses"] >= 5
+
+        while not enough() and th.is_alive():  # polled like the dashboard, until enough came
             client.poll()
             time.sleep(0.03)
-        assert client.counts["raster_rows"] > 500 and client.counts["statuses"] >= 5
+        client.poll()
+        assert enough(), client.counts
         assert client.raster_image().any()  # the network spiked and the raster shows it
         st = client.last_status
         assert st["session"] == name and st["counters"]["ticks"] > 0
@@ -336,32 +353,32 @@ def test_event_camera_session_pools_lsl_events_into_spikes(tmp_path):
     assert enc["dropped_bad"] == 0
 
 
-def test_demo_with_eprop_learner_learns_in_the_live_loop(tmp_path):
-    """e-prop inside a real session: the synthetic user's velocity teaches it, its window
-    updates run (deferred to the I/O thread and installed between ticks), nothing rolls back,
-    and the adapted model is checkpointed at the end."""
+def _eprop_demo(tmp_path) -> tuple[dict, dict, Path]:
+    """The demo (5 s) with an e-prop learner (500-tick windows) checkpointing to adapted.npz;
+    returns (summary, config data, checkpoint path)."""
     import yaml
     from importlib import resources
-
-    from rtsnn.snn import load_model
 
     data = yaml.safe_load(resources.files("rtsnn").joinpath("configs/demo.yaml").read_text())
     ckpt = tmp_path / "adapted.npz"
     data["session"].update(duration_s=5.0, out_dir=str(tmp_path), monitor=False)
     data["learner"] = {"kind": "eprop", "options": {"lr": 2e-3, "update_every_ticks": 500,
                                                     "checkpoint_path": str(ckpt)}}
-    summary = Session(parse_config(data, "<demo+eprop>")).run()
+    return Session(parse_config(data, "<demo+eprop>")).run(), data, ckpt
+
+
+def test_demo_with_eprop_learner_learns_in_the_live_loop(tmp_path):
+    """e-prop inside a real session: the synthetic user's velocity teaches it, its window
+    updates run (deferred to the I/O thread and installed between ticks), nothing rolls back,
+    and the adapted model is checkpointed at the end."""
+    from rtsnn.snn import load_model
+
+    summary, _, ckpt = _eprop_demo(tmp_path)
     lr = summary["learner"]
-    assert lr["updates"] >= 8 and lr["ticks"] >= summary["ticks"]
+    assert lr["updates"] >= 1 and lr["ticks"] >= summary["ticks"]
+    # every closed window was either applied as an update or merged into the next one
+    assert lr["windows"] >= 8 and lr["windows_merged"] < lr["windows"]
     assert lr.get("rollbacks", 0) == 0 and summary["learn_applied"] + lr["updates"] > 0
-    # 500-tick windows and an I/O thread that solves in ~1 ms: windows are not merged
-    assert lr["windows_merged"] < lr["windows"] // 2
-    # the learner's own per-tick cost fits the 800 us budget with room: ~50 us p50 on the dev VM
-    # (its p99, ~120 us when quiet, reached 484 us once in CI, so the median is what is bounded);
-    # the miss rate also counts the VM's late wake-ups (up to ~7 % of ticks under heavy
-    # hypervisor steal), so it is only bounded loosely
-    assert summary["stage_latency_us"]["learn"]["p50"] < 0.25 * data["session"]["budget_us"]
-    assert summary["deadline_miss_rate"] < 0.2
     assert ckpt.is_file() and load_model(ckpt).provenance["eprop"]["updates"] == lr["updates"]
 
 
@@ -474,10 +491,9 @@ class FlakySource:
 '''
 
 
-def test_session_survives_an_adapter_plugin_that_raises_and_hangs(tmp_path, monkeypatch):
-    """A third-party source registered through a real entry point (a dist-info on sys.path),
-    run under ``kind: supervised`` in a live session: each time it raises or hangs the session
-    keeps ticking, flags gap ticks, and a fresh adapter is started after a backoff."""
+def _flaky_plugin_session(tmp_path, monkeypatch) -> dict:
+    """3 s of a session on the FLAKY_SOURCE plugin (registered through a real entry point: a
+    dist-info on sys.path) under ``kind: supervised``; returns its summary."""
     import importlib
 
     (tmp_path / "flaky_source.py").write_text(FLAKY_SOURCE)
@@ -496,11 +512,52 @@ def test_session_survives_an_adapter_plugin_that_raises_and_hangs(tmp_path, monk
         "encoder": {"kind": "passthrough", "options": {"n_channels": 3}},
         "model": {"random": {"n_rec": 16, "n_out": 2}},
     }
-    summary = Session(parse_config(data, "<test>")).run()
+    return Session(parse_config(data, "<test>")).run()
+
+
+def test_session_survives_an_adapter_plugin_that_raises_and_hangs(tmp_path, monkeypatch):
+    """A third-party source run under ``kind: supervised`` in a live session: each time it
+    raises or hangs the session keeps ticking, flags gap ticks, and a fresh adapter is started
+    after a backoff."""
+    summary = _flaky_plugin_session(tmp_path, monkeypatch)
     src = summary["source"]
     assert summary["ticks"] == 3000  # the session never stopped for the adapter
     assert src["errors"] >= 1 and src["hangs"] >= 1 and src["restarts"] >= 3, src
     assert "flaky sensor unplugged" in src["last_error"] or src["hangs"] >= 2
     assert summary["gap_ticks"] > 100  # the failures and backoffs were flagged as gaps
     assert summary["samples_in"] > 1000  # fresh adapters kept delivering in between
-    assert summary["stage_latency_us"]["ingest"]["p99"] < 1000  # pulls never waited for the adapter
+
+
+# ---------------------------------------------------------------- timing bounds (make test-timing)
+@pytest.mark.slow
+def test_session_e2e_latency_bound(tmp_path):
+    summary = _published_session(tmp_path)
+    assert 0 < summary["e2e_latency_us"]["p50"] < 5000, summary["e2e_latency_us"]
+
+
+@pytest.mark.slow
+def test_demo_takes_most_samples_on_the_next_tick(tmp_path):
+    """Ticked 500 us after the user's pushes: most samples are taken by the next tick."""
+    out = _demo_json(tmp_path)
+    assert out["input_age_over_one_tick"] < 0.5, out["input_age_over_one_tick"]
+
+
+@pytest.mark.slow
+def test_eprop_learner_cost_and_window_merging_bounds(tmp_path):
+    """The learner's own per-tick cost fits the 800 us budget with room: ~50 us p50 on the dev
+    VM (its p99, ~120 us when quiet, reached 484 us once in CI, so the median is what is
+    bounded); the miss rate also counts the VM's late wake-ups (up to ~7 % of ticks under heavy
+    hypervisor steal), so it is only bounded loosely; an I/O thread that solves in ~1 ms leaves
+    most 500-tick windows unmerged."""
+    summary, data, _ = _eprop_demo(tmp_path)
+    lr = summary["learner"]
+    assert summary["stage_latency_us"]["learn"]["p50"] < 0.25 * data["session"]["budget_us"]
+    assert summary["deadline_miss_rate"] < 0.2
+    assert lr["updates"] >= 8 and lr["windows_merged"] < lr["windows"] // 2, lr
+
+
+@pytest.mark.slow
+def test_supervised_adapter_never_slows_ingest(tmp_path, monkeypatch):
+    """Pulls never waited for the raising or hanging adapter: ingest p99 under 1 ms."""
+    summary = _flaky_plugin_session(tmp_path, monkeypatch)
+    assert summary["stage_latency_us"]["ingest"]["p99"] < 1000, summary["stage_latency_us"]["ingest"]

@@ -113,12 +113,11 @@ def test_unsupported_models_and_graphs_are_refused_with_reasons(tmp_path):
         load_nir(tmp_path / "missing.nir")
 
 
-def test_cli_convert_both_ways_and_a_session_runs_the_nir_graph(tmp_path, capsys):
+def test_cli_convert_both_ways_and_a_session_runs_the_nir_graph(tmp_path, capsys, spike_recording):
     from rtsnn.cli import main
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
     from rtsnn.snn import load_model, save_model
-    from rtsnn.stream.xdf_writer import write_xdf_stream
 
     m = _model()
     save_model(tmp_path / "m.npz", m)
@@ -130,8 +129,7 @@ def test_cli_convert_both_ways_and_a_session_runs_the_nir_graph(tmp_path, capsys
     assert main(["model", "convert", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")]) == 2
     assert "goes .npz -> .nir or .nir -> .npz" in capsys.readouterr().err
 
-    xs = np.random.default_rng(1).poisson(0.3, (200, 5)).astype(np.float32)
-    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="x", type="Spikes")
+    _, xs = spike_recording(200, 5, poisson_mean=0.3, seed=1, name="x")  # tmp_path / "in.xdf"
     runs = {}
     for name in ("m.npz", "m.nir"):
         cfg = parse_config({

@@ -140,14 +140,14 @@ def test_stage_tick_lengths_follow_the_session_or_are_refused(tmp_path):
         Session(parse_config(cfg))
 
 
-def test_a_run_that_ends_before_the_io_thread_starts_still_writes_every_output(tmp_path, monkeypatch):
+def test_a_run_that_ends_before_the_io_thread_starts_still_writes_every_output(tmp_path, monkeypatch,
+                                                                               spike_recording):
     # a 200-tick max-pace run takes milliseconds; when the I/O thread only reaches its loop
     # after the compute thread has finished (a busy machine), it must still drain the output
     # ring once: the rows were lost before (seen once in CI: outputs.f64 empty, none counted)
     import asyncio
 
     from rtsnn.runtime import session as session_mod
-    from rtsnn.stream.xdf_writer import write_xdf_stream
 
     real_new_loop = asyncio.new_event_loop
 
@@ -156,8 +156,7 @@ def test_a_run_that_ends_before_the_io_thread_starts_still_writes_every_output(t
         return real_new_loop()
 
     monkeypatch.setattr(session_mod.asyncio, "new_event_loop", slow_new_loop)
-    xs = np.random.default_rng(1).poisson(0.3, (200, 5)).astype(np.float32)
-    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="x", type="Spikes")
+    spike_recording(200, 5, poisson_mean=0.3, seed=1, name="x")  # tmp_path / "in.xdf"
     cfg = parse_config({
         "session": {"name": "late-io", "pace": "max", "out_dir": str(tmp_path / "s"), "monitor": False},
         "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 5}},

@@ -1,17 +1,19 @@
 """The overrun policy of the tick loop, measured on a real session: a tick that ends after the
 next tick's start is a deadline miss; a loop more than max_lag_ticks behind skips the missed
 slots (counted) instead of running them back to back; a learner's apply waits for a tick with
-budget left (deferred, counted) and inference runs on every tick regardless."""
+budget left (deferred, counted) and inference runs on every tick regardless.
+
+How many ticks defer the learner's apply depends on how noisy the machine is: that bound is
+the slow test below (``make test-timing``)."""
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
+import pytest
 
 from rtsnn.config import parse_config
 from rtsnn.runtime.session import Session
-from rtsnn.stream.xdf_writer import write_xdf_stream
 
 
 class _StallingSource:
@@ -68,13 +70,13 @@ class _EagerLearner:
         pass
 
 
-def test_stalls_count_as_misses_skip_slots_and_defer_learning(tmp_path):
-    xs = (np.random.default_rng(0).random((6000, 4)) < 0.05).astype(np.float32)
-    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="spk", type="Spikes")
+def _stalled_session(tmp_path, spike_recording) -> tuple[dict, _EagerLearner]:
+    """2 s of a recording paced in real time; every 100th pull stalls 8 ms; an eager learner."""
+    path, _ = spike_recording(6000, 4)
     s = Session(parse_config({
         "session": {"name": "overrun", "duration_s": 2.0, "out_dir": str(tmp_path / "s"), "warmup_ticks": 20,
                     "max_lag_ticks": 3, "monitor": False, "max_catchup_s": 0.0},
-        "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 4,
+        "source": {"kind": "xdf_file", "options": {"path": str(path), "n_channels": 4,
                                                    "pace": "realtime", "stamp": "local"}},
         "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
         "model": {"random": {"n_rec": 16, "n_out": 2}},
@@ -82,33 +84,41 @@ def test_stalls_count_as_misses_skip_slots_and_defer_learning(tmp_path):
     s.source = _StallingSource(s.source, every=100, stall_s=0.008)
     s.learner = learner = _EagerLearner()
     s._observe_always = True
-    summary = s.run()
+    return s.run(), learner
+
+
+def test_stalls_count_as_misses_skip_slots_and_defer_learning(tmp_path, spike_recording):
+    summary, learner = _stalled_session(tmp_path, spike_recording)
     stalls = 2000 // 100
-    # each 8 ms stall overruns its tick and leaves the loop > 3 ticks behind
+    # each 8 ms stall overruns its tick and leaves the loop > 3 ticks behind (a loaded machine
+    # only adds misses and skips)
     assert summary["deadline_misses"] >= stalls - 2, summary["deadline_misses"]
     assert summary["skipped_ticks"] >= 5 * (stalls - 2), summary["skipped_ticks"]
     assert summary["ticks"] == 2000  # the measured ticks ran; the skipped slots are extra
     # an update ready on a stalled tick waits (deferred) for a tick with budget left; the I/O
     # thread prepares one every ~50 ms, often during a stall (measured: 16 of 20 stalls, 43 applied)
-    # learn_deferred counts ticks (every tick past half its budget while an update waits), so
-    # the late catch-up ticks after a stall add to it, and more of them when the VM is noisy
-    # (35 once in CI against ~20 quiet); a rule that deferred on ordinary ticks would reach
-    # hundreds, and one that never applied would fail learn_applied
-    assert 0 < summary["learn_deferred"] <= 0.05 * summary["ticks"] and summary["learn_applied"] >= 20
+    assert summary["learn_deferred"] > 0 and summary["learn_applied"] >= 20
     assert learner.observed >= summary["ticks"]
     assert summary["samples_in"] >= 1900  # stalled ticks' input is not lost: the next tick takes it
 
 
-def test_an_io_thread_failure_stops_the_session_and_is_raised(tmp_path):
+@pytest.mark.slow
+def test_learning_is_deferred_only_around_stalls(tmp_path, spike_recording):
+    """Timing (make test-timing): learn_deferred counts ticks past half their budget while an
+    update waits, so the late catch-up ticks after a stall add to it, and more of them when
+    the VM is noisy (35 once in CI against ~20 quiet); a rule that deferred on ordinary ticks
+    would reach hundreds."""
+    summary, _ = _stalled_session(tmp_path, spike_recording)
+    assert 0 < summary["learn_deferred"] <= 0.05 * summary["ticks"], summary["learn_deferred"]
+
+
+def test_an_io_thread_failure_stops_the_session_and_is_raised(tmp_path, spike_recording):
     """If the I/O thread dies (here: a learner whose deferred prepare raises) the session
     stops and run() says so, instead of ending 'successfully' with outputs missing."""
-    import pytest
-
-    xs = np.zeros((3000, 4), np.float32)
-    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="spk", type="Spikes")
+    path, _ = spike_recording(3000, 4, spike_prob=0.0)
     s = Session(parse_config({
         "session": {"name": "iofail", "duration_s": 2.0, "out_dir": str(tmp_path / "s"), "monitor": False},
-        "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 4,
+        "source": {"kind": "xdf_file", "options": {"path": str(path), "n_channels": 4,
                                                    "pace": "realtime", "stamp": "local"}},
         "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
         "model": {"random": {"n_rec": 8, "n_out": 2}},
@@ -120,7 +130,7 @@ def test_an_io_thread_failure_stops_the_session_and_is_raised(tmp_path):
 
     s.learner = _Broken()
     s._observe_always = True
-    t0 = time.monotonic()
     with pytest.raises(RuntimeError, match=r"I/O thread failed \(OSError: disk full\)"):
         s.run()
-    assert time.monotonic() - t0 < 1.8  # stopped early, not after the full 2 s
+    # stopped at the first failed prepare (~50 ms in), not after the full 2000 ticks
+    assert s.counters["ticks"] < 1000, s.counters["ticks"]

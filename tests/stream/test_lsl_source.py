@@ -1,4 +1,9 @@
-"""LslSource against real LSL outlets on this machine (unique names per test)."""
+"""LslSource against real LSL outlets on this machine (unique names per test).
+
+Waits here are hang guards (generous limits for something that must happen), never bounds on
+how fast it happens: how long loss detection, the resolve timeout and a pull take is measured
+by scripts/bench_timing_bounds.py (check lsl_source).
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ def buffers(n_ch, rows=1024):
     return np.zeros((rows, n_ch), np.float32), np.zeros(rows, np.float64)
 
 
-def pull_until(src, n_want, n_ch, timeout_s=2.0, rows=1024):
+def pull_until(src, n_want, n_ch, timeout_s=10.0, rows=1024):
     """Pull (every ~1 ms) until n_want samples have come; returns (samples, timestamps)."""
     data, ts = buffers(n_ch, rows)
     got_x, got_t = [], []
@@ -83,12 +88,15 @@ def test_receives_samples_labels_rate_and_local_timestamps(opened):
     assert isinstance(src, Source)
     assert src.channel_labels == ["c3", "cz", "c4"] and src.nominal_srate_hz == 1000.0
     x = np.arange(60, dtype=np.float32).reshape(20, 3)
-    t_push = pylsl.local_clock()
+    t_before = pylsl.local_clock()
     outlet.push_chunk(x)
+    t_after = pylsl.local_clock()
     data, ts = pull_until(src, 20, 3)
     np.testing.assert_array_equal(data, x)
-    assert np.all(np.diff(ts) > 0)
-    assert abs(ts[-1] - t_push) < 0.05
+    # 1 kHz stamps on this machine's LSL clock: the newest stamped when pushed (the loopback
+    # clock offset, ~0, is added), the others back-dated by one sample interval each
+    np.testing.assert_allclose(np.diff(ts), 1e-3, atol=1e-6)
+    assert t_before - 1e-3 <= ts[-1] <= t_after + 1e-3, (ts[-1] - t_before, t_after - t_before)
     st = src.stats()
     assert st["samples"] == 20 and st["connected"] and st["losses"] == 0
     assert src.connected and not src.in_gap
@@ -99,11 +107,15 @@ def test_pull_respects_the_buffer_length(opened):
     outlet = make_outlet(name, 2)
     src = opened(source_id=name + "-sid", n_channels=2)
     outlet.push_chunk(np.ones((10, 2), np.float32))
-    time.sleep(0.05)
     data, ts = buffers(2, rows=4)
-    assert src.pull(data, ts) == 4
-    data2, ts2 = pull_until(src, 6, 2)
-    assert len(ts2) == 6
+    counts = []
+    deadline = time.monotonic() + 10.0  # hang guard
+    while sum(counts) < 10 and time.monotonic() < deadline:
+        n = src.pull(data, ts)
+        if n:
+            counts.append(n)
+        time.sleep(0.001)
+    assert sum(counts) == 10 and max(counts) == 4, counts  # never more than the 4 rows given
 
 
 def test_channel_count_mismatch_refused_with_both_values():
@@ -139,7 +151,7 @@ def test_resolve_timeout_names_the_predicate():
     t0 = time.monotonic()
     with pytest.raises(StreamNotFoundError) as err:
         src.open()
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 >= 0.3  # it searched for the whole timeout before giving up
     assert f"name='{name}' and type='EEG'" in str(err.value) and "0.3 s" in str(err.value)
 
 
@@ -154,9 +166,15 @@ def test_nonfinite_samples_repaired_per_policy(opened, policy, expected, repaire
     src = opened(name=name, n_channels=2, nan_policy=policy)
     for row in ([1, 2], [np.nan, 4], [5, np.inf]):
         outlet.push_sample(row)
-    time.sleep(0.05)  # all three in the inlet's buffer (a dropped one never shows up to wait for)
-    data, _ = pull_until(src, len(expected), 2, timeout_s=0.5)
-    np.testing.assert_array_equal(data, np.array(expected, np.float32))
+    # pull until all three were taken (delivered, or dropped: a dropped one never shows up)
+    data, ts = buffers(2)
+    got = []
+    deadline = time.monotonic() + 10.0  # hang guard
+    while sum(src.stats()[k] for k in ("samples", "dropped_samples")) < 3 and time.monotonic() < deadline:
+        n = src.pull(data, ts)
+        got.append(data[:n].copy())
+        time.sleep(0.001)
+    np.testing.assert_array_equal(np.concatenate(got), np.array(expected, np.float32))
     st = src.stats()
     assert st["repaired_values"] == repaired and st["dropped_samples"] == dropped
 
@@ -187,7 +205,7 @@ def test_backlog_older_than_max_backlog_dropped_newest_kept(opened):
         outlet.push_sample([float(i)], now - 2.0 + i * 0.001)
     for i in range(5):
         outlet.push_sample([100.0 + i], now + i * 0.001)
-    data, _ = pull_until(src, 5, 1, timeout_s=0.5)
+    data, _ = pull_until(src, 5, 1)
     np.testing.assert_array_equal(data[:, 0], 100.0 + np.arange(5))
     assert src.stats()["dropped_samples"] == 30
 
@@ -227,15 +245,15 @@ def test_outlet_gone_detected_then_recreated_and_reconnected(opened):
         data, ts = buffers(2)
         assert len(pull_until(src, 20, 2)[1]) >= 20
         pusher.outlet = None  # the only reference: the outlet is destroyed, the stream vanishes
-        took = wait_for(lambda: not src.connected, 0.3 + 0.5, lambda: src.pull(data, ts))
-        assert took is not None, "loss not detected within loss_timeout_s + 0.5 s"
+        took = wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts))
+        assert took is not None, "loss never detected"
         assert src.in_gap and src.stats()["losses"] == 1
         for _ in range(50):
             assert src.pull(data, ts) == 0
         time.sleep(0.3)
         assert src.pull(data, ts) == 0  # still gone: the reconnect thread finds nothing
         pusher.outlet = make_outlet(name, 2)  # same name and source_id, a new outlet
-        took = wait_for(lambda: not src.in_gap, 5.0, lambda: src.pull(data, ts))
+        took = wait_for(lambda: not src.in_gap, 10.0, lambda: src.pull(data, ts))
         assert took is not None, "did not reconnect to the re-created stream"
         assert len(pull_until(src, 20, 2)[1]) >= 20
         st = src.stats()
@@ -248,16 +266,18 @@ def test_outlet_gone_detected_then_recreated_and_reconnected(opened):
 def test_silent_stream_detected_by_watchdog_and_recovers(opened):
     name = unique()
     outlet = make_outlet(name, 2)
+    t_open = pylsl.local_clock()
     src = opened(name=name, n_channels=2, loss_timeout_s=0.3)
     data, ts = buffers(2)
-    t0 = time.monotonic()
-    took = wait_for(lambda: not src.connected, 1.0, lambda: src.pull(data, ts))
-    assert took is not None and 0.25 <= time.monotonic() - t0 < 0.3 + 0.3
+    took = wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts))
+    assert took is not None, "silence never detected"
+    # never before loss_timeout_s of silence: the watchdog counts from when open() attached
+    assert pylsl.local_clock() - t_open >= 0.3
     assert src.in_gap and src.stats()["losses"] == 1
     pusher = Pusher(outlet)  # the same outlet starts sending again
     pusher.start()
     try:
-        assert wait_for(lambda: not src.in_gap, 5.0, lambda: src.pull(data, ts)) is not None
+        assert wait_for(lambda: not src.in_gap, 10.0, lambda: src.pull(data, ts)) is not None
         assert len(pull_until(src, 10, 2)[1]) >= 10
         st = src.stats()
         assert st["losses"] == 1 and st["reconnects"] == 1
@@ -271,7 +291,7 @@ def test_no_recover_stays_lost(opened):
     outlet = make_outlet(name, 2)
     src = opened(name=name, n_channels=2, loss_timeout_s=0.2, recover=False)
     data, ts = buffers(2)
-    assert wait_for(lambda: not src.connected, 1.0, lambda: src.pull(data, ts)) is not None
+    assert wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts)) is not None
     outlet.push_sample([1.0, 2.0])
     time.sleep(0.5)
     assert src.pull(data, ts) == 0 and not src.connected and src.stats()["reconnects"] == 0
@@ -318,13 +338,13 @@ def test_reappearing_stream_with_wrong_shape_is_refused_until_right(opened):
         data, ts = buffers(2)
         assert len(pull_until(src, 5, 2)[1]) >= 5
         pusher.outlet = None
-        assert wait_for(lambda: not src.connected, 0.8, lambda: src.pull(data, ts)) is not None
+        assert wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts)) is not None
         wrong = make_outlet(name, 3)  # same name, 3 channels: must not be attached
-        assert wait_for(lambda: src.stats()["mismatches"] >= 1, 3.0, lambda: src.pull(data, ts)) is not None
+        assert wait_for(lambda: src.stats()["mismatches"] >= 1, 10.0, lambda: src.pull(data, ts)) is not None
         assert not src.connected and src.pull(data, ts) == 0
         del wrong
         pusher.outlet = make_outlet(name, 2)
-        assert wait_for(lambda: not src.in_gap, 5.0, lambda: src.pull(data, ts)) is not None
+        assert wait_for(lambda: not src.in_gap, 10.0, lambda: src.pull(data, ts)) is not None
         st = src.stats()
         assert st["losses"] == 1 and st["reconnects"] == 1
     finally:

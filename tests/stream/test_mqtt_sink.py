@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -17,20 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtsnn.stream.mqtt_common import PrivateBroker, find_mosquitto, free_port
+from rtsnn.stream.mqtt_common import free_port
 from rtsnn.stream.mqtt_sink import CommandRing, MqttSink, wait_until
 
 mqtt = pytest.importorskip("paho.mqtt.client")
-
-needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None and not os.environ.get("CI"),
-                                     reason="mosquitto not installed (apt-get install -y mosquitto)")
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = PrivateBroker(str(tmp_path)).start()
-    yield b
-    b.stop()
 
 
 class Listener:
@@ -125,7 +114,6 @@ def test_password_without_username_refused(monkeypatch):
 
 
 # ---------------------------------------------------------------- with a broker
-@needs_mosquitto
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
 def test_round_trip_and_retained_status(broker, fmt):
     sink = MqttSink("rt", port=broker.port, payload_format=fmt, ttl_s=0.5)
@@ -154,7 +142,6 @@ def test_round_trip_and_retained_status(broker, fmt):
     lis.stop()
 
 
-@needs_mosquitto
 def test_every_n_ticks_and_nonfinite_outputs(broker):
     sink = MqttSink("dec", port=broker.port, every_n_ticks=3)
     sink.open(["a"], ["1"])
@@ -183,7 +170,6 @@ time.sleep(60)
 """
 
 
-@needs_mosquitto
 def test_last_will_offline_when_client_dies(broker):
     proc = subprocess.Popen([sys.executable, "-c", SINK_CHILD, str(broker.port)], stdout=subprocess.PIPE, text=True)
     try:
@@ -204,24 +190,21 @@ def test_last_will_offline_when_client_dies(broker):
             proc.wait()
 
 
-@needs_mosquitto
 def test_broker_dies_and_returns(broker):
     """Commands emitted while the broker is gone are dropped and counted, emit never waits,
-    and publishing resumes by itself when the broker comes back on the same port."""
+    and publishing resumes by itself when the broker comes back on the same port.
+    (How long an emit takes, with and without a broker: scripts/bench_timing_bounds.py.)"""
     sink = MqttSink("bd", port=broker.port, queue_size=32, ttl_s=0.05, backoff_initial_s=0.05, backoff_max_s=0.2)
     sink.open(["a"], ["1"])
     assert wait_until(lambda: sink.connected, 5)
-    emit_ns: list[int] = []
     stop = threading.Event()
     k = [0]
 
-    def tick_loop():  # a stand-in for the compute thread: 1 kHz, never blocked by the broker
+    def tick_loop():  # a stand-in for the compute thread: ~1 kHz, never blocked by the broker
         v = np.zeros(1, np.float32)
         while not stop.is_set():
             v[0] = k[0]
-            t0 = time.perf_counter_ns()
             sink.emit(v, 0.0)
-            emit_ns.append(time.perf_counter_ns() - t0)
             k[0] += 1
             time.sleep(0.001)
 
@@ -229,19 +212,25 @@ def test_broker_dies_and_returns(broker):
     th.start()
     lis = Listener(broker.port, "rtsnn/bd/command")
     try:
-        assert wait_until(lambda: len(lis.msgs) > 20, 3)
+        assert wait_until(lambda: len(lis.msgs) > 20, 10)
         lis.stop()
         broker.stop()
-        assert wait_until(lambda: not sink.connected, 3), sink.stats()
+        assert wait_until(lambda: not sink.connected, 10), sink.stats()
         produced_at_loss = sink.stats()["produced"]
-        time.sleep(0.5)  # the session goes on without a broker
+        # the session goes on without a broker: ticks keep emitting, and what cannot be sent
+        # overflows the 32-command queue and is counted
+        assert wait_until(lambda: sink.stats()["produced"] > produced_at_loss + 100, 10), sink.stats()
         down = sink.stats()
-        assert down["produced"] > produced_at_loss + 100  # ticks kept emitting
         assert down["dropped_overflow"] > 0 and down["connected"] is False and down["disconnects"] == 1
+        # emit with no broker is an enqueue: a burst of emits from this thread all count as produced
+        before = sink.stats()["produced"]
+        for _ in range(1000):
+            sink.emit(np.zeros(1, np.float32), 0.0)
+        assert sink.stats()["produced"] >= before + 1000
         broker.start()
-        assert wait_until(lambda: sink.stats()["connects"] == 2, 5), sink.stats()
+        assert wait_until(lambda: sink.stats()["connects"] == 2, 10), sink.stats()
         lis2 = Listener(broker.port, "rtsnn/bd/command")
-        assert wait_until(lambda: len(lis2.msgs) > 20, 3), sink.stats()
+        assert wait_until(lambda: len(lis2.msgs) > 20, 10), sink.stats()
         seqs = [json.loads(p)["seq"] for _, p, _ in lis2.msgs]
         assert min(seqs) > produced_at_loss  # fresh commands, not the stale backlog
         lis2.stop()
@@ -255,17 +244,14 @@ def test_broker_dies_and_returns(broker):
     # every produced command is accounted for (published, dropped or lost with the connection)
     assert s["produced"] == (s["published"] + s["dropped_overflow"] + s["dropped_expired"]
                              + s["publish_errors"] + s["queued"])
-    # emit is an enqueue: even under a loaded 2-core CI machine it never approaches a broker timeout
-    assert max(emit_ns) < 50e6, max(emit_ns)
-    assert np.median(emit_ns) < 200e3
 
 
-@needs_mosquitto
-def test_credentials_from_env_used_and_never_leaked(tmp_path, monkeypatch, caplog):
+@pytest.mark.needs_mosquitto
+def test_credentials_from_env_used_and_never_leaked(tmp_path, monkeypatch, caplog, broker_factory):
     user, pw = "rtsnn-user-Zq81", "s3cret-PW-x7Kp!"
     pwfile = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), user, pw], check=True, capture_output=True)
-    b = PrivateBroker(str(tmp_path), password_file=str(pwfile)).start()
+    b = broker_factory(password_file=str(pwfile))
     caplog.set_level(logging.DEBUG)
     try:
         monkeypatch.setenv("MY_MQTT_USER", user)
@@ -291,15 +277,14 @@ def test_credentials_from_env_used_and_never_leaked(tmp_path, monkeypatch, caplo
     assert "username_set" in texts[1]
 
 
-@needs_mosquitto
-def test_tls_connection(tmp_path):
+def test_tls_connection(tmp_path, broker_factory):
     key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
     r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                         "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=127.0.0.1",
                         "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True)
     if r.returncode != 0:
         pytest.skip(f"openssl could not make a test certificate: {r.stderr.decode()[:200]}")
-    b = PrivateBroker(str(tmp_path), tls_cert=str(crt), tls_key=str(key)).start()
+    b = broker_factory(tls_cert=str(crt), tls_key=str(key))
     try:
         plain = MqttSink("tls0", port=b.port, backoff_initial_s=0.05, backoff_max_s=0.05, connect_timeout_s=0.3)
         plain.open(["a"], ["1"])
@@ -314,47 +299,58 @@ def test_tls_connection(tmp_path):
         b.stop()
 
 
-@needs_mosquitto
-def test_live_session_with_an_mqtt_sink_survives_the_broker_leaving(broker, tmp_path):
-    """A whole session (a recording paced in real time -> SNN -> MQTT sink): the broker is
-    stopped mid-session and started again; the session ticks on (emit never waits for the
-    broker), commands meanwhile are dropped and counted, and publishing resumes."""
+def _session_through_a_broker_outage(broker, spike_recording, tmp_path) -> dict:
+    """A whole session (a recording paced in real time -> SNN -> MQTT sink, 5 s): the broker
+    is stopped once more than 200 commands have arrived, started again once the sink has
+    dropped more than 200 while it was gone; returns the session's summary."""
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
-    from rtsnn.stream.xdf_writer import write_xdf_stream
 
-    xs = (np.random.default_rng(0).random((8000, 4)) < 0.05).astype(np.float32)
-    write_xdf_stream(tmp_path / "in.xdf", xs, 1000.0, name="spk", type="Spikes")
-    cfg = parse_config({
+    path, _ = spike_recording(8000, 4)
+    session = Session(parse_config({
         "session": {"name": "mq", "duration_s": 5.0, "out_dir": str(tmp_path / "s"), "warmup_ticks": 50,
                     "monitor": False},
-        "source": {"kind": "xdf_file", "options": {"path": str(tmp_path / "in.xdf"), "n_channels": 4,
+        "source": {"kind": "xdf_file", "options": {"path": str(path), "n_channels": 4,
                                                    "pace": "realtime", "stamp": "local"}},
         "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
         "model": {"random": {"n_rec": 16, "n_out": 2}},
         "sinks": [{"kind": "mqtt", "options": {"port": broker.port, "session": "mq", "queue_size": 64,
                                                "ttl_s": 0.05, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}}],
-    })
+    }))
+    sink = session.sinks[0]
     out: dict = {}
-    runner = threading.Thread(target=lambda: out.update(summary=Session(cfg).run()))
+    runner = threading.Thread(target=lambda: out.update(summary=session.run()))
     lis = Listener(broker.port, "rtsnn/mq/command")
     runner.start()
     try:
-        assert wait_until(lambda: len(lis.msgs) > 200, 5)
+        assert wait_until(lambda: len(lis.msgs) > 200, 10)
         lis.stop()
         broker.stop()
-        time.sleep(1.0)
+        assert wait_until(lambda: sink.stats()["dropped_overflow"] + sink.stats()["dropped_expired"] > 200, 10)
         broker.start()
         lis2 = Listener(broker.port, "rtsnn/mq/command")
-        assert wait_until(lambda: len(lis2.msgs) > 200, 5)
+        assert wait_until(lambda: len(lis2.msgs) > 200, 10)
         lis2.stop()
     finally:
         runner.join(30)
-    summary = out["summary"]
+    return out["summary"]
+
+
+def test_live_session_with_an_mqtt_sink_survives_the_broker_leaving(broker, spike_recording, tmp_path):
+    """The session ticks on while the broker is gone (emit never waits for it), commands
+    meanwhile are dropped and counted, and publishing resumes when it returns."""
+    summary = _session_through_a_broker_outage(broker, spike_recording, tmp_path)
     s = summary["sinks"][0]
     assert summary["ticks"] == 5000
     assert s["disconnects"] == 1 and s["connects"] == 2, s
-    assert s["dropped_overflow"] + s["dropped_expired"] > 200  # ~1 s of commands with no broker
+    assert s["dropped_overflow"] + s["dropped_expired"] > 200  # the commands sent into the outage
     assert s["produced"] == (s["published"] + s["dropped_overflow"] + s["dropped_expired"]
                              + s["publish_errors"] + s["queued"])
-    assert summary["stage_latency_us"]["emit"]["p99"] < 1000  # emit never waited for the broker
+
+
+@pytest.mark.slow
+def test_emit_stage_stays_short_through_a_broker_outage(broker, spike_recording, tmp_path):
+    """Timing (make test-timing): the session's emit stage p99 stays under 1 ms although the
+    broker leaves mid-session (emit is an enqueue, never a network call)."""
+    summary = _session_through_a_broker_outage(broker, spike_recording, tmp_path)
+    assert summary["stage_latency_us"]["emit"]["p99"] < 1000, summary["stage_latency_us"]["emit"]

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import msgpack
 import numpy as np
 import pylsl
 import pytest
 
-from rtsnn.stream.mqtt_common import PrivateBroker, decode_payload, PayloadError, find_mosquitto
+from rtsnn.stream.mqtt_common import decode_payload, PayloadError
 from rtsnn.stream.mqtt_sink import wait_until
 from rtsnn.control_messages import ControlMessage, apply_control, parse_control
 from rtsnn.stream.mqtt_source import MqttRewardSource, MqttSource
 
 mqtt = pytest.importorskip("paho.mqtt.client")
-needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None and not os.environ.get("CI"),
-                                     reason="mosquitto not installed (apt-get install -y mosquitto)")
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = PrivateBroker(str(tmp_path)).start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture
@@ -99,7 +89,6 @@ def test_bad_options():
 
 
 # ---------------------------------------------------------------- with a broker
-@needs_mosquitto
 def test_teaching_round_trip_and_bad_messages(broker, pub):
     src = MqttSource("ts", n_channels=2, port=broker.port)
     src.open()
@@ -127,7 +116,6 @@ def test_teaching_round_trip_and_bad_messages(broker, pub):
         src.close()
 
 
-@needs_mosquitto
 def test_payload_timestamps_and_queue_drops_oldest(broker, pub):
     src = MqttSource("tq", n_channels=1, port=broker.port, timestamps="payload", queue_size=3, reward=False,
                      control=False)
@@ -149,7 +137,6 @@ def test_payload_timestamps_and_queue_drops_oldest(broker, pub):
         src.close()
 
 
-@needs_mosquitto
 def test_reward_and_control(broker, pub):
     src = MqttSource("rc", n_channels=1, port=broker.port)
     src.open()
@@ -178,7 +165,6 @@ def test_reward_and_control(broker, pub):
         src.close()
 
 
-@needs_mosquitto
 def test_reward_source_protocol_and_reconnect(broker, pub):
     from rtsnn.protocols import RewardSource
 

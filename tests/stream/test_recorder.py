@@ -52,13 +52,15 @@ def test_recorder_streams_from_several_threads(tmp_path):
 
 
 def test_push_never_waits_and_a_full_queue_drops_counted(tmp_path):
+    """The writer drains only every 10 s here: a push that waited for room would block until
+    then and drop nothing; a push that never waits refuses the overflow at once and counts it.
+    (How long a push takes: scripts/bench_timing_bounds.py, check recorder_push.)"""
     rec = Recorder(tmp_path / "q.xdf", flush_interval_s=10.0, max_queued_blocks=100)
     sid = rec.add_stream("x", ["a"])
     block = np.zeros((1, 1), np.float32)
-    t0 = time.perf_counter()
     ok = [rec.push(sid, 0.0, block) for _ in range(150)]
-    assert time.perf_counter() - t0 < 0.5
-    assert sum(ok) == 99 and rec.stats()["dropped_blocks"] == 51  # one slot holds the header
+    assert ok == [True] * 99 + [False] * 51  # one slot holds the header
+    assert rec.stats()["dropped_blocks"] == 51
     rec.close()
     assert load_xdf(tmp_path / "q.xdf").streams[0].n_samples == 99
 

@@ -1,4 +1,9 @@
-"""Tests to keep when you copy the template: options, the contract, and the data itself."""
+"""Tests to keep when you copy the template: options, the contract, and the data itself.
+
+No test here bounds how long a call takes (a shared or loaded test machine makes such bounds
+flaky); rtsnn's scripts/bench_timing_bounds.py times this template's pull (check
+template_pull) and is the model for timing your own adapter.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import math
 import time
 
 import numpy as np
+import pylsl
 import pytest
 
 from rtsnn.protocols import Source
@@ -26,9 +32,13 @@ def test_contract_and_values():
     try:
         buf, ts = np.zeros((1024, 3), np.float32), np.zeros(1024)
         time.sleep(0.05)
-        t_call = time.perf_counter()
+        before = pylsl.local_clock()
         n = src.pull(buf, ts)
-        assert n > 0 and time.perf_counter() - t_call < 0.01  # a pull never blocks
+        after = pylsl.local_clock()
+        # a pull delivers what was due when it was called and does not wait for more: every
+        # sample stamped at or before the call, at least those due just before it
+        assert int((before - src._t0) * 1000.0) + 1 <= n
+        assert ts[n - 1] <= after
         k = np.arange(n)
         expect = np.sin(2 * math.pi * 5.0 * k[:, None] / 1000.0 + np.arange(3) * math.pi / 3)
         np.testing.assert_allclose(buf[:n], expect, atol=1e-6)

@@ -1,0 +1,92 @@
+"""Fixtures shared across the test folders.
+
+* ``broker``: a private mosquitto on a free loopback port (stopped after the test);
+  ``broker_factory``: the same with options (password file, TLS), any number per test.
+* ``@pytest.mark.needs_mosquitto``: for a test that runs mosquitto itself (or its tools).
+  Both skip when mosquitto is not installed, except under CI (``CI`` set), where a missing
+  broker must fail loudly instead of silently skipping the MQTT tests.
+* ``spike_recording``: writes a spike raster as a one-stream XDF file, the input of the
+  sessions that replay a recording (``kind: xdf_file``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MOSQUITTO_MISSING = "mosquitto not installed (apt-get install -y mosquitto)"
+
+
+def mosquitto_missing() -> bool:
+    """True when tests needing mosquitto should skip: not installed and not under CI."""
+    from rtsnn.stream.mqtt_common import find_mosquitto
+
+    return find_mosquitto() is None and not os.environ.get("CI")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_mosquitto: runs a mosquitto broker (skipped outside CI "
+                                       "when mosquitto is not installed)")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_mosquitto") is not None and mosquitto_missing():
+        pytest.skip(MOSQUITTO_MISSING)
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    """``make(**options)`` starts a ``PrivateBroker`` (options: ``password_file``, ``tls_cert``,
+    ``tls_key``, ...) in this test's tmp_path; every broker made is stopped at teardown."""
+    if mosquitto_missing():
+        pytest.skip(MOSQUITTO_MISSING)
+    from rtsnn.stream.mqtt_common import PrivateBroker
+
+    made = []
+
+    def make(**options):
+        workdir = tmp_path / f"broker{len(made)}"
+        workdir.mkdir()
+        b = PrivateBroker(str(workdir), **options).start()
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    """A running anonymous mosquitto on a free loopback port (``.port``; ``.stop()`` and
+    ``.start()`` take it down and bring it back on the same port)."""
+    return broker_factory()
+
+
+@pytest.fixture
+def spike_recording(tmp_path):
+    """``write(n_samples, n_channels, *, spike_prob=0.05, poisson_mean=None, seed=0, name="spk",
+    filename="in.xdf", srate_hz=1000.0) -> (path, xs)``.
+
+    ``xs`` (float32, (n_samples, n_channels)) holds Bernoulli spikes of probability
+    ``spike_prob`` per sample, or Poisson counts of mean ``poisson_mean`` when that is given;
+    it is written as one regularly sampled stream (type ``Spikes``, sample k stamped
+    ``k / srate_hz``) to ``tmp_path / filename``.
+    """
+    from rtsnn.stream.xdf_writer import write_xdf_stream
+
+    def write(n_samples: int, n_channels: int, *, spike_prob: float = 0.05, poisson_mean: float | None = None,
+              seed: int = 0, name: str = "spk", filename: str = "in.xdf",
+              srate_hz: float = 1000.0) -> tuple[Path, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        if poisson_mean is not None:
+            xs = rng.poisson(poisson_mean, (n_samples, n_channels)).astype(np.float32)
+        else:
+            xs = (rng.random((n_samples, n_channels)) < spike_prob).astype(np.float32)
+        path = write_xdf_stream(tmp_path / filename, xs, srate_hz, name=name, type="Spikes")
+        return Path(path), xs
+
+    return write
