@@ -7,11 +7,17 @@ Without a display (no ``DISPLAY`` / ``WAYLAND_DISPLAY`` and no ``QT_QPA_PLATFORM
 dashboard can only run offscreen, which is useful with ``--screenshot``: it then runs ``--after``
 seconds, saves a PNG of the window, prints one JSON line (frames painted, measured fps,
 samples received) and exits.
+
+On an X display Qt's xcb platform plugin needs a few X libraries that a minimal Debian lacks;
+without them Qt aborts the whole process (SIGABRT, no Python exception). So before Qt starts,
+``check_xcb`` loads each library the plugin links to and connects to the display, and a
+failure becomes one error line naming the Debian packages to install (docs/dashboard.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import sys
@@ -30,7 +36,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--screenshot", help="save a PNG of the window after --after seconds, then exit")
     p.add_argument("--after", type=float, default=2.0, help="seconds before the screenshot (default 2)")
     p.add_argument("--duration", type=float, help="exit after this many seconds (no screenshot)")
-    p.add_argument("--size", default="1400x900", help="window size WxH (default 1400x900)")
+    p.add_argument("--size", default="1400x900",
+                   help="window size WxH (default 1400x900); the window grows where its plots need more room")
     p.add_argument("--priority", choices=PRIORITIES, default="idle",
                    help="the dashboard's own CPU priority. idle (default): SCHED_IDLE for all its threads "
                         "(Linux), so any session, data-source or LSL thread that wakes up preempts it at once "
@@ -99,6 +106,101 @@ def threads_not_idle() -> int | None:
     return n
 
 
+# The shared libraries Qt's xcb platform plugin needs (``ldd`` of PySide6's
+# plugins/platforms/libqxcb.so, 6.11, its Qt libraries aside) and the Debian 12 package that
+# ships each. The first ten are missing on a Debian 12 that has only what Qt offscreen needs;
+# installing the first five brings the other five along.
+XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libX11.so.6": "libx11-6",
+    "libxcb.so.1": "libxcb1",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libGL.so.1": "libgl1",
+    "libEGL.so.1": "libegl1",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libdbus-1.so.3": "libdbus-1-3",
+}
+OFFSCREEN_HINT = "or run offscreen: --screenshot FILE (or QT_QPA_PLATFORM=offscreen)"
+
+
+def qt_platform(env: dict[str, str], system: str = sys.platform) -> str | None:
+    """The Qt platform plugin the dashboard will start with: the first name in
+    ``QT_QPA_PLATFORM`` (``xcb``, ``wayland``, ``offscreen``...); else on macOS / Windows
+    their own (``native``, whatever ``DISPLAY`` says: XQuartz sets it); else ``wayland`` on a
+    Wayland session (Qt 6 prefers it there), ``xcb`` where only ``DISPLAY`` is set; None
+    without a display."""
+    named = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    if named:
+        return named
+    if system == "darwin" or system.startswith(("win", "cygwin")):
+        return "native"
+    if env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland":
+        return "wayland"
+    if env.get("DISPLAY"):
+        return "xcb"
+    return None
+
+
+def _loadable(soname: str) -> bool:
+    """Whether the dynamic linker finds and loads ``soname`` (the same search Qt's plugin gets)."""
+    try:
+        ctypes.CDLL(soname)
+    except OSError:
+        return False
+    return True
+
+
+def missing_xcb_libraries() -> list[str]:
+    """The libraries of ``XCB_LIBRARIES`` that cannot be loaded here."""
+    return [soname for soname in XCB_LIBRARIES if not _loadable(soname)]
+
+
+def _x_display_error(display: str | None) -> int:
+    """libxcb's error code for a connection to ``display`` (None: ``$DISPLAY``), 0 when it opens.
+    It is the connection Qt's xcb plugin makes first, and aborts on."""
+    xcb = ctypes.CDLL("libxcb.so.1")
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(display.encode() if display else None, None)
+    try:
+        return int(xcb.xcb_connection_has_error(conn))
+    finally:
+        xcb.xcb_disconnect(conn)  # also frees the error connection object
+
+
+def check_xcb(env: dict[str, str]) -> None:
+    """Raise ValueError (one line) when Qt's xcb plugin would abort: a library it links to is
+    missing (naming the Debian packages to install) or the X display does not accept a
+    connection."""
+    missing = missing_xcb_libraries()
+    if missing:
+        packages = " ".join(dict.fromkeys(XCB_LIBRARIES[s] for s in missing))
+        raise ValueError(f"the dashboard's Qt X11 (xcb) platform plugin cannot load {', '.join(missing)}: "
+                         f"install them (Debian/Ubuntu: sudo apt-get install {packages}), {OFFSCREEN_HINT}")
+    display = env.get("DISPLAY") or None
+    code = _x_display_error(display)
+    if code:
+        raise ValueError(f"cannot connect to X display {display or '(DISPLAY unset)'} (libxcb error {code}): "
+                         f"start the X server or fix DISPLAY / XAUTHORITY, {OFFSCREEN_HINT}")
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -117,14 +219,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         raise ValueError(f"--duration must be > 0 s, got {args.duration}")
     size = _parse_size(args.size)
-    priority = lower_priority(args.priority, args.nice)
-    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or
-                    os.environ.get("QT_QPA_PLATFORM"))
-    if headless:
+    platform = qt_platform(dict(os.environ))
+    if platform is None:
         if not (args.screenshot or args.duration):
             raise ValueError("no display (DISPLAY / WAYLAND_DISPLAY unset): run with a display, or offscreen "
                              "with --screenshot FILE or --duration S")
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif platform == "xcb":
+        check_xcb(dict(os.environ))  # before Qt starts: Qt aborts the process where this fails
+    priority = lower_priority(args.priority, args.nice)
     from rtsnn.viz.dashboard import DashboardWindow, ensure_app  # MissingExtraError names the extra
     from rtsnn.viz.client import MonitorClient, discover
 
@@ -159,12 +262,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         result["threads_not_idle"] = threads_not_idle()  # 0: liblsl's and Qt's threads inherited it
     if hasattr(os, "nice"):
         result["niceness"] = os.nice(0)
-    result.update(priority=priority, session=streams.session, key=streams.key, seconds=round(wall_s, 3),
-                  target_fps=args.fps, fps=round(win.fps(), 2), frames=win.frames_painted,
+    result.update(platform=app.platformName(), priority=priority, session=streams.session, key=streams.key,
+                  seconds=round(wall_s, 3), target_fps=args.fps, fps=round(win.fps(), 2), frames=win.frames_painted,
                   updates=win.frames_updated, **client.counts)
     client.close()
     if args.json:
-        print(json.dumps(result))
+        from rtsnn.runtime.metrics import json_safe
+
+        print(json.dumps(json_safe(result), allow_nan=False))
     if "error" in result:
         print(f"rtsnn: error: {result['error']}", file=sys.stderr)
         return 1

@@ -9,6 +9,10 @@ redraws:
     row 2  per-stage latency histograms (last 5 s, log time axis) | deadline misses / s
     row 3  learning curves (learner stats, each scaled to its range) | source samples / s
 
+Legends sit beside their plot's data area, never on it. A learner value that has not changed
+over the statuses held is not drawn (scaled to its range it would be a flat line at some
+arbitrary height); every learner value is listed with its current number in the text panel.
+
 The frame rate is measured from the paint events the plot canvas actually receives, not from
 timer callbacks (``fps()``).
 """
@@ -39,6 +43,12 @@ SPIKE_RGB = (255, 215, 0)  # raster spikes: gold on black
 BACKGROUND_RGB = (0, 0, 0)
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+# the compute stages take the palette in order; tick, e2e and input_age get colours (and a dash)
+# no compute stage has, because e2e and input_age overlap (input_age is most of e2e)
+STAGE_PENS = {stage: (PALETTE[i], "solid") for i, stage in enumerate(STAGE_ORDER[:6])}
+STAGE_PENS.update(tick=((127, 127, 127), "solid"), e2e=((255, 255, 255), "solid"),
+                  input_age=((23, 190, 207), "dash"))
+LEGEND_TEXT_SIZE = "8pt"
 # 1-pixel pens: Qt's raster engine draws them as cosmetic lines; wider ones are stroked as
 # filled outlines, a visible share of a frame's cost
 PEN_WIDTH = 1
@@ -58,6 +68,26 @@ def _numeric_items(d: Any, prefix: str = "") -> dict[str, float]:
         elif isinstance(v, dict) and not prefix:
             out.update(_numeric_items(v, name + "."))
     return out
+
+
+def _fmt(v: float) -> str:
+    """A learner value for the panel: integers as such, others to 3 significant digits."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:.3g}"
+
+
+def _side_legend(plot: Any) -> Any:
+    """A legend in its own cell right of ``plot``'s data area (the plot's grid: view box at
+    row 2, column 1; right axis at column 2), so it never covers a trace and is never clipped by
+    the view box. Entries are added with ``legend.addItem(curve, name)``."""
+    legend = pg.LegendItem(offset=None, labelTextSize=LEGEND_TEXT_SIZE, verSpacing=-6)
+    # its preferred size, not the cell's: a stretched legend spreads its rows apart and
+    # misaligns each line sample with its name
+    fixed = QtWidgets.QSizePolicy.Policy.Fixed
+    legend.setSizePolicy(fixed, fixed)
+    plot.layout.addItem(legend, 2, 3)
+    plot.layout.setAlignment(legend, QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+    plot.side_legend = legend
+    return legend
 
 
 class _PaintCounter(QtCore.QObject):
@@ -119,6 +149,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.raster_plot.setXRange(-span_s, 0, padding=0)
         self.raster_plot.setYRange(0, max(c.raster_neurons, 1), padding=0)
         self.raster_plot.setMouseEnabled(False, False)
+        self.raster_plot.setMinimumHeight(110)  # a cramped window shrinks the other rows first
 
         # row 1: decoded vs target
         self.output_plots = []
@@ -127,10 +158,13 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.glw.addItem(outs, row=1, col=0, colspan=2)
         for k, label in enumerate(c.output_labels):
             p = outs.addPlot(row=0, col=k, title=f"Decoded vs target: {label}")
-            p.addLegend(offset=(5, 5))
-            dec = p.plot(pen=pg.mkPen(PALETTE[0], width=PEN_WIDTH), name="decoded")
-            tgt = p.plot(pen=pg.mkPen(PALETTE[1], width=PEN_WIDTH, style=QtCore.Qt.PenStyle.DashLine), name="target")
+            dec = p.plot(pen=pg.mkPen(PALETTE[0], width=PEN_WIDTH))
+            tgt = p.plot(pen=pg.mkPen(PALETTE[1], width=PEN_WIDTH, style=QtCore.Qt.PenStyle.DashLine))
+            legend = _side_legend(p)
+            legend.addItem(dec, "decoded")
+            legend.addItem(tgt, "target")
             p.setLabel("bottom", "time", units="s")
+            p.setLabel("left", label)
             p.setXRange(-c.output_window_s, 0.0, padding=0.01)  # fixed: axis ticks not regenerated per frame
             # y follows the data at most a few times a second (_fit_output_ranges): auto-ranging
             # every frame regenerates the axis ticks 30 times a second, the frame's largest cost
@@ -143,22 +177,37 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.lat_plot.setLogMode(x=True, y=False)
         self.lat_plot.setLabel("bottom", "latency (us)")
         self.lat_plot.setLabel("left", "fraction of ticks")
-        self.lat_plot.addLegend(offset=(5, 5))
+        self.lat_plot.getAxis("left").enableAutoSIPrefix(False)  # 0.2, not "200 (x0.001)"
+        lat_legend = _side_legend(self.lat_plot)
         self.lat_curves: dict[str, Any] = {}
-        for i, stage in enumerate(STAGE_ORDER):
-            self.lat_curves[stage] = self.lat_plot.plot(pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=PEN_WIDTH),
-                                                        name=stage)
+        dash = {"solid": QtCore.Qt.PenStyle.SolidLine, "dash": QtCore.Qt.PenStyle.DashLine}
+        for stage in STAGE_ORDER:
+            rgb, style = STAGE_PENS[stage]
+            curve = self.lat_plot.plot(pen=pg.mkPen(rgb, width=PEN_WIDTH, style=dash[style]))
+            lat_legend.addItem(curve, stage)
+            self.lat_curves[stage] = curve
         self.miss_plot = self.glw.addPlot(row=2, col=1, title="Deadline misses / s")
         self.miss_plot.setLabel("bottom", "time", units="s")
+        self.miss_plot.setLabel("left", "misses / s")
         self.miss_curve = self.miss_plot.plot(pen=pg.mkPen(PALETTE[3], width=PEN_WIDTH))
 
         # row 3: learning and stream rate
         self.learn_plot = self.glw.addPlot(row=3, col=0, title="Learning curves (each scaled to its range)")
         self.learn_plot.setLabel("bottom", "time", units="s")
-        self.learn_legend = self.learn_plot.addLegend(offset=(5, 5))
+        self.learn_plot.setLabel("left", "scaled")  # min..max of each -> 0..1; ranges in the panel
+        self.learn_legend = _side_legend(self.learn_plot)
         self.learn_curves: dict[str, Any] = {}
+        self.learn_ranges: dict[str, tuple[float, float]] = {}  # drawn keys: (min, max) of the history
+        self.learn_constant: set[str] = set()  # learner values that have not changed (not drawn)
+        # shown only while no curve is drawn, so it never covers one
+        self.learn_note = pg.TextItem("", color=(200, 200, 200), anchor=(0, 0))
+        self.learn_note.setVisible(False)
+        self.learn_plot.addItem(self.learn_note, ignoreBounds=True)
+        self._learn_span_s = 0.0
+        self._learn_state: tuple[tuple[str, ...], bool] | None = None  # (drawn keys, any learner values)
         self.rate_plot = self.glw.addPlot(row=3, col=1, title="Source samples / s")
         self.rate_plot.setLabel("bottom", "time", units="s")
+        self.rate_plot.setLabel("left", "samples / s")
         self.rate_curve = self.rate_plot.plot(pen=pg.mkPen(PALETTE[2], width=PEN_WIDTH))
 
         # the status-fed plots change at the status rate (~10 Hz); auto-ranging each of them on
@@ -177,8 +226,9 @@ class DashboardWindow(QtWidgets.QMainWindow):
             for side in ("left", "bottom"):
                 p.getAxis(side).setCacheMode(cache)
             p.titleLabel.setCacheMode(cache)
-            if p.legend is not None:
-                p.legend.setCacheMode(cache)
+            legend = getattr(p, "side_legend", None)
+            if legend is not None:
+                legend.setCacheMode(cache)
 
         self._painter = _PaintCounter()
         self.glw.viewport().installEventFilter(self._painter)
@@ -192,6 +242,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ loop
     def start(self) -> None:
+        self._fit_minimum_size()
         self.t_started = time.perf_counter()
         self._painter.times.clear()
         self.timer.start(max(1, int(1000.0 / self.target_fps)))  # floor: never below target
@@ -236,7 +287,13 @@ class DashboardWindow(QtWidgets.QMainWindow):
             if t - self._status_fit_t >= 1.0:
                 self._status_fit_t = t
                 for p in self.status_plots:
-                    p.autoRange(padding=0.05)  # once, to what the plot holds now
+                    if p is self.learn_plot and not self.learn_ranges:  # nothing drawn: a plain frame
+                        span_s = max(self._learn_span_s, 1.0)
+                        p.setRange(xRange=(-span_s, 0.0), yRange=(0.0, 1.0), padding=0.05)
+                        self.learn_note.setPos(-span_s, 1.0)
+                    else:
+                        p.autoRange(padding=0.05)  # once, to what the plot holds now
+                self._fit_minimum_size()  # legends grow as learner values start to change
         if t - self._health_t >= 0.25:
             self._health_t = t
             self.health.setText(self._health_html())
@@ -285,17 +342,61 @@ class DashboardWindow(QtWidgets.QMainWindow):
         t, samples = c.history(("source", "samples"))
         self.rate_curve.setData(*_rate(t - t_now, samples))
         keys = _numeric_items(c.statuses[-1].get("learner") or {})
-        for key in list(keys)[:6]:
+        ranges: dict[str, tuple[float, float]] = {}
+        constant: set[str] = set()
+        for key in keys:
             t, v = c.history(("learner",) + tuple(key.split(".", 1)))
-            if len(v) == 0:
+            lo, hi = (float(np.min(v)), float(np.max(v))) if len(v) else (0.0, 0.0)
+            if not hi > lo:  # constant so far: a number (the panel), not a flat line
+                constant.add(key)
+                continue
+            if len(ranges) == 6:  # at most 6 curves: more cannot be told apart
                 continue
             curve = self.learn_curves.get(key)
             if curve is None:
                 pen = pg.mkPen(PALETTE[len(self.learn_curves) % len(PALETTE)], width=PEN_WIDTH)
-                curve = self.learn_plot.plot(pen=pen, name=key)
+                curve = self.learn_plot.plot(pen=pen)
                 self.learn_curves[key] = curve
-            lo, hi = float(np.min(v)), float(np.max(v))
-            curve.setData(t - t_now, (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5))
+            curve.setData(t - t_now, (v - lo) / (hi - lo))
+            ranges[key] = (lo, hi)
+        if len(c.statuses) > 1:
+            self._learn_span_s = t_now - float(c.statuses[0].get("t_lsl", t_now))
+        for key in self.learn_ranges:
+            if key not in ranges:  # drawn before; constant over the statuses held now, or gone
+                self.learn_curves[key].setData([], [])
+        self.learn_ranges = ranges
+        self.learn_constant = constant
+        state = (tuple(ranges), bool(keys))
+        if state != self._learn_state:  # rare: a value started or stopped changing
+            self._learn_state = state
+            self._sync_learn_legend(has_learner=bool(keys))
+
+    def _sync_learn_legend(self, has_learner: bool) -> None:
+        """One legend entry per drawn learner value; with none drawn, a note in the empty plot."""
+        for sample, label in list(self.learn_legend.items):
+            if label.text not in self.learn_ranges:
+                self.learn_legend.removeItem(sample.item)
+        named = {label.text for _, label in self.learn_legend.items}
+        for key in self.learn_ranges:
+            if key not in named:
+                self.learn_legend.addItem(self.learn_curves[key], key)
+        if not has_learner:
+            self.learn_note.setText("this session has no online learner")
+        else:
+            self.learn_note.setText("no learner value has changed lately:\nthe values are in the panel")
+        self.learn_note.setVisible(not self.learn_ranges)
+
+    def _fit_minimum_size(self) -> None:
+        """Keep the plot canvas at least as large as its layout needs (titles, axes, legends):
+        smaller, the scene overflows the canvas, its bottom is cut off and the raster row
+        collapses. The window grows instead. Only raised when the canvas is too small (each
+        change makes the offscreen plugin warn)."""
+        need = self.glw.ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize)
+        frame_px = 2 * self.glw.frameWidth()
+        w, h = int(np.ceil(need.width())) + frame_px, int(np.ceil(need.height())) + frame_px
+        have = self.glw.size()
+        if have.width() < w or have.height() < h:
+            self.glw.setMinimumSize(max(w, self.glw.minimumWidth()), max(h, self.glw.minimumHeight()))
 
     def _health_html(self) -> str:
         c = self.client
@@ -314,12 +415,11 @@ class DashboardWindow(QtWidgets.QMainWindow):
         rows.append(f"<b>deadline misses</b> {cnt.get('deadline_misses', 0)} "
                     f"({100.0 * cnt.get('deadline_misses', 0) / ticks:.3f} %)")
         rows.append(f"<b>skipped ticks</b> {cnt.get('skipped_ticks', 0)}  <b>gap ticks</b> {cnt.get('gap_ticks', 0)}")
-        e2e = st.get("latency", {}).get("series", {}).get("e2e", {})
-        if e2e.get("n"):
-            rows.append(f"<b>e2e us</b> p50 {e2e.get('p50_us')}  p99 {e2e.get('p99_us')}")
-            age = st.get("latency", {}).get("series", {}).get("input_age", {})
-            if age.get("n"):
-                rows.append(f"<b>input age us</b> p50 {age.get('p50_us')}  p99 {age.get('p99_us')}")
+        series = st.get("latency", {}).get("series", {})
+        for name, label in (("e2e", "e2e"), ("input_age", "input age")):
+            s = series.get(name, {})
+            if s.get("n") and s.get("p50_us") is not None and s.get("p99_us") is not None:
+                rows.append(f"<b>{label} us</b> p50 {s['p50_us']:.0f}  p99 {s['p99_us']:.0f}")
         r2 = self.running_r2()
         if r2 is not None:
             rows.append(f"<b>R^2 (window)</b> {r2:.3f}")
@@ -335,6 +435,15 @@ class DashboardWindow(QtWidgets.QMainWindow):
                           (key in ("dropped_samples", "losses") and v)
                     txt = f"{key}: {v}"
                     rows.append(f"<span style='color:#c00'>{txt}</span>" if bad else txt)
+        learner = _numeric_items(st.get("learner") or {})
+        if learner:
+            rows.append("<br><b>learner</b> now (range plotted)")
+            for key, v in learner.items():
+                if key in self.learn_ranges:
+                    lo, hi = self.learn_ranges[key]
+                    rows.append(f"{key}: {_fmt(v)} ({_fmt(lo)} to {_fmt(hi)})")
+                else:
+                    rows.append(f"{key}: {_fmt(v)}" + (" (constant)" if key in self.learn_constant else ""))
         mon = st.get("monitor", {})
         rows.append(f"<br><b>monitor</b> lost rows {mon.get('lost_rows', 0)}; "
                     f"fps {self.fps(window_s=1.0):.1f}")

@@ -1,6 +1,8 @@
 """The dashboard window offscreen against a session-shaped feeder: what it draws is checked
-against what was sent (raster pixels, curve data, histogram peak, health text), plus the
-measured frame rate, the screenshot and the CLI."""
+against what was sent (raster pixels, curve data, histogram peak, health text), where its
+legends sit (beside the data, whole), that unchanging learner values are numbers and not
+lines, plus the measured frame rate, the screenshot and the CLI. The window on a real X server:
+test_viz_desktop.py."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ if not os.environ.get("CI"):
 from viz_fake_session import FakeSession  # noqa: E402
 
 from rtsnn.viz.client import MonitorClient, discover  # noqa: E402
-from rtsnn.viz.dashboard import SPIKE_RGB, DashboardWindow, ensure_app  # noqa: E402
+from rtsnn.viz.dashboard import SPIKE_RGB, STAGE_ORDER, DashboardWindow, ensure_app  # noqa: E402
 
 pytestmark = pytest.mark.lsl
 REPO = Path(__file__).resolve().parents[2]
@@ -50,10 +52,23 @@ def _spike_pixels(img) -> np.ndarray:
     return np.all(np.abs(arr.astype(int) - np.array(SPIKE_RGB)) < 40, axis=2)
 
 
+class _LearnerWithCounters:
+    """The fake session's learner (a falling loss, calibrated after 1 s) plus two counters that
+    never change."""
+
+    def __init__(self):
+        self.t_s = 0.0
+
+    def stats(self) -> dict:
+        return {"loss": 1.0 / (1.0 + self.t_s), "calibrated": self.t_s > 1.0, "refits": 0, "solve_failed": 3}
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     name = f"viz-dash-{time.monotonic_ns() % 10**9}"
-    fake = FakeSession(name, n_rec=64).start()
+    fake = FakeSession(name, n_rec=64)
+    fake.learner = _LearnerWithCounters()
+    fake.start()
     app = ensure_app()
     client = MonitorClient(discover(session=name, timeout_s=10.0), raster_window_s=1.0)
     win = DashboardWindow(client, fps=30.0)
@@ -128,6 +143,56 @@ def test_learning_curve_health_and_misses(live):
     text = win.health.text()
     for needle in ("in_gap: True", "losses: 3", "reconnects: 2", "repaired_values: 7", "deadline misses"):
         assert needle in text, f"{needle!r} missing from the health panel"
+    # the range each curve is scaled from, in the panel
+    lo, hi = win.learn_ranges["loss"]
+    assert 0.0 < lo < hi <= 1.0 and "loss: " in text and " to " in text
+
+
+def test_constant_counters_are_numbers_not_lines(live):
+    # scaled to its range, a counter that never changes would be a flat line at an arbitrary
+    # height: it is not drawn, and the panel gives its value
+    _, _, win, _ = live
+    assert win.learn_constant == {"refits", "solve_failed"}
+    for key in ("refits", "solve_failed"):
+        curve = win.learn_curves.get(key)
+        assert curve is None or len(curve.getData()[1] or []) == 0, f"{key} drawn as a line"
+    legend_names = [label.text for _, label in win.learn_legend.items]
+    assert legend_names == ["loss", "calibrated"]  # only what is drawn
+    text = win.health.text()
+    assert "refits: 0 (constant)" in text and "solve_failed: 3 (constant)" in text
+    assert not win.learn_note.isVisible()  # the note is for a plot with nothing drawn
+
+
+def _scene_rect(item):
+    return item.mapRectToScene(item.boundingRect())
+
+
+def test_legends_beside_the_data_and_whole(live):
+    # each legend lies outside its plot's data area (never on a trace) and inside the plot's own
+    # area (not clipped, not over a neighbour); its entries do not overlap each other
+    _, _, win, _ = live
+    plots = win.output_plots + [win.lat_plot, win.learn_plot]
+    for p in plots:
+        legend = p.side_legend
+        view = _scene_rect(p.getViewBox())
+        inside = _scene_rect(p).adjusted(-0.5, -0.5, 0.5, 0.5)
+        rects = []
+        for sample, label in legend.items:
+            for item in (sample, label):
+                r = _scene_rect(item)
+                assert r.height() > 5 and r.width() > 5
+                assert not r.intersects(view), f"legend entry {label.text!r} on the data of {p.titleLabel.text!r}"
+                assert inside.contains(r), f"legend entry {label.text!r} clipped from {p.titleLabel.text!r}"
+            margin = label.item.document().documentMargin()  # blank padding around the text
+            rects.append(_scene_rect(label).adjusted(margin, margin, -margin, -margin))
+        for i, a in enumerate(rects):
+            for b in rects[i + 1:]:
+                assert not a.intersects(b)
+    # the latency legend names every stage, e2e and input_age with pens that tell them apart
+    assert [label.text for _, label in win.lat_plot.side_legend.items] == list(STAGE_ORDER)
+    e2e, age = win.lat_curves["e2e"].opts["pen"], win.lat_curves["input_age"].opts["pen"]
+    assert (e2e.color().getRgb(), e2e.style()) != (age.color().getRgb(), age.style())
+    assert len({win.lat_curves[s].opts["pen"].color().getRgb() for s in STAGE_ORDER}) == len(STAGE_ORDER)
     _, misses = win.miss_curve.getData()
     assert len(misses) >= 5 and np.median(misses) > 0  # the fake misses every 100th tick
     _, rate = win.rate_curve.getData()
