@@ -107,3 +107,31 @@ def test_missing_extra_reaches_the_cli_as_one_line_with_exit_2():
     assert "Traceback" not in out.stderr
     assert "pip install 'rtsnn[dashboard]'" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_an_mqtt_sink_without_the_extra_stops_the_run_before_it_starts(tmp_path):
+    """Without aiomqtt the MQTT sink must refuse to be built (the session then never starts),
+    not start a loop thread that dies on import and leaves a sink that publishes nothing."""
+    cfg = tmp_path / "mqtt.yaml"
+    cfg.write_text(textwrap.dedent(f"""
+        session: {{name: nomqtt, out_dir: {tmp_path / "s"}, duration_s: 1, monitor: false}}
+        source: {{kind: lsl, options: {{name: nowhere, n_channels: 2}}}}
+        encoder: {{kind: passthrough, options: {{n_channels: 2}}}}
+        model: {{random: {{n_rec: 8}}}}
+        sinks: [{{kind: mqtt, options: {{session: nomqtt}}}}]
+    """))
+    code = textwrap.dedent(f"""
+        import importlib.abc, sys
+        class Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("aiomqtt", "msgpack"):
+                    raise ModuleNotFoundError(name, name=name)
+        sys.meta_path.insert(0, Hide())
+        from rtsnn.cli import main
+        sys.exit(main({[a for a in ("config", "check", str(cfg))]!r}) * 10 + main(["run", {str(cfg)!r}]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 22, out.stderr  # config check: 2, run: 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.count("pip install 'rtsnn[mqtt]'") == 2
+    assert not (tmp_path / "s").exists()  # no session folder was started

@@ -70,6 +70,13 @@ def topic(prefix: str, session: str, leaf: str) -> str:
     return f"{prefix}/{session}/{leaf}"
 
 
+def require_mqtt(feature: str) -> None:
+    """Raise :class:`rtsnn.extras.MissingExtraError` unless the ``[mqtt]`` extra (aiomqtt for the
+    connection, msgpack for payloads) is installed. Stages call it when they are built."""
+    require("aiomqtt", feature)
+    require("msgpack", feature)
+
+
 def encode_payload(obj: Any, fmt: str) -> bytes:
     if fmt == "json":
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()

@@ -42,7 +42,7 @@ import pylsl
 
 from rtsnn.extras import require
 from rtsnn.stream.mqtt_common import (PAYLOAD_FORMATS, BrokerSettings, LoopThread, check_segment,
-                                      encode_payload, log, scrub, topic)
+                                      encode_payload, log, require_mqtt, scrub, topic)
 from rtsnn.stream.supervise import Backoff
 
 COL_SEQ, COL_T_SOURCE, COL_T_EMIT, N_HEAD = 0, 1, 2, 3
@@ -128,6 +128,9 @@ class MqttSink:
         self.prefix = check_segment(prefix, "prefix")
         if payload_format not in PAYLOAD_FORMATS:
             raise ValueError(f"payload_format must be one of {PAYLOAD_FORMATS}, got {payload_format!r}")
+        # here, not on the loop thread: without the [mqtt] extra the session must refuse to start
+        # (a sink whose thread died on import would take outputs and publish none)
+        require_mqtt("the MQTT sink")
         if not (isinstance(ttl_s, (int, float)) and math.isfinite(ttl_s) and ttl_s > 0):
             raise ValueError(f"ttl_s must be a finite number > 0, got {ttl_s!r}")
         if int(every_n_ticks) != every_n_ticks or every_n_ticks < 1:

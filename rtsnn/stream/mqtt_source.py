@@ -49,7 +49,7 @@ import pylsl
 from rtsnn.control_messages import CONTROL_COMMANDS, ControlMessage, parse_control
 from rtsnn.extras import require
 from rtsnn.stream.mqtt_common import (READ_FORMATS, BrokerSettings, LoopThread, PayloadError, check_segment,
-                                      decode_payload, log, scrub, topic)
+                                      decode_payload, log, require_mqtt, scrub, topic)
 from rtsnn.stream.supervise import Backoff
 
 TIMESTAMPS = ("receipt", "payload")
@@ -174,6 +174,7 @@ class MqttSource:
             raise ValueError(f"n_channels must be a positive integer, got {n_channels!r}")
         if payload_format not in READ_FORMATS:
             raise ValueError(f"payload_format must be one of {READ_FORMATS}, got {payload_format!r}")
+        require_mqtt("MQTT inputs")  # at build time, so a missing extra stops the session before it starts
         if timestamps not in TIMESTAMPS:
             raise ValueError(f"timestamps must be one of {TIMESTAMPS}, got {timestamps!r}")
         if int(queue_size) != queue_size or queue_size < 1:
