@@ -7,7 +7,9 @@
     rtsnn model convert IN OUT                 .npz <-> NIR (.nir)
     rtsnn config check FILE                    validate a config (and its plugins' options)
 
-Exit codes: 0 ok, 2 bad config / model / usage (message on stderr), 1 session failure.
+Exit codes: 0 ok (also a run stopped by Ctrl-C or SIGTERM, its summary written); 2 bad config,
+model, file, option or missing extra (one line on stderr); 1 a session that failed while running;
+130 interrupted before a session ran. ``RTSNN_TRACEBACK=1`` re-raises instead of the one line.
 
 ``run`` and ``demo`` print the session folder and every LSL stream they read or publish at
 start, then one status line every 5 s, all on stderr (``--quiet``: none of them); stdout
@@ -87,6 +89,8 @@ def format_status_line(st: dict[str, Any]) -> str:
     if ticks == 0:
         return head + "warming up (timing starts once the source's start-up backlog is drained)"
     miss_pct = 100.0 * st["deadline_misses"] / ticks
+    over_s = st.get("e2e_p99_over_s")
+    window = "so far" if over_s is None else f"last {over_s:g} s"
     p99 = st["e2e_p99_us"]
     p99_txt = "-" if p99 is None else f"{p99 / 1000:.2f} ms"
     r2 = st["r2"]
@@ -98,7 +102,7 @@ def format_status_line(st: dict[str, Any]) -> str:
     if src.get("finished"):
         health += ", finished"
     return (head + f"ticks {ticks}  misses {st['deadline_misses']} ({miss_pct:.2f} %)  "
-            f"e2e p99 {p99_txt} (last {st['e2e_p99_over_s']:g} s)  R^2 {r2_txt}  source: {health}")
+            f"e2e p99 {p99_txt} ({window})  R^2 {r2_txt}  source: {health}")
 
 
 class _StopOnSigterm:
@@ -126,8 +130,6 @@ class _StopOnSigterm:
 
 
 def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, post=None) -> int:
-    import os
-
     from rtsnn.runtime.session import Session
     from rtsnn.runtime.metrics import json_safe
 
@@ -144,7 +146,7 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
         print(json.dumps(summary, allow_nan=False))
     else:
         e2e = summary["e2e_latency_us"]
-        print(f"session folder: {os.path.normpath(summary['folder'])}")
+        print(f"session folder: {summary['folder']}")
         if summary.get("stopped_by"):
             print(f"stopped by {summary['stopped_by']}")
         print(f"ticks {summary['ticks']}  deadline misses {summary['deadline_misses']} "
@@ -347,6 +349,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # model-file and stream-mismatch errors are ValueErrors with reasons
         print(f"rtsnn: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside a session's loop (which stops with its summary): set-up, a second Ctrl-C
+        print("rtsnn: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, RuntimeError) as err:
+        # a file or folder that cannot be made or read (OSError names it), or a session whose
+        # thread failed (RuntimeError says which and where): one line; the traceback on request
+        if os.environ.get("RTSNN_TRACEBACK"):
+            raise
+        kind = "error" if isinstance(err, OSError) else "session failed"
+        print(f"rtsnn: {kind}: {err} (RTSNN_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 2 if isinstance(err, OSError) else 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from conftest import import_or_skip
+
 
 def rtsnn(*args, timeout=60):
     return subprocess.run([sys.executable, "-m", "rtsnn.cli", *args], capture_output=True, text=True,
@@ -111,7 +113,7 @@ def test_pretrain_emit_writes_nan_as_null(capsys):
 
 
 def test_model_convert_prints_the_normalised_path(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("nir", reason="the [nir] extra is not installed")
+    import_or_skip("nir", reason="the [nir] extra is not installed")
     from rtsnn.cli import main
     from rtsnn.snn import Model, NeuronSettings, save_model
 
@@ -122,3 +124,12 @@ def test_model_convert_prints_the_normalised_path(tmp_path, capsys, monkeypatch)
     assert capsys.readouterr().out.startswith("wrote ../m.nir (NIR, snntorch convention")
     assert main(["model", "convert", "../sub/../m.nir", "./back.npz"]) == 0
     assert capsys.readouterr().out.startswith("wrote back.npz (3 in, 5 neurons, 2 out)")
+
+
+def test_an_out_dir_that_cannot_be_made_is_one_line_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    p = rtsnn("demo", "--duration", "1", "--out-dir", str(blocker / "sessions"))
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert str(blocker) in p.stderr and "RTSNN_TRACEBACK=1" in p.stderr

@@ -53,6 +53,7 @@ from rtsnn import plugins
 from rtsnn.config import ConfigError, SessionConfig, config_to_yaml
 from rtsnn.runtime.clock import DeadlineClock
 from rtsnn.runtime.metrics import LatencyStats, json_safe, record_ns
+from rtsnn.runtime.outputs_file import OUTPUTS_JSON, outputs_description
 from rtsnn.runtime.ring import RowRing
 
 STAGES = ("ingest", "encode", "step", "readout", "learn", "emit")
@@ -383,13 +384,8 @@ class Session:
         folder = Path(os.path.normpath(Path(s.out_dir) / f"{s.name}-{_now_utc()}"))  # printed: no "a/../"
         folder.mkdir(parents=True, exist_ok=False)
         _atomic_write(folder / "config.yaml", config_to_yaml(self.cfg))
-        cols = ["tick", "t_source_s", "t_emit_s"] + [f"y_{l}" for l in self.model.output_labels] + \
-               [f"target_{l}" for l in self.model.output_labels]
-        out_units = [str(u) for u in self.model.output_units] or [""] * len(self.model.output_labels)
-        units = ["", "s", "s"] + out_units + out_units  # tick is a count
-        _atomic_write(folder / "outputs.json", json.dumps(
-            {"file": "outputs.f64", "dtype": "float64", "columns": cols, "units": dict(zip(cols, units)),
-             "note": "rows are little-endian float64; t_* on the LSL clock (s)"}, indent=1))
+        _atomic_write(folder / OUTPUTS_JSON, json.dumps(  # read back by outputs_file.read_outputs
+            outputs_description(self.model.output_labels, self.model.output_units), indent=1, allow_nan=False))
         return folder
 
     # ------------------------------------------------------------------ run
@@ -452,7 +448,7 @@ class Session:
     def stop(self, reason: str = "stop()") -> None:
         """Ask the compute thread to end after its current tick (safe from any thread and from
         a signal handler); ``reason`` goes to the summary's ``stopped_by``."""
-        if self.stopped_by is None:
+        if self.stopped_by is None and not self.stop_event.is_set():  # set: the run already ended
             self.stopped_by = reason
         self.stop_event.set()
 
@@ -469,8 +465,9 @@ class Session:
                 continue
             next_t += interval_s
             hist = self.stats.hist.copy()
-            status = self.status(hist_since=prev_hist)
-            status["e2e_p99_over_s"] = interval_s  # the first: since timing started (after warm-up)
+            status = self.status(hist_since=prev_hist, hist_now=hist)
+            # the first line, and one right after the warm-up reset: since timing started
+            status["e2e_p99_over_s"] = interval_s if status["e2e_p99_since_snapshot"] else None
             prev_hist = hist
             try:
                 on_status(status)
@@ -498,17 +495,21 @@ class Session:
                 out += [{**st, "role": role} for st in describe()]
         return out
 
-    def status(self, hist_since: np.ndarray | None = None) -> dict[str, Any]:
+    def status(self, hist_since: np.ndarray | None = None, hist_now: np.ndarray | None = None) -> dict[str, Any]:
         """A snapshot, safe to take from any thread while the session runs: ``running``,
         ``ticks`` and ``deadline_misses`` (timed ticks, after warm-up), ``e2e_p99_us`` (so far,
-        or since the histogram snapshot ``hist_since``), ``r2`` (so far, None before the
-        learner has calibrated), ``source`` health (samples, repaired values, dropped samples,
+        or since the histogram snapshot ``hist_since`` when ``e2e_p99_since_snapshot``; ``hist_now``:
+        a copy of the histograms just taken, else one is taken here), ``r2`` (so far, None before
+        the learner has calibrated), ``source`` health (samples, repaired values, dropped samples,
         ``connected`` / ``in_gap`` when the source reports them), ``folder``, ``error``."""
         c = self.counters
-        hist = self.stats.hist.copy()
+        hist = self.stats.hist.copy() if hist_now is None else hist_now
+        since_snapshot = False
         if hist_since is not None:
             delta = hist - hist_since
-            hist = hist if (delta < 0).any() else delta  # the warm-up reset cleared the counts since
+            since_snapshot = not (delta < 0).any()  # negative: the warm-up reset cleared the counts since
+            if since_snapshot:
+                hist = delta
         e2e = self.stats.summary_us("e2e", hist=hist)
         try:
             src = self.source.stats()
@@ -523,7 +524,7 @@ class Session:
         t0 = self._t_start
         return {"running": self.running, "elapsed_s": 0.0 if t0 is None else round(time.monotonic() - t0, 3),
                 "ticks": c["ticks"], "deadline_misses": c["deadline_misses"],
-                "e2e_p99_us": e2e["p99"], "r2": r2_from_acc(self.r2_acc.copy()), "source": health,
+                "e2e_p99_us": e2e["p99"], "e2e_p99_since_snapshot": since_snapshot, "r2": r2_from_acc(self.r2_acc.copy()), "source": health,
                 "folder": os.path.normpath(self.folder) if self.folder is not None else None,
                 "stopped_by": self.stopped_by,
                 "error": None if err is None else f"{type(err).__name__}: {err}"}

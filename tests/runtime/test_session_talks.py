@@ -23,7 +23,7 @@ from rtsnn.config import parse_config
 
 RTSNN = [sys.executable, "-m", "rtsnn.cli"]
 STATUS_RE = re.compile(
-    r"^\[\s*[\d.]+ s\] ticks (\d+)  misses (\d+) \([\d.]+ %\)  e2e p99 ([\d.]+) ms \(last 5 s\)  "
+    r"^\[\s*[\d.]+ s\] ticks (\d+)  misses (\d+) \([\d.]+ %\)  e2e p99 ([\d.]+) ms \((?:last 5 s|so far)\)  "
     r"R\^2 (-?[\d.]+ \(so far\)|- \(not calibrated yet\))  source: (\d+) samples, (\d+) repaired, (\d+) dropped, "
     r"(connected|gap|lost)$")
 
@@ -152,6 +152,33 @@ def test_status_line_states():
     gap = format_status_line({**base, "r2": None, "source": {**base["source"], "connected": False, "in_gap": True}})
     assert "R^2 - (not calibrated yet)" in gap and gap.endswith(", gap")
     assert "warming up" in format_status_line({**base, "ticks": 0})
+    first = format_status_line({**base, "e2e_p99_over_s": None})  # no earlier snapshot: since timing began
+    assert "e2e p99 1.16 ms (so far)" in first and STATUS_RE.match(first)
     # a file source has no connection state, but may have finished
     done = format_status_line({**base, "source": {"samples": 5, "repaired": 0, "dropped": 0, "finished": True}})
     assert done.endswith("source: 5 samples, 0 repaired, 0 dropped, finished")
+
+
+def _max_pace_session(tmp_path, spike_recording):
+    from rtsnn.config import parse_config
+    from rtsnn.runtime.session import Session
+
+    path, _ = spike_recording(300, 4)
+    cfg = {"session": {"name": "stopped-by", "pace": "max", "out_dir": str(tmp_path / "s"), "monitor": False},
+           "source": {"kind": "xdf_file", "options": {"path": str(path), "n_channels": 4}},
+           "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
+           "model": {"random": {"n_rec": 8}}}
+    return Session(parse_config(cfg))
+
+
+def test_stopped_by_names_only_a_stop_that_ended_the_run(tmp_path, spike_recording):
+    """A stop() after the run reached its end (e.g. a late SIGTERM, or the notebook's stop())
+    must not be reported as what ended it; one before the first tick is."""
+    s = _max_pace_session(tmp_path, spike_recording)
+    summary = s.run()
+    assert summary["ticks"] == 300 and summary["stopped_by"] is None
+    s.stop("SIGTERM")
+    assert s.stopped_by is None and s.status()["stopped_by"] is None
+    early = _max_pace_session(tmp_path, spike_recording)
+    early.stop("SIGTERM")
+    assert early.run()["stopped_by"] == "SIGTERM"
