@@ -14,15 +14,13 @@ the command line runs; docs/python_api.md has a worked example.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rtsnn.config import ConfigError, SessionConfig, parse_config
 from rtsnn.config import load_config as _load_config_file
+from rtsnn.runtime.outputs_file import read_outputs
 
 
 def load_config(config: str | Path | dict[str, Any] | SessionConfig) -> SessionConfig:
@@ -143,28 +141,11 @@ class Session:
 def load_outputs(session_dir: str | Path) -> dict[str, Any]:
     """Every tick's decoded and target outputs of a session folder, as numpy arrays keyed by
     column name (``tick``, ``t_source_s``, ``t_emit_s``, ``y_<label>``..., ``target_<label>``...,
-    each float64 of length = rows), plus ``"units"``: {column: unit}. Read from ``outputs.f64``
-    and ``outputs.json``; no pandas. A trailing partial row (a crash mid-write) is left out.
-    Raises ValueError for a folder that is not a session."""
-    folder = Path(session_dir)
-    meta_path = folder / "outputs.json"
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: no such session folder")
-    if not meta_path.is_file():
-        raise ValueError(f"{folder}: not a session folder (no outputs.json; `rtsnn run` and `rtsnn demo` "
-                         f"write one per session under sessions/)")
-    try:
-        meta = json.loads(meta_path.read_text())
-        columns = [str(c) for c in meta["columns"]]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{meta_path}: not a session's outputs description ({err})") from None
-    data_path = folder / str(meta.get("file", "outputs.f64"))
-    raw = np.fromfile(data_path, "<f8") if data_path.is_file() else np.zeros(0)
-    n_rows = raw.size // len(columns)
-    rows = raw[:n_rows * len(columns)].reshape(n_rows, len(columns))
-    out: dict[str, Any] = {name: rows[:, i].copy() for i, name in enumerate(columns)}
-    # folders written before outputs.json carried units: times are seconds, outputs unknown
-    default = {"tick": "", "t_source_s": "s", "t_emit_s": "s"}
-    units = meta.get("units") or {}
-    out["units"] = {c: units.get(c, default.get(c)) for c in columns}
+    each float64 of length = rows), plus ``"units"``: {column: unit} (None where a folder
+    predates units). Read from ``outputs.f64`` and ``outputs.json`` by
+    :func:`rtsnn.runtime.outputs_file.read_outputs`; no pandas. A trailing partial row (a crash
+    mid-write) is left out. Raises ValueError for a folder that is not a session."""
+    rec = read_outputs(session_dir)
+    out: dict[str, Any] = {name: rec.rows[:, i].copy() for i, name in enumerate(rec.columns)}
+    out["units"] = dict(rec.units)
     return out

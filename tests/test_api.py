@@ -143,7 +143,7 @@ def test_load_outputs_refuses_a_folder_that_is_not_a_session(tmp_path):
     with pytest.raises(ValueError, match="no such session folder"):
         rtsnn.load_outputs(tmp_path / "nope")
     (tmp_path / "outputs.json").write_text("{\"file\": \"outputs.f64\"}")
-    with pytest.raises(ValueError, match="not a session's outputs description"):
+    with pytest.raises(ValueError, match=r"outputs.json: columns: expected a non-empty list"):
         rtsnn.load_outputs(tmp_path)
 
 

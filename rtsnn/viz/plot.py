@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from rtsnn.runtime.metrics import load_hist_npz, percentiles_from_hist
+from rtsnn.runtime.outputs_file import OUTPUTS_JSON, read_outputs
 
 # the series of latency_hist.npz drawn, in this order (lateness and compute are in the summary)
 LATENCY_SERIES = ("ingest", "encode", "step", "readout", "learn", "emit", "tick", "e2e", "input_age")
@@ -164,30 +165,18 @@ def load_session(folder: str | Path) -> SessionData:
     if summary is not None and not isinstance(summary, dict):
         raise ValueError(f"{folder / 'summary.json'}: expected a JSON object")
 
-    meta: dict[str, Any] = {}
-    columns: list[str] = []
-    rows = None
-    if (folder / "outputs.json").is_file():
-        meta = _read_json(folder / "outputs.json")
-        columns = meta.get("columns") if isinstance(meta, dict) else None
-        if (not isinstance(columns, list) or len(columns) < 5 or (len(columns) - 3) % 2
-                or not all(isinstance(c, str) for c in columns)):
-            raise ValueError(f"{folder / 'outputs.json'}: columns: expected [tick, t_source_s, t_emit_s, y_..., "
-                             f"target_...] with as many targets as outputs, got {columns!r}")
-        raw = folder / "outputs.f64"
-        n_bytes = raw.stat().st_size if raw.is_file() else 0
-        row_bytes = 8 * len(columns)
-        if n_bytes >= row_bytes:
-            n_rows = n_bytes // row_bytes
-            if n_bytes % row_bytes:
-                notes.append(f"outputs.f64 ends in a partial row (crash while writing?); drew its {n_rows} whole rows")
-            rows = np.fromfile(raw, "<f8", count=n_rows * len(columns)).reshape(n_rows, len(columns))
-    n_out = (len(columns) - 3) // 2 if columns else 0
-    labels = [c[2:] if c.startswith("y_") else c for c in columns[3:3 + n_out]]
+    rec = read_outputs(folder) if (folder / OUTPUTS_JSON).is_file() else None
+    columns = rec.columns if rec is not None else []
+    labels = rec.labels if rec is not None else []
+    rows = rec.rows if rec is not None and len(rec.rows) else None
+    if rows is not None and rec.dropped_partial_bytes:
+        notes.append(f"{rec.data_path.name} ends in a partial row (crash while writing?); "
+                     f"drew its {len(rows)} whole rows")
+    n_out = len(labels)
 
     if rows is None and summary is None:
         raise ValueError(f"{folder}: the session ended before its first tick (outputs.f64 is "
-                         f"{'empty' if (folder / 'outputs.f64').is_file() else 'missing'} and there is no "
+                         f"{'missing' if rec is None or not rec.data_found else 'empty'} and there is no "
                          f"summary.json): nothing to draw")
     if rows is None:
         notes.append("outputs.f64 holds no rows (session.record_outputs off, or no measured tick): "
@@ -211,7 +200,8 @@ def load_session(folder: str | Path) -> SessionData:
     else:
         notes.append("latency_hist.npz is missing (session ended uncleanly or predates it): no latency plot")
     return SessionData(folder=folder, config=config, dt_s=float(dt_s), columns=columns, labels=labels,
-                       units=_output_units(config, folder, n_out, meta if isinstance(meta, dict) else {}),
+                       units=_output_units(config, folder, n_out,
+                                          {"columns": columns, "units": rec.units} if rec else {}),
                        rows=rows, metrics=metrics, summary=summary, hist=hist,
                        calibration_s=_calibration_s(config), notes=notes)
 
