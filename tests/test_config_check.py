@@ -14,6 +14,8 @@ import pylsl
 import pytest
 import yaml
 
+from conftest import import_or_skip
+
 from rtsnn.cli import main
 from rtsnn.config import ConfigError, parse_config
 from rtsnn.config_check import PRETRAIN, SESSION, check_config_file
@@ -57,7 +59,7 @@ def test_every_shipped_config_passes(path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)  # session configs name paths relative to where `rtsnn run` starts
     kind = PRETRAIN if "data" in yaml.safe_load(path.read_text()) else SESSION
     if path.name == "brainflow_synthetic.yaml":
-        pytest.importorskip("brainflow", reason="the brainflow plugin is not installed (dev install has it)")
+        import_or_skip("brainflow", reason="the brainflow plugin is not installed (dev install has it)")
     rel = os.path.relpath(path, ROOT)
     rc, out, err = _check(capsys, rel)
     if path.name == "pretrain_chewie.yaml" and not CHEWIE.exists() and not os.environ.get("CI"):

@@ -18,6 +18,8 @@ import numpy as np
 import pylsl
 import pytest
 
+from conftest import import_or_skip
+
 from rtsnn.cli import main
 from rtsnn.config import load_config
 
@@ -33,10 +35,8 @@ needs_data = pytest.mark.skipif(not EEG_EDF.exists() and not os.environ.get("CI"
 
 
 def _brainflow_or_skip() -> None:
-    try:
-        import brainflow  # noqa: F401
-    except ImportError:
-        pytest.skip("brainflow is not importable (pip install -e plugins/rtsnn-brainflow; the dev install has it)")
+    import_or_skip("brainflow", reason="brainflow is not importable (pip install -e plugins/rtsnn-brainflow; "
+                                      "the dev install has it)")
 
 
 def _run_watching_raster(args: list[str], session_name: str, timeout_s: float = 180.0) -> tuple[dict, int]:

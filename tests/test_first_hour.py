@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import import_or_skip
+
 ROOT = Path(__file__).resolve().parents[1]
 RTSNN = [sys.executable, "-m", "rtsnn.cli"]
 
@@ -38,7 +40,7 @@ def test_readme_first_hour_lists_the_commands_this_test_runs():
 
 @pytest.mark.lsl
 def test_first_hour_path_runs_end_to_end(tmp_path):
-    pytest.importorskip("matplotlib", reason="rtsnn plot needs the [plot] extra (part of the dev install)")
+    import_or_skip("matplotlib", reason="rtsnn plot needs the [plot] extra (part of the dev install)")
     demo = subprocess.Popen(RTSNN + ["demo", "--duration", "15"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from conftest import import_or_skip
+
 from rtsnn.cli import main
 from rtsnn.snn import Model, NeuronSettings
 from rtsnn.snn.model_file import save_model
 from rtsnn.snn.params import Weights
 
-pytest.importorskip("rtsnn_xylo", reason="the xylo report needs the plugin: pip install -e plugins/rtsnn-xylo")
+import_or_skip("rtsnn_xylo", reason="the xylo report needs the plugin: pip install -e plugins/rtsnn-xylo")
 
 
 def _save(tmp_path, model, name="m.npz"):

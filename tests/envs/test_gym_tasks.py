@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from conftest import import_or_skip
+
 from rtsnn.envs.gym_tasks import TASKS, make_env, run_episode, summarize_run
 from rtsnn.learn.online.actor_critic import LinearActorCritic, PlaceCellEncoder
 
@@ -16,7 +18,7 @@ def test_summarize_run_finds_first_solving_window():
 
 
 def test_run_episode_on_cartpole_and_unknown_env():
-    pytest.importorskip("gymnasium")
+    import_or_skip("gymnasium")
     spec = TASKS["CartPole-v1"]
     env = make_env("CartPole-v1", 0)
     ag = LinearActorCritic(PlaceCellEncoder(spec.obs_low, spec.obs_high), 2, seed=0)

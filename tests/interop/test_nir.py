@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-nir = pytest.importorskip("nir", reason="NIR support needs `pip install nir` (in the dev extra)")
+from conftest import import_or_skip
+
+nir = import_or_skip("nir", reason="NIR support needs `pip install nir` (in the dev extra)")
 
 from rtsnn.interop.nir import decay_to_tau_r, from_nir, load_nir, save_nir, tau_r_to_decay, to_nir  # noqa: E402
 from rtsnn.snn import Model, Network, NeuronSettings  # noqa: E402

@@ -18,10 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-nir = pytest.importorskip("nir", reason="needs `pip install nir`")
-torch = pytest.importorskip("torch", reason="needs torch (CPU)")
-snn = pytest.importorskip("snntorch", reason="needs snntorch")
-pytest.importorskip("nirtorch", reason="snnTorch's NIR import needs `pip install nirtorch`")
+from conftest import import_or_skip
+
+nir = import_or_skip("nir", reason="needs `pip install nir`")
+torch = import_or_skip("torch", reason="needs torch (CPU)")
+snn = import_or_skip("snntorch", reason="needs snntorch")
+import_or_skip("nirtorch", reason="snnTorch's NIR import needs `pip install nirtorch`")
 
 from rtsnn.interop.nir import to_nir  # noqa: E402
 from rtsnn.snn import Model, Network, NeuronSettings  # noqa: E402

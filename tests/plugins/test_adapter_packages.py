@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import import_or_skip
+
 from rtsnn.plugins import check_options
 from rtsnn.config import ConfigError
 from rtsnn.protocols import Source
@@ -54,7 +56,7 @@ def test_template_entry_point_resolves_and_follows_the_contract():
 
 
 def test_brainflow_entry_point_resolves():
-    pytest.importorskip("brainflow")
+    import_or_skip("brainflow")
     eps = _entry_points(PACKAGES["brainflow"])
     assert list(eps) == ["brainflow"]
     cls = _resolve(PACKAGES["brainflow"], eps["brainflow"])

@@ -16,10 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import import_or_skip
+
 from rtsnn.stream.mqtt_common import free_port
 from rtsnn.stream.mqtt_sink import CommandRing, MqttSink, wait_until
 
-mqtt = pytest.importorskip("paho.mqtt.client")
+mqtt = import_or_skip("paho.mqtt.client")
 
 
 class Listener:
@@ -244,6 +246,56 @@ def test_broker_dies_and_returns(broker):
     # every produced command is accounted for (published, dropped or lost with the connection)
     assert s["produced"] == (s["published"] + s["dropped_overflow"] + s["dropped_expired"]
                              + s["publish_errors"] + s["queued"])
+
+
+def test_emit_returns_while_the_publisher_is_stuck_in_a_publish(broker, monkeypatch):
+    """emit never waits for the broker: with the sink's loop thread held inside a command
+    publish that never completes, emits from the calling thread all return, and the ring
+    accounts for every one (the oldest overwritten), while the publish is still stuck."""
+    import asyncio
+
+    import aiomqtt
+
+    entered = threading.Event()  # the loop thread reached the stuck publish
+    released = threading.Event()  # set only if the stuck publish ever returned (it must not)
+    real_publish = aiomqtt.Client.publish
+
+    async def stuck_publish(self, topic, payload=None, *args, **kwargs):
+        if not str(topic).endswith("/command"):  # status and meta go through for real
+            return await real_publish(self, topic, payload, *args, **kwargs)
+        entered.set()
+        await asyncio.Event().wait()  # never set: the loop thread cannot take another row
+        released.set()
+
+    monkeypatch.setattr(aiomqtt.Client, "publish", stuck_publish)
+    capacity, n_emits = 32, 5000
+    sink = MqttSink("stuck", port=broker.port, queue_size=capacity, ttl_s=60.0)
+    sink.open(["a"], ["1"])
+    try:
+        assert wait_until(lambda: sink.connected, 5), sink.stats()
+        sink.emit(np.zeros(1, np.float32), 0.0)  # row 0: the publisher takes it and gets stuck
+        assert entered.wait(5), sink.stats()
+        done = [0]
+
+        def emitter():
+            v = np.zeros(1, np.float32)
+            for k in range(n_emits):
+                v[0] = k
+                sink.emit(v, 0.0)
+                done[0] += 1
+
+        th = threading.Thread(target=emitter, daemon=True)
+        th.start()
+        th.join(10.0)  # hang guard only: a blocking emit would never finish while publish is stuck
+        assert not th.is_alive() and done[0] == n_emits, f"{done[0]} of {n_emits} emits returned"
+        s = sink.stats()
+        assert not released.is_set() and s["published"] == 0  # the publisher was stuck throughout
+        assert s["produced"] == n_emits + 1
+        assert s["queued"] == capacity
+        assert s["dropped_overflow"] == n_emits - capacity  # row 0 is inside the stuck publish
+    finally:
+        sink.close(timeout_s=0.5)  # cancels the stuck loop after the timeout
+    assert not released.is_set()
 
 
 @pytest.mark.needs_mosquitto

@@ -10,12 +10,14 @@ import numpy as np
 import pylsl
 import pytest
 
+from conftest import import_or_skip
+
 from rtsnn.stream.mqtt_common import decode_payload, PayloadError
 from rtsnn.stream.mqtt_sink import wait_until
 from rtsnn.control_messages import ControlMessage, apply_control, parse_control
 from rtsnn.stream.mqtt_source import MqttRewardSource, MqttSource
 
-mqtt = pytest.importorskip("paho.mqtt.client")
+mqtt = import_or_skip("paho.mqtt.client")
 
 
 @pytest.fixture

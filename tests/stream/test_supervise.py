@@ -132,6 +132,43 @@ def test_adapter_that_fails_to_open_is_retried():
         src.close()
 
 
+def test_pull_never_waits_for_an_adapter_stuck_in_its_pull():
+    """pull only reads the ring: with hang_timeout_s = 30 s and the adapter stuck inside its own
+    pull (not yet declared hung), 2000 pulls all return within a 10 s hang guard, which a pull
+    that waited even once for the adapter (up to 30 s) could not do."""
+    made = []
+
+    def factory():
+        a = FakeAdapter("hang", fail_after=10)
+        made.append(a)
+        return a
+
+    src = SupervisedSource(factory=factory, hang_timeout_s=30.0)
+    src.open()
+    try:
+        assert wait_until(lambda: made and made[0].pulls == 11, 10), src.stats()  # inside the hung pull
+        buf, ts = np.zeros((64, src.n_channels), np.float32), np.zeros(64)
+        before = src.pull(buf, ts)  # the 10 samples delivered before the hang
+        n_pulls, got = 2000, []
+
+        def compute_thread():
+            for _ in range(n_pulls):
+                got.append(src.pull(buf, ts))
+
+        th = threading.Thread(target=compute_thread, daemon=True)
+        th.start()
+        th.join(10.0)  # hang guard, far below the 30 s one blocking pull could take
+        assert not th.is_alive() and len(got) == n_pulls, f"{len(got)} of {n_pulls} pulls returned"
+        assert before == 10 and got == [0] * n_pulls  # nothing invented while the adapter is stuck
+        assert not made[0].release.is_set() and made[0].pulls == 11  # still stuck the whole time
+        assert src.stats()["hangs"] == 0 and len(made) == 1  # far from the 30 s hang timeout
+        assert wait_until(lambda: src.in_gap, 5)  # the stall is flagged after stall_s
+    finally:
+        for a in made:
+            a.release.set()  # let the stuck call return so close() need not wait out the timeout
+        src.close()
+
+
 def test_hanging_adapter_is_abandoned_and_replaced():
     made = []
 

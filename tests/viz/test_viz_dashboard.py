@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import import_or_skip
+
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
-if not os.environ.get("CI"):
-    pytest.importorskip("PySide6.QtWidgets", reason="dashboard extra (PySide6) not installed")
-    pytest.importorskip("pyqtgraph", reason="dashboard extra (pyqtgraph) not installed")
+import_or_skip("PySide6.QtWidgets", reason="dashboard extra (PySide6) not installed")
+import_or_skip("pyqtgraph", reason="dashboard extra (pyqtgraph) not installed")
 
 from viz_fake_session import FakeSession  # noqa: E402
 
@@ -29,7 +30,6 @@ from rtsnn.viz.dashboard import SPIKE_RGB, STAGE_ORDER, DashboardWindow, ensure_
 
 pytestmark = pytest.mark.lsl
 REPO = Path(__file__).resolve().parents[2]
-FPS_FLOOR = 15.0  # offscreen on a loaded 2-core machine; the target is 30
 
 
 def _run_qt(app, seconds: float) -> None:
@@ -84,10 +84,27 @@ def live(tmp_path_factory):
     fake.stop()
 
 
-def test_frame_rate_and_screenshot(live):
-    _, _, win, shot = live
-    assert win.fps() >= FPS_FLOOR, f"dashboard painted {win.fps():.1f} fps offscreen"
-    assert win.frames_painted >= 2.0 * FPS_FLOOR
+def test_frames_show_the_session_and_screenshot(live):
+    # frames were painted, and what the last one drew is the fake session's known content (the
+    # frame rate is measured by scripts/bench_dashboard.py, not asserted here)
+    fake, _, win, shot = live
+    assert win.frames_painted > 0
+    assert win.client.counts["raster_rows"] > 0 and win.client.counts["outputs"] > 0
+    image = np.asarray(win.raster_item.image)
+    half = fake.n_rec // 2
+    assert image.shape[0] == fake.n_rec
+    assert (image[:half].sum(axis=1) > 0).all(), "a neuron of the firing half shows no spike"
+    assert image[half:].sum() == 0, "spikes drawn for neurons that never fire"
+    lit = image[:half].mean()
+    # each tick fires 6 or 7 of those 32 neurons (<= 0.22 of them); columns of ticks not yet
+    # received are blank
+    assert 0.05 < lit <= 0.22, f"{lit:.3f} of the firing half lit; each of its neurons fires every 5th tick"
+    (_, y0), (_, y1) = (win.out_curves[k][0].getData() for k in range(2))
+    (_, t0), (_, t1) = (win.out_curves[k][1].getData() for k in range(2))
+    assert len(y0) > 0 and len(y0) == len(y1)
+    np.testing.assert_allclose(np.hypot(y0, y1), 1.0, atol=1e-3)  # the fake's (sin, cos) outputs
+    np.testing.assert_allclose(t0, 0.5 * y0, atol=1e-3)  # and its targets, 0.5 * y
+    np.testing.assert_allclose(t1, 0.5 * y1, atol=1e-3)
     from pyqtgraph.Qt import QtGui
 
     img = QtGui.QImage(str(shot))
@@ -152,12 +169,17 @@ def test_constant_counters_are_numbers_not_lines(live):
     # scaled to its range, a counter that never changes would be a flat line at an arbitrary
     # height: it is not drawn, and the panel gives its value
     _, _, win, _ = live
-    assert win.learn_constant == {"refits", "solve_failed"}
-    for key in ("refits", "solve_failed"):
+    # which values held still over the statuses the client holds: 'calibrated' flips at the fake's
+    # t = 1 s, so it is constant too when a loaded machine attached the client only after that
+    held = {key: win.client.history(("learner", key))[1] for key in ("loss", "calibrated", "refits", "solve_failed")}
+    still = {key for key, v in held.items() if len(v) and v.min() == v.max()}
+    assert {"refits", "solve_failed"} <= still and "loss" not in still
+    assert win.learn_constant == still
+    for key in still:
         curve = win.learn_curves.get(key)
         assert curve is None or len(curve.getData()[1] or []) == 0, f"{key} drawn as a line"
     legend_names = [label.text for _, label in win.learn_legend.items]
-    assert legend_names == ["loss", "calibrated"]  # only what is drawn
+    assert legend_names == [k for k in ("loss", "calibrated") if k not in still]  # only what is drawn
     text = win.health.text()
     assert "refits: 0 (constant)" in text and "solve_failed: 3 (constant)" in text
     assert not win.learn_note.isVisible()  # the note is for a plot with nothing drawn
@@ -209,7 +231,7 @@ def test_cli_screenshot_json(live, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["session"] == fake.name and res["raster_rows"] > 100 and res["statuses"] >= 3
-    assert res["fps"] >= FPS_FLOOR and res["frames"] >= 15
+    assert res["frames"] > 0  # painted (the frame rate: scripts/bench_dashboard.py)
     assert 0.0 < res["cpu_fraction"] <= os.cpu_count()  # its own CPU use (all threads)
     assert out.stat().st_size > 10_000
     if sys.platform.startswith("linux"):  # default --priority idle: every thread, liblsl's and Qt's too

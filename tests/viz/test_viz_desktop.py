@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import import_or_skip, skip_or_fail
+
 from rtsnn.cli import main
 from rtsnn.viz import cli as viz_cli
 
@@ -46,7 +48,7 @@ def _unserved_display() -> str:
     for n in range(173, 400):
         if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
             return f":{n}"
-    pytest.skip("no free X display number")
+    skip_or_fail("no free X display number in :173..:399")
 
 
 @pytest.mark.parametrize("env, platform", [
@@ -86,7 +88,7 @@ def test_missing_xcb_library_is_one_line_naming_the_packages(monkeypatch, capsys
     # offscreen needs none of them: the same run with QT_QPA_PLATFORM=offscreen gets past the
     # check to the session lookup
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    pytest.importorskip("pyqtgraph")
+    import_or_skip("pyqtgraph")
     rc = main(["dashboard", "--session", "viz-desktop-none", "--wait", "0.1", "--priority", "normal"])
     assert rc == 2 and "no rtsnn session monitor (session 'viz-desktop-none')" in capsys.readouterr().err
 
@@ -107,11 +109,13 @@ def test_unserved_display_is_one_line_not_an_abort():
 def test_library_table_covers_what_the_plugin_links_to():
     # the X libraries of the installed PySide6's xcb plugin (and of the Qt library it uses) must
     # all be in the table, or a missing one would still abort Qt instead of being named
-    PySide6 = pytest.importorskip("PySide6")
+    PySide6 = import_or_skip("PySide6")
     ldd = shutil.which("ldd")
     plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    if sys.platform != "linux":
+        pytest.skip("ldd and the xcb plugin are Linux-only")
     if ldd is None or not plugin.exists():
-        pytest.skip("no ldd or no xcb plugin (not Linux)")
+        skip_or_fail(f"no ldd ({ldd}) or no xcb plugin at {plugin}")
     out = subprocess.run([ldd, str(plugin)], capture_output=True, text=True, timeout=60).stdout
     linked = {line.split()[0] for line in out.splitlines() if "=>" in line}
     x_libs = {s for s in linked if s.startswith(("libxcb", "libX11", "libxkbcommon"))}
@@ -174,7 +178,7 @@ GRAB_SCREEN = textwrap.dedent("""
 
 @pytest.mark.lsl
 def test_real_window_on_xvfb(xvfb, tmp_path):
-    pytest.importorskip("pyqtgraph")
+    import_or_skip("pyqtgraph")
     from viz_fake_session import FakeSession
 
     from rtsnn.viz.dashboard import SPIKE_RGB

@@ -24,8 +24,10 @@ import zlib
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-snn = pytest.importorskip("snntorch")
+from conftest import import_or_skip
+
+torch = import_or_skip("torch")
+snn = import_or_skip("snntorch")
 from snntorch import surrogate as sts  # noqa: E402
 
 from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params  # noqa: E402

@@ -4,6 +4,8 @@ losses, and NEST itself run live on the same network."""
 import numpy as np
 import pytest
 
+from conftest import import_or_skip
+
 from rtsnn.learn.online.eprop import EpropOptions, nest_settings, train_sequences
 from rtsnn.learn.online.eprop_reference import GOLDEN, run_golden, sine_task
 
@@ -29,7 +31,7 @@ def _ours(d, lr, t_ref_ms):
 @pytest.mark.parametrize("seed,n,steps,n_iter,lr,t_ref_ms", [(1, 100, 1000, 5, 1e-4, 0.0),
                                                               (3, 30, 300, 4, 2e-3, 3.0)])
 def test_matches_nest_live(seed, n, steps, n_iter, lr, t_ref_ms):
-    nest = pytest.importorskip("nest", reason="NEST 3.10 (pip install nest-simulator) not installed")
+    nest = import_or_skip("nest", reason="NEST 3.10 (pip install nest-simulator) not installed")
     assert nest.__version__.startswith("3.")
     from rtsnn.learn.online.eprop_reference import run_nest_regression
 
