@@ -73,8 +73,14 @@ class ControlSocket:
         self.replies_failed = 0
         self.last_reply_error = ""
         self.path = Path(folder) / CONTROL_FILE
-        self.path.write_text(json.dumps({"socket": "@" + self.address[1:], "pid": os.getpid(),
-                                         "session": session_name}))
+        tmp = self.path.with_name(CONTROL_FILE + ".tmp")
+        try:  # temp file + rename: a client never reads half of it
+            tmp.write_text(json.dumps({"socket": "@" + self.address[1:], "pid": os.getpid(),
+                                       "session": session_name}))
+            os.replace(tmp, self.path)
+        except OSError:
+            self.sock.close()
+            raise
 
     def poll_control(self) -> list[ControlMessage]:
         """Every datagram waiting (at most ``max_per_poll``), parsed; malformed ones are

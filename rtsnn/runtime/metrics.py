@@ -13,6 +13,8 @@ last bin (the exact maximum is kept separately).
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -120,9 +122,14 @@ class LatencyStats:
 
     def save_npz(self, path) -> None:
         """Write the histograms for later drawing: ``names`` (series), ``counts`` (series x
-        bins, int64), ``upper_edge_ns`` (each bin's upper edge), ``max_ns`` (exact maxima)."""
-        np.savez(path, names=np.array(self.names), counts=self.hist,
-                 upper_edge_ns=bin_upper_ns(np.arange(N_BINS)), max_ns=self.maxima)
+        bins, int64), ``upper_edge_ns`` (each bin's upper edge), ``max_ns`` (exact maxima).
+        Written to a temporary file and renamed, so a reader never sees half a file."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, names=np.array(self.names), counts=self.hist,
+                     upper_edge_ns=bin_upper_ns(np.arange(N_BINS)), max_ns=self.maxima)
+        os.replace(tmp, path)
 
 
 def load_hist_npz(path) -> dict[str, np.ndarray]:

@@ -411,7 +411,7 @@ class Session:
             self._open_control()
             if on_start is not None:
                 try:
-                    on_start({"folder": os.path.normpath(self.folder), "streams": self.lsl_streams()})
+                    on_start({"folder": str(self.folder), "streams": self.lsl_streams()})
                 except Exception:  # noqa: BLE001 - reporting must not stop the session
                     pass
             sys.setswitchinterval(2e-4)  # bound how long the I/O thread can hold the GIL
@@ -524,8 +524,9 @@ class Session:
         t0 = self._t_start
         return {"running": self.running, "elapsed_s": 0.0 if t0 is None else round(time.monotonic() - t0, 3),
                 "ticks": c["ticks"], "deadline_misses": c["deadline_misses"],
-                "e2e_p99_us": e2e["p99"], "e2e_p99_since_snapshot": since_snapshot, "r2": r2_from_acc(self.r2_acc.copy()), "source": health,
-                "folder": os.path.normpath(self.folder) if self.folder is not None else None,
+                "e2e_p99_us": e2e["p99"], "e2e_p99_since_snapshot": since_snapshot,
+                "r2": r2_from_acc(self.r2_acc.copy()), "source": health,
+                "folder": str(self.folder) if self.folder is not None else None,  # normalised when made
                 "stopped_by": self.stopped_by,
                 "error": None if err is None else f"{type(err).__name__}: {err}"}
 
