@@ -226,7 +226,9 @@ class SessionMonitor:
         self._next_status = 0.0
         self._prev_hist: np.ndarray | None = None
         self._t_open = 0.0
-        self.counters = dict(raster_rows=0, lost_rows=0, outputs_pushed=0, status_sent=0, errors=0)
+        self.counters = dict(raster_rows=0, lost_rows=0, outputs_pushed=0, status_sent=0, errors=0,
+                             outputs_restamped=0)
+        self._last_out_t = -math.inf  # LSL time of the newest output row pushed
         self.service_us_max = 0.0
         self.seq = 0
 
@@ -311,6 +313,14 @@ class SessionMonitor:
             sel = yt[k0::d]
             if len(sel):
                 t_last = now - (n - 1 - (k0 + d * (len(sel) - 1))) * self.dt_s
+                # rows are stamped back from the service time, one tick apart; a compute thread
+                # catching up after a stall produces more ticks than time passed, and the chunk
+                # would start before the previous one ended: shift it to keep time increasing
+                overlap = self._last_out_t + d * self.dt_s - (t_last - d * self.dt_s * (len(sel) - 1))
+                if overlap > 1e-9:  # more than float rounding of back-to-back chunks
+                    t_last += overlap
+                    self.counters["outputs_restamped"] += len(sel)
+                self._last_out_t = t_last
                 self._outlets["outputs"].push_chunk(np.ascontiguousarray(sel), t_last)
                 self.counters["outputs_pushed"] += len(sel)
         if time.monotonic() >= self._next_status:

@@ -154,6 +154,48 @@ def test_status_survives_a_failing_stats_and_reports_it():
     assert fake.monitor.status(fake, 0.0)["latency"]["series"]["e2e"]["n"] == 0
 
 
+class _RecordingOutlet:
+    """Stands in for a pylsl outlet: keeps what was pushed."""
+
+    def __init__(self):
+        self.chunks: list[tuple[np.ndarray, float]] = []
+
+    def push_chunk(self, data, t):
+        self.chunks.append((np.array(data), float(t)))
+
+    def push_sample(self, data, t):
+        pass
+
+
+def test_output_stamps_keep_increasing_when_the_compute_thread_catches_up():
+    """Rows are stamped back from the service time one tick apart; after a stall the compute
+    thread runs more ticks than time passed, and the next chunk would start before the last one
+    ended (seen as a non-increasing out_t in the client on a loaded machine). The monitor shifts
+    such a chunk forward and counts it."""
+    fake = FakeSession("viz-unit-stamps", n_rec=8)
+    mon = fake.monitor
+    outs = _RecordingOutlet()
+    mon._outlets = {"monitor": _RecordingOutlet(), "raster": _RecordingOutlet(), "outputs": outs}
+    d, dt = mon.output_decimation, fake.dt_s
+
+    def ticks(n):
+        for _ in range(n):
+            mon.sink.emit(fake.y, 0.0)
+
+    ticks(100)
+    mon.service(fake, now_lsl=10.0)  # 100 ticks up to t = 10.0
+    ticks(100)
+    mon.service(fake, now_lsl=10.1)  # on time: 100 ticks in 0.1 s
+    assert mon.counters["outputs_restamped"] == 0
+    ticks(100)
+    mon.service(fake, now_lsl=10.12)  # caught up: 100 ticks in 0.02 s
+    assert mon.counters["outputs_restamped"] == 100 // d
+    stamps = np.concatenate([t_last - d * dt * np.arange(len(rows))[::-1] for rows, t_last in outs.chunks])
+    assert len(stamps) == 300 // d
+    assert np.all(np.diff(stamps) > 0)
+    np.testing.assert_allclose(np.diff(stamps), d * dt, rtol=1e-9)  # still one output period apart
+
+
 def test_jsonable_cleans_numpy_and_nonfinite():
     out = _jsonable({"a": np.float32(1.5), "b": np.int64(3), "c": float("nan"), "d": np.bool_(True),
                      "e": [np.inf, 2], "f": object})
