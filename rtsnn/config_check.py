@@ -14,7 +14,9 @@ pretrain``); the check says which it found. For a session config it
   run`` reads them, and builds the model (random, ``.npz`` or NIR ``.nir``);
 - runs the session's own agreement checks between the built stages
   (:func:`rtsnn.runtime.session.stage_mismatches`: channel counts of source, encoder, model and
-  teacher; tick lengths).
+  teacher; tick lengths; a model file's input contract against the source's channel count, the
+  encoder section and ``session.dt_s``, naming both values; placeholders ``<FILL IN ...>`` a
+  session config written by ``rtsnn pretrain`` leaves for the user).
 
 For a pretraining config it validates the schema and checks that the data file exists,
 relative to the config's folder as ``rtsnn pretrain`` reads it.
@@ -241,7 +243,10 @@ def check_session_data(data: dict[str, Any], origin: str) -> list[str]:
     # the session's own agreement checks; with an invalid session section the tick length is
     # unknown (dt_s None) and only the channel counts are compared
     known = session or SessionSettings.model_construct(**{**SessionSettings().model_dump(), "dt_s": None})
-    view = SessionConfig.model_construct(session=known, source=source_spec)
+    # the specs ride along: a model's input contract is compared with the encoder section, and
+    # values rtsnn pretrain leaves to fill are looked for in the source / teacher options
+    view = SessionConfig.model_construct(session=known, source=source_spec, teacher=teacher_spec,
+                                         encoder=spec("encoder"), model=model_cfg)
     errors += stage_mismatches(view, origin, source=source, teacher=teacher, encoder=encoder, model=model)
     return errors
 

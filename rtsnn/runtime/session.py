@@ -132,7 +132,10 @@ def stage_mismatches(cfg: SessionConfig, origin: str = "<config>", *, source: An
     """Every way the built stages disagree with the session or with each other, one
     ``FILE: KEY: message`` line each (empty: they fit). Stages passed as None are not checked,
     so ``rtsnn config check`` can call it with whatever it managed to build; nor are tick
-    lengths when ``session.dt_s`` is None (an invalid session section there)."""
+    lengths when ``session.dt_s`` is None (an invalid session section there). A model with an
+    input contract is also checked against the config (:mod:`rtsnn.runtime.model_contract`)."""
+    from rtsnn.runtime.model_contract import contract_mismatches, placeholder_mismatches
+
     s = cfg.session
     dt_known = s.dt_s is not None
     out: list[str] = []
@@ -149,8 +152,13 @@ def stage_mismatches(cfg: SessionConfig, origin: str = "<config>", *, source: An
     if encoder is not None and source is not None and encoder.n_channels != source.n_channels:
         out.append(f"{origin}: encoder.options.n_channels: encoder expects {encoder.n_channels} channels but the "
                    f"source delivers {source.n_channels}")
+    if source is not None:
+        out += placeholder_mismatches(cfg, origin)
     if model is not None:
-        if dt_known and abs(model.settings.dt_s - s.dt_s) > 1e-12:
+        # the contract's check names the config key and both values; it covers the tick
+        has_contract = getattr(model, "input_contract", None) is not None
+        out += contract_mismatches(cfg, origin, model=model, source=source, encoder=encoder)
+        if dt_known and not has_contract and abs(model.settings.dt_s - s.dt_s) > 1e-12:
             out.append(f"{origin}: model: model dt_s {model.settings.dt_s} differs from session.dt_s {s.dt_s}")
         if encoder is not None and model.n_in != encoder.n_out:
             out.append(f"{origin}: model: model has {model.n_in} inputs but the encoder produces "

@@ -7,7 +7,16 @@ Layout (``np.savez``, uncompressed zip; zip CRCs catch flipped bytes)::
         format "rtsnn-model", format_version 1, neuron_model, dt_s,
         settings {every NeuronSettings field}, shapes {array name: [dims]},
         n_in, n_rec, n_out, output_labels, output_units,
-        provenance {created_utc, rtsnn_version, method / how trained, ...}
+        provenance {created_utc, rtsnn_version, method / how trained, ...},
+        input_contract (optional) {n_channels, channel_labels, dt_s, encoder {kind, options},
+                                   source {kind, name, type} | null}
+
+``input_contract`` (:class:`rtsnn.snn.contract.InputContract`, schema in that module) says
+what the model expects at its input; ``rtsnn run`` and ``rtsnn config check`` compare a
+session config with it. It is optional and additive, so it does not change
+``format_version``: files without it (every file written before it existed, NIR imports)
+load as before and get no contract checks, and an rtsnn that predates it reads a file that
+has one and ignores it. A malformed contract is refused naming the file and the key.
 
 Files are written atomically (temp file in the same directory, fsync, ``os.replace``) so a
 crash mid-write never leaves a half-written model under the final name. Every way a file
@@ -27,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn.snn.contract import InputContract
 from rtsnn.snn.params import Model, NeuronSettings, Weights
 
 FORMAT = "rtsnn-model"
@@ -62,7 +72,7 @@ def build_header(model: Model) -> dict[str, Any]:
     prov.setdefault("created_utc", _utc_now())
     prov["saved_utc"] = _utc_now()
     prov["rtsnn_version"] = _rtsnn_version()
-    return {
+    header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "neuron_model": model.settings.model,
@@ -76,6 +86,9 @@ def build_header(model: Model) -> dict[str, Any]:
         "output_units": list(model.output_units or []),
         "provenance": prov,
     }
+    if model.input_contract is not None:
+        header["input_contract"] = model.input_contract.to_dict()
+    return header
 
 
 def save_model(path: str | os.PathLike[str], model: Model) -> Path:
@@ -161,11 +174,29 @@ def _parse_header(npz: Any, path: Path) -> dict[str, Any]:
     missing = [k for k in _REQUIRED_HEADER if k not in header]
     if missing:
         raise ModelFileError(f"model file {path}: header lacks required key(s) {', '.join(missing)}")
+    _parse_contract(header, path)  # a malformed contract is refused by read_header too
     return header
 
 
+def _parse_contract(header: dict[str, Any], path: Path) -> InputContract | None:
+    """The header's ``input_contract`` (None when absent or null); ModelFileError naming the key."""
+    raw = header.get("input_contract")
+    if raw is None:
+        return None
+    try:
+        contract = InputContract.from_dict(raw)
+    except ValueError as err:
+        raise ModelFileError(f"model file {path}: {err}") from None
+    dt_s = header.get("dt_s")
+    if isinstance(dt_s, (int, float)) and not isinstance(dt_s, bool) and abs(contract.dt_s - dt_s) > 1e-9 * dt_s:
+        raise ModelFileError(f"model file {path}: input_contract.dt_s: {contract.dt_s:g} s differs from the "
+                             f"model's dt_s {dt_s:g} s")
+    return contract
+
+
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON header of a model file (checked: format tag, version, required keys)."""
+    """The JSON header of a model file (checked: format tag, version, required keys, and the
+    input contract when there is one)."""
     path = Path(path)
     with _open_npz(path) as npz:
         return _parse_header(npz, path)
@@ -203,6 +234,7 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         settings = NeuronSettings.from_dict(settings_d)
         weights = Weights(**arrays)
         return Model(settings, weights, provenance=dict(header["provenance"]),
-                     output_labels=header["output_labels"], output_units=header["output_units"])
+                     output_labels=header["output_labels"], output_units=header["output_units"],
+                     input_contract=_parse_contract(header, path))
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"model file {path}: {err}") from err

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn.snn.contract import InputContract
+
 NEURON_MODELS = ("lif", "alif")
 
 
@@ -233,7 +235,9 @@ class Model:
 
     ``provenance`` is a JSON-serialisable dict saying where the model came from (method,
     seed, training data and losses ...). ``output_labels``/``output_units`` default to
-    ``y0, y1, ...`` and ``a.u.``.
+    ``y0, y1, ...`` and ``a.u.``. ``input_contract`` (optional) says what the model expects at
+    its input (:class:`rtsnn.snn.contract.InputContract`: channels, tick, encoder); its
+    ``dt_s`` must be the model's.
     """
 
     settings: NeuronSettings
@@ -241,6 +245,7 @@ class Model:
     provenance: dict[str, Any] = field(default_factory=dict)
     output_labels: list[str] | None = None
     output_units: list[str] | None = None
+    input_contract: InputContract | None = None
 
     def __post_init__(self) -> None:
         _require(isinstance(self.settings, NeuronSettings),
@@ -262,6 +267,12 @@ class Model:
             json.dumps(self.provenance)
         except (TypeError, ValueError) as err:
             raise ValueError(f"provenance must be JSON-serialisable: {err}") from err
+        c = self.input_contract
+        if c is not None:
+            _require(isinstance(c, InputContract),
+                     f"input_contract must be an InputContract or None, got {type(c).__name__}")
+            _require(math.isclose(c.dt_s, self.settings.dt_s, rel_tol=1e-9),
+                     f"input_contract.dt_s ({c.dt_s:g} s) differs from the model's dt_s ({self.settings.dt_s:g} s)")
 
     @property
     def n_in(self) -> int:
@@ -277,7 +288,7 @@ class Model:
 
     def copy(self) -> Model:
         return Model(self.settings, self.weights.copy(), copy.deepcopy(self.provenance),
-                     list(self.output_labels or []), list(self.output_units or []))
+                     list(self.output_labels or []), list(self.output_units or []), self.input_contract)
 
     @classmethod
     def random(cls, n_in: int, n_rec: int, n_out: int, settings: NeuronSettings | None = None,

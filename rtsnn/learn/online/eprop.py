@@ -670,7 +670,8 @@ class EpropLearner:
         prov = dict(self.view.model.provenance)
         prov["eprop"] = {"options": self.options.to_dict(), "updates": self.updates, "ticks": self.ticks}
         m = self.view.model
-        return Model(m.settings, w, prov, list(m.output_labels or []), list(m.output_units or []))
+        return Model(m.settings, w, prov, list(m.output_labels or []), list(m.output_units or []),
+                     m.input_contract)  # adapted weights, same input: the checkpoint keeps the contract
 
     def close(self) -> None:
         """Session end: write the final checkpoint (when configured)."""
