@@ -263,6 +263,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rtsnn.learn.offline.cli",   # pretrain
     "rtsnn.learn.online.cli",    # online-learning commands
     "rtsnn.stream.cli",          # record, replay
+    "rtsnn.recording.cli",       # recording info
     "rtsnn.backends.cli",        # backend report
     "rtsnn.events.cli",          # events publish
     "rtsnn.viz.cli",             # dashboard

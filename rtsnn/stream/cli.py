@@ -3,8 +3,11 @@
     rtsnn streams [--wait S] [--name GLOB] [--type TYPE] [--json]
     rtsnn record --streams NAME... --out FILE [--duration S] [--json]
     rtsnn replay FILE [--speed 1.0|max] [--loop] [--streams NAME...] [--timestamps raw|synced] [--json]
+                 [--rate-hz R | --bin-s S] [--format F] [--time-column C] [--group NAME=COL,...]
+                 [--markers NAME=COL,...]
 
-``replay`` takes XDF (also .xdfz / .xdf.gz), EDF/BDF, Chewie npz and MC_Maze CSV. With
+``replay`` reads the file through :mod:`rtsnn.recording` (XDF, EDF/BDF, npz, CSV, MATLAB
+.mat; the layout options say how a table forms streams, see docs/recordings.md). With
 ``--json`` it ends with one JSON line: streams, samples per stream, duration, repairs made
 and a digest of what was published (see :mod:`rtsnn.stream.replay`). ``streams`` lists the
 LSL streams visible from this machine (name, type, channels, nominal rate, format, source_id,
@@ -113,11 +116,12 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from rtsnn.stream.readers import load_recording
+    from rtsnn.recording import open_recording
+    from rtsnn.recording.args import layout_kwargs
     from rtsnn.stream.replay import LslReplayer
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    rec = load_recording(args.file)
+    rec = open_recording(args.file, **layout_kwargs(args))
     rp = LslReplayer(rec, args.streams, speed=args.speed, timestamps=args.timestamps, loop=args.loop,
                      max_loops=args.max_loops, name_prefix=args.prefix, duration_s=args.duration)
     rp.open(wait_consumers_s=args.wait_consumers)
@@ -160,8 +164,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(func=cmd_record)
 
-    r = subparsers.add_parser("replay", help="re-publish a recording (XDF, EDF/BDF, Chewie npz, MC_Maze CSV) over LSL")
+    from rtsnn.recording.args import add_layout_arguments
+
+    r = subparsers.add_parser("replay", help="re-publish a recording (XDF, EDF/BDF, npz, CSV, MATLAB .mat) over LSL")
     r.add_argument("file")
+    add_layout_arguments(r)
     r.add_argument("--speed", type=lambda text: parse_speed(text, what="--speed"), default=1.0,
                    help="playback speed factor, or 'max' (default 1.0)")
     r.add_argument("--loop", action="store_true", help="start over at the end")

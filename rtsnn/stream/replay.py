@@ -434,7 +434,9 @@ def replay_digest(rec: Recording, streams: list[str] | None = None, timestamps: 
 class XdfFileSource:
     """A recording as a session Source (entry point ``xdf_file``), no LSL involved.
 
-    ``path``: XDF (or EDF/BDF, Chewie npz, MC_Maze CSV: see :mod:`rtsnn.stream.readers`);
+    ``path``: any file :func:`rtsnn.recording.open_recording` reads (XDF, EDF/BDF, npz, CSV,
+    MATLAB .mat), with its ``rate_hz`` / ``bin_s`` (a table without a rate of its own, e.g. the
+    Chewie npz: ``bin_s: 0.1``), ``fmt``, ``time_column``, ``groups`` and ``markers`` options;
     ``stream``: the stream's name (may be omitted when the file has one numeric stream);
     ``n_channels`` must equal the stream's channel count. ``pace='tick'`` releases, at the
     k-th ``pull``, the samples with relative time in ``[(k-1) dt_s, k dt_s)`` (to 1 ns; deterministic,
@@ -452,7 +454,10 @@ class XdfFileSource:
 
     def __init__(self, path: str, stream: str | None = None, *, n_channels: int, dt_s: float = 1e-3,
                  pace: str = "tick", speed: float = 1.0, timestamps: str = "raw", stamp: str = "recording",
-                 loop: bool = False, max_samples: int = 1024, channels: list[int | str] | None = None):
+                 loop: bool = False, max_samples: int = 1024, channels: list[int | str] | None = None,
+                 rate_hz: float | None = None, bin_s: float | None = None, fmt: str | None = None,
+                 time_column: str | None = None, groups: dict[str, list[str]] | None = None,
+                 markers: dict[str, list[str]] | None = None):
         if channels is not None:
             if not isinstance(channels, (list, tuple)) or not channels or not all(
                     isinstance(c, (int, str)) and not isinstance(c, bool) for c in channels):
@@ -474,6 +479,8 @@ class XdfFileSource:
         if int(max_samples) != max_samples or max_samples < 1:
             raise ValueError(f"max_samples must be a positive integer, got {max_samples!r}")
         self.channels = None if channels is None else list(channels)
+        self.layout: dict[str, Any] = {"rate_hz": rate_hz, "bin_s": bin_s, "fmt": fmt, "time_column": time_column,
+                                       "groups": groups, "markers": markers}
         self.path = str(path)
         self.stream_name = stream
         self.n_channels = int(n_channels)
@@ -501,9 +508,9 @@ class XdfFileSource:
         self.deferred_ticks = 0
 
     def open(self) -> None:
-        from rtsnn.stream.readers import load_recording
+        from rtsnn.recording import open_recording
 
-        rec = load_recording(self.path)
+        rec = open_recording(self.path, **self.layout)
         numeric = [s for s in rec.streams if not s.is_string]
         if self.stream_name is None:
             if len(numeric) != 1:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+import mmap
+import os
 import struct
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -263,13 +265,14 @@ def _parse_samples(buf: memoryview, pos: int, end: int, acc: _StreamAcc, truncat
             rec = np.frombuffer(buf, dtype=rec_dt, count=fits, offset=pos)
             if not np.all(rec["tsb"] == tsb):
                 continue
+            # views into the file's buffer, no copy: the stream's arrays are made once, at the end
             if tsb == 8:
-                ts = rec["ts"].astype(np.float64)
+                ts = rec["ts"]
                 acc.last_ts = float(ts[-1])
             else:
                 ts = acc.fill_missing(np.zeros(fits), np.zeros(fits, bool))
             acc.ts_parts.append(ts)
-            acc.val_parts.append(rec["v"].astype(dt.newbyteorder("=")).reshape(fits, c))
+            acc.val_parts.append(rec["v"].reshape(fits, c))
             acc.n += fits
             return fits, n
         # mixed timestamped / untimestamped samples: one by one
@@ -336,7 +339,9 @@ def _find_boundary(data: bytes, start: int) -> int:
     return -1 if i < 0 else i + len(BOUNDARY_UUID)
 
 
-def read_bytes(path: str | Path) -> bytes:
+def read_bytes(path: str | Path) -> bytes | mmap.mmap:
+    """The file's bytes: memory-mapped when uncompressed (its pages stay the page cache's, so
+    a read costs the heap only the decoded arrays), decompressed into memory otherwise."""
     p = Path(path)
     if p.suffix == ".xdfz" or p.name.endswith(".xdf.gz"):
         with gzip.open(p, "rb") as f:
@@ -345,10 +350,13 @@ def read_bytes(path: str | Path) -> bytes:
             except (EOFError, OSError) as err:  # truncated gzip: what decompressed so far is lost too
                 raise XdfError(f"{p}: compressed XDF is damaged ({err}); decompress what you can with "
                                f"'zcat {p} > x.xdf' and load that") from None
-    return p.read_bytes()
+    with open(p, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def load_xdf(path: str | Path, *, data: bytes | None = None) -> Recording:
+def load_xdf(path: str | Path, *, data: bytes | mmap.mmap | None = None) -> Recording:
     """Read every readable chunk; see the module docstring for the repairs reported."""
     path = str(path)
     if data is None:
@@ -484,8 +492,12 @@ def load_xdf(path: str | Path, *, data: bytes | None = None) -> Recording:
         info = acc.info
         c = info.channel_count
         if acc.ts_parts:
-            ts = np.concatenate(acc.ts_parts)
-            vals = np.concatenate(acc.val_parts) if info.dtype is not None else np.concatenate(acc.val_parts, axis=0)
+            ts = np.concatenate(acc.ts_parts).astype(np.float64, copy=False)
+            vals = np.concatenate(acc.val_parts, axis=0)
+            if info.dtype is not None:
+                vals = vals.astype(info.dtype.newbyteorder("="), copy=False)
+            acc.ts_parts.clear()
+            acc.val_parts.clear()
         else:
             ts = np.zeros(0, np.float64)
             vals = np.zeros((0, c), dtype=info.dtype.newbyteorder("=") if info.dtype is not None else object)

@@ -29,12 +29,11 @@ def session_dir(tmp_path_factory) -> Path:
     rates = np.clip(20 + 10 * vel[:, :1] * np.linspace(-1, 1, N_NEURONS), 0, None).astype(np.float32)
     path = root / "reach_bin10ms.npz"
     np.savez(path, rates_hz=rates, pos=np.cumsum(vel, axis=0) * DT_S, vel=vel)
-    src = {"path": str(path), "stream": "chewie-rates", "n_channels": N_NEURONS}
+    src = {"path": str(path), "stream": "rates_hz", "bin_s": DT_S, "n_channels": N_NEURONS}
     cfg = {
         "session": {"name": "outputs-test", "dt_s": DT_S, "pace": "max", "out_dir": str(root), "monitor": False},
         "source": {"kind": "xdf_file", "options": src},
-        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "chewie-kinematics",
-                                                    "channels": ["vel_x", "vel_y"], "n_channels": 2}},
+        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "vel", "n_channels": 2}},
         "encoder": {"kind": "poisson_rate", "options": {"n_channels": N_NEURONS, "rate_max_hz": 100.0,
                                                         "low": 0.0, "high": 100.0, "seed": 3}},
         "model": {"random": {"n_rec": 16, "seed": 1, "output_labels": ["vx", "vy"],

@@ -22,13 +22,13 @@ CHEWIE = "neural/chewie_20131003_bin100ms.npz"
 
 
 def _chewie_config(path: Path, out_dir: Path, *, record: bool, learner: bool = True) -> dict:
-    src = {"path": str(path), "stream": "chewie-rates", "n_channels": 174, "dt_s": 0.1}
+    # the npz states no rate: the bin width is given (the layout: docs/recordings.md)
+    src = {"path": str(path), "stream": "rates_hz", "bin_s": 0.1, "n_channels": 174, "dt_s": 0.1}
     cfg = {
         "session": {"name": "chewie-offline", "dt_s": 0.1, "pace": "max", "record": record,
                     "out_dir": str(out_dir), "monitor": False},
         "source": {"kind": "xdf_file", "options": src},
-        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "chewie-kinematics",
-                                                    "channels": ["vel_x", "vel_y"], "n_channels": 2}},
+        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "vel", "n_channels": 2}},
         "encoder": {"kind": "poisson_rate", "options": {"n_channels": 174, "rate_max_hz": 100.0, "low": 0.0,
                                                         "high": 100.0, "seed": 3}},
         "model": {"random": {"n_rec": 128, "seed": 1, "neuron": {"model": "lif", "tau_mem_s": 0.3,
@@ -78,7 +78,7 @@ def test_max_pace_replays_a_real_recording_deterministically_and_records_it(tmp_
     np.testing.assert_allclose(by["chewie-offline-outputs"]["time_stamps"], np.arange(n_bins) * 0.1)
     np.testing.assert_array_equal(a[:, 1], a[:, 2])
     labels = [c["label"][0] for c in by["chewie-offline-inputs"]["info"]["desc"][0]["channels"][0]["channel"]]
-    assert labels[:2] == ["n0", "n1"] and len(labels) == 174
+    assert labels[:2] == ["rates_hz_0", "rates_hz_1"] and len(labels) == 174
 
 
 def test_recorded_session_replays_into_the_same_outputs(tmp_path):
@@ -89,6 +89,7 @@ def test_recorded_session_replays_into_the_same_outputs(tmp_path):
     cfg = _chewie_config(path, tmp_path / "b", record=False)
     xdf = first["recording"]["path"]
     cfg["source"]["options"].update(path=xdf, stream="chewie-offline-inputs")
+    del cfg["source"]["options"]["bin_s"]  # the XDF's stream headers state their rates
     cfg["teacher"]["options"] = {"path": xdf, "stream": "chewie-offline-teacher", "n_channels": 2, "dt_s": 0.1}
     second = Session(parse_config(cfg)).run()
     np.testing.assert_array_equal(_outputs(first)[:, 3:], _outputs(second)[:, 3:])
@@ -107,21 +108,22 @@ def test_file_source_channel_selection_and_its_errors(tmp_path):
     from rtsnn.stream.replay import XdfFileSource
 
     path = data_file(CHEWIE)
-    src = XdfFileSource(str(path), "chewie-kinematics", n_channels=2, channels=["vel_y", 0], dt_s=0.1)
+    kin = {"bin_s": 0.1, "groups": {"kinematics": ["pos", "vel"]}}
+    src = XdfFileSource(str(path), "kinematics", n_channels=2, channels=["vel_1", 0], dt_s=0.1, **kin)
     src.open()
     buf, ts = np.zeros((4, 2), np.float32), np.zeros(4)
     assert src.pull(buf, ts) == 1
     with np.load(path) as z:
         np.testing.assert_array_equal(buf[0], [z["vel"][0, 1], z["pos"][0, 0]])
-    assert src.channel_labels == ["vel_y", "pos_x"]
+    assert src.channel_labels == ["vel_1", "pos_0"]
     with pytest.raises(ValueError, match="no channel labelled 'speed'"):
-        XdfFileSource(str(path), "chewie-kinematics", n_channels=1, channels=["speed"]).open()
+        XdfFileSource(str(path), "kinematics", n_channels=1, channels=["speed"], **kin).open()
     with pytest.raises(ValueError, match="index 9 is out of range"):
-        XdfFileSource(str(path), "chewie-kinematics", n_channels=1, channels=[9]).open()
+        XdfFileSource(str(path), "kinematics", n_channels=1, channels=[9], **kin).open()
     with pytest.raises(ValueError, match="lists 2 channels but n_channels is 3"):
-        XdfFileSource(str(path), "chewie-kinematics", n_channels=3, channels=[0, 1])
+        XdfFileSource(str(path), "kinematics", n_channels=3, channels=[0, 1], **kin)
     with pytest.raises(ValueError, match="non-empty list"):
-        XdfFileSource(str(path), "chewie-kinematics", n_channels=0, channels=[])
+        XdfFileSource(str(path), "kinematics", n_channels=0, channels=[], **kin)
 
 
 def test_stage_tick_lengths_follow_the_session_or_are_refused(tmp_path):

@@ -298,8 +298,9 @@ def test_file_source_is_deterministic_through_a_network():
     path = data_file("neural/mc_maze_trial_748.csv")
 
     def run():
-        src = XdfFileSource(str(path), "mc_maze-spikes", n_channels=182, dt_s=1e-3)
-        teacher = XdfFileSource(str(path), "mc_maze-kinematics", n_channels=8, dt_s=1e-3)
+        layout = {"groups": {"spikes": ["unit_*"], "kinematics": ["*"]}}  # docs/recordings.md
+        src = XdfFileSource(str(path), "spikes", n_channels=182, dt_s=1e-3, **layout)
+        teacher = XdfFileSource(str(path), "kinematics", n_channels=8, dt_s=1e-3, **layout)
         src.open()
         teacher.open()
         model = Model.random(182, 64, 2, NeuronSettings(dt_s=1e-3), seed=5, input_gain=3.0, readout_scale=1.0)

@@ -58,12 +58,11 @@ def session_dir(tmp_path_factory) -> Path:
     from rtsnn.runtime.session import Session
 
     root = tmp_path_factory.mktemp("plot_session")
-    src = {"path": str(_write_recording(root)), "stream": "chewie-rates", "n_channels": N_NEURONS}
+    src = {"path": str(_write_recording(root)), "stream": "rates_hz", "bin_s": DT_S, "n_channels": N_NEURONS}
     cfg = {
         "session": {"name": "plot-test", "dt_s": DT_S, "pace": "max", "out_dir": str(root), "monitor": False},
         "source": {"kind": "xdf_file", "options": src},
-        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "chewie-kinematics",
-                                                    "channels": ["vel_x", "vel_y"], "n_channels": 2}},
+        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "vel", "n_channels": 2}},
         "encoder": {"kind": "poisson_rate", "options": {"n_channels": N_NEURONS, "rate_max_hz": 100.0,
                                                         "low": 0.0, "high": 100.0, "seed": 3}},
         "model": {"random": {"n_rec": 64, "seed": 1, "output_labels": ["vx", "vy"], "output_units": ["cm/s", "cm/s"],
