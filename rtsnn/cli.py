@@ -150,7 +150,8 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
         if summary.get("stopped_by"):
             print(f"stopped by {summary['stopped_by']}")
         print(f"ticks {summary['ticks']}  deadline misses {summary['deadline_misses']} "
-              f"({100 * summary['deadline_miss_rate']:.3f} %)  dropped samples {summary['dropped_samples']}")
+              f"({100 * summary['deadline_miss_rate']:.3f} %)  dropped samples {summary['dropped_samples']}"
+              + (f" (+{summary['dropped_in_warmup']} stale at start-up)" if summary.get("dropped_in_warmup") else ""))
         print(f"end-to-end latency us: p50 {e2e['p50']}  p99 {e2e['p99']}  p99.9 {e2e['p999']}  max {e2e['max']}")
         age = summary.get("input_age_us") or {}
         if age.get("n"):

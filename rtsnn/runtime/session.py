@@ -352,6 +352,10 @@ class Session:
         _record_e2e(self.stats.hist, self.stats.maxima, self.stats.index["e2e"], self.stats.index["input_age"],
                     1.0, 0.0, self.timestamps, 0)
         _accumulate_r2(np.zeros_like(self.r2_acc), self.backend.readout(), self.target)
+        # the loop times stages with integer ns (perf_counter_ns differences): a specialisation of
+        # its own, which a cold numba cache (a new user's first run) would otherwise compile at
+        # the first timed tick, stalling it ~0.1 s while input piles up
+        record_ns(np.zeros_like(self.stats.hist), np.zeros_like(self.stats.maxima), 0, 0)
 
     def _open_recording(self) -> None:
         """``session.record``: <folder>/recording.xdf; the reward source is wrapped so that
@@ -398,6 +402,7 @@ class Session:
 
     # ------------------------------------------------------------------ run
     running = False  # True while the compute thread runs (read by status())
+    dropped_in_warmup = 0  # samples the source dropped before timing started (stale start-up backlog)
     stopped_by: str | None = None  # why stop() was called; None: the run reached its end
     _t_start: float | None = None  # time.monotonic() when the threads started
 
@@ -614,6 +619,9 @@ class Session:
                 for key in c:
                     c[key] = 0
                 r2_acc[:] = 0.0
+                # what the source dropped so far was start-up backlog (stale input queued while
+                # the session compiled and caught up): reported apart from drops while live
+                self.dropped_in_warmup = int(source.stats().get("dropped_samples", 0))
                 gc.collect()
                 gc.freeze()
                 measuring = True
@@ -840,7 +848,7 @@ class Session:
         e2e = self.stats.summary_us("e2e")
         age = self.stats.summary_us("input_age")
         src = self.source.stats()
-        dropped = int(src.get("dropped_samples", 0)) + int(self.out_ring.dropped)
+        dropped = int(src.get("dropped_samples", 0)) - self.dropped_in_warmup + int(self.out_ring.dropped)
         out = {
             "session": self.cfg.session.name,
             "folder": str(self.folder),
@@ -857,6 +865,7 @@ class Session:
             "deadline_miss_rate": c["deadline_misses"] / ticks,
             "skipped_ticks": c["skipped_ticks"],
             "dropped_samples": dropped,
+            "dropped_in_warmup": self.dropped_in_warmup,
             "repaired_samples": int(src.get("repaired_values", 0)),
             "gap_ticks": c["gap_ticks"],
             "samples_in": c["samples_in"],
