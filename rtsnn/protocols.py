@@ -32,7 +32,27 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 GROUPS = ("rtsnn.sources", "rtsnn.encoders", "rtsnn.sinks", "rtsnn.backends", "rtsnn.learners",
-          "rtsnn.rewards")
+          "rtsnn.rewards", "rtsnn.recording_formats")
+
+RECORDING_FORMATS = "rtsnn.recording_formats"
+
+
+@runtime_checkable
+class RecordingFormat(Protocol):
+    """A recording file format added by a plugin (group ``rtsnn.recording_formats``; the
+    entry-point name is the format's name, as ``fmt=`` / ``--format`` takes it). The class is
+    constructed without arguments. The recording layer (:mod:`rtsnn.recording.plugins`) asks
+    it only about files whose suffix is none of its own formats': first the formats whose
+    ``suffixes`` hold the file's suffix, then ``sniff`` for a file with no known suffix."""
+
+    suffixes: tuple[str, ...]  # lower-case file suffixes it claims, e.g. (".raw",)
+
+    def sniff(self, head: bytes) -> bool:
+        """True when the file's first bytes (up to 1 KiB) are this format."""
+
+    def read(self, path: str) -> Any:
+        """Every stream of the file as an :class:`rtsnn.stream.xdf_reader.Recording` (timestamps
+        float64 s, repairs recorded on it); ValueError with one line naming the file on bad input."""
 
 
 @runtime_checkable

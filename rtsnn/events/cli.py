@@ -63,11 +63,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from rtsnn.events.publisher import load_events, summarize
     from rtsnn.runtime.metrics import json_safe
 
-    try:
-        from rtsnn_dvs.files import describe, read_events
-    except ImportError:
-        raise ValueError("rtsnn events info needs the rtsnn-dvs plugin (pip install -e plugins/rtsnn-dvs)") from None
-    print(json.dumps(json_safe(describe(read_events(args.file))), allow_nan=False))
+    print(json.dumps(json_safe(summarize(os.path.normpath(args.file), load_events(args.file))), allow_nan=False))
     return 0

@@ -38,11 +38,23 @@ class LoadedEvents:
     height: int
     source: str
     repairs: dict[str, int]
+    format: str = "npy"
+
+
+def events_of_stream(st) -> np.ndarray:
+    """The :data:`EVENT_DTYPE` array of a recording's ``Events`` stream (channels x, y, p;
+    timestamps the camera time in s, as the rtsnn-dvs recording formats write it)."""
+    out = np.empty(st.n_samples, EVENT_DTYPE)
+    out["t"] = np.rint(st.time_stamps * 1e6)
+    out["x"], out["y"], out["p"] = st.time_series[:, 0], st.time_series[:, 1], st.time_series[:, 2]
+    return out
 
 
 def load_events(path: str | Path, width: int | None = None, height: int | None = None) -> LoadedEvents:
     """Events of a file: ``.npy`` structured arrays natively; EVT2 / EVT3 / DAT / AEDAT4 through
-    the rtsnn-dvs plugin (a clear error when it is not installed)."""
+    the recording layer (:func:`rtsnn.recording.open_recording`), whose event formats a plugin
+    registers (rtsnn-dvs; without it the layer's error names the plugin). The file's stream of
+    type ``Events`` (x, y, p; ``width`` / ``height`` in its header) is the one read."""
     path = str(path)
     if path.lower().endswith(".npy"):
         try:
@@ -53,16 +65,37 @@ def load_events(path: str | Path, width: int | None = None, height: int | None =
         w = width or (int(ev["x"].max()) + 1 if len(ev) else 1)
         h = height or (int(ev["y"].max()) + 1 if len(ev) else 1)
         return LoadedEvents(ev, int(w), int(h), Path(path).name, {})
-    try:
-        from rtsnn_dvs.files import read_events
-    except ImportError:
-        raise ValueError(f"{path}: reading {Path(path).suffix or 'this'} event files needs the rtsnn-dvs plugin "
-                         f"(pip install -e plugins/rtsnn-dvs); without it only .npy event arrays are read") from None
-    rec = read_events(path)
-    ev = rec.events
-    w = width or rec.width or (int(ev["x"].max()) + 1 if len(ev) else 1)
-    h = height or rec.height or (int(ev["y"].max()) + 1 if len(ev) else 1)
-    return LoadedEvents(ev, int(w), int(h), Path(path).name, rec.repairs)
+    from rtsnn.recording import open_recording
+
+    rec = open_recording(path)
+    streams = [s for s in rec.streams if s.info.type == "Events" and s.info.channel_count == 3]
+    if not streams:
+        have = ", ".join(f"{s.name!r} ({s.info.type or 'no type'})" for s in rec.streams) or "(none)"
+        raise ValueError(f"{path}: no event stream (type 'Events', channels x, y, p) in the recording; streams: {have}")
+    st = streams[0]
+    ev = events_of_stream(st)
+    extra = st.info.extra
+    w = width or (int(extra["width"]) if extra.get("width", "").isdigit() else None) or (
+        int(ev["x"].max()) + 1 if len(ev) else 1)
+    h = height or (int(extra["height"]) if extra.get("height", "").isdigit() else None) or (
+        int(ev["y"].max()) + 1 if len(ev) else 1)
+    repairs: dict[str, int] = {}
+    for r in rec.repairs:
+        repairs[r.kind] = repairs.get(r.kind, 0) + (int(r.detail) if r.detail.isdigit() else 1)
+    return LoadedEvents(ev, int(w), int(h), Path(path).name, repairs, extra.get("event_format", ""))
+
+
+def summarize(path: str, loaded: LoadedEvents) -> dict[str, Any]:
+    """A JSON-ready summary of an event file (``rtsnn events info``): events, sensor size,
+    duration (s, last - first event), mean rate (events/s), first / last time (us), fraction
+    of ON events, repairs."""
+    ev = loaded.events
+    n = len(ev)
+    dur = float(ev["t"][-1] - ev["t"][0]) * 1e-6 if n > 1 else 0.0
+    return {"path": path, "format": loaded.format, "events": n, "width": loaded.width, "height": loaded.height,
+            "duration_s": dur, "rate_ev_per_s": n / dur if dur > 0 else None,
+            "t_first_us": int(ev["t"][0]) if n else None, "t_last_us": int(ev["t"][-1]) if n else None,
+            "on_fraction": float(np.mean(ev["p"] > 0)) if n else None, "repairs": loaded.repairs}
 
 
 class EventPublisher:

@@ -10,7 +10,9 @@
 as ``info``) and every repair made while reading; ``rtsnn replay``, the ``xdf_file`` source
 and ``rtsnn recording info`` all read through it. Formats (docs/recordings.md has the
 layouts): XDF (.xdf, .xdfz, .xdf.gz: LabRecorder's and rtsnn's own ``recording.xdf``),
-EDF / BDF (MNE; annotations as a marker stream), npz, CSV and MATLAB .mat (v5 and v7.3).
+EDF / BDF (MNE; annotations as a marker stream), npz, CSV and MATLAB .mat (v5 and v7.3);
+plugins add more through the entry-point group ``rtsnn.recording_formats``
+(:mod:`rtsnn.recording.plugins`; rtsnn-dvs: event-camera files).
 
 The format comes from the file's content and suffix (``fmt`` to name it); the rate from the
 file (stream headers, a ``rate_hz`` / ``bin_s`` scalar, a time column) or from the caller's
@@ -59,7 +61,7 @@ def open_recording(path: str | Path, *, rate_hz: float | None = None, bin_s: flo
 
     ``rate_hz`` / ``bin_s``: the sampling rate (Hz) or bin width (s) for a table that states
     none; when the file states one, a check (a contradiction is a ValueError). ``fmt``: one of
-    :data:`FORMATS` instead of the suffix. For npz, CSV and MATLAB only: ``time_column`` (the
+    :data:`FORMATS` or an installed plugin's format instead of the suffix. For npz, CSV and MATLAB only: ``time_column`` (the
     column / key / variable of timestamps in s; default ``time_s`` or ``timestamp`` when
     present), ``groups`` (stream name -> column names or shell patterns forming it) and
     ``markers`` (marker-stream name -> columns whose changes are the markers); see
@@ -67,12 +69,16 @@ def open_recording(path: str | Path, *, rate_hz: float | None = None, bin_s: flo
     """
     p = Path(path)
     kind = detect_format(p, fmt)
-    if kind in ("xdf", "edf", "bdf"):
+    if kind not in ("npz", "csv", "mat"):
         given = [n for n, v in (("time_column", time_column), ("groups", groups), ("markers", markers)) if v]
         if given:
             raise ValueError(f"{p}: {', '.join(given)} apply to npz, CSV and MATLAB files; the streams of an "
                              f"{kind.upper()} file come from the file")
-        if kind == "xdf":
+        if kind not in FORMATS:
+            from rtsnn.recording.plugins import read as read_plugin
+
+            rec = read_plugin(kind, p)
+        elif kind == "xdf":
             from rtsnn.stream.xdf_reader import load_xdf
 
             rec = load_xdf(p)
@@ -99,7 +105,8 @@ def describe(rec: Recording) -> list[dict[str, Any]]:
     channel_units, nominal_srate_hz (0 = irregular), n_samples, first / last timestamp (s, None
     when empty), duration_s (last - first, plus one sample period for a regular stream), and for
     string streams ``markers``: count and the distinct labels (first channel) with their counts,
-    most frequent first."""
+    most frequent first; for an event stream whose header gives them, the sensor's ``width`` and
+    ``height`` in pixels."""
     out = []
     for s in rec.streams:
         info = s.info
@@ -114,6 +121,9 @@ def describe(rec: Recording) -> list[dict[str, Any]]:
             "nominal_srate_hz": float(info.nominal_srate_hz), "n_samples": n,
             "first_timestamp_s": first, "last_timestamp_s": last, "duration_s": dur,
         }
+        for key in ("width", "height"):  # an event stream's sensor size (pixels)
+            if info.extra.get(key, "").isdigit():
+                d[key] = int(info.extra[key])
         if s.is_string:
             counts = Counter(str(v) for v in (s.time_series[:, 0] if n else []))
             d["markers"] = {"count": n, "labels": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}

@@ -29,8 +29,9 @@ def add_layout_arguments(p: argparse.ArgumentParser) -> None:
                       help="sampling rate in Hz for a table without one (checked against the file's when it has one)")
     rate.add_argument("--bin-s", type=_positive("--bin-s"), default=None, metavar="S",
                       help="bin width in s (= 1 / rate), e.g. 0.1 for the Chewie npz")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, default=None,
-                   help="read as this format (default: from the file's content and suffix)")
+    p.add_argument("--format", dest="fmt", default=None, metavar="F",
+                   help=f"read as this format: {', '.join(FORMATS)} or a plugin's (rtsnn plugins lists "
+                        f"rtsnn.recording_formats; default: from the file's content and suffix)")
     p.add_argument("--time-column", default=None, metavar="NAME",
                    help="npz / CSV / MATLAB: the column of timestamps in s (default: time_s or timestamp if present)")
     p.add_argument("--group", action="append", default=None, metavar="NAME=COL[,COL...]",

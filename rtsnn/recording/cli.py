@@ -44,6 +44,8 @@ def format_info(file: str, fmt: str, streams: list[dict[str, Any]], repairs: lis
     for d in streams:
         lines.append(f"{d['name']}:")
         lines.append(f"  labels: {_short(d['channel_labels'])}")
+        if "width" in d and "height" in d:
+            lines.append(f"  sensor: {d['width']} x {d['height']} pixels")
         if any(d["channel_units"]):
             lines.append(f"  units:  {_short(d['channel_units'])}")
         if "markers" in d:
@@ -74,7 +76,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from rtsnn.recording.args import add_layout_arguments
 
-    p = subparsers.add_parser("recording", help="inspect recordings (XDF, EDF/BDF, npz, CSV, MATLAB .mat)")
+    p = subparsers.add_parser("recording", help="inspect recordings (XDF, EDF/BDF, npz, CSV, MATLAB .mat; "
+                                                      "event-camera files with rtsnn-dvs)")
     sub = p.add_subparsers(dest="recording_cmd", required=True)
     info = sub.add_parser("info", help="list a recording's streams as the recording layer reads them")
     info.add_argument("file")

@@ -56,28 +56,46 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def all_formats() -> tuple[str, ...]:
+    """The built-in formats, then those installed plugins add (``rtsnn.recording_formats``)."""
+    from rtsnn.recording.plugins import installed
+
+    return FORMATS + tuple(sorted(installed()))
+
+
 def detect_format(path: str | Path, fmt: str | None = None) -> str:
-    """The format to read ``path`` with: ``fmt`` when given, else its suffix or content.
+    """The format to read ``path`` with: ``fmt`` when given, else its suffix or content; a file
+    no built-in format takes goes to the plugin formats (:func:`rtsnn.recording.plugins.claim`).
 
     ValueError (one line naming the file) when the file is missing or empty, when nothing
     says what it is, or when its content is a different known format than the suffix or
     ``fmt`` announce.
     """
+    from rtsnn.recording import plugins
+
     p = Path(path)
-    if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"{p}: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt is not None and fmt not in FORMATS and fmt not in plugins.installed():
+        raise ValueError(f"{p}: unknown format {fmt!r}; choose one of {', '.join(all_formats())}")
     if not p.is_file():
         raise ValueError(f"{p}: no such file")
     with open(p, "rb") as f:
         head = f.read(1024)
     if not head:
         raise ValueError(f"{p}: the file is empty")
+    if fmt is not None and fmt not in FORMATS:
+        return fmt  # a plugin's format: its reader checks the content
     seen = sniff(head)
     wanted = fmt or suffix_format(p)
     if wanted is None:
-        if seen is None:
+        claimed, claimants = plugins.claim(p, head, seen)
+        if claimed is not None:
+            return claimed
+        if seen is None or claimants:
+            hint = plugins.HINTS.get(p.suffix.lower())
+            why = (f"; the content is not {' or '.join(claimants)}, the formats that take {p.suffix!r} files"
+                   if claimants else f"; {p.suffix} files are read by the {hint} plugin" if hint else "")
             raise ValueError(f"{p}: unknown recording format (suffix {p.suffix!r}, content starts with {head[:8]!r}); "
-                             f"supported: {', '.join(FORMATS)} (pass fmt= / --format to name one)")
+                             f"supported: {', '.join(all_formats())} (pass fmt= / --format to name one){why}")
         return seen
     if seen is not None and seen != wanted and {seen, wanted} != {"edf", "bdf"}:
         by = f"fmt={fmt!r}" if fmt else f"its suffix {p.suffix!r}"

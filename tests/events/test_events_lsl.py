@@ -131,3 +131,27 @@ def test_cli_publish_json_is_strict_and_paths_normalised(tmp_path, capsys, monke
     assert main(["events", "publish", str(tmp_path / "ev.npy"), "--speed", "4", "--json",
                  "--name", f"ev-{uuid.uuid4().hex[:6]}"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["speed"] == 4.0
+
+
+def test_cli_publish_and_info_of_a_camera_file_through_the_recording_layer(capsys):
+    """A Prophesee EVT3 file reaches the publisher through the recording layer (rtsnn-dvs's
+    entry point, no import of the plugin in rtsnn.events): every event is sent, and
+    ``rtsnn events info`` gives the file's format, geometry and count."""
+    from pathlib import Path
+
+    from rtsnn.cli import main
+    from tests.conftest import skip_or_fail
+
+    evt3 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "events" / "prophesee_evt3_sample.raw"
+    if not evt3.is_file():
+        skip_or_fail("../shared/data/events is absent (a user's clone); CI has it")
+    loaded = load_events(evt3)
+    assert (loaded.format, loaded.width, loaded.height, len(loaded.events)) == ("evt3", 1280, 720, 219596)
+    assert np.all(np.diff(loaded.events["t"]) >= 0)
+    rc = main(["events", "publish", str(evt3), "--speed", "max", "--json", "--name", f"ev-{uuid.uuid4().hex[:6]}"])
+    assert rc == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["events_sent"] == 219596 and (line["width"], line["height"]) == (1280, 720)
+    assert main(["events", "info", str(evt3)]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (info["format"], info["events"], info["width"], info["t_first_us"]) == ("evt3", 219596, 1280, 11718656)
