@@ -37,8 +37,8 @@ from pydantic import BaseModel, ValidationError
 SESSION = "session config"
 PRETRAIN = "pretraining config"
 
-# top-level keys only one kind of config has ("model" is in both)
-SESSION_KEYS = frozenset({"session", "synthetic_user", "source", "teacher", "encoder", "backend", "learner",
+# top-level keys only one kind of config has ("model" and "encoder" are in both)
+SESSION_KEYS = frozenset({"session", "synthetic_user", "source", "teacher", "backend", "learner",
                           "reward", "sinks"})
 PRETRAIN_KEYS = frozenset({"data", "train", "baseline", "output"})
 
@@ -263,7 +263,7 @@ def check_pretrain_data(data: dict[str, Any], origin: str, base_dir: Path) -> li
     except ValueError as err:
         errors += str(err).splitlines()
     d = data.get("data")
-    if isinstance(d, dict) and d.get("kind") == "chewie" and isinstance(d.get("path"), str) and d["path"]:
+    if isinstance(d, dict) and d.get("kind") in ("chewie", "recording") and isinstance(d.get("path"), str) and d["path"]:
         why = _missing_file(d["path"], base_dir, "the config's folder")
         if why:
             errors.append(f"{origin}: data.path: {why}")

@@ -27,6 +27,7 @@ EXTRA_OF: dict[str, str] = {
     "pyxdf": "recording",
     "scipy": "recording",
     "nir": "nir",
+    "sklearn": "recording",  # CSP + LDA baseline of rtsnn pretrain (scikit-learn)
     "h5py": "recording",  # MATLAB v7.3 files; the nir extra brings it too
     "gymnasium": "control",
     "torch": "dev",

@@ -90,7 +90,7 @@ def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int, qat_lr: float =
 
     t0 = time.perf_counter()
     path = DATA / "neural" / "chewie_20131003_bin100ms.npz"
-    s = load_chewie(path)
+    s = load_chewie(path, bin_s=0.1)  # the npz states no rate
     pooled, _ = pool_channels(s.counts)
     pooled = np.rint(pooled)
     n_capped = int(np.sum(pooled > 15))

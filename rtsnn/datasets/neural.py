@@ -2,7 +2,9 @@
 
 :func:`load_chewie` reads the Chewie center-out reaching session (Miller lab, via
 nerdslab/myow-neuro; ``shared/data/neural/chewie_20131003_bin100ms.npz``): ``rates_hz``
-(n_bins, 174) firing rates, ``vel`` (n_bins, 2) hand velocity, ``trial`` (n_bins,) trial index.
+(n_bins, 174) firing rates, ``vel`` (n_bins, 2) hand velocity, ``trial`` (n_bins,) trial index,
+through the recording layer with an explicit ``bin_s``. (``rtsnn pretrain`` reads any
+recording itself: :mod:`rtsnn.learn.offline.pretrain_data`.)
 :func:`synthetic_session` bins the simulated motor-cortex user of
 :mod:`rtsnn.stream.synthetic` (cosine-tuned Poisson neurons, center-out reaches) the same
 way, cut into pseudo-trials of ``trial_s``.
@@ -63,18 +65,22 @@ def check_session(counts, vel, trial, bin_s) -> None:
         raise ValueError(f"bin_s must be a finite number > 0, got {bin_s!r}")
 
 
-def load_chewie(path: str | Path) -> BinnedSession:
-    """The Chewie session: counts per bin = ``rates_hz * bin_s`` (bin width 0.1 s for the
-    ``bin100ms`` file, 0.05 s for ``bin50ms``; read from the file name)."""
+def load_chewie(path: str | Path, bin_s: float) -> BinnedSession:
+    """The Chewie session read through the recording layer (:mod:`rtsnn.recording`): counts
+    per bin = ``rates_hz * bin_s``. The npz states no rate, so ``bin_s`` must be given;
+    nothing is read from the file name."""
+    from rtsnn.recording import open_recording
+
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such data file")
-    with np.load(p, allow_pickle=False) as d:
-        missing = [k for k in ("rates_hz", "vel", "trial") if k not in d.files]
-        if missing:
-            raise ValueError(f"{p}: missing array(s) {', '.join(missing)} (has {', '.join(d.files)})")
-        rates, vel, trial = (np.array(d[k]) for k in ("rates_hz", "vel", "trial"))
-    bin_s = 0.05 if "bin50ms" in p.name else 0.1
+    rec = open_recording(p, bin_s=bin_s, fmt="npz")
+    streams = {s.name: s for s in rec.streams}
+    missing = [k for k in ("rates_hz", "vel", "trial") if k not in streams]
+    if missing:
+        raise ValueError(f"{p}: missing array(s) {', '.join(missing)} (has {', '.join(streams)})")
+    rates, vel, trial = (np.asarray(streams[k].time_series) for k in ("rates_hz", "vel", "trial"))
+    trial = trial[:, 0]
     check_session(rates, vel, trial, bin_s)
     return BinnedSession(rates.astype(np.float64) * bin_s, vel.astype(np.float64), trial.astype(np.int64),
                          bin_s, name=p.stem)

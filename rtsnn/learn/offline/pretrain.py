@@ -1,19 +1,32 @@
 """``rtsnn pretrain CONFIG``: train a runtime decoder (one recurrent LIF/ALIF layer + leaky
-readout, a :class:`rtsnn.snn.Model`) with BPTT on binned recordings, compare with a Wiener
-filter, save a model file that ``rtsnn run`` loads unchanged.
+readout, a :class:`rtsnn.snn.Model`) with BPTT on a recording, compare with a baseline users
+trust, save a model file that ``rtsnn run`` loads unchanged.
 
-Input convention: the model's ``dt_s`` equals the bin width; its input at each step is the
-vector of spike counts in that bin (``rates_hz * bin_s`` for rate files), which is what a
-session at ``session.dt_s = bin_s`` receives from a source of binned counts with the
-``passthrough`` encoder. Targets are z-scored for training and the scaling is folded into
-``w_out``/``b_out`` of the saved model, so it outputs velocity in the recording's units.
+Data (:mod:`rtsnn.learn.offline.pretrain_data`): ``data.kind: recording`` reads any file of
+the recording layer (:mod:`rtsnn.recording`: XDF, EDF/BDF, npz, CSV, .mat) with an explicit
+``rate_hz`` / ``bin_s`` where the file states none; ``chewie`` is the same with the Chewie
+npz's streams preset (``bin_s`` required); ``synthetic`` simulates the demo's user. The input
+stream goes through the session's own encoder plugin (the config's ``encoder:`` section, as in
+a session config) one tick of ``dt_s`` at a time, so the network sees offline what it will see
+live; the model's tick is that ``dt_s`` and the model file records the recipe as its input
+contract (:mod:`rtsnn.snn.contract`). A session config that runs the model live is written
+beside it as ``<model stem>.session.yaml`` (``--session-config PATH`` to put it elsewhere;
+:func:`session_config_for` says what it holds).
 
-Split by trial (seeded permutation of trial ids; ``test_fraction`` held out). Each trial is
-one sequence from the zero state (padded to the longest trial, padding masked from loss and
-metrics). Baseline on the same bins: ridge regression (Wiener filter) on the counts of the
-current and ``history_bins - 1`` previous bins of the trial (zeros before its start) plus a
-bias, ridge strength chosen on a validation fifth of the training trials. R^2 per velocity
-dimension is ``1 - SS_res / SS_tot`` on the held-out bins, averaged over dimensions.
+Tasks: regression (``data.target``: z-scored for training, the scaling folded into
+``w_out``/``b_out`` so the model outputs the target's units) or classification
+(``data.classes``: one output per class; a per-tick cross-entropy inside each marker window;
+a trial's class is the argmax of the outputs averaged over its window).
+
+Split by trial (seeded; ``test_fraction`` held out, per class for classification).
+Training sequences are runs of ``train.chunk_trials`` consecutive training trials without a
+reset between them (1: a fresh state per trial), so the network learns to decode from
+whatever state the previous trial left, as live. Held-out figures are reported twice: with a
+state reset per trial, and on the continuous stream (the held-out trials concatenated in
+time order, no reset: what a live session sees). Baselines on the same held-out ticks: a
+Wiener filter (ridge on ``history_bins`` ticks of encoded input) for regression, CSP + LDA
+on the raw input windows for classification (:mod:`rtsnn.learn.offline.baselines`). R^2 per
+target dimension is ``1 - SS_res / SS_tot`` over the held-out ticks, averaged over dimensions.
 """
 
 from __future__ import annotations
@@ -23,15 +36,20 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rtsnn.datasets.neural import BinnedSession, load_chewie, synthetic_session
+from rtsnn.datasets.neural import BinnedSession
 from rtsnn.learn.offline.bptt import FitConfig, data_init, fit
 from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+from rtsnn.learn.offline.baselines import csp_lda, fit_wiener, history_features, r2_score, wiener_filter, wiener_score
+from rtsnn.learn.offline.checkpoint import load_checkpoint
+from rtsnn.learn.offline.pretrain_data import (ClassesSpec, EncoderSection, InputSpec, TargetSpec, TickData, TrialsSpec,
+                                               groups_of, load_recording_ticks, sequences, split, synthetic_ticks,
+                                               trial_bounds)
 
 
 # ------------------------------------------------------------------ config schema
@@ -49,18 +67,55 @@ class SyntheticData(_Strict):
 
 
 class DataConfig(_Strict):
-    kind: Literal["chewie", "synthetic"]
-    path: str | None = Field(None, description="chewie: the .npz file (relative to the config's folder)")
-    bin_s: float = Field(0.02, gt=0, description="synthetic: bin width = model dt_s (chewie: from the file)")
+    kind: Literal["recording", "chewie", "synthetic"]
+    path: str | None = Field(None, description="recording / chewie: the file (relative to the config's folder)")
+    rate_hz: float | None = Field(None, gt=0, description="recording: sampling rate for a file that states none")
+    bin_s: float | None = Field(None, gt=0, description="recording / chewie: bin width for a file that states no rate; "
+                                                        "synthetic: bin width = model dt_s (default 0.02)")
+    format: str | None = Field(None, description="recording: the file's format when its suffix does not say it")
+    time_column: str | None = None
+    groups: dict[str, list[str]] | None = Field(None, description="recording tables: stream name -> columns")
+    markers: dict[str, list[str]] | None = Field(None, description="recording tables: marker stream -> columns")
+    dt_s: float | None = Field(None, gt=0, description="the model's tick (default: the input stream's sample period)")
+    input: InputSpec | None = None
+    target: TargetSpec | None = None
+    classes: ClassesSpec | None = None
+    trials: TrialsSpec | None = None
     synthetic: SyntheticData = SyntheticData()
     test_fraction: float = Field(0.2, gt=0, lt=1)
     split_seed: int = 0
 
     @model_validator(mode="after")
-    def _path_for_chewie(self) -> "DataConfig":
-        if self.kind == "chewie" and not self.path:
-            raise ValueError("data.path is required for kind 'chewie'")
+    def _fits_kind(self) -> "DataConfig":
+        if self.kind in ("recording", "chewie") and not self.path:
+            raise ValueError(f"data.path is required for kind {self.kind!r}")
+        if self.kind == "recording":
+            if self.input is None:
+                raise ValueError("data.input is required for kind 'recording' (the stream fed to the encoder)")
+            if (self.target is None) == (self.classes is None):
+                raise ValueError("kind 'recording' needs exactly one of data.target (regression) or data.classes "
+                                 "(classification)")
+        else:
+            given = [k for k in ("input", "target", "classes", "trials", "groups", "markers", "dt_s", "rate_hz")
+                     if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"data.{given[0]} applies to kind 'recording' (kind {self.kind!r} fixes its streams)")
         return self
+
+    @property
+    def synthetic_bin_s(self) -> float:
+        return self.bin_s if self.bin_s is not None else 0.02
+
+    def resolved(self) -> "DataConfig":
+        """kind 'chewie' as the kind 'recording' it stands for: the Chewie npz's ``rates_hz`` (Hz,
+        times ``bin_s`` = counts per bin) in, ``vel`` out, trials from ``trial``."""
+        if self.kind != "chewie":
+            return self
+        if self.bin_s is None:
+            raise ValueError(f"{self.path}: data.bin_s: kind 'chewie' needs the bin width in s (the npz states no "
+                             f"rate, and nothing is read from the file name), e.g. bin_s: 0.1")
+        return self.model_copy(update={"kind": "recording", "input": InputSpec(stream="rates_hz", scale=self.bin_s),
+                                       "target": TargetSpec(stream="vel"), "trials": TrialsSpec(stream="trial")})
 
 
 class NeuronPretrain(_Strict):
@@ -94,10 +149,14 @@ class TrainPretrain(_Strict):
     init_gain: float = Field(1.0, gt=0)
     train_readout_tau: bool = True
     checkpoint_steps: int | None = Field(None, ge=1)
+    chunk_trials: int = Field(4, ge=1, description="training sequences: this many consecutive training trials "
+                                                   "without a reset between them (1: a fresh state per trial)")
 
 
 class BaselinePretrain(_Strict):
-    history_bins: int = Field(5, ge=1)
+    history_bins: int = Field(5, ge=1, description="Wiener filter: ticks of input history")
+    band_hz: tuple[float, float] | None = Field((8.0, 30.0), description="CSP + LDA: band-pass before CSP (null: none)")
+    csp_components: int = Field(4, ge=1)
 
 
 class OutputPretrain(_Strict):
@@ -105,17 +164,81 @@ class OutputPretrain(_Strict):
     checkpoint_path: str | None = None
 
 
+# per-epoch metrics of run_pretrain's held-out evaluation a sweep can rank trials by, and
+# the direction that is better for each (sweep.mode defaults to it)
+SWEEP_METRICS = {"test_r2": "max", "test_r2_continuous": "max", "test_acc": "max", "test_acc_continuous": "max",
+                 "test_loss": "min"}
+
+
+class SweepParam(_Strict):
+    """One dotted key's search space: exactly one of ``choice`` (a random pick from the list),
+    ``uniform`` / ``loguniform`` ([lo, hi], drawn uniformly in the value / its logarithm) or
+    ``grid`` (every value, crossed with the other grid keys)."""
+    choice: list[Any] | None = Field(None, min_length=1)
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    grid: list[Any] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SweepParam":
+        given = [k for k in ("choice", "uniform", "loguniform", "grid") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of choice, uniform, loguniform, grid (got {', '.join(given) or 'none'})")
+        bounds = self.uniform or self.loguniform
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"{given[0]}: [lo, hi] needs lo < hi (got {list(bounds)})")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise ValueError(f"loguniform: lo must be > 0 (got {self.loguniform[0]})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("choice", "uniform", "loguniform", "grid") if getattr(self, k) is not None)
+
+
+class AshaOptions(_Strict):
+    """Asynchronous successive halving: at epochs grace_period * reduction_factor^k a trial
+    whose metric is not in the best 1/reduction_factor of those seen at that epoch stops."""
+    kind: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1, description="epochs every trial runs before it can be stopped")
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class SweepConfig(_Strict):
+    """``rtsnn pretrain`` runs a sweep (rtsnn.learn.offline.sweep) when the config has this section."""
+    space: dict[str, SweepParam] = Field(default_factory=dict, description="dotted config key -> its search space")
+    num_samples: int = Field(1, ge=1, description="draws of the random keys; the grid is repeated for each")
+    seed: int = Field(0, description="seed of the random draws")
+    metric: Literal["test_r2", "test_r2_continuous", "test_acc", "test_acc_continuous", "test_loss"] = "test_r2"
+    mode: Literal["max", "min"] | None = Field(None, description="default: min for test_loss, else max")
+    scheduler: AshaOptions | None = Field(None, description="asha (max_t = train.epochs) or none")
+    max_concurrent_trials: int | None = Field(None, ge=1, description="default: the cluster's CPUs")
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler_name(cls, v: Any) -> Any:
+        if v is None or v == "none":
+            return None
+        return {"kind": "asha"} if v == "asha" else v
+
+    @property
+    def best_mode(self) -> str:
+        return self.mode or SWEEP_METRICS[self.metric]
+
+
 class PretrainConfig(_Strict):
     data: DataConfig
+    encoder: EncoderSection = EncoderSection()
     model: ModelPretrain = ModelPretrain()
     train: TrainPretrain = TrainPretrain()
     baseline: BaselinePretrain = BaselinePretrain()
     output: OutputPretrain = OutputPretrain()
+    sweep: SweepConfig | None = None
 
     @model_validator(mode="after")
     def _taus_exceed_dt(self) -> "PretrainConfig":
         if self.data.kind == "synthetic":
-            dt = self.data.bin_s
+            dt = self.data.synthetic_bin_s
             for key in ("tau_mem_s", "tau_adapt_s", "tau_out_s"):
                 tau = getattr(self.model.neuron, key)
                 if tau <= dt:
@@ -127,7 +250,7 @@ def parse_pretrain_config(data: Any, origin: str = "<config>") -> PretrainConfig
     if not isinstance(data, dict):
         raise ValueError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return PretrainConfig.model_validate(data)
+        cfg = PretrainConfig.model_validate(data)
     except ValidationError as err:
         lines = []
         for e in err.errors():
@@ -136,6 +259,11 @@ def parse_pretrain_config(data: Any, origin: str = "<config>") -> PretrainConfig
             msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
             lines.append(f"{origin}: {key}: {msg}{got}")
         raise ValueError("\n".join(lines)) from None
+    if cfg.sweep is not None:  # every value of the search space must make a valid config
+        from rtsnn.learn.offline.sweep import check_space
+
+        check_space(cfg, origin)
+    return cfg
 
 
 def load_pretrain_config(path: str | Path) -> PretrainConfig:
@@ -150,19 +278,25 @@ def load_pretrain_config(path: str | Path) -> PretrainConfig:
 
 
 # ------------------------------------------------------------------ data preparation
-def load_data(cfg: PretrainConfig, base_dir: Path | None = None) -> BinnedSession:
+def data_file(cfg: PretrainConfig, base_dir: Path | None = None) -> str:
+    """The data file as named in messages (resolved against the config's folder), or the
+    simulated user's name."""
+    if cfg.data.kind == "synthetic":
+        return f"synthetic user (seed {cfg.data.synthetic.seed})"
+    return str(_resolve(cfg.data.path, base_dir))
+
+
+def load_data(cfg: PretrainConfig, base_dir: Path | None = None, log=sys.stderr) -> TickData:
+    """The network's input (after the encoder) and targets on the tick grid."""
     d = cfg.data
-    if d.kind == "chewie":
-        p = Path(d.path)
-        if not p.is_absolute() and base_dir is not None:
-            p = base_dir / p
-        return load_chewie(p)
-    s = d.synthetic
-    return synthetic_session(duration_s=s.duration_s, bin_s=d.bin_s, trial_s=s.trial_s, seed=s.seed,
-                             n_neurons=s.n_neurons, baseline_hz=s.baseline_hz, depth_hz=s.depth_hz)
+    if d.kind == "synthetic":
+        s = d.synthetic
+        return synthetic_ticks(s, d.synthetic_bin_s, cfg.encoder)
+    return load_recording_ticks(d.resolved(), cfg.encoder, _resolve(d.path, base_dir), log=log)
 
 
 def split_trials(session: BinnedSession, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of a :class:`BinnedSession`'s trials (scripts/qat_xylo.py)."""
     ids = session.trial_ids
     if ids.size < 2:
         raise ValueError(f"need at least 2 trials to split, got {ids.size}")
@@ -172,7 +306,8 @@ def split_trials(session: BinnedSession, test_fraction: float, seed: int) -> tup
 
 
 def to_sequences(session: BinnedSession, trials: np.ndarray):
-    """Padded (T, B, n) counts, (T, B, d) velocity and (T, B) validity mask."""
+    """Padded (T, B, n) counts, (T, B, d) velocity and (T, B) validity mask of a
+    :class:`BinnedSession`, one trial per sequence (scripts/qat_xylo.py)."""
     rows = [np.flatnonzero(session.trial == t) for t in trials]
     T = max(len(r) for r in rows)
     B = len(rows)
@@ -184,63 +319,6 @@ def to_sequences(session: BinnedSession, trials: np.ndarray):
         v[: len(r), b] = session.vel[r]
         m[: len(r), b] = 1.0
     return x, v, m
-
-
-def r2_score(pred: np.ndarray, target: np.ndarray) -> tuple[float, list[float]]:
-    per = []
-    for k in range(target.shape[1]):
-        ss_res = float(np.sum((target[:, k] - pred[:, k]) ** 2))
-        ss_tot = float(np.sum((target[:, k] - target[:, k].mean()) ** 2))
-        per.append(1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"))
-    return float(np.mean(per)), per
-
-
-def history_features(x: np.ndarray, H: int) -> np.ndarray:
-    """(T, B, n) -> (T, B, n H + 1): counts of bins t, t-1, .. t-H+1 (zeros before the
-    sequence start) and a constant 1."""
-    T, B, n = x.shape
-    feats = [x]
-    for h in range(1, H):
-        s = np.zeros_like(x)
-        s[h:] = x[:-h]
-        feats.append(s)
-    feats.append(np.ones((T, B, 1)))
-    return np.concatenate(feats, axis=2)
-
-
-def wiener_filter(x_tr, v_tr, m_tr, x_te, v_te, m_te, H: int, seed: int = 0) -> dict:
-    """Ridge regression on history features; lambda from a validation fifth of the training
-    sequences. Returns R^2 on the test bins and the chosen lambda."""
-    f_tr = history_features(x_tr, H)
-    f_te = history_features(x_te, H)
-    B = x_tr.shape[1]
-    perm = np.random.default_rng(seed).permutation(B)
-    n_val = max(1, B // 5)
-    val, fit_b = perm[:n_val], perm[n_val:]
-
-    def flat(f, v, m, idx):
-        sel = m[:, idx] > 0
-        return f[:, idx][sel], v[:, idx][sel]
-
-    def solve(F, Y, lam):
-        G = F.T @ F
-        reg = lam * np.eye(G.shape[0])
-        reg[-1, -1] = 0.0  # no penalty on the bias
-        return np.linalg.solve(G + reg, F.T @ Y)
-
-    F_fit, Y_fit = flat(f_tr, v_tr, m_tr, fit_b)
-    F_val, Y_val = flat(f_tr, v_tr, m_tr, val)
-    best = None
-    for lam in 10.0 ** np.arange(-2, 5):
-        w = solve(F_fit, Y_fit, lam)
-        r2, _ = r2_score(F_val @ w, Y_val)
-        if best is None or r2 > best[0]:
-            best = (r2, lam)
-    F_all, Y_all = flat(f_tr, v_tr, m_tr, np.arange(B))
-    w = solve(F_all, Y_all, best[1])
-    F_te, Y_te = flat(f_te, v_te, m_te, np.arange(x_te.shape[1]))
-    r2, per = r2_score(F_te @ w, Y_te)
-    return {"r2": r2, "r2_per_dim": per, "ridge": float(best[1])}
 
 
 # ------------------------------------------------------------------ training
@@ -257,90 +335,288 @@ def build_spec(cfg: PretrainConfig, n_in: int, n_out: int, dt_s: float) -> NetSp
 
 
 def to_runtime_model(spec: NetSpec, params: dict[str, np.ndarray], v_mean: np.ndarray, v_sd: np.ndarray,
-                     provenance: dict):
-    """A :class:`rtsnn.snn.Model` (readout rescaled to velocity units; trained readout
+                     provenance: dict, labels: list[str] | None = None, units: list[str] | None = None):
+    """A :class:`rtsnn.snn.Model` (readout rescaled to the target's units; trained readout
     ``kappa`` exported as ``tau_out_s = -dt_s / ln kappa``)."""
     from rtsnn.learn.offline.bptt import to_model
 
-    labels = ["vx", "vy"][: len(v_mean)] if len(v_mean) <= 2 else None
+    if labels is None:
+        labels = ["vx", "vy"][: len(v_mean)] if len(v_mean) <= 2 else None
     return to_model(spec, params, out_scale=v_sd, out_offset=v_mean, provenance=provenance,
-                    output_labels=labels, output_units=["a.u./s"] * len(v_mean))
+                    output_labels=labels, output_units=units or ["a.u./s"] * len(v_mean))
+
+
+def _class_accuracy(out: np.ndarray, labels: np.ndarray, mask: np.ndarray,
+                    bounds: list[tuple[int, int, int]] | None = None) -> float:
+    """Share of trials whose outputs averaged over the trial's ticks peak at its class: one
+    trial per sequence of ``out`` (T, B, C), or (``bounds``) trials at positions of sequence 0."""
+    hits = []
+    if bounds is None:
+        for b in range(out.shape[1]):
+            sel = mask[:, b] > 0
+            hits.append(int(np.argmax(out[sel, b].mean(axis=0)) == labels[sel, b][0]))
+    else:
+        for _, a, z in bounds:
+            hits.append(int(np.argmax(out[a:z, 0].mean(axis=0)) == labels[a, 0]))
+    return float(np.mean(hits))
 
 
 def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress: bool = True,
-                 resume: bool = False, log=sys.stderr) -> dict:
-    """Train, evaluate against the Wiener filter, save the model; returns the result dict."""
-    t_start = time.perf_counter()
-    session = load_data(cfg, base_dir)
-    tr, te = split_trials(session, cfg.data.test_fraction, cfg.data.split_seed)
-    x_tr, v_tr, m_tr = to_sequences(session, tr)
-    x_te, v_te, m_te = to_sequences(session, te)
-    sel = m_tr > 0
-    v_mean = v_tr[sel].mean(axis=0)
-    v_sd = v_tr[sel].std(axis=0) + 1e-12
-    z_tr = (v_tr - v_mean) / v_sd * m_tr[..., None]
+                 resume: bool = False, log=sys.stderr,
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                 session_config_path: str | Path | None = None) -> dict:
+    """Train, evaluate against the baseline, save the model; returns the result dict.
+    ``on_epoch(epoch, metrics)``, when given, is called after each epoch's held-out
+    evaluation with the epoch number (from 1) and its metrics (``test_loss``, ``test_r2``,
+    ``test_r2_continuous``; classification: ``test_acc``, ``test_acc_continuous``)."""
+    from rtsnn.learn.offline.losses import rate_ce
 
-    spec = build_spec(cfg, session.counts.shape[1], session.vel.shape[1], session.bin_s)
+    t_start = time.perf_counter()
+    data = load_data(cfg, base_dir, log=log if progress else None)
+    file = data_file(cfg, base_dir)
+    tr, te = split(data, cfg.data.test_fraction, cfg.data.split_seed, file)
     t = cfg.train
+    classify = data.task == "classification"
+    x_tr, y_tr, m_tr = sequences(data, groups_of(tr, t.chunk_trials))
+    x_te, y_te, m_te = sequences(data, [[int(i)] for i in te])  # a fresh state per held-out trial
+    x_co, y_co, m_co = sequences(data, [list(te)])  # the held-out trials back to back, as live
+    bounds = trial_bounds(data, te)
+    n_out = len(data.class_names) if classify else data.target.shape[1]
+    spec = build_spec(cfg, data.x.shape[1], n_out, data.dt_s)
     engine = Engine(spec, dtype=np.float32, checkpoint_steps=t.checkpoint_steps)
     params = init_params(spec, t.seed, spectral_radius=cfg.model.spectral_radius)
     data_init(engine, params, x_tr[:, : min(64, x_tr.shape[1])], gain=t.init_gain)
 
+    if classify:
+        y_mean, y_sd = np.zeros(n_out), np.ones(n_out)
+        tgt_tr = y_tr
+
+        def task_loss(out, target):
+            # cross-entropy of every tick inside a class window (rate_ce over the selected ticks)
+            lab, m = target
+            sel = m > 0
+            if not sel.any():
+                return 0.0, np.zeros(out.shape)
+            loss, d = rate_ce(out[sel][None].astype(np.float64), lab[sel])
+            g = np.zeros(out.shape)
+            g[sel] = d[0]
+            return loss, g
+    else:
+        sel = m_tr > 0
+        y_mean = y_tr[sel].mean(axis=0)
+        y_sd = y_tr[sel].std(axis=0) + 1e-12
+        tgt_tr = (y_tr - y_mean) / y_sd * m_tr[..., None]
+
+        def task_loss(out, target):
+            z, m = target
+            diff = (out.astype(np.float64) - z) * m[..., None]
+            n = max(float(m.sum()) * out.shape[2], 1.0)
+            return float(0.5 * np.sum(diff**2) / n), diff / n
+
     def get_batch(idx):
         idx = np.sort(idx)
-        return np.ascontiguousarray(x_tr[:, idx], dtype=np.float32), (z_tr[:, idx], m_tr[:, idx])
+        return np.ascontiguousarray(x_tr[:, idx]), (tgt_tr[:, idx], m_tr[:, idx])
 
-    def masked_mse(out, target):
-        z, m = target
-        diff = (out.astype(np.float64) - z) * m[..., None]
-        n = max(float(m.sum()) * out.shape[2], 1.0)
-        return float(0.5 * np.sum(diff**2) / n), diff / n
-
-    def predict(p, x):
-        return engine.forward(p, np.ascontiguousarray(x, dtype=np.float32)).y.astype(np.float64) * v_sd + v_mean
-
-    z_te = (v_te - v_mean) / v_sd * m_te[..., None]
+    def forward(p, x):
+        return engine.forward(p, np.ascontiguousarray(x, dtype=np.float32))
 
     def evaluate(p):
-        # held-out loss (the task loss alone, on the test trials after the epoch) and R^2
-        out = engine.forward(p, np.ascontiguousarray(x_te, dtype=np.float32)).y
-        test_loss, _ = masked_mse(out, (z_te, m_te))
-        pred = out.astype(np.float64) * v_sd + v_mean
-        r2, _ = r2_score(pred[m_te > 0], v_te[m_te > 0])
-        return {"test_loss": test_loss, "test_r2": r2}
+        # held-out figures after the epoch: per trial from the zero state, and continuous
+        out = forward(p, x_te).y.astype(np.float64)
+        out_co = forward(p, x_co).y.astype(np.float64)
+        if classify:
+            loss, _ = task_loss(out, (y_te, m_te))
+            return {"test_loss": loss, "test_acc": _class_accuracy(out, y_te, m_te),
+                    "test_acc_continuous": _class_accuracy(out_co, y_co, m_co, bounds)}
+        loss, _ = task_loss(out, ((y_te - y_mean) / y_sd * m_te[..., None], m_te))
+        pred, pred_co = out * y_sd + y_mean, out_co * y_sd + y_mean
+        return {"test_loss": loss, "test_r2": r2_score(pred[m_te > 0], y_te[m_te > 0])[0],
+                "test_r2_continuous": r2_score(pred_co[m_co > 0], y_co[m_co > 0])[0]}
 
     trainable = ("weights", "readout_tau") if t.train_readout_tau else ("weights",)
     fcfg = FitConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, clip_norm=t.clip_norm, trainable=trainable,
                      reg_rate=t.reg_rate, target_rate_hz=t.target_rate_hz,
                      checkpoint_path=cfg.output.checkpoint_path and str(_resolve(cfg.output.checkpoint_path, base_dir)),
                      resume=resume, progress=progress, seed=t.seed)
-    _, history = fit(engine, params, x_tr.shape[1], get_batch, masked_mse, fcfg, evaluate=evaluate,
+    evaluate_hook = evaluate
+    if on_epoch is not None:
+        ck_path = fcfg.checkpoint_path
+        done = [int(load_checkpoint(ck_path)[1]["epoch"]) if resume and ck_path and Path(ck_path).exists() else 0]
+
+        def evaluate_hook(p):
+            metrics = evaluate(p)
+            done[0] += 1
+            on_epoch(done[0], dict(metrics))
+            return metrics
+
+    _, history = fit(engine, params, x_tr.shape[1], get_batch, task_loss, fcfg, evaluate=evaluate_hook,
                      meta={"spec": spec.to_dict()}, log=log)
 
-    pred = predict(params, x_te)
-    r2, r2_per = r2_score(pred[m_te > 0], v_te[m_te > 0])
-    wf = wiener_filter(x_tr, v_tr, m_tr, x_te, v_te, m_te, cfg.baseline.history_bins, cfg.data.split_seed)
-    rate_hz = float(engine.forward(params, np.ascontiguousarray(x_te, dtype=np.float32)).spike_counts[0].sum()
-                    / (m_te.size * spec.layers[0] * spec.dt_s))
-    prov = {"method": "bptt_pretrain", "data": session.name, "seed": t.seed, "epochs": t.epochs,
-            "test_r2": r2, "wiener_r2": wf["r2"], "train_trials": tr.tolist(), "test_trials": te.tolist(),
-            "input": "spike counts per bin of dt_s (passthrough encoder)"}
-    model = to_runtime_model(spec, params, v_mean, v_sd, prov)
+    final = evaluate(params)
+    rate_hz = float(forward(params, x_co).spike_counts[0].sum() / (m_co.size * spec.layers[0] * spec.dt_s))
+    about: dict[str, Any] = {
+        "data": data.name, "task": data.task, "dt_s": data.dt_s, "n_channels": data.n_channels,
+        "n_inputs": int(data.x.shape[1]), "encoder": data.encoder, "train_trials": int(tr.size),
+        "test_trials": int(te.size), "test_bins": int(m_te.sum()), "chunk_trials": t.chunk_trials}
+    if classify:
+        cl = np.array([data.labels[np.flatnonzero(data.trial == i)[0]] for i in te])
+        ct = np.array([data.labels[np.flatnonzero(data.trial == i)[0]] for i in tr])
+        base = _csp_baseline(cfg, data, tr, te)
+        figures = {"classes": data.class_names,
+                   "train_trials_per_class": {c: int(np.sum(ct == k)) for k, c in enumerate(data.class_names)},
+                   "test_trials_per_class": {c: int(np.sum(cl == k)) for k, c in enumerate(data.class_names)},
+                   "chance_acc": float(np.max(np.bincount(cl, minlength=n_out)) / cl.size),
+                   "snn_acc": final["test_acc"], "snn_acc_reset": final["test_acc"],
+                   "snn_acc_continuous": final["test_acc_continuous"], "csp_lda": base,
+                   "csp_lda_acc": base.get("accuracy")}
+        base_name, base_metric, metric = "CSP + LDA", base.get("accuracy"), "accuracy"
+        hist_keys = {**BPTT_HISTORY_KEYS, "heldout_metric": "test_acc",
+                     "heldout_metric_continuous": "test_acc_continuous"}
+        loss_note = ("cross-entropy of the class outputs at every tick inside a class window; train: mean over the "
+                     "epoch's minibatches; held-out: the test trials after the epoch")
+        out_labels, out_units = data.class_names, ["score"] * n_out
+    else:
+        # fitted on the training trials one by one (the overlapping chunks would repeat ticks
+        # and leak into its validation fifth), then run per trial and on the continuous stream
+        x_w, y_w, m_w = sequences(data, [[int(i)] for i in tr])
+        w, lam = fit_wiener(x_w, y_w, m_w, cfg.baseline.history_bins, cfg.data.split_seed)
+        wf_r2, wf_per = wiener_score(w, x_te, y_te, m_te, cfg.baseline.history_bins)
+        wf_co, _ = wiener_score(w, x_co, y_co, m_co, cfg.baseline.history_bins)
+        out = forward(params, x_te).y.astype(np.float64) * y_sd + y_mean
+        _, r2_per = r2_score(out[m_te > 0], y_te[m_te > 0])
+        figures = {"snn_r2": final["test_r2"], "snn_r2_reset": final["test_r2"],
+                   "snn_r2_continuous": final["test_r2_continuous"], "snn_r2_per_dim": r2_per,
+                   "wiener_r2": wf_r2, "wiener_r2_reset": wf_r2, "wiener_r2_continuous": wf_co,
+                   "wiener_r2_per_dim": wf_per, "wiener_history_bins": cfg.baseline.history_bins,
+                   "wiener_ridge": lam, "n_neurons": data.n_channels, "bin_s": data.dt_s}
+        base_name, base_metric, metric = f"Wiener filter ({cfg.baseline.history_bins} bins)", wf_r2, "R^2"
+        hist_keys = {**BPTT_HISTORY_KEYS, "heldout_metric_continuous": "test_r2_continuous"}
+        loss_note = BPTT_LOSS_NOTE
+        out_labels, out_units = data.target_labels, data.target_units
+    prov = {"method": "bptt_pretrain", "data": data.name, "task": data.task, "seed": t.seed, "epochs": t.epochs,
+            "train_trials": tr.tolist(), "test_trials": te.tolist(),
+            **{k: v for k, v in figures.items() if isinstance(v, (int, float, str)) and k.endswith(("acc", "r2",
+                                                                                                       "continuous"))},
+            "input": f"{data.n_channels}-channel stream through encoder {data.encoder['kind']} at dt_s {data.dt_s:g}"}
+    if cfg.data.kind != "synthetic" and cfg.data.resolved().input.scale != 1.0:
+        prov["input_scale"] = cfg.data.resolved().input.scale
+    model = to_runtime_model(spec, params, y_mean, y_sd, prov, labels=out_labels, units=out_units)
+    model.input_contract = input_contract_of(data, cfg)
     from rtsnn.snn.model_file import save_model
 
     out_path = save_model(_resolve(cfg.output.model_path, base_dir), model)
+    scfg_path = write_session_config(session_config_path or session_config_path_for(out_path),
+                                     *session_config_for(cfg, out_path, model))
     hist_path = save_history(history_path_for(out_path), training_history(
-        history, method="bptt_pretrain", metric="R^2", loss=BPTT_LOSS_NOTE, model_file=Path(out_path).name,
-        data=session.name, baseline={"name": f"Wiener filter ({cfg.baseline.history_bins} bins)",
-                                     "heldout_metric": _finite_or_none(wf["r2"])}))
-    return {"data": session.name, "bin_s": session.bin_s, "n_neurons": int(session.counts.shape[1]),
-            "train_trials": int(tr.size), "test_trials": int(te.size), "test_bins": int(m_te.sum()),
-            "snn_r2": r2, "snn_r2_per_dim": r2_per, "wiener_r2": wf["r2"], "wiener_r2_per_dim": wf["r2_per_dim"],
-            "wiener_history_bins": cfg.baseline.history_bins, "wiener_ridge": wf["ridge"],
+        history, method="bptt_pretrain", metric=metric, loss=loss_note, keys=hist_keys,
+        model_file=Path(out_path).name, data=data.name,
+        baseline={"name": base_name, "heldout_metric": _finite_or_none(base_metric)}))
+    return {**about, **figures, "repairs": data.repairs,
             "n_rec": spec.layers[0], "neuron": spec.model, "epochs": len(history),
             "epoch_s_median": float(np.median([h["epoch_s"] for h in history])) if history else None,
             "hidden_rate_hz": rate_hz, "model_path": str(out_path),
-            "history_path": str(hist_path), "wall_s": time.perf_counter() - t_start}
+            "history_path": str(hist_path), "session_config_path": str(scfg_path),
+            "wall_s": time.perf_counter() - t_start}
+
+
+def _csp_baseline(cfg: PretrainConfig, data: TickData, tr: np.ndarray, te: np.ndarray) -> dict:
+    """CSP + LDA on the raw input windows of the same train / test trials (empty when the
+    input stream has no regular rate)."""
+    if data.windows is None or not data.input_rate_hz:
+        return {"accuracy": None, "skipped": "the input stream has no regular rate"}
+    b = cfg.baseline
+    idx_tr = np.flatnonzero(np.isin(data.window_trial, tr))
+    idx_te = np.flatnonzero(np.isin(data.window_trial, te))
+    return csp_lda(data.windows, data.window_label, idx_tr, idx_te, srate_hz=data.input_rate_hz,
+                   band_hz=tuple(b.band_hz) if b.band_hz else None, n_components=b.csp_components)
+
+
+# ------------------------------------------------------------------ input contract + session config
+def input_contract_of(data: TickData, cfg: PretrainConfig):
+    """What the trained network was fed, as an :class:`rtsnn.snn.contract.InputContract`:
+    the input stream's channel count and labels, the tick, the encoder section it went
+    through (its options as built, ``n_channels`` / ``srate_hz`` filled in from the stream),
+    and the stream's name and type. Simulated data (``data.kind: synthetic``) is what the
+    simulated user's LSL stream (type 'Spikes', channels unit0 ... unitN-1, one count row per
+    ms) delivers live, summed per tick by the encoder."""
+    from rtsnn.snn.contract import InputContract
+
+    src = dict(data.source) if data.source is not None else None
+    return InputContract(n_channels=int(data.n_channels), dt_s=float(data.dt_s), encoder_kind=data.encoder["kind"],
+                         encoder_options=dict(data.encoder["options"]), channel_labels=tuple(data.channel_labels),
+                         source=src)
+
+
+def session_config_path_for(model_path: str | Path) -> Path:
+    """Where ``rtsnn pretrain`` writes a model's session config: ``<folder>/<model stem>.session.yaml``."""
+    p = Path(model_path)
+    return p.with_name(p.stem + ".session.yaml")
+
+
+def session_config_for(cfg: PretrainConfig, model_path: str | Path, model: Any) -> tuple[dict, str]:
+    """A session config that runs ``model`` live as its input contract says, and a comment for
+    its head: (config dict, comment text).
+
+    Source: an LSL stream with the contract's channel count; encoder: the contract's; model:
+    the file (absolute path: ``rtsnn run`` reads relative paths from the current directory); no
+    learner (the model is already trained); an LSL sink '<stem>-decoded'. With
+    ``data.kind: synthetic`` the source is the simulated user the data came from (the demo's
+    ``synthetic_user`` section, its velocity stream as teacher so the session reports R^2):
+    runnable as is. Otherwise the stream name is a ``<FILL IN ...>`` placeholder that ``rtsnn
+    config check`` and ``rtsnn run`` report until it is replaced."""
+    from rtsnn.runtime.model_contract import PLACEHOLDER
+
+    c = model.input_contract
+    stem = Path(model_path).stem
+    session = {"name": stem, "dt_s": c.dt_s, "out_dir": "sessions",
+               "warmup_ticks": max(1, int(round(0.2 / c.dt_s)))}  # ~0.2 s of warm-up, as the demo's
+    doc: dict[str, Any] = {"session": session}
+    if cfg.data.kind == "synthetic":
+        s = cfg.data.synthetic
+        session.update(duration_s=60.0, tick_phase_us=500.0)  # the user pushes on the 1 ms grid, as in the demo
+        doc["synthetic_user"] = {"prefix": "rtsnn-pretrained", "n_neurons": s.n_neurons, "seed": s.seed,
+                                 "baseline_hz": s.baseline_hz, "depth_hz": s.depth_hz}
+        doc["source"] = {"kind": "lsl", "options": {"name": "{synthetic}-spikes", "n_channels": c.n_channels,
+                                                    "loss_timeout_s": 1.0}}
+        doc["teacher"] = {"kind": "lsl", "options": {"name": "{synthetic}-velocity", "n_channels": model.n_out,
+                                                     "loss_timeout_s": 1.0}}
+        sink_name = "{synthetic}-decoded"
+        note = (f"Runs as is: the simulated user the model was pretrained on (seed {s.seed}) streams over LSL;\n"
+                f"its intended velocity is the teacher, so the summary reports the live R^2.")
+    else:
+        per = f"one row per {c.dt_s:g} s bin, or finer rows the encoder sums per tick"
+        doc["source"] = {"kind": "lsl", "options": {
+            "name": f"{PLACEHOLDER}: the LSL name of your {c.n_channels}-channel spike-count stream>",
+            "n_channels": c.n_channels}}
+        sink_name = f"{stem}-decoded"
+        note = (f"Fill in source.options.name: the LSL stream of {c.n_channels} spike-count channels\n"
+                f"({per}); `rtsnn config check` reports it until then.")
+    doc["encoder"] = {"kind": c.encoder_kind, "options": dict(c.encoder_options)}
+    doc["model"] = {"path": str(Path(model_path).resolve())}
+    doc["sinks"] = [{"kind": "lsl", "options": {"name": sink_name, "type": "Control"}}]
+    head = (f"Session config for {Path(model_path).name}, written by `rtsnn pretrain` from the model's input\n"
+            f"contract ({c.n_channels} channels, {c.dt_s:g} s ticks, encoder {c.encoder_kind}).\n{note}\n"
+            f"Run: rtsnn run THIS_FILE   (check first: rtsnn config check THIS_FILE)")
+    return doc, head
+
+
+def write_session_config(path: str | Path, doc: dict, head: str = "") -> Path:
+    """Write ``doc`` as YAML (``head`` as leading ``#`` comment lines), atomically."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    text = "".join(f"# {line}\n" if line else "#\n" for line in head.splitlines())
+    text += yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=110)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 # ------------------------------------------------------------------ per-epoch history file

@@ -51,10 +51,10 @@ def test_session_data_errors_name_the_array(tmp_path):
     r[2, 2] = np.inf
     np.savez(bad, rates_hz=r, vel=np.zeros((10, 2)), trial=np.zeros(10))
     with pytest.raises(ValueError, match="counts contains 1 NaN/inf"):
-        load_chewie(bad)
+        load_chewie(bad, bin_s=0.1)
     np.savez(tmp_path / "x.npz", rates_hz=r)
     with pytest.raises(ValueError, match="missing array"):
-        load_chewie(tmp_path / "x.npz")
+        load_chewie(tmp_path / "x.npz", bin_s=0.1)
 
 
 def test_wiener_filter_recovers_a_linear_map():
@@ -76,7 +76,7 @@ def test_synthetic_session_bins():
 
 def _write_cfg(tmp_path, epochs=3):
     cfg = {
-        "data": {"kind": "chewie", "path": str(CHEWIE), "test_fraction": 0.2, "split_seed": 0},
+        "data": {"kind": "chewie", "path": str(CHEWIE), "bin_s": 0.1, "test_fraction": 0.2, "split_seed": 0},
         "model": {"n_rec": 48, "recurrent": True,
                   "neuron": {"model": "lif", "tau_mem_s": 0.3, "tau_out_s": 0.3}},
         "train": {"epochs": epochs, "lr": 3e-3, "batch_size": 16, "seed": 0},
@@ -102,7 +102,7 @@ def test_pretrain_cli_on_chewie(tmp_path, capsys):
     assert -1.0 < res["snn_r2"] <= 1.0 and 0.5 < res["wiener_r2"] <= 1.0
     model = load_model(tmp_path / "model.npz")
     assert model.settings.dt_s == pytest.approx(0.1)
-    assert model.n_in == 174 and model.n_out == 2 and model.output_labels == ["vx", "vy"]
+    assert model.n_in == 174 and model.n_out == 2 and model.output_labels == ["vel_0", "vel_1"]
     assert (tmp_path / "ck.npz").is_file()
 
 
@@ -119,7 +119,7 @@ def test_pretrained_model_runs_in_a_session(tmp_path):
 
     cfg = _write_cfg(tmp_path, epochs=1)
     assert main(["pretrain", str(cfg), "--quiet"]) == 0
-    sess = load_chewie(CHEWIE)
+    sess = load_chewie(CHEWIE, bin_s=0.1)
     name = f"chewie-{uuid.uuid4().hex[:8]}"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Spikes", 174, 10, "float32", name + "-id"))
     stop = threading.Event()
@@ -150,46 +150,4 @@ def test_pretrained_model_runs_in_a_session(tmp_path):
     assert summary["samples_in"] > 5
 
 
-def test_sweep_sequential_fallback(tmp_path, capsys):
-    from rtsnn.cli import main
-
-    import yaml
-
-    cfg = {"data": {"kind": "synthetic", "bin_s": 0.02, "synthetic": {"duration_s": 8.0, "trial_s": 1.0}},
-           "model": {"n_rec": 16, "neuron": {"tau_mem_s": 0.05, "tau_out_s": 0.1}},
-           "train": {"epochs": 1, "batch_size": 4},
-           "output": {"model_path": "m.npz"}}
-    p = tmp_path / "c.yaml"
-    p.write_text(yaml.safe_dump(cfg))
-    assert main(["pretrain", str(p), "--sweep", "seeds=2", "--sweep", "model.n_rec=8,16", "--no-ray"]) == 0
-    cap = capsys.readouterr()
-    assert "running 4 trials sequentially" in cap.err
-    summary = json.loads(cap.out.strip().splitlines()[-1])
-    assert [row["n"] for row in summary["sweep"]] == [2, 2]
-    assert [row["setting"] for row in summary["sweep"]] == [{"model.n_rec": 8}, {"model.n_rec": 16}]
-    assert main(["pretrain", str(p), "--sweep", "seeds=x"]) == 2
-    assert "--sweep seeds must be an int >= 1, got 'x'" in capsys.readouterr().err
-
-
-def test_sweep_on_a_local_ray_cluster(tmp_path, capsys):
-    """The same sweep, its trials as Ray tasks on a local cluster (a real Ray, 2 CPUs)."""
-    import ray  # a dev dependency: the test extra installs it
-    from rtsnn.learn.offline.pretrain import parse_pretrain_config
-    from rtsnn.learn.offline.sweep import run_sweep
-
-    cfg = parse_pretrain_config({
-        "data": {"kind": "synthetic", "bin_s": 0.02, "synthetic": {"duration_s": 8.0, "trial_s": 1.0}},
-        "model": {"n_rec": 8, "neuron": {"tau_mem_s": 0.05, "tau_out_s": 0.1}},
-        "train": {"epochs": 1, "batch_size": 4}, "output": {"model_path": "m.npz"}})
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        results = run_sweep(cfg, tmp_path, ["seeds=2"], use_ray=True)
-    finally:
-        ray.shutdown()
-    cap = capsys.readouterr()
-    assert "sequentially" not in cap.err
-    summary = json.loads(cap.out.strip().splitlines()[-1])
-    assert summary["ray"] is True and summary["sweep"][0]["n"] == 2
-    assert sorted(r["seed"] for r in results) == [0, 1]
-    assert all(np.isfinite(r["snn_r2"]) for r in results)
-    assert (tmp_path / "sweep_s0_seed1.npz").is_file()
+# sweeps (`--sweep`, a `sweep:` section, Ray Tune): tests/learn/offline/test_sweep.py
