@@ -162,7 +162,7 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
             p50, p99, mx = ("-" if st[k] is None else st[k] for k in ("p50", "p99", "max"))
             print(f"  {name:9s} p50 {p50:>9}  p99 {p99:>9}  max {mx:>9}")
         if summary.get("r2") is not None:
-            print(f"decoding R^2 (after calibration): {summary['r2']:.3f}")
+            print(f"decoding R^2{' (after calibration)' if 'learner' in summary else ''}: {summary['r2']:.3f}")
         if "drift" in summary:
             d = summary["drift"]
             print("R^2 by phase: " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -"

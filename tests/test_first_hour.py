@@ -34,7 +34,10 @@ def _rtsnn(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedP
 def test_readme_first_hour_lists_the_commands_this_test_runs():
     section = _readme_first_hour()
     for command in ("rtsnn demo --duration", "rtsnn streams", "rtsnn record --streams 'rtsnn-demo-*' --out demo.xdf",
-                    "rtsnn replay demo.xdf", "rtsnn plot sessions/demo-"):
+                    "rtsnn replay demo.xdf", "rtsnn plot sessions/demo-",
+                    "cd configs && rtsnn pretrain pretrain_synthetic.yaml",
+                    "rtsnn run sessions/pretrained_synthetic.session.yaml",
+                    "python scripts/workflow_record_pretrain_run.py"):
         assert command in section, command
 
 
