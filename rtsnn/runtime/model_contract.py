@@ -28,7 +28,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-PLACEHOLDER = "<FILL IN"  # how a value a user must replace starts, e.g. "<FILL IN: stream name>"
+from rtsnn.snn.contract import PLACEHOLDER
 _UNSET = object()
 
 

@@ -31,6 +31,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+PLACEHOLDER = "<FILL IN"  # how a config value a user must replace starts, e.g. "<FILL IN: stream name>"
+
 _KEYS = ("n_channels", "channel_labels", "dt_s", "encoder", "source")
 _SOURCE_KEYS = ("kind", "name", "type")
 

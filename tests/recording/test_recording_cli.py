@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_or_skip
 
 from rtsnn.cli import main
 
@@ -55,7 +56,7 @@ def _bad(tmp_path) -> list[tuple[list[str], str]]:
     """(argv, the start of the expected error line) for each bad input."""
     csv = tmp_path / "emg.csv"
     csv.write_text("time_s,c3,c4\n" + "".join(f"{k * 0.004:.3f},{k},{-k}\n" for k in range(N)))
-    sio = pytest.importorskip("scipy.io")
+    sio = import_or_skip("scipy.io")
     mat = tmp_path / "rec.mat"
     sio.savemat(mat, {"emg": EMG.astype(np.float64), "rate_hz": 250.0})
     mat73 = write_mat73(tmp_path / "rec73.mat", {"emg": EMG, "bin_s": 0.004})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_or_skip
 
 from rtsnn.recording import describe, detect_format, open_recording
 
@@ -179,7 +180,7 @@ def test_csv_cut_short_keeps_its_complete_rows_and_bad_rows_are_one_line(tmp_pat
 
 # ---------------------------------------------------------------------------- MATLAB
 def test_mat_v5_variables_as_streams(tmp_path):
-    sio = pytest.importorskip("scipy.io")
+    sio = import_or_skip("scipy.io")
     p = tmp_path / "rec.mat"
     sio.savemat(p, {"emg": EMG.astype(np.float64), "force": FORCE.reshape(1, -1), "rate_hz": 500.0,
                     "emg_labels": np.array(["biceps", "triceps", "deltoid"], dtype=object),
@@ -211,7 +212,7 @@ def test_mat_v5_variables_as_streams(tmp_path):
 
 
 def test_mat_v73_hdf5_variables_transposed_back(tmp_path):
-    pytest.importorskip("h5py")
+    import_or_skip("h5py")
     p = write_mat73(tmp_path / "rec73.mat", {"emg": EMG, "force": FORCE.reshape(-1, 1), "bin_s": 0.002,
                                             "emg_labels": ["biceps", "triceps", "deltoid"], "note": "pilot"})
     assert p.read_bytes()[:19] == b"MATLAB 7.3 MAT-file" and detect_format(p) == "mat"

@@ -564,7 +564,7 @@ def session_config_for(cfg: PretrainConfig, model_path: str | Path, model: Any) 
     ``synthetic_user`` section, its velocity stream as teacher so the session reports R^2):
     runnable as is. Otherwise the stream name is a ``<FILL IN ...>`` placeholder that ``rtsnn
     config check`` and ``rtsnn run`` report until it is replaced."""
-    from rtsnn.runtime.model_contract import PLACEHOLDER
+    from rtsnn.snn.contract import PLACEHOLDER
 
     c = model.input_contract
     stem = Path(model_path).stem

@@ -246,7 +246,10 @@ def _per_tick_mean(values: np.ndarray, ts: np.ndarray, t0: float, dt_s: float, n
 
 
 def _value_at_ticks(values: np.ndarray, ts: np.ndarray, t0: float, dt_s: float, n_ticks: int) -> np.ndarray:
-    """The last sample at or before each tick's start (the first sample before the stream begins)."""
+    """The last sample at or before each tick's start (the first sample before the stream begins);
+    samples are taken in time order (a stable sort of ``ts``)."""
+    order = np.argsort(ts, kind="stable")
+    values, ts = values[order], ts[order]
     starts = t0 + np.arange(n_ticks) * dt_s + 1e-9
     i = np.clip(np.searchsorted(ts, starts, side="right") - 1, 0, len(ts) - 1)
     return values[i]
@@ -276,6 +279,14 @@ def load_recording_ticks(d: Any, encoder: EncoderSection, path: Path, *, origin:
     idx, labels = _channels(st, d.input.channels, file, "data.input.channels")
     samples = np.asarray(st.time_series[:, idx], np.float64) * d.input.scale
     ts = np.asarray(st.time_stamps, np.float64)
+    order = np.argsort(ts, kind="stable")
+    if np.any(order != np.arange(len(ts))):
+        # rows kept in file order with a timestamp that steps back (a counted repair of the
+        # reader, or jitter) would land in the wrong ticks: put them in time order, counted
+        n_moved = int(np.sum(order != np.arange(len(ts))))
+        samples, ts = samples[order], ts[order]
+        repairs.append({"kind": "input_rows_sorted", "stream": st.name,
+                        "detail": f"{n_moved} rows out of time order were put in time order"})
     bad = ~np.isfinite(samples)
     if bad.any():
         raise ValueError(f"{file}: input stream {st.name!r}: {int(bad.sum())} NaN/inf values (first at t = "
@@ -381,8 +392,17 @@ def load_recording_ticks(d: Any, encoder: EncoderSection, path: Path, *, origin:
 
 
 def synthetic_ticks(s: Any, bin_s: float, encoder: EncoderSection, origin: str = "<config>") -> TickData:
-    """The simulated user binned at ``bin_s`` (one row of counts per tick), through the encoder."""
+    """The simulated user binned at ``bin_s`` (one row of counts per tick), through the encoder.
+
+    Live, the same user streams 1 ms rows; only ``passthrough`` (a per-tick sum) sees the same
+    input from one pre-binned row as from the 1 ms rows it sums, so other encoders are refused
+    here (pretrain them on a recording of the user, ``data.kind: recording``)."""
     from rtsnn.datasets.neural import synthetic_session
+
+    if encoder.kind != "passthrough":
+        raise ValueError(f"{origin}: encoder.kind: synthetic data is generated pre-binned at {bin_s:g} s, which only "
+                         f"'passthrough' sees as it sees the user's live 1 ms rows; got {encoder.kind!r} (record "
+                         f"the user and pretrain with data.kind: recording)")
 
     ses = synthetic_session(duration_s=s.duration_s, bin_s=bin_s, trial_s=s.trial_s, seed=s.seed,
                             n_neurons=s.n_neurons, baseline_hz=s.baseline_hz, depth_hz=s.depth_hz)

@@ -339,6 +339,9 @@ def export_best(row: dict, out_path: Path, plan: Plan) -> tuple[Path, Path, Path
     from rtsnn.snn.model_file import load_model
 
     src = Path(row["model_path"])
+    if not src.is_file():  # else whatever model was already at out_path would pass for the best one
+        raise ValueError(f"sweep: the best trial's model {src} is missing (a cluster node's local disk, or a moved "
+                         f"sweep folder?); nothing was exported to {out_path}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     for a, b in [(src, out_path), (history_path_for(src), history_path_for(out_path))]:
         if a.is_file():

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import import_or_skip
 from rtsnn.cli import main
 from rtsnn.extras import MissingExtraError
 from rtsnn.learn.offline import sweep as sweep_mod
@@ -121,7 +122,7 @@ def test_bad_cli_sweep_options(tmp_path, capsys):
     assert main(["pretrain", str(p), "--sweep-dir", str(tmp_path / "s")]) == 2
     assert "--sweep-dir, --address and --no-ray apply to sweeps" in capsys.readouterr().err
     # nothing listens there: refused at once (Ray would retry for minutes), no results folder claimed
-    pytest.importorskip("ray.tune")
+    import_or_skip("ray.tune")
     assert main(["pretrain", str(p), "--sweep", "seeds=2", "--address", "127.0.0.1:1"]) == 2
     assert "--address 127.0.0.1:1: no Ray cluster reachable there" in capsys.readouterr().err
     assert not (tmp_path / "m.sweep").exists()
@@ -205,8 +206,8 @@ def test_sequential_resume_skips_finished_trials(tmp_path, capsys, monkeypatch):
 # ------------------------------------------------------------------ on Ray Tune (one local Ray)
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.tune")
+    ray = import_or_skip("ray")
+    import_or_skip("ray.tune")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
@@ -304,3 +305,13 @@ def test_metric_the_pretraining_lacks_fails_the_trial(tmp_path, capsys):
     assert row["status"] == "error" and row["error"].startswith(
         "ValueError: sweep.metric 'test_acc' is not among this pretraining's per-epoch metrics (test_loss, test_r2")
     assert "no trial completed: no model exported" in cap.err and not (tmp_path / "m.npz").exists()
+
+
+def test_export_best_refuses_a_missing_model_instead_of_passing_off_an_old_one(tmp_path):
+    """A best trial whose model file is gone (a cluster node's disk, a moved sweep folder) must
+    not leave whatever was at output.model_path reported as the best model."""
+    out = tmp_path / "best.npz"
+    out.write_bytes(b"an older model")
+    with pytest.raises(ValueError, match="best trial's model .* is missing"):
+        sweep_mod.export_best({"model_path": str(tmp_path / "trial_0" / "m.npz"), "params": {}}, out, None)
+    assert out.read_bytes() == b"an older model"
