@@ -20,10 +20,11 @@ a trial's class is the argmax of the outputs averaged over its window).
 
 Split by trial (seeded; ``test_fraction`` held out, per class for classification).
 Training sequences are runs of ``train.chunk_trials`` consecutive training trials without a
-reset between them (1: a fresh state per trial), so the network learns to decode from
-whatever state the previous trial left, as live. Held-out figures are reported twice: with a
-state reset per trial, and on the continuous stream (the held-out trials concatenated in
-time order, no reset: what a live session sees). Baselines on the same held-out ticks: a
+reset between them (1: a fresh state per trial; a held-out trial between two is left out),
+so the network learns to decode from whatever state the previous trial left, as live.
+Held-out figures are reported twice: with a state reset per trial, and on the continuous
+stream (the whole recording run once in time order, no reset, scored on the held-out ticks
+only: what a live session sees). Baselines on the same held-out ticks: a
 Wiener filter (ridge on ``history_bins`` ticks of encoded input) for regression, CSP + LDA
 on the raw input windows for classification (:mod:`rtsnn.learn.offline.baselines`). R^2 per
 target dimension is ``1 - SS_res / SS_tot`` over the held-out ticks, averaged over dimensions.
@@ -49,7 +50,7 @@ from rtsnn.learn.offline.baselines import csp_lda, fit_wiener, history_features,
 from rtsnn.learn.offline.checkpoint import load_checkpoint
 from rtsnn.learn.offline.pretrain_data import (ClassesSpec, EncoderSection, InputSpec, TargetSpec, TickData, TrialsSpec,
                                                groups_of, load_recording_ticks, sequences, split, synthetic_ticks,
-                                               trial_bounds)
+                                               whole_stream)
 
 
 # ------------------------------------------------------------------ config schema
@@ -379,8 +380,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     classify = data.task == "classification"
     x_tr, y_tr, m_tr = sequences(data, groups_of(tr, t.chunk_trials))
     x_te, y_te, m_te = sequences(data, [[int(i)] for i in te])  # a fresh state per held-out trial
-    x_co, y_co, m_co = sequences(data, [list(te)])  # the held-out trials back to back, as live
-    bounds = trial_bounds(data, te)
+    x_co, y_co, m_co, bounds = whole_stream(data, te)  # the recording once, as live; scored on held-out ticks
     n_out = len(data.class_names) if classify else data.target.shape[1]
     spec = build_spec(cfg, data.x.shape[1], n_out, data.dt_s)
     engine = Engine(spec, dtype=np.float32, checkpoint_steps=t.checkpoint_steps)

@@ -473,11 +473,22 @@ def sequences(data: TickData, groups: list[list[int]]) -> tuple[np.ndarray, np.n
     return x, y, m
 
 
-def trial_bounds(data: TickData, trials: np.ndarray) -> list[tuple[int, int, int]]:
-    """(trial id, first, stop) positions of each trial inside the continuous sequence of ``trials``."""
-    out, pos = [], 0
+def whole_stream(data: TickData, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                               list[tuple[int, int, int]]]:
+    """The whole recording as one sequence, as a live session sees it (every tick in time order,
+    the training trials and the ticks outside any trial included, no reset), scored only on
+    ``trials``: ``x`` (T, 1, n_in), ``target`` (T, 1, d) or class indices (T, 1; -1 outside a
+    class window), ``mask`` (T, 1) 1 on the ticks of ``trials`` (and inside their class
+    windows), and the (trial id, first, stop) tick span of each of ``trials``."""
+    T = data.x.shape[0]
+    keep = np.isin(data.trial, trials)
+    if data.task == "regression":
+        y = data.target[:, None, :].astype(np.float64)
+    else:
+        y = data.labels[:, None].astype(np.int64)
+        keep &= data.labels >= 0
+    spans = []
     for t in trials:
-        n = int(np.sum(data.trial == t))
-        out.append((int(t), pos, pos + n))
-        pos += n
-    return out
+        ticks = np.flatnonzero(data.trial == t)
+        spans.append((int(t), int(ticks[0]), int(ticks[-1]) + 1))
+    return data.x[:, None, :].astype(np.float32), y, keep.astype(np.float64).reshape(T, 1), spans

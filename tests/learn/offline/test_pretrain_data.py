@@ -53,3 +53,17 @@ def test_synthetic_data_refuses_an_encoder_that_would_see_other_input_live():
                                  "model": {"n_rec": 8}, "output": {"model_path": "m.npz"}}, "<test>")
     with pytest.raises(ValueError, match="encoder.kind: synthetic data is generated pre-binned"):
         synthetic_ticks(cfg.data.synthetic, 0.02, cfg.encoder, "<test>")
+
+
+def test_the_continuous_stream_is_the_whole_recording_scored_on_held_out_ticks(tmp_path):
+    """Live, the decoder runs through every tick, the training trials included, without a reset:
+    the continuous held-out figure runs the whole recording once and scores only held-out ticks."""
+    from rtsnn.learn.offline.pretrain_data import whole_stream
+
+    data = _ticks(_csv(tmp_path / "r.csv", swap=False))  # 100 ticks, trials of 0.1 s = 10 ticks each
+    assert data.x.shape[0] == 100 and sorted(set(data.trial.tolist())) == list(range(10))
+    x, y, m, spans = whole_stream(data, np.array([3, 7]))
+    np.testing.assert_array_equal(x[:, 0], data.x)  # every tick, in time order
+    np.testing.assert_array_equal(y[:, 0], data.target)
+    assert spans == [(3, 30, 40), (7, 70, 80)]
+    assert m[:, 0].tolist() == [1.0 if 30 <= k < 40 or 70 <= k < 80 else 0.0 for k in range(100)]
