@@ -131,7 +131,7 @@ class _StopOnSigterm:
 
 def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, post=None) -> int:
     from rtsnn.runtime.session import Session
-    from rtsnn.runtime.metrics import json_safe
+    from rtsnn.jsonout import json_safe
 
     cfg = parse_config(data, origin)
     session = Session(cfg, origin)
@@ -214,7 +214,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
-    from rtsnn.runtime.metrics import json_safe
+    from rtsnn.jsonout import json_safe
     from rtsnn.snn import read_header
 
     print(json.dumps(json_safe(read_header(args.file)), indent=1, allow_nan=False))

@@ -51,7 +51,7 @@ class RecordingFormat(Protocol):
         """True when the file's first bytes (up to 1 KiB) are this format."""
 
     def read(self, path: str) -> Any:
-        """Every stream of the file as an :class:`rtsnn.stream.xdf_reader.Recording` (timestamps
+        """Every stream of the file as an :class:`rtsnn.recording.xdf_reader.Recording` (timestamps
         float64 s, repairs recorded on it); ValueError with one line naming the file on bad input."""
 
 

@@ -240,7 +240,7 @@ def chewie_via_lsl(a, variant: str, model_path: Path, counts: np.ndarray, target
     from rtsnn.runtime.session import Session
     from rtsnn.stream.readers import load_recording
     from rtsnn.stream.replay import LslReplayer
-    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+    from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 
     folder = Path(tempfile.mkdtemp(prefix="rtsnn-adapt-lsl-"))
     n, n_ch = counts.shape

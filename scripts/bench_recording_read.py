@@ -37,7 +37,7 @@ import numpy as np
 
 
 def write_file(path: Path, duration_s: float, n_ch: int, rate_hz: float, chunk: int) -> dict:
-    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+    from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 
     n = int(round(duration_s * rate_hz))
     rng = np.random.default_rng(0)

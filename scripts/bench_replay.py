@@ -33,8 +33,8 @@ import numpy as np
 import pylsl
 
 from rtsnn.stream.replay import LslReplayer, build_timeline
-from rtsnn.stream.xdf_reader import Recording, StreamData
-from rtsnn.stream.xdf_writer import StreamInfoData
+from rtsnn.recording.xdf_reader import Recording, StreamData
+from rtsnn.recording.xdf_writer import StreamInfoData
 
 
 def synthetic_recording(duration_s: float, seed: int = 0) -> Recording:
@@ -142,8 +142,8 @@ def bench_read(size_mb: float, tmp_dir: str) -> dict:
 
     import pyxdf
 
-    from rtsnn.stream.xdf_reader import load_xdf
-    from rtsnn.stream.xdf_writer import XdfWriter
+    from rtsnn.recording.xdf_reader import load_xdf
+    from rtsnn.recording.xdf_writer import XdfWriter
 
     path = os.path.join(tmp_dir, "bench_read.xdf")
     n_ch, chunk = 64, 100

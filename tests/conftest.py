@@ -100,7 +100,7 @@ def spike_recording(tmp_path):
     it is written as one regularly sampled stream (type ``Spikes``, sample k stamped
     ``k / srate_hz``) to ``tmp_path / filename``.
     """
-    from rtsnn.stream.xdf_writer import write_xdf_stream
+    from rtsnn.recording.xdf_writer import write_xdf_stream
 
     def write(n_samples: int, n_channels: int, *, spike_prob: float = 0.05, poisson_mean: float | None = None,
               seed: int = 0, name: str = "spk", filename: str = "in.xdf",

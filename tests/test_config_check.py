@@ -170,7 +170,7 @@ def test_model_files_must_exist_load_and_fit(tmp_path, capsys, monkeypatch):
 
 
 def test_recording_of_a_file_source_must_exist(tmp_path, capsys, monkeypatch):
-    from rtsnn.stream.xdf_writer import write_xdf_stream
+    from rtsnn.recording.xdf_writer import write_xdf_stream
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rec").mkdir()

@@ -78,7 +78,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                           strict=not args.lenient, steps_per_tick=args.steps_per_tick)
     else:
         rep = cpu_report(model)
-    from rtsnn.runtime.metrics import json_safe
+    from rtsnn.jsonout import json_safe
 
     print(json.dumps(json_safe(rep), allow_nan=False) if args.json else format_report(rep))
     return 0 if rep.get("fits", True) else 1

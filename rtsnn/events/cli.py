@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from rtsnn.events.publisher import EventPublisher, load_events
-    from rtsnn.runtime.metrics import json_safe
+    from rtsnn.jsonout import json_safe
 
     speed = parse_speed(args.speed, what="--speed")
     if not args.chunk_ms > 0:
@@ -64,7 +64,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from rtsnn.events.publisher import load_events, summarize
-    from rtsnn.runtime.metrics import json_safe
+    from rtsnn.jsonout import json_safe
 
     print(json.dumps(json_safe(summarize(os.path.normpath(args.file), load_events(args.file))), allow_nan=False))
     return 0

@@ -5,7 +5,7 @@
     rec = open_recording("maze.csv", groups={"spikes": ["unit_*"], "kinematics": ["*"]})
     for d in describe(rec): print(d["name"], d["channel_count"], d["nominal_srate_hz"])
 
-``open_recording`` returns a :class:`~rtsnn.stream.xdf_reader.Recording` (streams of
+``open_recording`` returns a :class:`~rtsnn.recording.xdf_reader.Recording` (streams of
 ``StreamData``: ``time_stamps`` float64 s, ``time_series`` (n, channels), the stream header
 as ``info``) and every repair made while reading; ``rtsnn replay``, the ``xdf_file`` source
 and ``rtsnn recording info`` all read through it. Formats (docs/recordings.md has the
@@ -20,8 +20,8 @@ file (stream headers, a ``rate_hz`` / ``bin_s`` scalar, a time column) or from t
 contradicts the file's, or no rate at all for a table without one, is a ValueError that
 names the file and both values.
 
-This package sits at the stream level: it imports :mod:`rtsnn.stream.xdf_reader` and
-:mod:`rtsnn.stream.xdf_writer` (the Recording types) and nothing above them.
+This package sits at the stream level: it imports :mod:`rtsnn.recording.xdf_reader` and
+:mod:`rtsnn.recording.xdf_writer` (the Recording types) and nothing above them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 from rtsnn.recording.detect import FORMATS, detect_format
 from rtsnn.recording.rate import caller_rate
-from rtsnn.stream.xdf_reader import Recording, StreamData
+from rtsnn.recording.xdf_reader import Recording, StreamData
 
 __all__ = ["FORMATS", "Recording", "StreamData", "describe", "detect_format", "open_recording"]
 
@@ -79,7 +79,7 @@ def open_recording(path: str | Path, *, rate_hz: float | None = None, bin_s: flo
 
             rec = read_plugin(kind, p)
         elif kind == "xdf":
-            from rtsnn.stream.xdf_reader import load_xdf
+            from rtsnn.recording.xdf_reader import load_xdf
 
             rec = load_xdf(p)
         else:

@@ -18,7 +18,7 @@ from typing import Any
 
 
 def _strict_json(obj: Any) -> str:
-    from rtsnn.runtime.metrics import json_safe
+    from rtsnn.jsonout import json_safe
 
     return json.dumps(json_safe(obj), allow_nan=False)
 

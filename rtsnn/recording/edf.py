@@ -1,4 +1,4 @@
-"""EDF / EDF+ / BDF through MNE as a :class:`~rtsnn.stream.xdf_reader.Recording`.
+"""EDF / EDF+ / BDF through MNE as a :class:`~rtsnn.recording.xdf_reader.Recording`.
 
 One regular stream named after the file's stem with every signal channel (EEG-like
 channels in microvolts: MNE's volts x 1e6; other units as MNE gives them), timestamps
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from rtsnn.extras import require
-from rtsnn.stream.xdf_reader import Recording, StreamData
-from rtsnn.stream.xdf_writer import StreamInfoData
+from rtsnn.recording.xdf_reader import Recording, StreamData
+from rtsnn.recording.xdf_writer import StreamInfoData
 
 
 def _markers(sid: int, name: str, onsets: list[float], texts: list[str], source_id: str) -> StreamData:

@@ -70,7 +70,7 @@ def claim(path: Path, head: bytes, core_seen: str | None) -> tuple[str | None, l
 
 def read(name: str, path: Path) -> Any:
     """Every stream of ``path`` through plugin format ``name`` (a ``Recording``)."""
-    from rtsnn.stream.xdf_reader import Recording
+    from rtsnn.recording.xdf_reader import Recording
 
     rec = load(name, where=str(path)).read(str(path))
     if not isinstance(rec, Recording):

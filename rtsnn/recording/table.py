@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from rtsnn.recording.rate import Rate, agree, caller_rate, scalar_rate, times_rate
-from rtsnn.stream.xdf_reader import Recording, StreamData
-from rtsnn.stream.xdf_writer import StreamInfoData
+from rtsnn.recording.xdf_reader import Recording, StreamData
+from rtsnn.recording.xdf_writer import StreamInfoData
 
 TIME_COLUMNS = ("time_s", "timestamp")
 

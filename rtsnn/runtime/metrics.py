@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from rtsnn.jsonout import json_safe  # noqa: F401 - its home before rtsnn.jsonout
+
 BINS_PER_OCTAVE = 64
 MIN_NS = 10.0  # 10 ns
 N_OCTAVES = 34  # 10 ns * 2**34 ~ 172 s
@@ -141,19 +143,3 @@ def load_hist_npz(path) -> dict[str, np.ndarray]:
 def _us(ns: float) -> float | None:
     """ns -> us (2 decimals); None for an empty series, so summaries stay strict JSON."""
     return round(ns / 1000.0, 2) if ns == ns else None
-
-
-def json_safe(obj):
-    """``obj`` with every non-finite float (NaN, inf) replaced by None, recursively through
-    dicts, lists and tuples, so ``json.dumps`` writes strict JSON (``null``, never ``NaN``)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.floating):
-        return json_safe(float(obj))
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj

@@ -17,7 +17,6 @@ host) as an aligned table, or with ``--json`` as one JSON line (a list of object
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -26,14 +25,8 @@ import threading
 from fnmatch import fnmatchcase
 from typing import Any
 
+from rtsnn.jsonout import dumps_strict
 from rtsnn.stream.speed import parse_speed
-
-
-def _strict_json(obj: Any) -> str:
-    """One line of strict JSON (NaN / inf written as null)."""
-    from rtsnn.runtime.metrics import json_safe
-
-    return json.dumps(json_safe(obj), allow_nan=False)
 
 
 def _display_path(path: Any) -> str:
@@ -86,7 +79,7 @@ def cmd_streams(args: argparse.Namespace) -> int:
         raise ValueError(f"--wait must be a positive number of seconds, got {args.wait}")
     rows = discover_streams(args.wait, name=args.name, type_=args.type)
     if args.json:
-        print(_strict_json(rows))
+        print(dumps_strict(rows))
     elif rows:
         print(format_stream_table(rows))
     else:
@@ -109,7 +102,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         stop.set()
         return 0
     if args.json:
-        print(_strict_json({**summary, "path": _display_path(summary["path"])}))
+        print(dumps_strict({**summary, "path": _display_path(summary["path"])}))
     else:
         print(f"recorded {summary['samples']} to {_display_path(summary['path'])} ({summary['bytes']} bytes)")
     return 0
@@ -139,7 +132,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rp.close()
     summary = {**summary, "file": _display_path(summary["file"])}
     if args.json:
-        print(_strict_json(summary))
+        print(dumps_strict(summary))
     else:
         print(f"published {summary['samples']} in {summary['wall_s']} s; repairs {summary['repairs']}; "
               f"digest {summary['digest']}")

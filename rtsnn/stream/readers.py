@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rtsnn.stream.xdf_reader import Recording
+from rtsnn.recording.xdf_reader import Recording
 
 
 def load_recording(path: str | Path, **layout: Any) -> Recording:

@@ -5,7 +5,7 @@
 drains the queue every ``flush_interval_s``, encodes Samples chunks, writes a Boundary
 chunk every ``boundary_interval_s``, and flushes (one ``os.write``; ``fsync`` optional). A
 crash therefore loses at most the last ``flush_interval_s`` of data, and what was flushed is
-readable by pyxdf and by :func:`rtsnn.stream.xdf_reader.load_xdf`. A queue grown past
+readable by pyxdf and by :func:`rtsnn.recording.xdf_reader.load_xdf`. A queue grown past
 ``max_queued_blocks`` (the disk cannot keep up) drops the newest block and counts it.
 ``close`` drains, writes the footers and closes the file.
 
@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from rtsnn.stream.xdf_reader import Recording, StreamData
+from rtsnn.recording.xdf_reader import Recording, StreamData
 
 log = logging.getLogger(__name__)
 

@@ -267,7 +267,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
                   updates=win.frames_updated, **client.counts)
     client.close()
     if args.json:
-        from rtsnn.runtime.metrics import json_safe
+        from rtsnn.jsonout import json_safe
 
         print(json.dumps(json_safe(result), allow_nan=False))
     if "error" in result:

@@ -42,7 +42,7 @@ def test_info_table_and_strict_json(tmp_path, capsys):
     assert [s["name"] for s in got["streams"]] == ["emg", "trial"]
     assert got["streams"][0]["channel_labels"] == ["a", "b", "c"] and got["streams"][0]["nominal_srate_hz"] == 100.0
     # an empty stream's timestamps are null, not NaN
-    from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+    from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 
     w = XdfWriter(tmp_path / "e.xdf")
     w.add_stream(1, StreamInfoData("quiet", channel_count=2, nominal_srate_hz=10.0))

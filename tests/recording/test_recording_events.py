@@ -18,8 +18,8 @@ import pytest
 from rtsnn.cli import main
 from rtsnn.recording import describe, open_recording
 from rtsnn.recording import plugins as rplugins
-from rtsnn.stream.xdf_reader import Recording, StreamData
-from rtsnn.stream.xdf_writer import StreamInfoData
+from rtsnn.recording.xdf_reader import Recording, StreamData
+from rtsnn.recording.xdf_writer import StreamInfoData
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]

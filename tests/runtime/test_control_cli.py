@@ -25,7 +25,7 @@ from rtsnn.cli import main
 from rtsnn.config import parse_config
 from rtsnn.runtime import control
 from rtsnn.runtime.session import Session
-from rtsnn.stream.xdf_writer import write_xdf_stream
+from rtsnn.recording.xdf_writer import write_xdf_stream
 
 pytestmark = pytest.mark.skipif(not control.supported(), reason="abstract Unix sockets are Linux-only")
 

@@ -22,7 +22,7 @@ def _outlet(name: str) -> pylsl.StreamOutlet:
 @pytest.mark.lsl
 def test_a_pattern_expands_to_every_matching_stream_and_records_them(tmp_path, capsys):
     from rtsnn.cli import main
-    from rtsnn.stream.xdf_reader import load_xdf
+    from rtsnn.recording.xdf_reader import load_xdf
 
     tag = uuid.uuid4().hex[:8]
     names = [f"rtsnn-test-pat-{tag}-a", f"rtsnn-test-pat-{tag}-b"]

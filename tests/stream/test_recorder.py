@@ -14,7 +14,7 @@ import pytest
 import pyxdf
 
 from rtsnn.stream.recorder import Recorder, record_lsl
-from rtsnn.stream.xdf_reader import load_xdf
+from rtsnn.recording.xdf_reader import load_xdf
 
 
 def test_recorder_streams_from_several_threads(tmp_path):

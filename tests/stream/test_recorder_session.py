@@ -11,7 +11,7 @@ import pyxdf
 
 from rtsnn.stream.recorder import BlockRing, SessionRecording
 from rtsnn.stream.replay import XdfFileSource
-from rtsnn.stream.xdf_reader import load_xdf
+from rtsnn.recording.xdf_reader import load_xdf
 
 from test_xdf_support import write_demo
 

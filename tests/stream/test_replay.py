@@ -15,8 +15,8 @@ import pytest
 from rtsnn.protocols import Source
 from rtsnn.stream.readers import load_recording
 from rtsnn.stream.replay import LslReplayer, XdfFileSource, build_timeline, replay_digest, stream_times
-from rtsnn.stream.xdf_reader import load_xdf
-from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+from rtsnn.recording.xdf_reader import load_xdf
+from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 
 from test_xdf_support import data_file, write_demo
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import pyxdf
 
-from rtsnn.stream.xdf_reader import XdfError, load_xdf
-from rtsnn.stream.xdf_writer import BOUNDARY_UUID, MAGIC, StreamInfoData, XdfWriter, encode_chunk
+from rtsnn.recording.xdf_reader import XdfError, load_xdf
+from rtsnn.recording.xdf_writer import BOUNDARY_UUID, MAGIC, StreamInfoData, XdfWriter, encode_chunk
 
 from test_xdf_support import data_file, write_demo
 

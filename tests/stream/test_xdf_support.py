@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

@@ -17,8 +17,8 @@ import pyxdf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtsnn.stream.xdf_reader import _varlen, load_xdf
-from rtsnn.stream.xdf_writer import (FORMATS, StreamInfoData, XdfWriter, encode_chunk, encode_varlen)
+from rtsnn.recording.xdf_reader import _varlen, load_xdf
+from rtsnn.recording.xdf_writer import (FORMATS, StreamInfoData, XdfWriter, encode_chunk, encode_varlen)
 
 
 @given(st.integers(min_value=0, max_value=2 ** 64 - 1))

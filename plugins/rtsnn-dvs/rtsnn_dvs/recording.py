@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from rtsnn.events.format import EVENT_DTYPE
-from rtsnn.stream.xdf_reader import Recording, StreamData
-from rtsnn.stream.xdf_writer import StreamInfoData
+from rtsnn.recording.xdf_reader import Recording, StreamData
+from rtsnn.recording.xdf_writer import StreamInfoData
 
 from .files import EventFileWarning, EventRecording, read_events
 

@@ -236,7 +236,7 @@ def test_session_with_the_xylo_backend_decodes_like_the_backend_stepped_by_hand(
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
     from rtsnn.snn import save_model
-    from rtsnn.stream.xdf_writer import write_xdf_stream
+    from rtsnn.recording.xdf_writer import write_xdf_stream
 
     m = _model()
     xs = _inputs(T=600)

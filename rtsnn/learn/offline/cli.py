@@ -47,7 +47,7 @@ def _sweep(cfg, base: Path, args: argparse.Namespace) -> int:
     import sys
 
     from rtsnn.learn.offline.sweep import SweepInterrupted, run_sweep, with_cli_grid
-    from rtsnn.runtime.metrics import json_safe
+    from rtsnn.jsonout import json_safe
 
     cfg = with_cli_grid(cfg, args.sweep)
     try:

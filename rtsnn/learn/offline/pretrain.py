@@ -679,7 +679,7 @@ def _resolve(p: str, base_dir: Path | None) -> Path:
 
 
 def emit(result: dict, stream=None) -> None:
-    from rtsnn.runtime.metrics import json_safe  # NaN R^2 (a constant target) -> null: strict JSON
+    from rtsnn.jsonout import json_safe  # NaN R^2 (a constant target) -> null: strict JSON
 
     print(json.dumps(json_safe(result), allow_nan=False), file=stream if stream is not None else sys.stdout,
           flush=True)

@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from rtsnn.extras import MissingExtraError, install_hint, require
-from rtsnn.runtime.metrics import json_safe
+from rtsnn.jsonout import json_safe
 
 # a trial's final held-out figures (run_pretrain's result): regression, then classification
 FINAL_KEYS = ("snn_r2", "snn_r2_continuous", "wiener_r2", "snn_acc", "snn_acc_continuous", "csp_lda_acc")

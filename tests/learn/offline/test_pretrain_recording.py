@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from rtsnn.cli import main
-from rtsnn.stream.xdf_writer import StreamInfoData, XdfWriter
+from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 
 ROOT = Path(__file__).resolve().parents[3]
 SHARED = ROOT / ".." / "shared" / "data"

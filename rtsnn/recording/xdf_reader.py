@@ -1,6 +1,6 @@
 """A robust XDF reader (our own): loads what is readable, says what was lost.
 
-The chunk layout is described in :mod:`rtsnn.stream.xdf_writer`. Real files come damaged
+The chunk layout is described in :mod:`rtsnn.recording.xdf_writer`. Real files come damaged
 in a few typical ways; each is handled and reported as a *repair* (kind, stream, detail):
 
 - ``truncated``: the file ends inside a chunk (a crash, a copy cut short). Complete samples
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from rtsnn.stream.xdf_writer import (BOUNDARY_UUID, FORMATS, MAGIC, TAG_BOUNDARY, TAG_CLOCK_OFFSET,
+from rtsnn.recording.xdf_writer import (BOUNDARY_UUID, FORMATS, MAGIC, TAG_BOUNDARY, TAG_CLOCK_OFFSET,
                                      TAG_FILE_HEADER, TAG_NAMES, TAG_SAMPLES, TAG_STREAM_FOOTER,
                                      TAG_STREAM_HEADER, StreamInfoData)
 
