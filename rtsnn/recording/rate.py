@@ -41,37 +41,30 @@ def _positive(value: float, what: str, where: str) -> float:
     return v
 
 
-def caller_rate(where: str, rate_hz: float | None, bin_s: float | None) -> Rate | None:
-    """The caller's rate from ``rate_hz`` and/or ``bin_s`` (both given: they must agree)."""
+def _rate_pair(where: str, rate_hz: float | None, bin_s: float | None, whose: str) -> Rate | None:
+    """A rate from ``rate_hz`` and/or ``bin_s`` (both given: they must agree); ``whose`` is ""
+    for the caller's values, "the file's " for the file's own."""
     if rate_hz is None and bin_s is None:
         return None
-    if rate_hz is not None:
-        hz = _positive(rate_hz, "rate_hz", where)
-    if bin_s is not None:
-        b = _positive(bin_s, "bin_s", where)
-        if rate_hz is not None and not math.isclose(hz * b, 1.0, rel_tol=1e-9):
-            raise ValueError(f"{where}: rate_hz {rate_hz:g} and bin_s {bin_s:g} disagree (1/bin_s = {1 / b:g} Hz); "
-                             f"give one of them")
-        if rate_hz is None:
-            return Rate(1.0 / b, f"bin_s {bin_s:g} given")
-    return Rate(hz, f"rate_hz {rate_hz:g} given")
+    hz = None if rate_hz is None else _positive(rate_hz, f"{whose}rate_hz", where)
+    b = None if bin_s is None else _positive(bin_s, f"{whose}bin_s", where)
+    if hz is not None and b is not None and not math.isclose(hz * b, 1.0, rel_tol=1e-9):
+        hint = "" if whose else "; give one of them"
+        raise ValueError(f"{where}: {whose}rate_hz {hz:g} and bin_s {b:g} disagree (1/bin_s = {1 / b:g} Hz){hint}")
+    given = "" if whose else " given"
+    if hz is None:
+        return Rate(1.0 / b, f"{whose}bin_s {b:g}{given}")
+    return Rate(hz, f"{whose}rate_hz {hz:g}{given}")
+
+
+def caller_rate(where: str, rate_hz: float | None, bin_s: float | None) -> Rate | None:
+    """The caller's rate from ``rate_hz`` and/or ``bin_s`` (both given: they must agree)."""
+    return _rate_pair(where, rate_hz, bin_s, "")
 
 
 def scalar_rate(where: str, scalars: dict[str, float]) -> Rate | None:
     """The file's own rate from its ``rate_hz`` / ``bin_s`` scalars (both present: they must agree)."""
-    hz = scalars.get("rate_hz")
-    b = scalars.get("bin_s")
-    if hz is None and b is None:
-        return None
-    if hz is not None:
-        hz = _positive(hz, "the file's rate_hz", where)
-    if b is not None:
-        b = _positive(b, "the file's bin_s", where)
-        if hz is not None and not math.isclose(hz * b, 1.0, rel_tol=1e-9):
-            raise ValueError(f"{where}: the file's rate_hz {hz:g} and bin_s {b:g} disagree")
-        if hz is None:
-            return Rate(1.0 / b, f"the file's bin_s {b:g}")
-    return Rate(hz, f"the file's rate_hz {hz:g}")
+    return _rate_pair(where, scalars.get("rate_hz"), scalars.get("bin_s"), "the file's ")
 
 
 def times_rate(times_s: np.ndarray, column: str) -> Rate | None:
