@@ -210,8 +210,9 @@ def test_real_chewie_config(tmp_path, capsys):
     _needs(SHARED / "neural" / "chewie_20131003_bin100ms.npz")
     res = _real(tmp_path, capsys, "pretrain_chewie.yaml", epochs=8)
     assert res["train_trials"] == 127 and res["test_trials"] == 32
-    # measured at 8 epochs: reset 0.643, continuous 0.607 (Wiener 0.723 / 0.680: it does not train by epochs)
-    assert res["snn_r2_continuous"] > 0.5 and res["snn_r2_reset"] > 0.5
+    # measured at 8 epochs of the config's settings (clip_norm 0.5): reset 0.672, continuous 0.641
+    # (Wiener 0.723 / 0.670: it does not train by epochs); the full 120 epochs: 0.802 / 0.762
+    assert res["snn_r2_continuous"] > 0.6 and res["snn_r2_reset"] > 0.6
     assert res["wiener_r2_reset"] > 0.65 and res["wiener_r2_continuous"] > 0.6
 
 
