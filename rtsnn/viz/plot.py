@@ -40,7 +40,8 @@ MAX_POINTS_PER_TRACE = 50_000  # longer output traces are drawn with every k-th 
 # the "format" field of a history file (= rtsnn.learn.offline.pretrain.HISTORY_FORMAT, not
 # imported so that drawing a session does not load the trainer)
 HISTORY_FORMAT = "rtsnn-training-history"
-HISTORY_FIELDS = ("train_loss", "heldout_loss", "train_metric", "heldout_metric", "epoch_s")
+HISTORY_FIELDS = ("train_loss", "heldout_loss", "train_metric", "heldout_metric", "heldout_metric_continuous",
+                  "epoch_s")
 DPI = 100
 
 
@@ -584,13 +585,17 @@ def training_figure(doc: dict[str, Any], source: Path):
     ax_l.set_ylabel("loss (dimensionless)")
     ax_l.set_title("loss per epoch", fontsize=10)
     metric = str(doc.get("metric", "metric")).replace("^2", "²")
-    for key, lab, col in (("train_metric", "train", "tab:blue"), ("heldout_metric", "held-out", "tab:orange")):
+    both = np.isfinite(h["heldout_metric_continuous"]).any()  # a trainer that also runs the continuous stream
+    for key, lab, col, ls in (("train_metric", "train", "tab:blue", "-"),
+                              ("heldout_metric", "held-out, reset per trial" if both else "held-out", "tab:orange", "-"),
+                              ("heldout_metric_continuous", "held-out, continuous", "tab:red", "--")):
         if np.isfinite(h[key]).any():
-            ax_m.plot(ep, h[key], color=col, marker=marker, ms=3, label=lab)
+            ax_m.plot(ep, h[key], color=col, ls=ls, marker=marker, ms=3, label=lab)
     base = doc.get("baseline")
-    if isinstance(base, dict) and isinstance(base.get("heldout_metric"), (int, float)):
-        ax_m.axhline(base["heldout_metric"], color="0.35", ls="--", lw=1.2,
-                     label=f"{base.get('name', 'baseline')}, held-out")
+    for key, what, ls in (("heldout_metric", "reset per trial" if both else "held-out", "--"),
+                          ("heldout_metric_continuous", "continuous", ":")):
+        if isinstance(base, dict) and isinstance(base.get(key), (int, float)):
+            ax_m.axhline(base[key], color="0.35", ls=ls, lw=1.2, label=f"{base.get('name', 'baseline')}, {what}")
     ax_m.set_xlabel("epoch")
     ax_m.set_ylabel(metric)
     ax_m.set_title(f"{metric} per epoch", fontsize=10)
@@ -598,7 +603,7 @@ def training_figure(doc: dict[str, Any], source: Path):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False, fontsize=9)
     epoch_s = h["epoch_s"][np.isfinite(h["epoch_s"])]
     timing = f", median {np.median(epoch_s):.3g} s per epoch" if epoch_s.size else ""
     what = doc.get("model_file") or source.name

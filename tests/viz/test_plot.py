@@ -410,7 +410,11 @@ def test_pretrain_writes_its_history_and_plot_draws_it(tmp_path, capsys):
     np.testing.assert_allclose(lines["held-out"].get_ydata(), [e["heldout_loss"] for e in doc["epochs"]])
     assert list(lines["train"].get_xdata()) == [1, 2, 3]
     metric = {ln.get_label(): ln for ln in ax_metric.lines}
-    np.testing.assert_allclose(metric["held-out"].get_ydata(), [e["heldout_metric"] for e in doc["epochs"]])
+    np.testing.assert_allclose(metric["held-out, reset per trial"].get_ydata(),
+                               [e["heldout_metric"] for e in doc["epochs"]])
+    np.testing.assert_allclose(metric["held-out, continuous"].get_ydata(),
+                               [e["heldout_metric_continuous"] for e in doc["epochs"]])
+    assert doc["baseline"]["heldout_metric_continuous"] == pytest.approx(result["wiener_r2_continuous"])
     assert ax_metric.get_ylabel() == "R²" and ax_loss.get_xlabel() == "epoch"
     # --out
     assert main(["plot", str(tmp_path / "runs"), "--out", str(tmp_path / "o")]) == 0

@@ -470,6 +470,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
                    "snn_acc_continuous": final["test_acc_continuous"], "csp_lda": base,
                    "csp_lda_acc": base.get("accuracy")}
         base_name, base_metric, metric = "CSP + LDA", base.get("accuracy"), "accuracy"
+        base_co = None  # stateless: one figure
         hist_keys = {**BPTT_HISTORY_KEYS, "heldout_metric": "test_acc",
                      "heldout_metric_continuous": "test_acc_continuous"}
         loss_note = ("cross-entropy of the class outputs at every tick inside a class window; train: mean over the "
@@ -490,6 +491,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
                    "wiener_r2_per_dim": wf_per, "wiener_history_bins": cfg.baseline.history_bins,
                    "wiener_ridge": lam, "n_neurons": data.n_channels, "bin_s": data.dt_s}
         base_name, base_metric, metric = f"Wiener filter ({cfg.baseline.history_bins} bins)", wf_r2, "R^2"
+        base_co = wf_co
         hist_keys = {**BPTT_HISTORY_KEYS, "heldout_metric_continuous": "test_r2_continuous"}
         loss_note = BPTT_LOSS_NOTE
         out_labels, out_units = data.target_labels, data.target_units
@@ -510,7 +512,8 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     hist_path = save_history(history_path_for(out_path), training_history(
         history, method="bptt_pretrain", metric=metric, loss=loss_note, keys=hist_keys,
         model_file=Path(out_path).name, data=data.name,
-        baseline={"name": base_name, "heldout_metric": _finite_or_none(base_metric)}))
+        baseline={"name": base_name, "heldout_metric": _finite_or_none(base_metric),
+                  "heldout_metric_continuous": _finite_or_none(base_co)}))
     return {**about, **figures, "repairs": data.repairs,
             "n_rec": spec.layers[0], "neuron": spec.model, "epochs": len(history),
             "epoch_s_median": float(np.median([h["epoch_s"] for h in history])) if history else None,
