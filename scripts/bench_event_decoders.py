@@ -28,27 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from bench_events import median_time  # scripts/ is on sys.path when a script runs
+
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "events"
-
-
-def _median_time(fn, repeats: int) -> tuple[float, float]:
-    """(median process CPU seconds, median wall seconds) of ``fn()`` after one warm-up call."""
-    fn()
-    cpu, wall = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(cpu), statistics.median(wall)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -77,7 +65,7 @@ def _bench(path: Path, decoders: dict, reference: np.ndarray, repeats: int) -> d
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             agrees = _same(fn(), reference)
-        cpu, wall = _median_time(fn, repeats)
+        cpu, wall = median_time(fn, repeats)
         out["decoders"][name] = {"ev_per_s": len(reference) / cpu, "ev_per_s_wall": len(reference) / wall,
                                  "agrees": agrees}
     return out

@@ -40,7 +40,7 @@ from rtsnn_dvs.files import read_events, split_header
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "events"
 
 
-def _median_time(fn, repeats: int) -> tuple[float, float]:
+def median_time(fn, repeats: int) -> tuple[float, float]:
     """(median process CPU seconds, median wall seconds) of ``fn()`` after one warm-up call."""
     fn()  # warm (compile / cache)
     cpu, wall = [], []
@@ -74,7 +74,7 @@ def _encode_ticks(ev, width, height, grid, repeats):
         for blk in ticks:
             enc.encode(blk, blk.shape[0], out)
 
-    return _median_time(run, repeats), enc.stats(), len(ticks)
+    return median_time(run, repeats), enc.stats(), len(ticks)
 
 
 def bench_evt3(repeats: int) -> dict:
@@ -94,7 +94,7 @@ def bench_evt3(repeats: int) -> dict:
             total += n
         n_ev[0] = total
 
-    t_dec = _median_time(decode, repeats)
+    t_dec = median_time(decode, repeats)
     ev = np.zeros(n_ev[0], [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
     ev["t"], ev["x"], ev["y"], ev["p"] = (b[:n_ev[0]] for b in bufs)
     t_enc, stats, n_ticks = _encode_ticks(ev, 1280, 720, (32, 18), repeats)
@@ -108,7 +108,7 @@ def bench_evt3(repeats: int) -> dict:
             w.set_file(str(path))
             w.read()
 
-        t_peer = _median_time(peer, repeats)
+        t_peer = median_time(peer, repeats)
         out["expelliarmus_decode_ev_per_s"] = n_ev[0] / t_peer[0]
         out["decode_vs_expelliarmus"] = t_peer[0] / t_dec[0]
     except ImportError:
@@ -125,12 +125,12 @@ def bench_aedat4(repeats: int) -> dict:
             warnings.simplefilter("error")
             box["rec"] = read_events(path)
 
-    t_dec = _median_time(decode, repeats)
+    t_dec = median_time(decode, repeats)
     ev = box["rec"].events
     native = read_aedat4(str(path), "native").events
     if not np.array_equal(native, ev):
         raise RuntimeError("the native AEDAT4 reader and read_events disagree on the sample file")
-    t_native = _median_time(lambda: read_aedat4(str(path), "native"), repeats)
+    t_native = median_time(lambda: read_aedat4(str(path), "native"), repeats)
     t_enc, stats, n_ticks = _encode_ticks(ev, 320, 240, (16, 12), repeats)
     out = {"file": path.name, "events": len(ev), **_rates(len(ev), t_dec, t_enc),
            "ticks_1ms": n_ticks, "encoder_kept_fraction": stats["events_out"] / max(stats["events_in"], 1),
@@ -139,7 +139,7 @@ def bench_aedat4(repeats: int) -> dict:
            "native_decode_ev_per_s": len(ev) / t_native[0],
            "native_combined_ev_per_s": len(ev) / (t_native[0] + t_enc[0])}
     try:
-        t_peer = _median_time(lambda: read_aedat4(str(path), "dv"), repeats)
+        t_peer = median_time(lambda: read_aedat4(str(path), "dv"), repeats)
         out["dv_processing_decode_ev_per_s"] = len(ev) / t_peer[0]
     except Exception:  # noqa: BLE001 - peer absent
         out["dv_processing_decode_ev_per_s"] = None
