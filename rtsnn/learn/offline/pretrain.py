@@ -18,7 +18,9 @@ Tasks: regression (``data.target``: z-scored for training, the scaling folded in
 (``data.classes``: one output per class; a per-tick cross-entropy inside each marker window;
 a trial's class is the argmax of the outputs averaged over its window).
 
-Split by trial (seeded; ``test_fraction`` held out, per class for classification).
+Split by trial (seeded; ``test_fraction`` held out, per class for classification);
+``train.validation_fraction`` splits the training trials once more, and ``train.select:
+best_validation`` keeps the epoch whose continuous figure on those validation trials is best.
 Training sequences are runs of ``train.chunk_trials`` consecutive training trials without a
 reset between them (1: a fresh state per trial; a held-out trial between two is left out),
 so the network learns to decode from whatever state the previous trial left, as live.
@@ -32,6 +34,7 @@ target dimension is ``1 - SS_res / SS_tot`` over the held-out ticks, averaged ov
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -152,6 +155,17 @@ class TrainPretrain(_Strict):
     checkpoint_steps: int | None = Field(None, ge=1)
     chunk_trials: int = Field(4, ge=1, description="training sequences: this many consecutive training trials "
                                                    "without a reset between them (1: a fresh state per trial)")
+    validation_fraction: float = Field(0.0, ge=0, lt=1, description="share of the training trials held out "
+                                       "(seeded by data.split_seed) and scored on the continuous stream after "
+                                       "each epoch; the test trials are never used (0: none)")
+    select: Literal["last", "best_validation"] = Field("last", description="the parameters kept: the last "
+                                                      "epoch's, or the epoch's with the best validation figure")
+
+    @model_validator(mode="after")
+    def _select_needs_validation(self) -> "TrainPretrain":
+        if self.select == "best_validation" and self.validation_fraction == 0:
+            raise ValueError("select 'best_validation' needs train.validation_fraction > 0 (e.g. 0.15)")
+        return self
 
 
 class BaselinePretrain(_Strict):
@@ -378,9 +392,19 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     tr, te = split(data, cfg.data.test_fraction, cfg.data.split_seed, file)
     t = cfg.train
     classify = data.task == "classification"
+    va = np.zeros(0, np.int64)
+    if t.validation_fraction > 0:  # split the training trials again (the view hides every other trial)
+        only_train = dataclasses.replace(data, trial=np.where(np.isin(data.trial, tr), data.trial, -1))
+        try:
+            tr, va = split(only_train, t.validation_fraction, cfg.data.split_seed, file)
+        except ValueError as err:
+            raise ValueError(f"train.validation_fraction {t.validation_fraction}: the {tr.size} training trials "
+                             f"cannot be split again: {err}") from None
     x_tr, y_tr, m_tr = sequences(data, groups_of(tr, t.chunk_trials))
     x_te, y_te, m_te = sequences(data, [[int(i)] for i in te])  # a fresh state per held-out trial
     x_co, y_co, m_co, bounds = whole_stream(data, te)  # the recording once, as live; scored on held-out ticks
+    _, y_va, m_va, bounds_va = whole_stream(data, va)  # the same stream, scored on the validation ticks
+    val_key = ("val_acc_continuous" if classify else "val_r2_continuous") if va.size else None
     n_out = len(data.class_names) if classify else data.target.shape[1]
     spec = build_spec(cfg, data.x.shape[1], n_out, data.dt_s)
     engine = Engine(spec, dtype=np.float32, checkpoint_steps=t.checkpoint_steps)
@@ -421,43 +445,62 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
         return engine.forward(p, np.ascontiguousarray(x, dtype=np.float32))
 
     def evaluate(p):
-        # held-out figures after the epoch: per trial from the zero state, and continuous
+        # held-out figures after the epoch: per trial from the zero state, and continuous; the
+        # continuous run also scores the validation ticks (val_key), which choose the epoch
         out = forward(p, x_te).y.astype(np.float64)
         out_co = forward(p, x_co).y.astype(np.float64)
         if classify:
             loss, _ = task_loss(out, (y_te, m_te))
-            return {"test_loss": loss, "test_acc": _class_accuracy(out, y_te, m_te),
-                    "test_acc_continuous": _class_accuracy(out_co, y_co, m_co, bounds)}
+            metrics = {"test_loss": loss, "test_acc": _class_accuracy(out, y_te, m_te),
+                       "test_acc_continuous": _class_accuracy(out_co, y_co, m_co, bounds)}
+            if val_key:
+                metrics[val_key] = _class_accuracy(out_co, y_va, m_va, bounds_va)
+            return metrics
         loss, _ = task_loss(out, ((y_te - y_mean) / y_sd * m_te[..., None], m_te))
         pred, pred_co = out * y_sd + y_mean, out_co * y_sd + y_mean
-        return {"test_loss": loss, "test_r2": r2_score(pred[m_te > 0], y_te[m_te > 0])[0],
-                "test_r2_continuous": r2_score(pred_co[m_co > 0], y_co[m_co > 0])[0]}
+        metrics = {"test_loss": loss, "test_r2": r2_score(pred[m_te > 0], y_te[m_te > 0])[0],
+                   "test_r2_continuous": r2_score(pred_co[m_co > 0], y_co[m_co > 0])[0]}
+        if val_key:
+            metrics[val_key] = r2_score(pred_co[m_va > 0], y_va[m_va > 0])[0]
+        return metrics
 
     trainable = ("weights", "readout_tau") if t.train_readout_tau else ("weights",)
     fcfg = FitConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, clip_norm=t.clip_norm, trainable=trainable,
                      reg_rate=t.reg_rate, target_rate_hz=t.target_rate_hz,
                      checkpoint_path=cfg.output.checkpoint_path and str(_resolve(cfg.output.checkpoint_path, base_dir)),
                      resume=resume, progress=progress, seed=t.seed)
-    evaluate_hook = evaluate
-    if on_epoch is not None:
-        ck_path = fcfg.checkpoint_path
-        done = [int(load_checkpoint(ck_path)[1]["epoch"]) if resume and ck_path and Path(ck_path).exists() else 0]
+    ck_path = fcfg.checkpoint_path
+    done = [int(load_checkpoint(ck_path)[1]["epoch"]) if resume and ck_path and Path(ck_path).exists() else 0]
+    # the best validation epoch of this process and a copy of its parameters (after a resume:
+    # of the epochs run since; the checkpoint holds the last epoch's parameters only)
+    best: dict[str, Any] = {"epoch": None, "metric": -math.inf, "params": None}
 
-        def evaluate_hook(p):
-            metrics = evaluate(p)
-            done[0] += 1
+    def evaluate_hook(p):
+        metrics = evaluate(p)
+        done[0] += 1
+        if val_key and metrics[val_key] > best["metric"]:  # strictly better: the earliest of ties; NaN never
+            best.update(epoch=done[0], metric=metrics[val_key], params={k: v.copy() for k, v in p.items()})
+        if on_epoch is not None:
             on_epoch(done[0], dict(metrics))
-            return metrics
+        return metrics
 
     _, history = fit(engine, params, x_tr.shape[1], get_batch, task_loss, fcfg, evaluate=evaluate_hook,
                      meta={"spec": spec.to_dict()}, log=log)
+    selected_epoch = len(history)
+    if t.select == "best_validation" and best["params"] is not None:
+        params.update(best["params"])
+        selected_epoch = best["epoch"]
 
     final = evaluate(params)
     rate_hz = float(forward(params, x_co).spike_counts[0].sum() / (m_co.size * spec.layers[0] * spec.dt_s))
     about: dict[str, Any] = {
         "data": data.name, "task": data.task, "dt_s": data.dt_s, "n_channels": data.n_channels,
         "n_inputs": int(data.x.shape[1]), "encoder": data.encoder, "train_trials": int(tr.size),
-        "test_trials": int(te.size), "test_bins": int(m_te.sum()), "chunk_trials": t.chunk_trials}
+        "test_trials": int(te.size), "test_bins": int(m_te.sum()), "chunk_trials": t.chunk_trials,
+        "select": t.select, "selected_epoch": selected_epoch}
+    if val_key:  # the chosen epoch's validation figure (continuous stream, validation ticks)
+        about.update(validation_trials=int(va.size), validation_bins=int(m_va.sum()),
+                     **{val_key.replace("val_", "validation_"): final[val_key]})
     if classify:
         cl = np.array([data.labels[np.flatnonzero(data.trial == i)[0]] for i in te])
         ct = np.array([data.labels[np.flatnonzero(data.trial == i)[0]] for i in tr])
@@ -495,8 +538,11 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
         hist_keys = {**BPTT_HISTORY_KEYS, "heldout_metric_continuous": "test_r2_continuous"}
         loss_note = BPTT_LOSS_NOTE
         out_labels, out_units = data.target_labels, data.target_units
+    if val_key:
+        hist_keys["validation_metric"] = val_key
     prov = {"method": "bptt_pretrain", "data": data.name, "task": data.task, "seed": t.seed, "epochs": t.epochs,
             "train_trials": tr.tolist(), "test_trials": te.tolist(),
+            **({"validation_trials": va.tolist(), "selected_epoch": selected_epoch} if val_key else {}),
             **{k: v for k, v in figures.items() if isinstance(v, (int, float, str)) and k.endswith(("acc", "r2",
                                                                                                        "continuous"))},
             "input": f"{data.n_channels}-channel stream through encoder {data.encoder['kind']} at dt_s {data.dt_s:g}"}
@@ -511,7 +557,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
                                      *session_config_for(cfg, out_path, model))
     hist_path = save_history(history_path_for(out_path), training_history(
         history, method="bptt_pretrain", metric=metric, loss=loss_note, keys=hist_keys,
-        model_file=Path(out_path).name, data=data.name,
+        model_file=Path(out_path).name, data=data.name, select=t.select, selected_epoch=selected_epoch,
         baseline={"name": base_name, "heldout_metric": _finite_or_none(base_metric),
                   "heldout_metric_continuous": _finite_or_none(base_co)}))
     return {**about, **figures, "repairs": data.repairs,
