@@ -255,6 +255,42 @@ def _value_at_ticks(values: np.ndarray, ts: np.ndarray, t0: float, dt_s: float, 
     return values[i]
 
 
+def _input_samples(values: np.ndarray, idx: np.ndarray, scale: float) -> np.ndarray:
+    """The input stream's columns ``idx`` times ``scale``, as the encoder gets them, with as few
+    full copies as the values allow (the caller only reads the result, never writes it).
+
+    The encoder sees every row through a float32 tick buffer, so a float32 or float64 stream at
+    ``scale`` 1 is handed on as it is (no copy when every channel is kept in order; one column
+    selection otherwise): float32 -> float64 -> float32 is exact, so the encoder gets the same
+    bits as from a float64 copy. Otherwise: one float64 copy, scaled in place (the same
+    float64 products as ``float64(values) * scale``)."""
+    every = idx.size == values.shape[1] and bool(np.array_equal(idx, np.arange(values.shape[1])))
+    if scale == 1.0 and values.dtype in (np.float32, np.float64):
+        return values if every else values[:, idx]
+    out = np.empty((values.shape[0], idx.size), np.float64)
+    if every:
+        out[...] = values
+    else:
+        for c, j in enumerate(idx):  # column by column: no full-size intermediate in the stream's dtype
+            out[:, c] = values[:, j]
+    if scale != 1.0:
+        out *= scale
+    return out
+
+
+def _nonfinite(values: np.ndarray, block_rows: int = 1 << 13) -> tuple[int, int]:
+    """(number of NaN/inf values, row of the first one; -1 if none), checked in blocks of rows so
+    that the boolean mask never is the size of the whole stream."""
+    n_bad, first = 0, -1
+    for a in range(0, values.shape[0], block_rows):
+        bad = ~np.isfinite(values[a:a + block_rows])
+        k = int(bad.sum())
+        if k and first < 0:
+            first = a + int(np.argwhere(bad)[0][0])
+        n_bad += k
+    return n_bad, first
+
+
 def load_recording_ticks(d: Any, encoder: EncoderSection, path: Path, *, origin: str = "<config>",
                          log=sys.stderr) -> TickData:
     """Read ``path`` as the data section ``d`` (a pretrain ``DataConfig``) says and lay it out
@@ -277,7 +313,7 @@ def load_recording_ticks(d: Any, encoder: EncoderSection, path: Path, *, origin:
     st = _stream(rec, d.input.stream, file)
     _numeric(st, file, "data.input.stream")
     idx, labels = _channels(st, d.input.channels, file, "data.input.channels")
-    samples = np.asarray(st.time_series[:, idx], np.float64) * d.input.scale
+    samples = _input_samples(st.time_series, idx, d.input.scale)
     ts = np.asarray(st.time_stamps, np.float64)
     order = np.argsort(ts, kind="stable")
     if np.any(order != np.arange(len(ts))):
@@ -287,10 +323,10 @@ def load_recording_ticks(d: Any, encoder: EncoderSection, path: Path, *, origin:
         samples, ts = samples[order], ts[order]
         repairs.append({"kind": "input_rows_sorted", "stream": st.name,
                         "detail": f"{n_moved} rows out of time order were put in time order"})
-    bad = ~np.isfinite(samples)
-    if bad.any():
-        raise ValueError(f"{file}: input stream {st.name!r}: {int(bad.sum())} NaN/inf values (first at t = "
-                         f"{ts[int(np.argwhere(bad)[0][0])]:.3f} s)")
+    n_bad, first_bad = _nonfinite(samples)
+    if n_bad:
+        raise ValueError(f"{file}: input stream {st.name!r}: {n_bad} NaN/inf values (first at t = "
+                         f"{ts[first_bad]:.3f} s)")
     rate = float(st.info.nominal_srate_hz)
     dt_s = d.dt_s if d.dt_s is not None else (1.0 / rate if rate > 0 else None)
     if dt_s is None:
@@ -377,7 +413,7 @@ def load_recording_ticks(d: Any, encoder: EncoderSection, path: Path, *, origin:
         out.trial[a:b] = m
         labels_t[a:b] = names.index(c.map[lab])
         if n_win:
-            wins.append(samples[i0:i0 + n_win].T)
+            wins.append(np.asarray(samples[i0:i0 + n_win].T, np.float64))
             wtrial.append(m)
             wlabel.append(names.index(c.map[lab]))
     if n_late:
