@@ -7,21 +7,21 @@
   broker must fail loudly instead of silently skipping the MQTT tests.
 * ``import_or_skip(module, reason)`` / ``skip_or_fail(reason)``: for a package of the dev extra
   (or a system tool that .ci/run installs); skip outside CI, fail under CI, where everything is
-  installed and a skip would hide a broken install. Test modules here use them through
-  ``from conftest import import_or_skip, skip_or_fail`` (this is the only conftest.py in tests/).
+  installed and a skip would hide a broken install. They live in :mod:`rtsnn.testing` (the
+  plugins' tests use them too); test modules here take them ``from conftest import ...``.
 * ``spike_recording``: writes a spike raster as a one-stream XDF file, the input of the
   sessions that replay a recording (``kind: xdf_file``).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+
+from rtsnn.testing import import_or_skip, skip_or_fail  # noqa: F401 - tests import them from here
 
 MOSQUITTO_MISSING = "mosquitto not installed (apt-get install -y mosquitto)"
 
@@ -31,24 +31,6 @@ def mosquitto_missing() -> bool:
     from rtsnn.stream.mqtt_common import find_mosquitto
 
     return find_mosquitto() is None and not os.environ.get("CI")
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip the test (or, at import time, the whole module) with ``reason``; under CI fail instead:
-    CI installs the dev extra and the system packages, so a missing one there is a broken install."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set, so this must not skip: {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-def import_or_skip(module: str, reason: str | None = None) -> ModuleType:
-    """``importlib.import_module(module)``; when that raises ImportError, ``skip_or_fail`` with
-    ``reason`` (default: "<module> is not installed"). Use it for packages the dev extra installs."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        skip_or_fail(f"{reason or f'{module} is not installed'} ({exc})")
-        raise  # unreachable: skip_or_fail always raises
 
 
 def pytest_configure(config):

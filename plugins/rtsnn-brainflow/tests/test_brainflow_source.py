@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 
@@ -10,14 +9,8 @@ import numpy as np
 import pylsl
 import pytest
 
+from rtsnn.testing import import_or_skip
 
-def import_or_skip(module: str, reason: str | None = None):
-    """``module``, imported; outside CI a missing one skips, under CI (which installs this
-    plugin's test packages) it fails. (tests/conftest.py's helper of the same name is not loaded
-    when this plugin's tests run on their own.)"""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=reason)
 
 
 import_or_skip("brainflow")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from rtsnn.testing import import_or_skip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,14 +27,6 @@ AEDAT4 = DATA / "dvxplorer_sample.aedat4"
 needs_data = pytest.mark.skipif(not DATA.is_dir() and not os.environ.get("CI"),
                                 reason="../shared/data/events is absent (a user's clone); CI has it")
 
-
-def import_or_skip(module: str, reason: str | None = None):
-    """``module``, imported; outside CI a missing one skips, under CI (which installs this
-    plugin's test packages) it fails. (tests/conftest.py's helper of the same name is not loaded
-    when this plugin's tests run on their own.)"""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=reason)
 
 
 def _words_of(path: Path, dtype: str) -> np.ndarray:
