@@ -9,6 +9,8 @@
   (or a system tool that .ci/run installs); skip outside CI, fail under CI, where everything is
   installed and a skip would hide a broken install. They live in :mod:`rtsnn.testing` (the
   plugins' tests use them too); test modules here take them ``from conftest import ...``.
+* ``reach_session(root, ...)``: runs a max-pace session replaying a reaching-like npz recording
+  (cosine-tuned rates, 2-D velocity as the teacher) and returns its folder.
 * ``spike_recording``: writes a spike raster as a one-stream XDF file, the input of the
   sessions that replay a recording (``kind: xdf_file``).
 """
@@ -96,3 +98,36 @@ def spike_recording(tmp_path):
         return Path(path), xs
 
     return write
+
+
+def reach_session(root: Path, *, name: str, n_bins: int, n_neurons: int, dt_s: float, n_rec: int,
+                  neuron: dict | None = None, learner: dict | None = None) -> Path:
+    """A max-pace session (deterministic, no LSL) replaying a reaching-like recording in the npz
+    layout (``rates_hz`` of ``n_neurons`` cosine-tuned units, ``vel`` as the teacher, ``bin_s``
+    = ``dt_s``) through a Poisson-rate encoder and a random model with outputs vx, vy (cm/s);
+    returns the session folder."""
+    from rtsnn.config import parse_config
+    from rtsnn.runtime.session import Session
+
+    t = np.arange(n_bins) * dt_s
+    vel = np.stack([np.sin(2 * np.pi * 0.3 * t) + 0.5 * np.sin(2 * np.pi * 0.11 * t),
+                    np.cos(2 * np.pi * 0.23 * t)], axis=1).astype(np.float32)
+    pd = np.random.default_rng(0).uniform(0, 2 * np.pi, n_neurons)
+    rates = np.clip(20 + 15 * (vel[:, :1] * np.cos(pd) + vel[:, 1:] * np.sin(pd)), 0, None).astype(np.float32)
+    path = root / "reach.npz"
+    np.savez(path, rates_hz=rates, pos=np.cumsum(vel, axis=0) * dt_s, vel=vel)
+    src = {"path": str(path), "stream": "rates_hz", "bin_s": dt_s, "n_channels": n_neurons}
+    cfg = {
+        "session": {"name": name, "dt_s": dt_s, "pace": "max", "out_dir": str(root), "monitor": False},
+        "source": {"kind": "xdf_file", "options": src},
+        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "vel", "n_channels": 2}},
+        "encoder": {"kind": "poisson_rate", "options": {"n_channels": n_neurons, "rate_max_hz": 100.0,
+                                                        "low": 0.0, "high": 100.0, "seed": 3}},
+        "model": {"random": {"n_rec": n_rec, "seed": 1, "output_labels": ["vx", "vy"],
+                             "output_units": ["cm/s", "cm/s"], "neuron": neuron or {"model": "lif"}}},
+    }
+    if learner is not None:
+        cfg["learner"] = learner
+    summary = Session(parse_config(cfg)).run()
+    assert summary["ticks"] == n_bins
+    return Path(summary["folder"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import reach_session
 from rtsnn.runtime.outputs_file import outputs_description, read_outputs
 
 N_NEURONS, DT_S, N_BINS = 8, 0.01, 150
@@ -20,28 +21,8 @@ COLUMNS = ["tick", "t_source_s", "t_emit_s", "y_vx", "y_vy", "target_vx", "targe
 @pytest.fixture(scope="module")
 def session_dir(tmp_path_factory) -> Path:
     """A short max-pace session (no LSL) replaying a recording file with a teacher."""
-    from rtsnn.config import parse_config
-    from rtsnn.runtime.session import Session
-
-    root = tmp_path_factory.mktemp("outputs_session")
-    t = np.arange(N_BINS) * DT_S
-    vel = np.stack([np.sin(2 * np.pi * 0.5 * t), np.cos(2 * np.pi * 0.3 * t)], axis=1).astype(np.float32)
-    rates = np.clip(20 + 10 * vel[:, :1] * np.linspace(-1, 1, N_NEURONS), 0, None).astype(np.float32)
-    path = root / "reach_bin10ms.npz"
-    np.savez(path, rates_hz=rates, pos=np.cumsum(vel, axis=0) * DT_S, vel=vel)
-    src = {"path": str(path), "stream": "rates_hz", "bin_s": DT_S, "n_channels": N_NEURONS}
-    cfg = {
-        "session": {"name": "outputs-test", "dt_s": DT_S, "pace": "max", "out_dir": str(root), "monitor": False},
-        "source": {"kind": "xdf_file", "options": src},
-        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "vel", "n_channels": 2}},
-        "encoder": {"kind": "poisson_rate", "options": {"n_channels": N_NEURONS, "rate_max_hz": 100.0,
-                                                        "low": 0.0, "high": 100.0, "seed": 3}},
-        "model": {"random": {"n_rec": 16, "seed": 1, "output_labels": ["vx", "vy"],
-                             "output_units": ["cm/s", "cm/s"], "neuron": {"model": "lif"}}},
-    }
-    summary = Session(parse_config(cfg)).run()
-    assert summary["ticks"] == N_BINS
-    return Path(summary["folder"])
+    return reach_session(tmp_path_factory.mktemp("outputs_session"), name="outputs-test", n_bins=N_BINS,
+                         n_neurons=N_NEURONS, dt_s=DT_S, n_rec=16)
 
 
 def _hand_folder(tmp_path: Path, data: bytes | None = b"", **meta_changes) -> Path:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import reach_session
 from rtsnn.cli import main
 from rtsnn.viz import plot
 
@@ -38,40 +39,16 @@ def fig_px(fig) -> tuple[int, int]:
 N_NEURONS, DT_S, N_BINS, CALIB_S = 24, 0.01, 1200, 4.0
 
 
-def _write_recording(folder: Path) -> Path:
-    """A reaching-like recording in the Chewie npz layout: 24 cosine-tuned rates, 2-D velocity."""
-    t = np.arange(N_BINS) * DT_S
-    vel = np.stack([np.sin(2 * np.pi * 0.3 * t) + 0.5 * np.sin(2 * np.pi * 0.11 * t),
-                    np.cos(2 * np.pi * 0.23 * t)], axis=1).astype(np.float32)
-    pd = np.random.default_rng(0).uniform(0, 2 * np.pi, N_NEURONS)
-    rates = np.clip(20 + 15 * (vel[:, :1] * np.cos(pd) + vel[:, 1:] * np.sin(pd)), 0, None).astype(np.float32)
-    path = folder / "reach_bin10ms.npz"
-    np.savez(path, rates_hz=rates, pos=np.cumsum(vel, axis=0) * DT_S, vel=vel)
-    return path
-
-
 @pytest.fixture(scope="module")
 def session_dir(tmp_path_factory) -> Path:
-    """One max-pace session (deterministic, no LSL) replaying a recording through the whole
-    session: encoder, SNN, ridge calibration, outputs.f64, metrics, summary, histograms."""
-    from rtsnn.config import parse_config
-    from rtsnn.runtime.session import Session
-
-    root = tmp_path_factory.mktemp("plot_session")
-    src = {"path": str(_write_recording(root)), "stream": "rates_hz", "bin_s": DT_S, "n_channels": N_NEURONS}
-    cfg = {
-        "session": {"name": "plot-test", "dt_s": DT_S, "pace": "max", "out_dir": str(root), "monitor": False},
-        "source": {"kind": "xdf_file", "options": src},
-        "teacher": {"kind": "xdf_file", "options": {**src, "stream": "vel", "n_channels": 2}},
-        "encoder": {"kind": "poisson_rate", "options": {"n_channels": N_NEURONS, "rate_max_hz": 100.0,
-                                                        "low": 0.0, "high": 100.0, "seed": 3}},
-        "model": {"random": {"n_rec": 64, "seed": 1, "output_labels": ["vx", "vy"], "output_units": ["cm/s", "cm/s"],
-                             "neuron": {"model": "lif", "tau_mem_s": 0.1, "refractory_s": 0.0, "tau_out_s": 0.1}}},
-        "learner": {"kind": "ridge_readout", "options": {"calibration_s": CALIB_S, "ridge": 1.0}},
-    }
-    summary = Session(parse_config(cfg)).run()
-    assert summary["ticks"] == N_BINS and summary["r2"] is not None
-    return Path(summary["folder"])
+    """One max-pace session replaying a recording through the whole session: encoder, SNN, ridge
+    calibration, outputs.f64, metrics, summary, histograms."""
+    folder = reach_session(tmp_path_factory.mktemp("plot_session"), name="plot-test", n_bins=N_BINS,
+                           n_neurons=N_NEURONS, dt_s=DT_S, n_rec=64,
+                           neuron={"model": "lif", "tau_mem_s": 0.1, "refractory_s": 0.0, "tau_out_s": 0.1},
+                           learner={"kind": "ridge_readout", "options": {"calibration_s": CALIB_S, "ridge": 1.0}})
+    assert json.loads((folder / "summary.json").read_text())["r2"] is not None
+    return folder
 
 
 def _rows(folder: Path) -> np.ndarray:
