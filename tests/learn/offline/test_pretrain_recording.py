@@ -130,8 +130,10 @@ def test_classification_from_a_marker_stream_next_to_csp_lda(tmp_path, capsys):
     assert res["task"] == "classification" and res["classes"] == ["left", "right"]
     n = sum(res["train_trials_per_class"].values()) + sum(res["test_trials_per_class"].values())
     assert n == 39 and res["test_trials_per_class"] == {"left": 5, "right": 5}
+    # the classes are built separable (channels 0-3 vs 4-7 fire more): all three got 10 of 10 held-out
+    # trials right with data seeds 0, 1 and 2; a decoder fitted to the wrong labels or windows gets ~0.5
     for k in ("snn_acc_reset", "snn_acc_continuous", "csp_lda_acc"):
-        assert 0.0 <= res[k] <= 1.0, k
+        assert res[k] >= 0.8, (k, res[k])
     model = load_model(tmp_path / "m.npz")
     assert model.n_out == 2 and model.output_labels == ["left", "right"]
 
