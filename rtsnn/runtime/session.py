@@ -529,7 +529,9 @@ class Session:
         except Exception as err:  # noqa: BLE001 - a status report must not raise
             src = {"error": f"{type(err).__name__}: {err}"}
         health = {"samples": src.get("samples"), "repaired": src.get("repaired_values"),
-                  "dropped": src.get("dropped_samples")}
+                  # as the summary counts them: start-up backlog dropped in warm-up apart
+                  "dropped": None if src.get("dropped_samples") is None
+                  else int(src["dropped_samples"]) - self.dropped_in_warmup}
         for key in ("connected", "in_gap", "finished"):
             if key in src:
                 health[key] = src[key]

@@ -209,3 +209,4 @@ def test_start_up_backlog_drops_are_reported_apart_from_live_drops(tmp_path, spi
     summary = s.run()
     assert summary["dropped_in_warmup"] == 7  # a max-pace run times from its first tick
     assert summary["dropped_samples"] == 2 * s.source.pulls > 0
+    assert s.status()["source"]["dropped"] == summary["dropped_samples"]  # the status lines count alike
