@@ -20,6 +20,9 @@ $(BIN)/.installed: $(BIN)/.installed-run
 	# one resolver pass with the plugins, so that their pins (rtsnn-brainflow's setuptools < 81)
 	# hold against what the dev extra pulls in (torch asks for setuptools >= 77)
 	$(BIN)/python -m pip install -q -e '.[dev]' $(foreach p,$(PLUGINS),-e plugins/$(p))
+	# Norse (a NIR cross-check): --no-deps, since its torchvision requirement pulls PyPI's CUDA
+	# torchvision, whose operators do not load against the CPU torch pinned above
+	$(BIN)/python -m pip install -q --no-deps 'norse==1.1.0'
 	touch $@
 
 demo: $(BIN)/.installed-run

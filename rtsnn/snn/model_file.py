@@ -1,4 +1,22 @@
-"""Model files: one ``.npz`` (never pickled) with the weight arrays and a JSON header.
+"""Model files: one ``.npz`` (never pickled) with the parameter arrays and a JSON header.
+
+Format version 2 (written by this rtsnn) stores a model graph (:mod:`rtsnn.snn.graph`)::
+
+    <node>/<field>   one array per array-valued node field (weights float32, per-neuron
+                     parameters float64, Delay steps int32, reset modes uint8)
+    header.json      format "rtsnn-model", format_version 2, dt_s, n_in, n_out,
+                     graph {integration, nodes {name: {kind, scalar fields}}, edges [[src, dst]],
+                            order [evaluation order]},
+                     shapes {"<node>/<field>": [dims]}, output_labels, output_units,
+                     provenance, input_contract (optional)
+
+Before any array is read, every entry's .npy header (shape, dtype) is checked against
+``shapes`` and the total against :data:`MAX_MODEL_BYTES`, so a file that claims a huge array
+costs nothing to refuse. :func:`load_model` returns a :class:`rtsnn.snn.params.Model` when the
+graph is today's single recurrent layer and a :class:`rtsnn.snn.graph.GraphModel` otherwise;
+:func:`load_graph_model` always returns the graph.
+
+Format version 1 (every file written before the graph existed; still read):
 
 Layout (``np.savez``, uncompressed zip; zip CRCs catch flipped bytes)::
 
@@ -37,14 +55,20 @@ from typing import Any
 import numpy as np
 
 from rtsnn.snn.contract import InputContract
+from rtsnn.snn.graph import Graph, GraphModel, graph_from_model, model_from_graph
+from rtsnn.snn.nodes import GraphError, node_from_parts
 from rtsnn.snn.params import Model, NeuronSettings, Weights
 
 FORMAT = "rtsnn-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# refuse files whose arrays would decode to more than this (raise it with RTSNN_MAX_MODEL_BYTES)
+MAX_MODEL_BYTES = int(os.environ.get("RTSNN_MAX_MODEL_BYTES", str(4 << 30)))
 HEADER_KEY = "header.json"
 ARRAY_KEYS = ("w_in", "w_rec", "w_out", "b_out")
 _REQUIRED_HEADER = ("format", "format_version", "settings", "shapes", "output_labels", "output_units",
                     "provenance")
+_REQUIRED_HEADER_V2 = ("format", "format_version", "dt_s", "graph", "shapes", "output_labels", "output_units",
+                       "provenance")
 
 
 class ModelFileError(ValueError):
@@ -64,10 +88,23 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def build_header(model: Model) -> dict[str, Any]:
-    """The JSON header :func:`save_model` writes for ``model``."""
-    w = model.weights
-    prov = dict(model.provenance)
+def _as_graph_model(model: Model | GraphModel) -> GraphModel:
+    if isinstance(model, GraphModel):
+        return model
+    if isinstance(model, Model):
+        return graph_from_model(model)
+    raise ValueError(f"expected a Model or GraphModel, got {type(model).__name__}")
+
+
+def _graph_arrays(gm: GraphModel) -> dict[str, np.ndarray]:
+    return {f"{name}/{k}": arr for name, node in gm.graph.nodes.items() for k, arr in node.arrays().items()}
+
+
+def build_header(model: Model | GraphModel) -> dict[str, Any]:
+    """The JSON header :func:`save_model` writes for ``model`` (format version 2)."""
+    gm = _as_graph_model(model)
+    g = gm.graph
+    prov = dict(gm.provenance)
     prov.setdefault("method", "unspecified")  # how the weights were made / trained
     prov.setdefault("created_utc", _utc_now())
     prov["saved_utc"] = _utc_now()
@@ -75,32 +112,35 @@ def build_header(model: Model) -> dict[str, Any]:
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "neuron_model": model.settings.model,
-        "dt_s": model.settings.dt_s,
-        "settings": model.settings.to_dict(),
-        "shapes": {k: list(getattr(w, k).shape) for k in ARRAY_KEYS},
-        "n_in": model.n_in,
-        "n_rec": model.n_rec,
-        "n_out": model.n_out,
-        "output_labels": list(model.output_labels or []),
-        "output_units": list(model.output_units or []),
+        "dt_s": g.dt_s,
+        "n_in": gm.n_in,
+        "n_out": gm.n_out,
+        "graph": {"integration": g.integration,
+                  "nodes": {name: node.meta() for name, node in g.nodes.items()},
+                  "edges": [list(e) for e in g.edges],
+                  "order": g.order()},
+        "shapes": {k: list(a.shape) for k, a in _graph_arrays(gm).items()},
+        "output_labels": list(gm.output_labels or []),
+        "output_units": list(gm.output_units or []),
         "provenance": prov,
     }
-    if model.input_contract is not None:
-        header["input_contract"] = model.input_contract.to_dict()
+    if gm.input_contract is not None:
+        header["input_contract"] = gm.input_contract.to_dict()
     return header
 
 
-def save_model(path: str | os.PathLike[str], model: Model) -> Path:
-    """Write ``model`` to ``path`` (exactly that name; ``.npz`` recommended) atomically."""
+def save_model(path: str | os.PathLike[str], model: Model | GraphModel) -> Path:
+    """Write ``model`` (a single-layer Model or any GraphModel) to ``path`` (exactly that name;
+    ``.npz`` recommended) atomically, as format version 2."""
     model.validate()
     path = Path(path)
-    header = build_header(model)
+    gm = _as_graph_model(model)
+    header = build_header(gm)
     try:
         blob = json.dumps(header, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as err:
         raise ValueError(f"model header is not JSON-serialisable (check provenance): {err}") from err
-    arrays: dict[str, np.ndarray] = {k: getattr(model.weights, k) for k in ARRAY_KEYS}
+    arrays = _graph_arrays(gm)
     arrays[HEADER_KEY] = np.frombuffer(blob, dtype=np.uint8)
     return write_npz_atomic(path, arrays)
 
@@ -171,7 +211,7 @@ def _parse_header(npz: Any, path: Path) -> dict[str, Any]:
         raise ModelFileError(f"model file {path} has format_version {version}, but this rtsnn "
                              f"({_rtsnn_version()}) reads up to format_version {FORMAT_VERSION}; "
                              f"upgrade rtsnn to load it")
-    missing = [k for k in _REQUIRED_HEADER if k not in header]
+    missing = [k for k in (_REQUIRED_HEADER if version == 1 else _REQUIRED_HEADER_V2) if k not in header]
     if missing:
         raise ModelFileError(f"model file {path}: header lacks required key(s) {', '.join(missing)}")
     _parse_contract(header, path)  # a malformed contract is refused by read_header too
@@ -202,24 +242,60 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _parse_header(npz, path)
 
 
-def load_model(path: str | os.PathLike[str]) -> Model:
-    """Read a model file; raises :class:`ModelFileError` saying why when it is not usable."""
-    path = Path(path)
-    with _open_npz(path) as npz:
-        header = _parse_header(npz, path)
-        missing = [k for k in ARRAY_KEYS if k not in npz.files]
-        if missing:
-            raise ModelFileError(f"model file {path} lacks array(s) {', '.join(missing)}")
-        arrays = {k: _read_array(npz, k, path) for k in ARRAY_KEYS}
+def _entry_shapes(npz: Any, path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array entry from its .npy header, reading no data."""
+    out = {}
+    zf = npz.zip
+    for info in zf.infolist():
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if key == HEADER_KEY:
+            continue
+        try:
+            with zf.open(info) as f:
+                major, _minor = np.lib.format.read_magic(f)
+                if major == 1:
+                    shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as err:
+            raise ModelFileError(f"model file {path}: array {key!r} has an unreadable .npy header "
+                                 f"(corrupt or truncated?): {err}") from None
+        out[key] = (tuple(int(d) for d in shape), np.dtype(dtype))
+    return out
+
+
+def _check_shapes(header: dict[str, Any], npz: Any, path: Path, keys: list[str] | None = None) -> None:
+    """Compare every array's .npy header with the model header's ``shapes`` before reading, and
+    refuse more than :data:`MAX_MODEL_BYTES` in all."""
     shapes = header["shapes"]
     if not isinstance(shapes, dict):
-        raise ModelFileError(f"model file {path}: header 'shapes' must be an object, got {shapes!r}")
+        raise ModelFileError(f"model file {path}: header 'shapes' must be an object, got {type(shapes).__name__}")
+    entries = _entry_shapes(npz, path)
+    total = 0
+    for key in (keys if keys is not None else list(shapes)):
+        if key not in entries:
+            raise ModelFileError(f"model file {path} lacks array {key!r}")
+        if key not in shapes:
+            raise ModelFileError(f"model file {path}: header 'shapes' lacks {key!r}")
+        want = shapes[key]
+        if not isinstance(want, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in want):
+            raise ModelFileError(f"model file {path}: header 'shapes'.{key} must be a list of ints, got {want!r}")
+        shape, dtype = entries[key]
+        if list(shape) != want:
+            raise ModelFileError(f"model file {path}: array {key!r} has shape {list(shape)} but the header "
+                                 f"says {want}")
+        if dtype.kind not in "fiu" or dtype.itemsize > 8:
+            raise ModelFileError(f"model file {path}: array {key!r} must be numeric, got {dtype}")
+        total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if total > MAX_MODEL_BYTES:
+        raise ModelFileError(f"model file {path}: its arrays would take {total / 2**30:.1f} GiB, more than the "
+                             f"limit {MAX_MODEL_BYTES / 2**30:.1f} GiB (set RTSNN_MAX_MODEL_BYTES to raise it)")
+
+
+def _load_v1(npz: Any, header: dict[str, Any], path: Path) -> Model:
+    _check_shapes(header, npz, path, list(ARRAY_KEYS))
+    arrays = {k: _read_array(npz, k, path) for k in ARRAY_KEYS}
     for k, arr in arrays.items():
-        if k not in shapes:
-            raise ModelFileError(f"model file {path}: header 'shapes' lacks {k!r}")
-        if list(arr.shape) != list(shapes[k]):
-            raise ModelFileError(f"model file {path}: array {k!r} has shape {list(arr.shape)} but the "
-                                 f"header says {shapes[k]}")
         if arr.dtype.kind != "f":
             raise ModelFileError(f"model file {path}: array {k!r} must be floating point, got {arr.dtype}")
         if not np.all(np.isfinite(arr)):
@@ -238,3 +314,56 @@ def load_model(path: str | os.PathLike[str]) -> Model:
                      input_contract=_parse_contract(header, path))
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"model file {path}: {err}") from err
+
+
+def _load_v2(npz: Any, header: dict[str, Any], path: Path) -> GraphModel:
+    graph = header["graph"]
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), dict) \
+            or not isinstance(graph.get("edges"), list):
+        raise ModelFileError(f"model file {path}: header 'graph' must be an object with 'nodes' (object) and "
+                             f"'edges' (list)")
+    _check_shapes(header, npz, path)
+    per_node: dict[str, dict[str, np.ndarray]] = {name: {} for name in graph["nodes"]}
+    for key in header["shapes"]:
+        node, _, fld = key.partition("/")
+        if node not in per_node or not fld:
+            raise ModelFileError(f"model file {path}: array {key!r} belongs to no node of the graph")
+        per_node[node][fld] = _read_array(npz, key, path)
+    if not isinstance(header["provenance"], dict):
+        raise ModelFileError(f"model file {path}: header 'provenance' must be an object")
+    try:
+        nodes = {name: node_from_parts(name, meta, per_node[name]) for name, meta in graph["nodes"].items()}
+        edges = graph["edges"]
+        if not all(isinstance(e, list) and len(e) == 2 for e in edges):
+            raise GraphError("graph: edges must be [source, target] pairs")
+        g = Graph(nodes, [tuple(e) for e in edges], dt_s=header["dt_s"],
+                  integration=graph.get("integration", "exact"))
+        return GraphModel(g, provenance=dict(header["provenance"]), output_labels=header["output_labels"],
+                          output_units=header["output_units"], input_contract=_parse_contract(header, path))
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"model file {path}: {err}") from None
+
+
+def load_graph_model(path: str | os.PathLike[str]) -> GraphModel:
+    """Read any model file (v1 or v2) as a :class:`GraphModel`."""
+    model = _load(Path(path))
+    return model if isinstance(model, GraphModel) else graph_from_model(model)
+
+
+def _load(path: Path) -> Model | GraphModel:
+    with _open_npz(path) as npz:
+        header = _parse_header(npz, path)
+        if header["format_version"] == 1:
+            return _load_v1(npz, header, path)
+        return _load_v2(npz, header, path)
+
+
+def load_model(path: str | os.PathLike[str]) -> Model | GraphModel:
+    """Read a model file: a :class:`Model` when it holds today's single recurrent layer (every
+    v1 file, and v2 files of that shape), else a :class:`GraphModel`. Raises
+    :class:`ModelFileError` saying why when the file is not usable."""
+    model = _load(Path(path))
+    if isinstance(model, GraphModel):
+        single = model_from_graph(model)
+        return single if single is not None else model
+    return model

@@ -1,0 +1,386 @@
+"""``GraphNetwork``: a model graph compiled once into a schedule of kernel calls over
+preallocated buffers, stepped one tick at a time (the tick allocates nothing).
+
+Compilation (see :mod:`rtsnn.snn.graph` for the tick's semantics):
+
+* every node except projections gets an output buffer (float32, its output size); a spiking
+  node's buffer is its spike vector ``z``, an ``LI`` node's its value, ``Flatten`` aliases its
+  input;
+* a ``Linear`` / ``Affine`` with one source and one consumer is *fused* into the consumer: the
+  consumer's accumulator gets ``W^T src (+ b)`` at the consumer's turn (dense or event-driven,
+  bit-identical either way), so a recurrent projection reads its source's previous-tick spikes
+  exactly as a separate node would; other projections are materialised;
+* a node with one plain incoming edge reads that buffer in place; otherwise its inputs are
+  summed, in edge order, into an accumulator.
+
+:func:`build_network` returns the fused single-layer :class:`rtsnn.snn.network.Network` when
+the graph is today's model (:func:`rtsnn.snn.graph.model_from_graph`), so that model keeps its
+speed and its exact arithmetic; every other graph runs here. Both have the same methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from rtsnn.snn import kernels as K
+from rtsnn.snn import neuron_kernels as NK
+from rtsnn.snn.graph import Graph, GraphModel, model_from_graph
+from rtsnn.snn.nodes import GraphError, Node
+
+_F32 = np.dtype(np.float32)
+PROPAGATION = ("dense", "event", "auto")
+
+# kinds compiled by other modules: kind -> compile function (node, src_view, out_buffer) -> op list
+_EXTERNAL_COMPILERS: dict[str, Callable[..., list[tuple[Callable, tuple]]]] = {}
+
+
+def register_compiler(kind: str, fn: Callable[..., list[tuple[Callable, tuple]]]) -> None:
+    """Let a kernel module compile node kind ``kind`` (used by :mod:`rtsnn.snn.conv_kernels`)."""
+    _EXTERNAL_COMPILERS[kind] = fn
+
+
+def _f32(a: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, np.float64).astype(np.float32))
+
+
+class GraphNetwork:
+    """Runs a :class:`~rtsnn.snn.graph.GraphModel` one tick at a time.
+
+    ``propagation``: ``'dense'``, ``'event'`` (skip zero presynaptic entries) or ``'auto'``
+    (event-driven from spiking nodes and the input, dense from analog ones). All give
+    bit-identical results.
+    """
+
+    def __init__(self, model: GraphModel, propagation: str = "auto", auto_threshold: float = 0.2):
+        if not isinstance(model, GraphModel):
+            raise ValueError(f"GraphNetwork needs a GraphModel, got {type(model).__name__}")
+        if propagation not in PROPAGATION:
+            raise ValueError(f"propagation must be one of {', '.join(PROPAGATION)}, got {propagation!r}")
+        model.validate()
+        self.model = model
+        self.graph: Graph = model.graph
+        self.propagation = propagation
+        self.auto_threshold = float(auto_threshold)
+        g = self.graph
+        self.n_in, self.n_out = g.n_in, g.n_out
+        self._x = np.zeros(self.n_in, np.float32)  # placeholder input until the first step
+        self._checked_in: np.ndarray | None = None
+        self._counters = np.zeros(K.N_COUNTERS, np.int64)
+        self._state: dict[str, dict[str, np.ndarray]] = {}
+        self._buf: dict[str, np.ndarray] = {}
+        self._fused: set[str] = set()
+        self._plan()
+        self._ops: list[tuple[Callable, tuple]] = []
+        self._bind(self._x)
+        self.n_rec = int(self.features().shape[0])
+
+    # ------------------------------------------------------------------ compile
+    def _plan(self) -> None:
+        g = self.graph
+        for name in g.order():
+            node = g.nodes[name]
+            preds, succs = g.predecessors(name), g.successors(name)
+            if node.kind in ("Linear", "Affine") and len(preds) == 1 and len(succs) == 1 \
+                    and g.nodes[succs[0]].kind != "Flatten":
+                self._fused.add(name)
+        for name in g.order():
+            node = g.nodes[name]
+            if name in self._fused or node.kind in ("Input", "Flatten"):
+                continue
+            n = node.output_size()
+            self._buf[name] = np.zeros(n, np.float32)
+            st = self._state.setdefault(name, {})
+            if node.kind in ("LIF", "CubaLIF", "ALIF", "IF"):
+                for key in ("v", "isyn", "a"):
+                    st[key] = np.zeros(n, np.float32)
+                st["refr"] = np.zeros(n, np.int32)
+                st["z"] = self._buf[name]
+            elif node.kind == "LI":
+                st["y"] = self._buf[name]
+            elif node.kind == "Delay":
+                depth = int(node.steps.max()) + 1  # type: ignore[attr-defined]
+                st["ring"] = np.zeros((depth, n), np.float32)
+                st["head"] = np.zeros(1, np.int64)
+            # the Output node sums its inputs straight into its buffer
+            st["acc"] = self._buf[name] if node.kind == "Output" else np.zeros(node.input_size(), np.float32)
+        self._params = {name: self._node_params(self.graph.nodes[name]) for name in self._state}
+
+    def _node_params(self, node: Node) -> dict[str, Any]:
+        g = self.graph
+        dt = g.dt_s
+        if node.kind in ("LIF", "CubaLIF", "ALIF", "IF"):
+            n = node.n  # type: ignore[attr-defined]
+            if node.kind == "IF":
+                alpha = np.ones(n)
+            else:
+                alpha = self._decay(node, "tau_mem_s")
+            p = {"alpha": _f32(alpha), "alpha_syn": np.zeros(n, np.float32), "rho": np.zeros(n, np.float32),
+                 "beta": np.zeros(n, np.float32), "v_th": _f32(node.v_th), "gain": _f32(node.gain),  # type: ignore[attr-defined]
+                 "leak": _f32((1.0 - alpha) * node.v_leak), "v_reset": _f32(node.v_reset),  # type: ignore[attr-defined]
+                 "reset_zero": np.ascontiguousarray(node.reset, np.uint8),  # type: ignore[attr-defined]
+                 "n_ref": np.rint(node.refractory_s / dt).astype(np.int32),  # type: ignore[attr-defined]
+                 "cuba": node.kind == "CubaLIF", "adaptive": node.kind == "ALIF",
+                 "reset_now": node.reset_at == "now"}  # type: ignore[attr-defined]
+            if node.kind == "CubaLIF":
+                p["alpha_syn"] = _f32(self._decay(node, "tau_syn_s"))
+            if node.kind == "ALIF":
+                p["rho"] = _f32(self._decay(node, "tau_adapt_s"))
+                p["beta"] = _f32(node.beta_adapt)  # type: ignore[attr-defined]
+            return p
+        if node.kind == "LI":
+            kappa = self._decay(node, "tau_s")
+            return {"kappa": _f32(kappa), "gain": _f32(node.gain),  # type: ignore[attr-defined]
+                    "leak": _f32((1.0 - kappa) * node.v_leak)}  # type: ignore[attr-defined]
+        if node.kind == "Delay":
+            return {"steps": np.ascontiguousarray(node.steps, np.int32)}  # type: ignore[attr-defined]
+        return {}
+
+    def _decay(self, node: Node, fld: str) -> np.ndarray:
+        tau = np.asarray(getattr(node, fld), np.float64)
+        if self.graph.integration == "euler" and np.any(tau < self.graph.dt_s):
+            raise GraphError(f"node {node.name!r}: {fld}: must be >= dt_s ({self.graph.dt_s:g} s) under 'euler' "
+                             f"integration (decay 1 - dt/tau would be negative), got {float(tau.min()):g}")
+        return self.graph.decay(tau)
+
+    def _view(self, name: str, x: np.ndarray) -> np.ndarray:
+        """The buffer holding node ``name``'s output (follows Flatten aliases)."""
+        node = self.graph.nodes[name]
+        if node.kind == "Input":
+            return x
+        if node.kind == "Flatten":
+            preds = self.graph.predecessors(name)
+            if len(preds) == 1 and preds[0] not in self._fused:
+                return self._view(preds[0], x)
+            return self._state[name]["acc"]
+        return self._buf[name]
+
+    def _propagate(self, src_name: str, src: np.ndarray, w: np.ndarray, acc: np.ndarray) -> tuple[Callable, tuple]:
+        mode = self.propagation
+        if mode == "auto":
+            node = self.graph.nodes[src_name]
+            mode = "event" if (node.spiking or node.kind == "Input") else "dense"
+        fn = K.propagate_event if mode == "event" else K.propagate_dense
+        return fn, (src, w, acc)
+
+    def _bind(self, x: np.ndarray) -> None:
+        """Build the op list for input buffer ``x`` (rebuilt only when the caller's buffer changes)."""
+        g = self.graph
+        ops: list[tuple[Callable, tuple]] = []
+        zero = np.float32(0.0)
+        for name in g.order():
+            node = g.nodes[name]
+            if name in self._fused or node.kind == "Input":
+                continue
+            preds = g.predecessors(name)
+            st = self._state.get(name)
+            if node.kind == "Flatten" and (len(preds) == 1 and preds[0] not in self._fused):
+                continue  # alias
+            acc = st["acc"]
+            if len(preds) == 1 and preds[0] not in self._fused and node.kind != "Output":
+                inp = self._view(preds[0], x)
+            else:
+                inp = acc
+                ops.append((NK.fill, (acc, zero)))
+                for src in preds:
+                    if src in self._fused:
+                        proj = g.nodes[src]
+                        (psrc,) = g.predecessors(src)
+                        ops.append(self._propagate(psrc, self._view(psrc, x), proj.weight, acc))  # type: ignore[attr-defined]
+                        if proj.kind == "Affine":
+                            ops.append((NK.bias_into, (proj.bias, acc)))  # type: ignore[attr-defined]
+                    else:
+                        ops.append((NK.add_into, (self._view(src, x), acc)))
+            ops.extend(self._node_ops(name, node, inp))
+        self._ops = [(K.compiled_entry(fn, args), args) for fn, args in ops]
+        self._checked_in = x if x is not self._x else None
+
+    def _node_ops(self, name: str, node: Node, inp: np.ndarray) -> list[tuple[Callable, tuple]]:
+        st, p, out = self._state.get(name, {}), self._params.get(name, {}), self._buf.get(name)
+        if node.kind in ("LIF", "CubaLIF", "ALIF", "IF"):
+            return [(NK.spiking_update, (inp, st["v"], st["isyn"], st["a"], st["z"], st["refr"], p["alpha"],
+                                         p["alpha_syn"], p["rho"], p["beta"], p["v_th"], p["gain"], p["leak"],
+                                         p["v_reset"], p["reset_zero"], p["n_ref"], p["cuba"], p["adaptive"],
+                                         p["reset_now"]))]
+        if node.kind == "LI":
+            return [(NK.li_update, (inp, out, p["kappa"], p["gain"], p["leak"]))]
+        if node.kind == "Delay":
+            return [(NK.delay_update, (inp, st["ring"], st["head"], p["steps"], out))]
+        if node.kind == "Output":
+            return [] if inp is out else [(NK.fill, (out, np.float32(0.0))), (NK.add_into, (inp, out))]
+        if node.kind in ("Linear", "Affine"):  # materialised projection
+            ops = [(NK.fill, (out, np.float32(0.0))),
+                   self._propagate(self.graph.predecessors(name)[0] if len(self.graph.predecessors(name)) == 1
+                                   else name, inp, node.weight, out)]  # type: ignore[attr-defined]
+            if node.kind == "Affine":
+                ops.append((NK.bias_into, (node.bias, out)))  # type: ignore[attr-defined]
+            return ops
+        if node.kind == "Flatten":
+            return []  # its accumulator is its output
+        fn = _EXTERNAL_COMPILERS.get(node.kind)
+        if fn is None:
+            from rtsnn.snn import conv_kernels  # noqa: F401  (registers the convolutional kinds)
+
+            fn = _EXTERNAL_COMPILERS.get(node.kind)
+        if fn is None:
+            raise GraphError(f"node {name!r}: kind {node.kind} has no kernel in this rtsnn")
+        return fn(node, inp, out, self.propagation)
+
+    # ------------------------------------------------------------------ per tick
+    def step(self, spikes_in: np.ndarray) -> None:
+        """Advance one tick with input ``spikes_in`` (float32, n_in)."""
+        if spikes_in is not self._checked_in:
+            if not isinstance(spikes_in, np.ndarray) or spikes_in.dtype != _F32 or spikes_in.shape != (self.n_in,):
+                raise ValueError(f"spikes_in must be float32 of shape ({self.n_in},), got "
+                                 f"{getattr(spikes_in, 'dtype', type(spikes_in).__name__)} of shape "
+                                 f"{getattr(spikes_in, 'shape', None)}")
+            self._bind(spikes_in)
+            self._checked_in = spikes_in
+        for fn, args in self._ops:
+            fn(*args)
+
+    def readout(self) -> np.ndarray:
+        """The Output node's values after the last tick (view)."""
+        return self._buf[self.graph.output_name]
+
+    def last_input(self) -> np.ndarray:
+        return self._checked_in if self._checked_in is not None else self._x
+
+    # ------------------------------------------------------------------ learner views
+    def readout_parts(self) -> tuple[str, str] | None:
+        """``(trace, affine)`` node names when the output is ``LI -> Affine -> Output`` (the
+        readout a learner may refit), else None."""
+        g = self.graph
+        preds = g.predecessors(g.output_name)
+        if len(preds) != 1 or g.nodes[preds[0]].kind != "Affine":
+            return None
+        aff = preds[0]
+        src = g.predecessors(aff)
+        if len(src) != 1 or g.nodes[src[0]].kind != "LI":
+            return None
+        return src[0], aff
+
+    def _feature_node(self) -> str:
+        parts = self.readout_parts()
+        if parts is not None:
+            return parts[0]
+        spiking = [n for n in self.graph.order() if self.graph.nodes[n].spiking]
+        return spiking[-1] if spiking else self.graph.order()[-1]
+
+    def features(self) -> np.ndarray:
+        """The readout trace (the LI node before the output Affine), else the last spiking
+        node's spikes (view)."""
+        name = self._feature_node()
+        return self._view(name, self.last_input())
+
+    def spikes(self) -> np.ndarray:
+        """Spikes of the last spiking node in evaluation order (view)."""
+        spiking = [n for n in self.graph.order() if self.graph.nodes[n].spiking]
+        if not spiking:
+            return np.zeros(0, np.float32)
+        return self._buf[spiking[-1]]
+
+    def readout_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        parts = self.readout_parts()
+        if parts is None:
+            raise ValueError("this graph's output is not an LI -> Affine readout; it has no readout weights")
+        aff = self.graph.nodes[parts[1]]
+        return aff.weight, aff.bias  # type: ignore[attr-defined]
+
+    def set_readout(self, w_out: np.ndarray, b_out: np.ndarray) -> None:
+        w, b = self.readout_weights()
+        w_out, b_out = np.asarray(w_out), np.asarray(b_out)
+        if w_out.shape != w.shape or b_out.shape != b.shape:
+            raise ValueError(f"readout must be {w.shape} and {b.shape}, got {w_out.shape} and {b_out.shape}")
+        if not (np.all(np.isfinite(w_out)) and np.all(np.isfinite(b_out))):
+            raise ValueError("w_out and b_out must be finite; got NaN or inf")
+        w[...] = w_out
+        b[...] = b_out
+        y = self.readout()
+        K.readout_update(self.features(), w, b, y)
+
+    # ------------------------------------------------------------------ state
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every state array as ``'<node>.<name>'`` -> view (what a checkpoint stores)."""
+        out = {}
+        for node, st in self._state.items():
+            for key, arr in st.items():
+                if key != "acc":
+                    out[f"{node}.{key}"] = arr
+        out[f"{self.graph.output_name}.y"] = self.readout()
+        return out
+
+    def reset_state(self) -> None:
+        for st in self._state.values():
+            for arr in st.values():
+                arr[...] = 0
+        for buf in self._buf.values():
+            buf[...] = 0
+        self._counters[K.CNT_ACTIVE] = 0
+
+    def warm_up(self) -> None:
+        """Compile every op (one tick on the current input buffer, then the state is restored)."""
+        saved = {k: v.copy() for k, v in self.state_arrays().items()}
+        accs = {n: st["acc"].copy() for n, st in self._state.items()}
+        bufs = {n: b.copy() for n, b in self._buf.items()}
+        x = self.last_input()
+        for fn, args in self._ops:
+            fn(*args)
+        for k, v in self.state_arrays().items():
+            v[...] = saved[k]
+        for n, a in accs.items():
+            self._state[n]["acc"][...] = a
+        for n, b in bufs.items():
+            self._buf[n][...] = b
+        del x
+
+    def run(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``xs`` (T, n_in) float32 from the current state; ``(y (T, n_out), z (T, n_spk))``
+        with ``z`` the spikes of :meth:`spikes`' node."""
+        xs = np.asarray(xs)
+        if xs.ndim != 2 or xs.shape[1] != self.n_in or xs.dtype != _F32:
+            raise ValueError(f"xs must be float32 (T, n_in={self.n_in}), got {xs.dtype} {xs.shape}")
+        buf = np.zeros(self.n_in, np.float32)
+        ys = np.zeros((xs.shape[0], self.n_out), np.float32)
+        zs = np.zeros((xs.shape[0], self.spikes().shape[0]), np.float32)
+        for t in range(xs.shape[0]):
+            buf[...] = xs[t]
+            self.step(buf)
+            ys[t] = self.readout()
+            zs[t] = self.spikes()
+        return ys, zs
+
+    @property
+    def n_steps_dense(self) -> int:
+        return int(self._counters[K.CNT_DENSE])
+
+    @property
+    def n_steps_event(self) -> int:
+        return int(self._counters[K.CNT_EVENT])
+
+    @property
+    def n_active(self) -> int:
+        return int(np.count_nonzero(self.spikes()))
+
+
+def build_network(model: Any, propagation: str = "auto", auto_threshold: float = 0.2) -> Any:
+    """The network that runs ``model`` (a :class:`rtsnn.snn.params.Model` or a
+    :class:`GraphModel`): the fused single-layer Network for today's model, else a GraphNetwork."""
+    from rtsnn.snn.network import Network
+    from rtsnn.snn.params import Model
+
+    if isinstance(model, Model):
+        return Network(model, propagation=propagation, auto_threshold=auto_threshold)
+    if isinstance(model, GraphModel):
+        single = model_from_graph(model)
+        if single is not None:
+            return Network(single, propagation=propagation, auto_threshold=auto_threshold)
+        return GraphNetwork(model, propagation=propagation, auto_threshold=auto_threshold)
+    raise ValueError(f"expected a Model or GraphModel, got {type(model).__name__}")
+
+
+def simulate(model: Any, xs: np.ndarray, propagation: str = "auto") -> np.ndarray:
+    """Outputs (T, n_out) float32 of ``model`` over inputs ``xs`` (T, n_in) from a fresh state."""
+    net = build_network(model, propagation=propagation)
+    return net.run(np.ascontiguousarray(xs, np.float32))[0]
