@@ -18,16 +18,25 @@ raised. Answers are sent without blocking: a client that went away (or whose que
 is counted in ``replies_failed``. Senders without an address get no answer.
 
 Only processes of this machine can reach the socket (abstract Unix sockets are not on any
-network).
+network), and of those only the session's owner may steer it: the socket has ``SO_PASSCRED``
+set, so the kernel attaches each sender's pid/uid/gid (``SCM_CREDENTIALS``, not forgeable by
+the sender), and a datagram from any uid but the session's effective uid is refused,
+answered (``ok: false``, the reason) and counted in ``refused_peer``. When the environment
+variable ``RTSNN_CONTROL_TOKEN`` is set for the session, every message must also carry
+``"token"`` with the same value (compared in constant time; refusals counted in
+``refused_token``); :func:`request_control` sends the token from the client's environment.
+``control.json`` is written owner-only (0600).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import os
 import secrets
 import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -38,6 +47,8 @@ from rtsnn.control_messages import ControlMessage, parse_control
 CONTROL_FILE = "control.json"
 MAX_DATAGRAM_BYTES = 65536
 MAX_ID_CHARS = 64
+TOKEN_ENV = "RTSNN_CONTROL_TOKEN"
+_UCRED = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 
 
 def supported() -> bool:
@@ -60,14 +71,22 @@ class ControlSocket:
     control dispatch uses for its sources), ``reply(msg, ok, reason)``, ``stats()``,
     ``close()``."""
 
-    def __init__(self, folder: str | Path, session_name: str, max_per_poll: int = 64):
+    def __init__(self, folder: str | Path, session_name: str, max_per_poll: int = 64,
+                 token: str | None = None):
         self.address = f"\0rtsnn-control/{session_name}/{os.getpid()}"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # the kernel attaches every sender's credentials to what we receive
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(self.address)
         self.sock.setblocking(False)
+        self.owner_uid = os.geteuid()
+        self.token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
         self.max_per_poll = int(max_per_poll)
         self.received = 0
         self.bad = 0
+        self.refused_peer = 0
+        self.refused_token = 0
+        self.last_refused = ""
         self.last_error = ""
         self.replies = 0
         self.replies_failed = 0
@@ -75,8 +94,12 @@ class ControlSocket:
         self.path = Path(folder) / CONTROL_FILE
         tmp = self.path.with_name(CONTROL_FILE + ".tmp")
         try:  # temp file + rename: a client never reads half of it
-            tmp.write_text(json.dumps({"socket": "@" + self.address[1:], "pid": os.getpid(),
-                                       "session": session_name}))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                os.fchmod(f.fileno(), 0o600)  # also when tmp already existed
+                f.write(json.dumps({"socket": "@" + self.address[1:], "pid": os.getpid(),
+                                    "session": session_name, "uid": self.owner_uid,
+                                    "token_required": self.token is not None}))
             os.replace(tmp, self.path)
         except OSError:
             self.sock.close()
@@ -90,7 +113,8 @@ class ControlSocket:
         out: list[ControlMessage] = []
         for _ in range(self.max_per_poll):
             try:
-                data, sender = self.sock.recvfrom(MAX_DATAGRAM_BYTES)
+                data, anc, _flags, sender = self.sock.recvmsg(MAX_DATAGRAM_BYTES,
+                                                              socket.CMSG_SPACE(_UCRED.size))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as err:  # a closed socket: nothing more to read
@@ -98,8 +122,26 @@ class ControlSocket:
                 break
             self.received += 1
             obj: Any = None
+            uid = _sender_uid(anc)
+            if uid != self.owner_uid:
+                self.refused_peer += 1
+                self.last_refused = f"control from uid {uid} refused: only the session's owner (uid " \
+                                    f"{self.owner_uid}) may steer it"
+                self._send_reply(sender, {"ok": False, "cmd": None, "value": None, "reason": self.last_refused,
+                                          "id": None})
+                continue
             try:
                 obj = json.loads(data.decode("utf-8"))
+                if self.token is not None:
+                    given = obj.pop("token", None) if isinstance(obj, dict) else None
+                    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self.token.encode()):
+                        self.refused_token += 1
+                        self.last_refused = f"control message without the session's token (set {TOKEN_ENV})"
+                        self._send_reply(sender, {"ok": False, "cmd": None, "value": None,
+                                                  "reason": self.last_refused, "id": _request_id(obj)})
+                        continue
+                elif isinstance(obj, dict):
+                    obj.pop("token", None)
                 cmd, value = parse_control(obj)
             except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
                 self.bad += 1
@@ -135,6 +177,8 @@ class ControlSocket:
 
     def stats(self) -> dict[str, Any]:
         return {"received": self.received, "bad": self.bad, "last_error": self.last_error,
+                "refused_peer": self.refused_peer, "refused_token": self.refused_token,
+                "last_refused": self.last_refused,
                 "replies": self.replies, "replies_failed": self.replies_failed,
                 "last_reply_error": self.last_reply_error}
 
@@ -146,6 +190,14 @@ class ControlSocket:
                 self.path.unlink()
             except OSError:
                 pass
+
+
+def _sender_uid(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The uid in a datagram's ``SCM_CREDENTIALS`` (None when absent: refused)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= _UCRED.size:
+            return int(_UCRED.unpack_from(data)[1])
+    return None
 
 
 # ---------------------------------------------------------------------------- client side
@@ -227,7 +279,10 @@ def request_control(folder: str | Path, payload: dict[str, Any], timeout_s: floa
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.bind(f"\0rtsnn-control-client/{os.getpid()}/{rid}")
         try:
-            s.sendto(json.dumps({**payload, "id": rid}, allow_nan=False).encode("utf-8"), _abstract(info["socket"]))
+            msg = {**payload, "id": rid}
+            if os.environ.get(TOKEN_ENV):
+                msg["token"] = os.environ[TOKEN_ENV]
+            s.sendto(json.dumps(msg, allow_nan=False).encode("utf-8"), _abstract(info["socket"]))
         except (ConnectionRefusedError, FileNotFoundError):
             raise ValueError(f"session {info.get('session', folder.name)!r} in {folder} is not running any more "
                              f"(pid {info.get('pid')})") from None
