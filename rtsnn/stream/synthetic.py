@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -488,9 +489,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-neurons", type=int)
     p.add_argument("--reach-seed", type=int)
+    p.add_argument("--parent-fd", type=int, default=None,
+                   help="read end of a pipe whose write end the parent holds: stop when it closes "
+                        "(the parent exited or was killed)")
     for key in _CLI_OPTIONS[1:-1]:
         p.add_argument("--" + key.replace("_", "-"), type=float)
     return p
+
+
+def _watch_parent(fd: int, pub: SyntheticUserPublisher) -> None:
+    """Stop publishing once the pipe ``fd`` reaches end of file: every write end is closed,
+    i.e. the parent is gone, even after ``kill -9`` (no orphan keeps publishing)."""
+    def _wait() -> None:
+        try:
+            while os.read(fd, 64):
+                pass
+        except OSError:
+            pass
+        pub.stop()
+
+    threading.Thread(target=_wait, name="parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -503,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    if args.parent_fd is not None:
+        _watch_parent(args.parent_fd, pub)
     print(f"publishing {pub.spikes_name} and {pub.velocity_name}", flush=True)
     pub.start()
     while pub._thread is not None and pub._thread.is_alive():
@@ -531,8 +551,19 @@ def spawn_synthetic_user(prefix: str, duration_s: float | None = None, seed: int
             cmd += ["--" + key.replace("_", "-"), str(val)]
     # stderr goes to a file, not a pipe nobody reads (a full pipe would stall the child)
     err_file = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file)
+    # lifeline: the child stops when this pipe's write end closes, which the kernel does when
+    # this process exits in any way (kill -9 included); the write end is not inherited
+    life_r, life_w = os.pipe()
+    try:
+        proc = subprocess.Popen(cmd + ["--parent-fd", str(life_r)], stdout=subprocess.DEVNULL, stderr=err_file,
+                                pass_fds=(life_r,))
+    except BaseException:
+        os.close(life_w)
+        raise
+    finally:
+        os.close(life_r)
     proc.rtsnn_stderr = err_file  # type: ignore[attr-defined]
+    proc.rtsnn_lifeline = os.fdopen(life_w, "wb")  # type: ignore[attr-defined]
 
     def _stderr() -> str:
         err_file.seek(0)

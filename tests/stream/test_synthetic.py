@@ -228,3 +228,45 @@ def test_spawned_process_publishes_and_reports_failures():
         spawn_synthetic_user(f"{prefix}-bad", duration_s=1.0, n_neurons=0)
     with pytest.raises(ValueError, match="unknown options"):
         spawn_synthetic_user(prefix, bogus=1)
+
+
+def test_the_synthetic_user_dies_with_a_killed_parent(tmp_path):
+    """kill -9 of the process that spawned the synthetic user (as a demo session does) must
+    not leave the child publishing: it watches a pipe whose write end only the parent holds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys, time\n"
+              "from rtsnn.stream.synthetic import spawn_synthetic_user\n"
+              f"p = spawn_synthetic_user('orphan-test-{os.getpid()}', duration_s=120.0)\n"
+              "print(p.pid, flush=True)\n"
+              "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10.0
+        alive = True
+        while alive and time.monotonic() < deadline:
+            try:  # reaped by init once it exits; a zombie of ours it cannot be (not our child)
+                os.kill(child, 0)
+                with open(f"/proc/{child}/stat") as f:
+                    alive = f.read().split()[2] != "Z"
+            except (ProcessLookupError, FileNotFoundError):
+                alive = False
+            time.sleep(0.05)
+        assert not alive, f"synthetic user pid {child} still runs after its parent was killed"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if child is not None:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
