@@ -17,6 +17,16 @@ matching stream again it attaches an inlet (``connected`` True again); the gap e
 within ``loss_timeout_s`` of attaching, the inlet is detached again (same gap, no new loss).
 For streams that may legitimately fall silent (markers, irregular events) pass
 ``loss_timeout_s=None`` to rely on liblsl's lost-stream report only.
+
+Pinning (``pin='identity'``, the default): the first stream ``open`` connects to fixes the
+*identity* a reconnect must match -- its ``source_id`` and ``hostname`` (and, when the outlet
+set no source_id, also its name and type). liblsl answers discovery queries on every network
+interface, so any host on the LAN can publish a stream of the same name; after a loss such a
+stream is refused, not attached: counted in ``impostors_refused`` (once per stream uid), logged
+as a warning, and offered to the session as an event for the recording (``take_events``). To
+pin from the start, give ``source_id`` in the config (it joins the resolve predicate).
+``pin='none'`` restores the old behaviour (reconnect to the newest stream matching the
+predicate).
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ from rtsnn.stream.repair import (DROPPED_BACKLOG, DROPPED_NONFINITE, POLICIES, R
 log = logging.getLogger(__name__)
 
 NUMERIC_FORMATS = ("float32", "double64", "int8", "int16", "int32", "int64")
+PINS = ("identity", "none")
+MAX_EVENTS = 256  # events kept for the recording between two take_events() calls
 RESOLVE_RETRY_S = 0.2
 CLOCK_REFRESH_S = 1.0
 
@@ -72,6 +84,15 @@ def channel_labels_of(info: pylsl.StreamInfo) -> list[str]:
         labels.append(ch.child_value("label"))
         ch = ch.next_sibling("channel")
     return labels
+
+
+def _identity(info: pylsl.StreamInfo) -> dict[str, str]:
+    """What pins a stream: source_id and hostname, plus name and type when there is no
+    source_id (an outlet that set none gets a new uid every start, so nothing else is stable)."""
+    ident = {"source_id": info.source_id(), "host": info.hostname()}
+    if not ident["source_id"]:
+        ident.update(name=info.name(), type=info.type())
+    return ident
 
 
 class _Conn:
@@ -115,8 +136,12 @@ class LslSource:
     def __init__(self, name: str | None = None, type: str | None = None, source_id: str | None = None, *,
                  n_channels: int, channel_format: str = "float32", resolve_timeout_s: float = 5.0,
                  loss_timeout_s: float | None = 1.0, max_samples: int = 1024, nan_policy: str = "hold",
-                 max_jump_s: float = 1.0, max_backlog_s: float | None = 1.0, recover: bool = True):
+                 max_jump_s: float = 1.0, max_backlog_s: float | None = 1.0, recover: bool = True,
+                 pin: str = "identity"):
         self.predicate = build_predicate(name, type, source_id)
+        if pin not in PINS:
+            raise ValueError(f"pin must be one of {', '.join(PINS)}, got {pin!r}")
+        self.pin = pin
         self.name, self.type, self.source_id = name, type, source_id
         if int(n_channels) != n_channels or n_channels < 1:
             raise ValueError(f"n_channels must be a positive integer, got {n_channels!r}")
@@ -166,6 +191,10 @@ class LslSource:
         self.losses = 0
         self.reconnects = 0
         self.mismatches = 0
+        self.identity: dict[str, str] = {}  # what a reconnect must match (pin='identity')
+        self.impostors_refused = 0
+        self._impostor_uids: set[str] = set()
+        self._events: list[tuple[str, float]] = []
         self.errors = 0
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -222,6 +251,8 @@ class LslSource:
         info = found[0]
         self.resolved = {"name": info.name(), "type": info.type(), "source_id": info.source_id(),
                          "host": info.hostname()}
+        if self.pin == "identity":
+            self.identity = _identity(info)
         conn.attached_at = lslraw.local_clock()
         self._last_sample_s = conn.attached_at
         # liblsl's first clock-offset estimate takes ~0.6 s; the monitor gets it in the
@@ -320,6 +351,8 @@ class LslSource:
             return
         if self._lost_by_liblsl:  # that outlet is gone; a stale answer must not win
             found = [i for i in found if i.uid() != self._lost_uid]
+        if self.identity:
+            found = [i for i in found if not self._impostor(i)]
         if not found:
             return
         found.sort(key=lambda i: i.created_at(), reverse=True)
@@ -342,6 +375,29 @@ class LslSource:
         self.connected = True
         self._conn = conn  # the swap: the compute thread picks it up at its next pull
         log.info("LSL stream %s re-attached (uid %s)", self.predicate, conn.uid)
+
+    def _impostor(self, info: pylsl.StreamInfo) -> bool:
+        """True (and counted, logged, recorded once per stream uid) when ``info`` matches the
+        predicate but is not the pinned stream."""
+        got = _identity(info)
+        if got == self.identity:
+            return False
+        uid = info.uid()
+        if uid not in self._impostor_uids:
+            self._impostor_uids.add(uid)
+            self.impostors_refused += 1
+            diff = ", ".join(f"{k} {got.get(k)!r} (pinned {v!r})" for k, v in self.identity.items()
+                             if got.get(k) != v)
+            text = f"LSL source {self.predicate}: refused a stream with another identity: {diff}"
+            log.warning("%s; not attaching it (set pin: none to allow any matching stream)", text)
+            if len(self._events) < MAX_EVENTS:
+                self._events.append((text, lslraw.local_clock()))
+        return True
+
+    def take_events(self) -> list[tuple[str, float]]:
+        """Events for the session's recording since the last call: ``(text, t_s)`` (LSL clock)."""
+        out, self._events = self._events, []
+        return out
 
     def close(self) -> None:
         self._stop.set()
@@ -375,6 +431,8 @@ class LslSource:
             "losses": self.losses,
             "reconnects": self.reconnects,
             "mismatches": self.mismatches,
+            "impostors_refused": self.impostors_refused,
+            "pinned": dict(self.identity),
             "errors": self.errors,
             "connected": bool(self.connected),
             "in_gap": bool(self.in_gap),

@@ -350,3 +350,69 @@ def test_reappearing_stream_with_wrong_shape_is_refused_until_right(opened):
     finally:
         pusher.stop_ev.set()
         pusher.join()
+
+
+def _impostor_outlet(name, n_ch):
+    """Same name and type as the real stream, another source_id (another device or host)."""
+    return pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_ch, 1000.0, "float32", name + "-impostor"))
+
+
+def test_a_stream_with_the_same_name_but_another_identity_is_refused_after_a_loss(opened):
+    name = unique()
+    pusher = Pusher(make_outlet(name, 2))
+    pusher.start()
+    impostor = None
+    try:
+        src = opened(name=name, n_channels=2, loss_timeout_s=0.3)
+        assert src.stats()["pinned"] == {"source_id": name + "-sid", "host": src.resolved["host"]}
+        data, ts = buffers(2)
+        assert len(pull_until(src, 5, 2)[1]) >= 5
+        pusher.outlet = None  # the real outlet goes away
+        assert wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts)) is not None
+        impostor = Pusher(_impostor_outlet(name, 2))
+        impostor.start()
+        assert wait_for(lambda: src.stats()["impostors_refused"] >= 1, 10.0,
+                        lambda: src.pull(data, ts)) is not None
+        time.sleep(0.5)  # several more resolve rounds: still refused, counted once
+        assert src.pull(data, ts) == 0 and not src.connected
+        assert src.stats()["impostors_refused"] == 1
+        events = src.take_events()
+        assert len(events) == 1 and "another identity" in events[0][0] and "-impostor" in events[0][0]
+        assert src.take_events() == []
+        pusher.outlet = make_outlet(name, 2)  # the real one comes back: attached
+        assert wait_for(lambda: not src.in_gap, 10.0, lambda: src.pull(data, ts)) is not None
+        assert src.stats()["reconnects"] == 1
+    finally:
+        pusher.stop_ev.set()
+        pusher.join()
+        if impostor is not None:
+            impostor.stop_ev.set()
+            impostor.join()
+
+
+def test_pin_none_takes_any_matching_stream(opened):
+    name = unique()
+    pusher = Pusher(make_outlet(name, 2))
+    pusher.start()
+    impostor = None
+    try:
+        src = opened(name=name, n_channels=2, loss_timeout_s=0.3, pin="none")
+        data, ts = buffers(2)
+        assert len(pull_until(src, 5, 2)[1]) >= 5
+        pusher.outlet = None
+        assert wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts)) is not None
+        impostor = Pusher(_impostor_outlet(name, 2))
+        impostor.start()
+        assert wait_for(lambda: not src.in_gap, 10.0, lambda: src.pull(data, ts)) is not None
+        assert src.stats()["impostors_refused"] == 0
+    finally:
+        pusher.stop_ev.set()
+        pusher.join()
+        if impostor is not None:
+            impostor.stop_ev.set()
+            impostor.join()
+
+
+def test_bad_pin_refused():
+    with pytest.raises(ValueError, match="pin must be one of identity, none"):
+        LslSource(name="x", n_channels=1, pin="maybe")
