@@ -165,7 +165,8 @@ class MqttSource:
                  keepalive_s: int = 10, connect_timeout_s: float = 3.0, tls: bool = False,
                  tls_ca_file: str | None = None, tls_insecure: bool = False,
                  username_env: str = "RTSNN_MQTT_USERNAME", password_env: str = "RTSNN_MQTT_PASSWORD",
-                 client_id: str | None = None, backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0):
+                 client_id: str | None = None, backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0,
+                 anonymous_control_topic: str | None = None):
         from rtsnn.learn.online.reward import QueueRewardSource
 
         self.session = check_segment(session, "session")
@@ -190,6 +191,20 @@ class MqttSource:
         self.teaching_topic = topic(self.prefix, self.session, "teaching")
         self.reward_topic = topic(self.prefix, self.session, "reward")
         self.control_topic = topic(self.prefix, self.session, "control")
+        self.control_off_reason = ""
+        if control and self.broker.secrets()[0] is None:
+            # whoever may publish on the topic could steer the decoder: without a broker login
+            # that is anyone who can reach the broker, so it takes an explicit opt-in by name
+            if anonymous_control_topic is None:
+                control = False
+                self.control_off_reason = (f"MQTT control is off: the broker connection is not authenticated "
+                                           f"(set {self.broker.username_env} / {self.broker.password_env}), "
+                                           f"or opt in with anonymous_control_topic: {self.control_topic}")
+                log.warning("%s", self.control_off_reason)
+            elif anonymous_control_topic != self.control_topic:
+                raise ValueError(f"anonymous_control_topic {anonymous_control_topic!r} is not this source's "
+                                 f"control topic {self.control_topic!r}; name it exactly to opt in")
+        self.control_enabled = bool(control)
         handlers: dict[str, Callable[[bytes], None]] = {}
         if teaching:
             handlers[self.teaching_topic] = self._on_teaching
@@ -197,6 +212,8 @@ class MqttSource:
             handlers[self.reward_topic] = self._on_reward
         if control:
             handlers[self.control_topic] = self._on_control
+        if not handlers:
+            raise ValueError(f"MqttSource {session!r} would subscribe to nothing: {self.control_off_reason}")
         self._sub = _Subscriber(f"rtsnn-mqtt-source-{session}", self.broker, handlers,
                                 Backoff(backoff_initial_s, backoff_max_s))
         self._lock = threading.Lock()
@@ -271,7 +288,8 @@ class MqttSource:
         return {"kind": "mqtt", "session": self.session, "broker": self.broker.public(),
                 "connected": self._sub.connected, "connects": self._sub.connects,
                 "disconnects": self._sub.disconnects, "messages": self._sub.messages, **self.counters,
-                "reward": self.rewards.stats(), "last_bad": self.last_bad, "last_error": self._sub.last_error}
+                "reward": self.rewards.stats(), "last_bad": self.last_bad, "last_error": self._sub.last_error,
+                "control_enabled": self.control_enabled, "control_off_reason": self.control_off_reason}
 
     # ------------------------------------------------------------------ loop thread
     def _bad(self, counter: str, where: str, why: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import msgpack
 import numpy as np
@@ -140,7 +141,8 @@ def test_payload_timestamps_and_queue_drops_oldest(broker, pub):
 
 
 def test_reward_and_control(broker, pub):
-    src = MqttSource("rc", n_channels=1, port=broker.port)
+    # an anonymous broker: control only with the explicit opt-in by topic name
+    src = MqttSource("rc", n_channels=1, port=broker.port, anonymous_control_topic="rtsnn/rc/control")
     src.open()
     try:
         assert src.wait_subscribed(5)
@@ -195,3 +197,48 @@ def test_reward_source_protocol_and_reconnect(broker, pub):
         c.disconnect()
     finally:
         rs.close()
+
+
+def test_control_is_off_on_an_anonymous_broker_unless_opted_in_by_name(broker, pub, monkeypatch):
+    monkeypatch.delenv("RTSNN_MQTT_USERNAME", raising=False)
+    src = MqttSource("anon", n_channels=1, port=broker.port)
+    assert not src.control_enabled and "not authenticated" in src.control_off_reason
+    assert "anonymous_control_topic: rtsnn/anon/control" in src.control_off_reason
+    src.open()
+    try:
+        assert src.wait_subscribed(5)
+        _send(pub, "rtsnn/anon/control", json.dumps({"cmd": "set_learning_rate", "value": 1e300}))
+        _send(pub, "rtsnn/anon/reward", b"1.0")
+        assert wait_until(lambda: src.stats()["messages"] >= 1, 3), src.stats()
+        time.sleep(0.2)
+        assert src.poll_control() == [] and src.stats()["control"] == 0
+        assert src.stats()["control_enabled"] is False
+    finally:
+        src.close()
+    with pytest.raises(ValueError, match="is not this source's control topic 'rtsnn/anon/control'"):
+        MqttSource("anon", n_channels=1, port=broker.port, anonymous_control_topic="rtsnn/other/control")
+    with pytest.raises(ValueError, match="would subscribe to nothing: MQTT control is off"):
+        MqttSource("anon", n_channels=1, port=broker.port, teaching=False, reward=False)
+
+
+def test_control_is_on_over_an_authenticated_connection(broker_factory, tmp_path, monkeypatch):
+    import subprocess
+
+    pw = tmp_path / "pw"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "steer", "s3cret"], check=True, capture_output=True)
+    b = broker_factory(password_file=str(pw))
+    monkeypatch.setenv("RTSNN_MQTT_USERNAME", "steer")
+    monkeypatch.setenv("RTSNN_MQTT_PASSWORD", "s3cret")
+    src = MqttSource("auth", n_channels=1, port=b.port)
+    assert src.control_enabled and src.control_off_reason == ""
+    src.open()
+    try:
+        assert src.wait_subscribed(5)
+        import paho.mqtt.publish as publish
+
+        publish.single("rtsnn/auth/control", json.dumps({"cmd": "pause_learning"}), hostname="127.0.0.1",
+                       port=b.port, auth={"username": "steer", "password": "s3cret"}, qos=1)
+        assert wait_until(lambda: src.stats()["control"] == 1, 5), src.stats()
+        assert [m.command for m in src.poll_control()] == ["pause_learning"]
+    finally:
+        src.close()
