@@ -164,10 +164,12 @@ def load_config(path: str | Path) -> SessionConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such config file")
+    from rtsnn.yaml_safe import YamlLimitError, load_yaml_file
+
     try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+        data = load_yaml_file(p)  # alias-expansion and size limits
+    except YamlLimitError as err:
+        raise ConfigError(str(err)) from None
     return parse_config(data, str(p))
 
 

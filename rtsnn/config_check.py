@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 SESSION = "session config"
@@ -94,12 +93,12 @@ def check_config_file(path: str | os.PathLike[str]) -> CheckResult:
     if not p.is_file():
         res.errors.append(f"{origin}: (file): {'is a folder, not a config file' if p.is_dir() else 'no such config file'}")
         return res
+    from rtsnn.yaml_safe import YamlLimitError, load_yaml_file
+
     try:
-        data = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        res.errors.append(f"{origin}: (file): not valid YAML{where}: {_one_line(getattr(err, 'problem', None) or err)}")
+        data = load_yaml_file(p)  # refuses alias bombs and oversized files before expanding them
+    except YamlLimitError as err:
+        res.errors.append(f"{origin}: (file): {_one_line(str(err).split(': ', 1)[-1])}")
         return res
     res.kind = detect_kind(data)
     if res.kind == SESSION:
