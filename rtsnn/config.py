@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rtsnn import limits
 
 
 class ConfigError(ValueError):
@@ -33,6 +35,16 @@ class PluginSpec(_Strict):
 class SessionSettings(_Strict):
     name: str = "session"
     dt_s: float = Field(1e-3, gt=0, le=1.0)
+
+    @field_validator("dt_s")
+    @classmethod
+    def _dt_floor(cls, v: float) -> float:
+        if v < limits.MIN_DT_S:
+            raise ValueError(f"dt_s {v:g} s is below the shortest tick {limits.MIN_DT_S:g} s a session keeps (each "
+                             f"tick costs tens of microseconds of overhead beside the network; set the environment "
+                             f"variable RTSNN_MIN_DT_S to lower it)")
+        return v
+
     duration_s: float | None = Field(None, gt=0, description="None: run until stopped")
     budget_us: float = Field(800.0, gt=0, description="compute budget per tick")
     max_lag_ticks: int = Field(50, ge=1, description="behind by more: skip ticks (counted)")
@@ -77,6 +89,21 @@ class NeuronConfig(_Strict):
 class RandomModelConfig(_Strict):
     n_rec: int = Field(256, ge=1)
     n_out: int = Field(2, ge=1)
+
+    @field_validator("n_rec")
+    @classmethod
+    def _n_rec_limit(cls, v: int) -> int:
+        if v > limits.MAX_NEURONS:
+            raise ValueError(limits.above("n_rec", v, limits.MAX_NEURONS, "RTSNN_MAX_NEURONS", " neurons"))
+        return v
+
+    @field_validator("n_out")
+    @classmethod
+    def _n_out_limit(cls, v: int) -> int:
+        if v > limits.MAX_OUTPUTS:
+            raise ValueError(limits.above("n_out", v, limits.MAX_OUTPUTS, "RTSNN_MAX_OUTPUTS", " outputs"))
+        return v
+
     seed: int = 0
     input_gain: float | None = Field(None, gt=0, description="None: the model's default scaling")
     spectral_radius: float = Field(0.5, ge=0)
@@ -97,6 +124,14 @@ class SyntheticUserConfig(_Strict):
 
     prefix: str = "rtsnn-synth"
     n_neurons: int = Field(96, ge=1)
+
+    @field_validator("n_neurons")
+    @classmethod
+    def _n_neurons_limit(cls, v: int) -> int:
+        if v > limits.MAX_CHANNELS:
+            raise ValueError(limits.above("n_neurons", v, limits.MAX_CHANNELS, "RTSNN_MAX_CHANNELS", " channels"))
+        return v
+
     seed: int = 0
     baseline_hz: float = Field(10.0, ge=0)
     depth_hz: float = Field(20.0, ge=0)
@@ -146,7 +181,8 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"{origin}: {key}: unknown key{got_s}")
         else:
-            lines.append(f"{origin}: {key}: {e['msg']}{got_s}")
+            msg = e["msg"].removeprefix("Value error, ")  # pydantic's prefix on our own validators' words
+            lines.append(f"{origin}: {key}: {msg}{got_s}")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from rtsnn.config import ConfigError, load_config
+from rtsnn.config import ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,3 +84,20 @@ def test_a_pretrain_config_is_not_a_session_config():
 
 def test_shipped_demo_config_is_the_embedded_one():
     assert (REPO / "configs/demo.yaml").read_text() == (REPO / "rtsnn/configs/demo.yaml").read_text()
+
+
+# ------------------------------------------------------------------ limits (the hardening issue)
+@pytest.mark.parametrize("patch, key, words", [
+    ({"model": {"random": {"n_rec": 10_000_000}}}, "model.random.n_rec",
+     "n_rec 10000000 neurons is above the limit 4096 neurons (set the environment variable RTSNN_MAX_NEURONS"),
+    ({"model": {"random": {"n_out": 5000}}}, "model.random.n_out", "RTSNN_MAX_OUTPUTS"),
+    ({"session": {"dt_s": 1e-6, "budget_us": 0.5}}, "session.dt_s", "below the shortest tick 0.0001 s"),
+    ({"synthetic_user": {"n_neurons": 100_000}}, "synthetic_user.n_neurons", "RTSNN_MAX_CHANNELS"),
+])
+def test_sizes_and_the_tick_have_limits_that_name_how_to_raise_them(patch, key, words):
+    data = {"source": {"kind": "lsl", "options": {"name": "x", "n_channels": 4}},
+            "encoder": {"kind": "binning", "options": {"n_channels": 4}}, **patch}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "c.yaml")
+    line = str(err.value)
+    assert line.startswith(f"c.yaml: {key}: ") and words in line and "Value error" not in line

@@ -131,3 +131,16 @@ def test_network_state_helpers():
     assert v_view.all()  # assigned in place
     with pytest.raises(ValueError, match=r"state.v must have shape \(4,\), got \(3,\)"):
         st.assign(NetworkState.zeros(3, 2))
+
+
+def test_large_reservoirs_use_the_circular_law_radius_and_land_near_the_target():
+    """Above EXACT_RADIUS_MAX_N no eigenvalue solve (tens of seconds at 4096 neurons); the
+    circular-law scaling still lands the spike-to-spike gain's radius near the request."""
+    from rtsnn.snn.params import EXACT_RADIUS_MAX_N
+
+    n = EXACT_RADIUS_MAX_N + 76
+    s = NeuronSettings()
+    m = Model.random(8, n, 2, s, seed=3, spectral_radius=0.5)
+    gain = m.weights.w_rec / ((1.0 - s.alpha) * s.v_th)
+    radius = float(np.max(np.abs(np.linalg.eigvals(gain.astype(np.float64)))))
+    assert 0.45 < radius < 0.55
