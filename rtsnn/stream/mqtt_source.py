@@ -167,7 +167,7 @@ class MqttSource:
                  username_env: str = "RTSNN_MQTT_USERNAME", password_env: str = "RTSNN_MQTT_PASSWORD",
                  client_id: str | None = None, backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0,
                  anonymous_control_topic: str | None = None):
-        from rtsnn.learn.online.reward import QueueRewardSource
+        from rtsnn.stream.reward_queue import QueueRewardSource
 
         self.session = check_segment(session, "session")
         self.prefix = check_segment(prefix, "prefix")

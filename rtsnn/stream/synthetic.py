@@ -425,7 +425,7 @@ class SyntheticUserPublisher:
         self.max_lateness_s = 0.0
 
     def run(self) -> None:
-        from rtsnn.runtime.clock import DeadlineClock
+        from rtsnn.clock import DeadlineClock
 
         user, spikes, velocity, dt_s = self.user, self._spikes, self._velocity, self.dt_s
         n_ticks = -1 if self.duration_s is None else int(round(self.duration_s / dt_s))

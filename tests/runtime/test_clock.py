@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from rtsnn.runtime import clock as clock_mod
-from rtsnn.runtime.clock import DeadlineClock
+from rtsnn import clock as clock_mod
+from rtsnn.clock import DeadlineClock
 
 
 class SimulatedTime:
