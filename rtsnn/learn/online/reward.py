@@ -19,7 +19,6 @@ Adapters:
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
