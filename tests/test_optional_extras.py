@@ -24,7 +24,7 @@ LIVE_PATH = ["rtsnn.cli", "rtsnn.config", "rtsnn.plugins", "rtsnn.protocols", "r
              "rtsnn.stream.replay", "rtsnn.stream.recorder", "rtsnn.encode.binning", "rtsnn.encode.threshold",
              "rtsnn.encode.rate", "rtsnn.encode.delta", "rtsnn.snn", "rtsnn.backends.numba_cpu",
              "rtsnn.learn.online.ridge_readout", "rtsnn.learn.online.eprop", "rtsnn.learn.online.adaptation",
-             "rtsnn.viz.monitor", "rtsnn.stream.mqtt_source", "rtsnn.stream.mqtt_sink"]
+             "rtsnn.runtime.monitor", "rtsnn.stream.mqtt_source", "rtsnn.stream.mqtt_sink"]
 
 PROBE = textwrap.dedent("""
     import importlib, importlib.abc, json, pkgutil, sys

@@ -29,7 +29,7 @@ try:  # pylsl >= 1.17 keeps its exceptions in pylsl.util, not at the top level
 except ImportError:  # pragma: no cover - older layout
     LostError = pylsl.LostError  # type: ignore[attr-defined]
 
-from rtsnn.viz.monitor import OUTPUTS_TYPE, RASTER_TYPE, STATUS_TYPE, raster_words, unpack_raster
+from rtsnn.runtime.monitor import OUTPUTS_TYPE, RASTER_TYPE, STATUS_TYPE, raster_words, unpack_raster
 
 
 class MonitorNotFoundError(ValueError):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtsnn.viz.monitor import (MonitorTap, SessionMonitor, _jsonable, hist_bin_edges_ns, pack_raster,
+from rtsnn.runtime.monitor import (MonitorTap, SessionMonitor, _jsonable, hist_bin_edges_ns, pack_raster,
                                raster_words, unpack_raster)
 from viz_fake_session import FakeSession, poll_for
 

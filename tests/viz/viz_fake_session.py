@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from rtsnn.runtime.metrics import LatencyStats
-from rtsnn.viz.monitor import SessionMonitor
+from rtsnn.runtime.monitor import SessionMonitor
 
 STAGES = ("ingest", "encode", "step", "readout", "learn", "emit", "compute", "tick", "e2e", "lateness", "input_age")
 FREQ_HZ = 0.5
