@@ -127,6 +127,15 @@ class RewardSource(Protocol):
 
 
 @runtime_checkable
+class MayFail(Protocol):
+    """Optional for a stage of any group: ``failure()`` says why the stage cannot work at all
+    (e.g. the broker refused a sink's login), None while it can. A session ends with a
+    non-zero status when a stage reports a failure."""
+
+    def failure(self) -> str | None: ...
+
+
+@runtime_checkable
 class Sink(Protocol):
     """Receives decoded outputs; ``emit`` must never block the tick."""
 

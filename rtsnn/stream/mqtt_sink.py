@@ -123,8 +123,10 @@ class MqttSink:
                  connect_timeout_s: float = 3.0, tls: bool = False, tls_ca_file: str | None = None,
                  tls_insecure: bool = False, username_env: str = "RTSNN_MQTT_USERNAME",
                  password_env: str = "RTSNN_MQTT_PASSWORD", client_id: str | None = None,
-                 backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0, round_digits: int | None = None):
+                 backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0, round_digits: int | None = None,
+                 optional: bool = False):
         self.session = check_segment(session, "session")
+        self.optional = bool(optional)
         self.prefix = check_segment(prefix, "prefix")
         if payload_format not in PAYLOAD_FORMATS:
             raise ValueError(f"payload_format must be one of {PAYLOAD_FORMATS}, got {payload_format!r}")
@@ -169,6 +171,7 @@ class MqttSink:
         self.dropped_expired = 0
         self.publish_errors = 0
         self.last_error: str | None = None
+        self.fatal: str | None = None  # set when retrying cannot help (the broker refused the login)
 
     def __repr__(self) -> str:
         b = self.broker
@@ -207,7 +210,13 @@ class MqttSink:
                 "produced": produced, "published": self.published,
                 "dropped_overflow": ring.overflowed() if ring is not None else 0,
                 "dropped_expired": self.dropped_expired, "publish_errors": self.publish_errors,
-                "queued": ring.queued() if ring is not None else 0, "last_error": self.last_error}
+                "queued": ring.queued() if ring is not None else 0, "last_error": self.last_error,
+                "failed": self.fatal}
+
+    def failure(self) -> str | None:
+        """Why this sink cannot work at all (the broker refused its login), else None. A session
+        ends with a non-zero status on it unless the sink was configured ``optional: true``."""
+        return None if self.optional else self.fatal
 
     def close(self, timeout_s: float = 3.0) -> None:
         """Publish what is queued (within ``timeout_s``), the retained ``offline``, disconnect."""
@@ -249,6 +258,12 @@ class MqttSink:
                     self.disconnects += 1
                 self.connected = False
                 self._error(err)
+                if _login_refused(err):  # retrying with the same credentials cannot help
+                    self.fatal = (f"MQTT sink {self.session!r}: the broker {self.broker.host}:{self.broker.port} "
+                                  f"refused the login ({self.last_error}); check {self.broker.username_env} / "
+                                  f"{self.broker.password_env}")
+                    log.error("%s", self.fatal)
+                    return
             except (OSError, ValueError) as err:  # DNS failure, TLS set-up
                 self.connected = False
                 self._error(err)
@@ -301,6 +316,17 @@ class MqttSink:
                 self.publish_errors += 1
                 raise
             self.published += 1
+
+
+# CONNACK codes of a refused login: MQTT 3.1.1 (4 bad user name or password, 5 not authorised)
+# and MQTT 5 (134, 135)
+_LOGIN_REFUSED = (4, 5, 134, 135)
+
+
+def _login_refused(err: BaseException) -> bool:
+    rc = getattr(err, "rc", None)
+    value = getattr(rc, "value", rc)
+    return isinstance(value, int) and value in _LOGIN_REFUSED
 
 
 def wait_until(pred, timeout_s: float, interval_s: float = 0.01) -> bool:

@@ -319,6 +319,11 @@ def test_credentials_from_env_used_and_never_leaked(tmp_path, monkeypatch, caplo
         bad.open(["a"], ["1"])
         assert wait_until(lambda: bad.stats()["last_error"] is not None, 5)
         assert not bad.connected
+        # a refused login is final: the sink says so (a session ends non-zero on it) and stops
+        # retrying, unless it was marked optional
+        assert wait_until(lambda: bad.failure() is not None, 5), bad.stats()
+        assert "refused the login" in bad.failure() and "MY_MQTT_USER" in bad.failure()
+        assert bad.stats()["connects"] == 0
         texts += [repr(bad), json.dumps(bad.stats()), str(vars(bad))]
         bad.close()
     finally:
@@ -406,3 +411,19 @@ def test_emit_stage_stays_short_through_a_broker_outage(broker, spike_recording,
     broker leaves mid-session (emit is an enqueue, never a network call)."""
     summary = _session_through_a_broker_outage(broker, spike_recording, tmp_path)
     assert summary["stage_latency_us"]["emit"]["p99"] < 1000, summary["stage_latency_us"]["emit"]
+
+
+@pytest.mark.needs_mosquitto
+def test_an_optional_sink_with_a_refused_login_does_not_fail_the_session(tmp_path, monkeypatch, broker_factory):
+    pwfile = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), "u", "right"], check=True, capture_output=True)
+    b = broker_factory(password_file=str(pwfile))
+    monkeypatch.setenv("RTSNN_MQTT_USERNAME", "u")
+    monkeypatch.setenv("RTSNN_MQTT_PASSWORD", "wrong")
+    sink = MqttSink("opt", port=b.port, optional=True, backoff_initial_s=0.05, backoff_max_s=0.05)
+    sink.open(["a"], ["1"])
+    try:
+        assert wait_until(lambda: sink.stats()["failed"] is not None, 5), sink.stats()
+        assert sink.failure() is None
+    finally:
+        sink.close()
