@@ -1,8 +1,11 @@
 """``XyloBackend``: an rtsnn model mapped onto XyloAudio 2, stepped one tick at a time.
 
 Registered as the ``xylo`` backend (``backend: {kind: xylo, options: {...}}``). On
-construction the model is quantised (:func:`rtsnn_xylo.quantize.map_model`, every DRC
-violation reported at once) and then simulated bit-accurately by
+construction the model is quantised -- a single-layer :class:`~rtsnn.snn.params.Model` by
+:func:`rtsnn_xylo.quantize.map_model`, a :class:`~rtsnn.snn.graph.GraphModel` (what a session
+loads from a v2 model file that is not the single-layer pattern) by
+:func:`rtsnn_xylo.graph_map.map_graph`; every DRC violation reported at once -- and then
+simulated bit-accurately by
 
 * ``simulator: xylosim`` (default) -- SynSense's C++ ``xylosim.v2``; if it is not installed
   the backend refuses with the install command and points at the alternative;
@@ -13,7 +16,8 @@ Per tick: input counts are rounded and clipped to the chip's 0..15 events per ch
 chip step (repairs counted in ``stats()``), the chip steps once -- or ``steps_per_tick = K``
 times, the tick's counts spread evenly over the steps (:mod:`rtsnn_xylo.ticks`; up to 15 K
 events per channel and tick, and the hidden-to-output lag shrinks to ``dt_s / K``) -- and the
-output vector ``y = readout_int / out_scale + b_out`` is written into a preallocated float32 buffer.
+output vector ``y = readout_int / out_scale + b_out`` is written into a preallocated float32 buffer
+(a graph whose readout is spiking neurons: ``y`` = their output spikes summed over the tick's steps).
 ``features()`` is the host-side trace of hidden spikes (decay of the chip's output
 synapse) that the chip's readout integrates, so readout learners (``ridge_readout``) work
 unchanged: ``set_readout`` requantises ``w_out`` into the chip's output weights. The old
@@ -26,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn.snn.graph import GraphModel
 from rtsnn.snn.params import Model
+from rtsnn_xylo.graph_map import map_graph
 from rtsnn_xylo.int_kernels import IntNetwork, effective_weights
-from rtsnn_xylo.quantize import map_model
+from rtsnn_xylo.quantize import map_model, quantise_trace_readout
 from rtsnn_xylo.sim import INSTALL_HINT, XyloSimNetwork, _synapse_lists, import_xylosim, xylosim_available
 from rtsnn_xylo.spec import XYLO2
 
@@ -45,7 +51,7 @@ class XyloBackend:
     ``drc`` the design-rule report (warnings).
     """
 
-    def __init__(self, model: Model, simulator: str = "xylosim", quantization: str = "global",
+    def __init__(self, model: Model | GraphModel, simulator: str = "xylosim", quantization: str = "global",
                  readout: str = "isyn", threshold_max: int = 4095, tau_syn_s: float | None = None,
                  strict: bool = True, steps_per_tick: int = 1):
         if simulator not in SIMULATORS:
@@ -54,11 +60,20 @@ class XyloBackend:
             raise ValueError(INSTALL_HINT)
         self.model = model
         self.simulator = simulator
-        self.quantization, self.readout_mode = quantization, readout
-        self.config, self.drc = map_model(model, quantization=quantization, threshold_max=threshold_max,
-                                          tau_syn_s=tau_syn_s, readout=readout, strict=strict,
-                                          steps_per_tick=steps_per_tick)
+        self.quantization = quantization
+        if isinstance(model, GraphModel):
+            mapper = map_graph
+        elif isinstance(model, Model):
+            mapper = map_model
+        else:
+            raise ValueError(f"the xylo backend needs a rtsnn Model or GraphModel, got {type(model).__name__}")
+        self.config, self.drc = mapper(model, quantization=quantization,  # type: ignore[operator]
+                                       threshold_max=threshold_max, tau_syn_s=tau_syn_s, readout=readout,
+                                       strict=strict, steps_per_tick=steps_per_tick)
         cfg = self.config
+        # 'isyn' | 'vmem' (a trace of hidden spikes) or 'spikes' (a graph's readout neurons)
+        self.readout_mode = readout = str(cfg.notes["readout"])
+        self._spikes_out = readout == "spikes"
         self.steps_per_tick = k = cfg.steps_per_tick
         self._max_in = XYLO2.max_input_spikes * k
         self._xk = np.zeros((k, cfg.n_in), np.int32)  # the tick's counts spread over its steps
@@ -73,7 +88,7 @@ class XyloBackend:
         self._feat = np.zeros(cfg.n_hid, np.float32)
         self._z_prev = np.zeros(cfg.n_hid, np.float32)
         # the chip decay the readout integrates with: output synapse ('isyn') or membrane ('vmem')
-        dash = int(cfg.dash_syn_out[0] if readout == "isyn" else cfg.dash_mem_out[0])
+        dash = int(cfg.dash_mem_out[0] if readout == "vmem" else cfg.dash_syn_out[0])
         self._feat_decay = np.float32(1.0 - 2.0**-dash)
         self._inv_scale = (1.0 / cfg.out_scale).astype(np.float32)
         self._b_out = cfg.b_out.astype(np.float32)
@@ -114,6 +129,8 @@ class XyloBackend:
         x[:] = r
         sim = self.sim
         k = self.steps_per_tick
+        if self._spikes_out:
+            self._y[:] = 0
         if k == 1:
             self._chip_step(x)
             self.n_spikes_last = int(self._z_prev.sum())
@@ -127,14 +144,17 @@ class XyloBackend:
                 self._chip_step(xk[j])
                 spikes += int(self._z_prev.sum())
             self.n_spikes_last = spikes
-        raw = sim.i_syn_out if self.readout_mode == "isyn" else sim.v_mem_out
-        np.multiply(raw, self._inv_scale, out=self._y)
-        self._y += self._b_out
+        if not self._spikes_out:
+            raw = sim.i_syn_out if self.readout_mode == "isyn" else sim.v_mem_out
+            np.multiply(raw, self._inv_scale, out=self._y)
+            self._y += self._b_out
         self.n_steps += 1
 
     def _chip_step(self, x: np.ndarray) -> None:
         sim = self.sim
         sim.step(x)
+        if self._spikes_out:  # readout neurons: the tick's output spikes, summed over its steps
+            self._y += sim.z_out
         # host-side trace of the hidden spikes the output neurons just received (previous step)
         self._feat *= self._feat_decay
         self._feat += self._z_prev
@@ -170,22 +190,45 @@ class XyloBackend:
             raise ValueError(f"b_out must have shape ({self.n_out},), got {b_out.shape}")
         if not (np.all(np.isfinite(w_out)) and np.all(np.isfinite(b_out))):
             raise ValueError("w_out and b_out must be finite")
+        if isinstance(self.model, GraphModel):
+            self._set_graph_readout(w_out, b_out)
+            return
         m = self.model.copy()
         m.weights.w_out[...] = w_out
         m.weights.b_out[...] = b_out
         cfg, _ = map_model(m, quantization=self.quantization, threshold_max=int(self.config.notes["threshold_max"]),
                            readout=self.readout_mode, strict=False, steps_per_tick=self.steps_per_tick)
-        self.config.w_out, self.config.out_scale, self.config.b_out = cfg.w_out, cfg.out_scale, cfg.b_out
+        self._load_readout(cfg.w_out, cfg.out_scale, cfg.b_out)
+        self.model.weights.w_out[...] = w_out
+        self.model.weights.b_out[...] = b_out
+
+    def _set_graph_readout(self, w_out: np.ndarray, b_out: np.ndarray) -> None:
+        """A graph's ``hidden -> LI -> Affine -> Output`` readout, requantised; the Affine takes the new values."""
+        cfg, gm = self.config, self.model
+        if not cfg.notes.get("set_readout"):
+            raise ValueError("set_readout needs the graph readout hidden -> LI (gain 1) -> Affine -> Output over "
+                             f"one hidden population; this graph reads out through node {cfg.notes['readout_node']!r} "
+                             f"({cfg.notes['readout']})")
+        dash_out = cfg.dash_syn_out if self.readout_mode == "isyn" else cfg.dash_mem_out
+        w_q, out_scale, _, _ = quantise_trace_readout(w_out, dash_out, self.readout_mode, self.quantization,
+                                                      int(cfg.dash_mem_out[0]))
+        self._load_readout(w_q, out_scale, b_out.astype(np.float64))
+        aff = gm.graph.nodes[cfg.notes["readout_projection"]]  # type: ignore[union-attr]
+        aff.weight[...] = w_out
+        if aff.kind == "Affine":
+            aff.bias[...] = b_out
+
+    def _load_readout(self, w_out_q: np.ndarray, out_scale: np.ndarray, b_out: np.ndarray) -> None:
+        """Put requantised output weights on the chip (both simulators) and the host constants in place."""
+        self.config.w_out, self.config.out_scale, self.config.b_out = w_out_q, out_scale, b_out
         if isinstance(self.sim, IntNetwork):
             self.sim.w_out[...] = effective_weights(self.config)[2]
         else:
-            lists = _synapse_lists(import_xylosim(), cfg.w_out)
+            lists = _synapse_lists(import_xylosim(), w_out_q)
             self.sim.layer.synapses_out = lists
             self.sim._syn_out = lists  # keep alive: xylosim stores raw pointers
-        self._inv_scale[:] = 1.0 / cfg.out_scale
-        self._b_out[:] = cfg.b_out
-        self.model.weights.w_out[...] = w_out
-        self.model.weights.b_out[...] = b_out
+        self._inv_scale[:] = 1.0 / out_scale
+        self._b_out[:] = b_out
 
     def stats(self) -> dict[str, Any]:
         return {"simulator": self.simulator, "ticks": self.n_steps, "steps": self.n_steps * self.steps_per_tick,

@@ -50,6 +50,8 @@ class DrcReport:
         self.warnings.extend(other.warnings)
 
     def __str__(self) -> str:
+        if len(self.violations) == 1 and not self.warnings:  # one refusal: one line
+            return f"1 design-rule violation: {self.violations[0]}"
         lines = [f"{len(self.violations)} design-rule violation(s):"] + [f"  - {v}" for v in self.violations]
         if self.warnings:
             lines += [f"{len(self.warnings)} warning(s):"] + [f"  - {w}" for w in self.warnings]

@@ -71,6 +71,59 @@ def _shift_for(max_abs: float, s_max: float) -> int:
     return 7
 
 
+def quantise_hidden(w_in: np.ndarray, w_rec: np.ndarray, v_th: np.ndarray, quantization: str, threshold_max: int,
+                    limits: XyloLimits = XYLO2) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray]:
+    """Hidden weights (float, ``(n_in, n)`` and ``(n, n)``, row = presynaptic, in units of the
+    neurons' ``v``) and per-neuron thresholds -> ``(w_in_q, w_rec_q, ws_in, ws_rec, threshold,
+    scale)``: int8 weights with their shifts, integer thresholds and the per-neuron scale ``s``
+    (``V_chip = s v``; module docstring). ``'global'``: one ``s`` for every neuron."""
+    w_in = np.asarray(w_in, np.float64)
+    w_rec = np.asarray(w_rec, np.float64)
+    v_th = np.asarray(v_th, np.float64)
+    n = v_th.shape[0]
+    col_max = np.maximum(np.abs(w_in).max(axis=0, initial=0.0), np.abs(w_rec).max(axis=0, initial=0.0))
+    s_th = threshold_max / v_th
+    w_cap = limits.weight_max * 2**limits.weight_shift_max
+    if quantization == "global":
+        m = float(col_max.max(initial=0.0))
+        s_min = float(s_th.min())
+        scale = np.full(n, min(s_min, w_cap / m) if m > 0 else s_min)
+    else:
+        scale = np.where(col_max > 0, np.minimum(s_th, w_cap / np.where(col_max > 0, col_max, 1.0)), s_th)
+    ws_in = _shift_for(float((np.abs(w_in) * scale).max(initial=0.0)), 1.0)
+    ws_rec = _shift_for(float((np.abs(w_rec) * scale).max(initial=0.0)), 1.0)
+    w_in_q = np.rint(w_in * scale / 2**ws_in).astype(np.int64)
+    w_rec_q = np.rint(w_rec * scale / 2**ws_rec).astype(np.int64)
+    threshold = np.maximum(np.rint(v_th * scale), 1).astype(np.int64)
+    return w_in_q, w_rec_q, ws_in, ws_rec, threshold, scale
+
+
+def quantise_trace_readout(w_out: np.ndarray, dash_out: np.ndarray, readout: str, quantization: str,
+                           dash_mem: int, limits: XyloLimits = XYLO2
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A readout trace of the hidden spikes (``w_out`` (n_hid, n_out) float, per-output decay
+    ``dash_out``) -> ``(w_out_q, out_scale, dash_syn_out, dash_mem_out)``: int8 weights with
+    shift 0 and the host-side scale (``y = readout_int / out_scale + b_out``; module docstring).
+    ``dash_mem`` is the output membranes' decay under the ``'isyn'`` readout (never read there)."""
+    w_out = np.asarray(w_out, np.float64)
+    dash_out = np.asarray(dash_out, np.int64)
+    n_out = w_out.shape[1]
+    out_max = np.abs(w_out).max(axis=0, initial=0.0)
+    if quantization == "global":
+        m = float(out_max.max(initial=0.0))
+        s_out = np.full(n_out, limits.weight_max / m if m > 0 else 1.0)
+    else:
+        s_out = np.where(out_max > 0, limits.weight_max / np.where(out_max > 0, out_max, 1.0), 1.0)
+    w_out_q = np.rint(w_out * s_out).astype(np.int64)
+    if readout == "isyn":
+        dash_syn_out, dash_mem_out = dash_out.copy(), np.full(n_out, dash_mem, np.int64)
+        out_scale = s_out * (1.0 - 2.0**-dash_out)  # Isyn_out is read after one decay
+    else:
+        dash_syn_out, dash_mem_out = np.ones(n_out, np.int64), dash_out.copy()
+        out_scale = s_out.copy()
+    return w_out_q, out_scale, dash_syn_out, dash_mem_out
+
+
 def map_model(model: Model, quantization: str = "global", threshold_max: int = 4095,
               tau_syn_s: float | None = None, readout: str = "isyn", strict: bool = True,
               limits: XyloLimits = XYLO2, steps_per_tick: int = 1) -> tuple[XyloConfig, DrcReport]:
@@ -107,36 +160,11 @@ def map_model(model: Model, quantization: str = "global", threshold_max: int = 4
     dash_out = _dash_or_violation(rep, "tau_out_s", s.tau_out_s, dt, limits)
     dash_syn = 1 if tau_syn_s is None else _dash_or_violation(rep, "tau_syn_s", tau_syn_s, dt, limits)
 
-    # hidden scale(s)
     n_rec, n_out = model.n_rec, model.n_out
-    col_max = np.maximum(np.abs(w.w_in).max(axis=0), np.abs(w.w_rec).max(axis=0)).astype(np.float64)
-    s_th = threshold_max / s.v_th
-    w_cap = limits.weight_max * 2**limits.weight_shift_max
-    if quantization == "global":
-        m = float(col_max.max())
-        scale = np.full(n_rec, min(s_th, w_cap / m) if m > 0 else s_th)
-    else:
-        scale = np.where(col_max > 0, np.minimum(s_th, w_cap / np.where(col_max > 0, col_max, 1.0)), s_th)
-    ws_in = _shift_for(float((np.abs(w.w_in) * scale).max()), 1.0)
-    ws_rec = _shift_for(float((np.abs(w.w_rec) * scale).max()), 1.0)
-    w_in_q = np.rint(w.w_in.astype(np.float64) * scale / 2**ws_in).astype(np.int64)
-    w_rec_q = np.rint(w.w_rec.astype(np.float64) * scale / 2**ws_rec).astype(np.int64)
-    threshold = np.maximum(np.rint(s.v_th * scale), 1).astype(np.int64)
-
-    # readout scale(s): int8 range with shift 0
-    out_max = np.abs(w.w_out).max(axis=0).astype(np.float64)
-    if quantization == "global":
-        m = float(out_max.max())
-        s_out = np.full(n_out, limits.weight_max / m if m > 0 else 1.0)
-    else:
-        s_out = np.where(out_max > 0, limits.weight_max / np.where(out_max > 0, out_max, 1.0), 1.0)
-    w_out_q = np.rint(w.w_out.astype(np.float64) * s_out).astype(np.int64)
-    if readout == "isyn":
-        dash_syn_out, dash_mem_out = dash_out, dash_mem
-        out_scale = s_out * (1.0 - 2.0**-dash_out)  # Isyn_out is read after one decay
-    else:
-        dash_syn_out, dash_mem_out = 1, dash_out
-        out_scale = s_out.copy()
+    w_in_q, w_rec_q, ws_in, ws_rec, threshold, scale = quantise_hidden(
+        w.w_in, w.w_rec, np.full(n_rec, s.v_th), quantization, threshold_max, limits)
+    w_out_q, out_scale, dash_syn_out, dash_mem_out = quantise_trace_readout(
+        w.w_out, np.full(n_out, dash_out), readout, quantization, dash_mem, limits)
 
     z3 = np.zeros((model.n_in, n_rec, 2), np.int64)
     z3[:, :, 0] = w_in_q
@@ -145,8 +173,8 @@ def map_model(model: Model, quantization: str = "global", threshold_max: int = 4
     cfg = XyloConfig(
         w_in=z3, w_rec=r3, w_out=w_out_q, threshold=threshold,
         threshold_out=np.full(n_out, limits.threshold_max), dash_mem=np.full(n_rec, dash_mem),
-        dash_syn=np.full((n_rec, 2), dash_syn), dash_mem_out=np.full(n_out, dash_mem_out),
-        dash_syn_out=np.full(n_out, dash_syn_out), weight_shift_in=ws_in, weight_shift_rec=ws_rec,
+        dash_syn=np.full((n_rec, 2), dash_syn), dash_mem_out=dash_mem_out,
+        dash_syn_out=dash_syn_out, weight_shift_in=ws_in, weight_shift_rec=ws_rec,
         weight_shift_out=0, has_bias=False, dt_s=dt, out_scale=out_scale, b_out=w.b_out.astype(np.float64),
         steps_per_tick=steps_per_tick,
         notes={"quantization": quantization, "readout": readout, "threshold_max": int(threshold_max),
