@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 GROUPS = ("rtsnn.sources", "rtsnn.encoders", "rtsnn.sinks", "rtsnn.backends", "rtsnn.learners",
-          "rtsnn.rewards", "rtsnn.recording_formats")
+          "rtsnn.rewards", "rtsnn.recording_formats", "rtsnn.backend_reports")
 
 RECORDING_FORMATS = "rtsnn.recording_formats"
 

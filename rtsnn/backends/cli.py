@@ -1,8 +1,11 @@
-"""``rtsnn backend report MODEL --backend xylo|numba_cpu``: what a model costs on a backend.
+"""``rtsnn backend report MODEL --backend NAME``: what a model costs on a backend.
 
-``xylo`` comes from the ``rtsnn-xylo`` plugin (its cost model is documented in
-``rtsnn_xylo.report``); ``numba_cpu`` reports sizes, memory and operations per tick (its
-real-time margin is measured, not modelled: ``scripts/bench_tick.py``).
+``numba_cpu`` (here) reports sizes, memory and operations per tick of any model graph (its
+real-time margin is measured, not modelled: ``scripts/bench_tick.py``). Other backends add
+their report through the entry-point group ``rtsnn.backend_reports``: a callable
+``report(model, *, clock_hz, quantization, strict, steps_per_tick) -> dict`` (the
+``rtsnn-xylo`` plugin registers ``xylo``; its cost model is documented in
+``rtsnn_xylo.report``). The core imports no plugin.
 """
 
 from __future__ import annotations
@@ -13,23 +16,47 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn import plugins
+from rtsnn.snn.graph import GraphModel, graph_from_model
 from rtsnn.snn.model_file import load_model
-from rtsnn.snn.params import Model
 
-BACKENDS = ("xylo", "numba_cpu")
+REPORTS = "rtsnn.backend_reports"
+CPU = "numba_cpu"
 
 
-def cpu_report(model: Model) -> dict[str, Any]:
-    w = model.weights
-    syn = {"input": int(np.count_nonzero(w.w_in)), "recurrent": int(np.count_nonzero(w.w_rec)),
-           "output": int(np.count_nonzero(w.w_out))}
-    n = model.n_rec
-    return {"backend": "numba_cpu", "dt_s": model.settings.dt_s,
-            "neurons": {"inputs": model.n_in, "hidden": n, "outputs": model.n_out}, "fits": True,
-            "violations": [], "warnings": [], "synapses": syn,
-            "memory_bytes": {"weights": int(4 * (w.w_in.size + w.w_rec.size + w.w_out.size + w.b_out.size)),
-                             "state": int(4 * 5 * n + 4 * n + 4 * model.n_out)},
-            "dense_macs_per_tick": int(w.w_in.size + w.w_rec.size + w.w_out.size),
+def cpu_report(model: Any) -> dict[str, Any]:
+    """Neurons, synapses (non-zero weights), memory and dense multiply-adds per tick of a
+    :class:`~rtsnn.snn.params.Model` or :class:`~rtsnn.snn.graph.GraphModel`."""
+    gm = model if isinstance(model, GraphModel) else graph_from_model(model)
+    g = gm.graph
+    neurons: dict[str, int] = {"inputs": g.n_in, "hidden": 0, "outputs": g.n_out}
+    syn = {"total": 0}
+    weight_bytes = state_bytes = macs = 0
+    for name in g.order():
+        node = g.nodes[name]
+        for arr in node.arrays().values():
+            if node.kind in ("Linear", "Affine", "Conv2d"):
+                weight_bytes += int(arr.nbytes)
+        if node.kind in ("Linear", "Affine"):
+            nz = int(np.count_nonzero(node.weight))  # type: ignore[attr-defined]
+            syn[name] = nz
+            syn["total"] += nz
+            macs += int(node.weight.size)  # type: ignore[attr-defined]
+        elif node.kind == "Conv2d":
+            nz = int(np.count_nonzero(node.weight))  # type: ignore[attr-defined]
+            syn[name] = nz
+            syn["total"] += nz
+            macs += node.output_size() * int(np.prod(node.weight.shape[1:]))  # type: ignore[attr-defined]
+        if node.spiking:
+            neurons["hidden"] += node.output_size()
+            state_bytes += 4 * 5 * node.output_size()  # v, isyn, a, z (float32), refr (int32)
+        elif node.kind in ("LI", "Delay", "Output"):
+            depth = int(node.steps.max()) + 1 if node.kind == "Delay" else 1  # type: ignore[attr-defined]
+            state_bytes += 4 * depth * node.output_size()
+    return {"backend": CPU, "dt_s": g.dt_s, "neurons": neurons, "fits": True, "violations": [], "warnings": [],
+            "synapses": syn, "graph": [{"name": r["name"], "kind": r["kind"], "shape": r["shape"]} for r in g.summary()],
+            "memory_bytes": {"weights": weight_bytes, "state": state_bytes},
+            "dense_macs_per_tick": macs,
             "real_time_note": "real time on the CPU is measured, not modelled: python scripts/bench_tick.py"}
 
 
@@ -64,20 +91,26 @@ def format_report(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def report_backends() -> list[str]:
+    """Backends with a report: this module's own and the plugins'."""
+    return [CPU, *sorted(plugins.available(REPORTS))]
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    names = report_backends()
+    if args.backend not in names:
+        hint = " (the xylo report comes with the rtsnn-xylo plugin: pip install -e plugins/rtsnn-xylo)" \
+            if args.backend == "xylo" else ""
+        raise ValueError(f"no report for backend {args.backend!r}; installed: {', '.join(names)}{hint}")
+    if not args.clock_mhz > 0:
+        raise ValueError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
     model = load_model(args.model)
-    if args.backend == "xylo":
-        try:
-            from rtsnn_xylo.report import xylo_report
-        except ImportError as err:
-            raise ValueError("the xylo backend needs the rtsnn-xylo plugin: pip install -e plugins/rtsnn-xylo "
-                             f"({err})") from err
-        if not args.clock_mhz > 0:
-            raise ValueError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
-        rep = xylo_report(model, clock_hz=args.clock_mhz * 1e6, quantization=args.quantization,
-                          strict=not args.lenient, steps_per_tick=args.steps_per_tick)
-    else:
+    if args.backend == CPU:
         rep = cpu_report(model)
+    else:
+        report = plugins.available(REPORTS)[args.backend].load()
+        rep = report(model, clock_hz=args.clock_mhz * 1e6, quantization=args.quantization,
+                     strict=not args.lenient, steps_per_tick=args.steps_per_tick)
     from rtsnn.jsonout import json_safe
 
     print(json.dumps(json_safe(rep), allow_nan=False) if args.json else format_report(rep))
@@ -89,7 +122,8 @@ def register(subparsers: Any) -> None:
     bsub = b.add_subparsers(dest="backend_cmd", required=True)
     r = bsub.add_parser("report", help="neurons, synapses, memory, cycles per tick and real-time fit of a model")
     r.add_argument("model", help="model file (.npz)")
-    r.add_argument("--backend", choices=BACKENDS, default="xylo")
+    r.add_argument("--backend", default="xylo",
+                   help="numba_cpu, or a backend a plugin adds a report for (rtsnn-xylo: xylo)")
     r.add_argument("--clock-mhz", type=float, default=50.0, help="xylo core clock (default 50 MHz)")
     r.add_argument("--quantization", choices=("global", "per_neuron"), default="global")
     r.add_argument("--lenient", action="store_true",

@@ -85,3 +85,23 @@ def test_numba_cpu_report_and_bad_input(tmp_path, capsys):
     assert rep["memory_bytes"]["weights"] == 4 * (8 * 30 + 30 * 30 + 30 * 2 + 2)
     assert main(["backend", "report", str(tmp_path / "missing.npz")]) == 2
     assert main(["backend", "report", _save(tmp_path, m), "--clock-mhz", "0"]) == 2
+
+
+def test_cpu_report_of_a_multi_layer_graph_and_an_unknown_backend(tmp_path, capsys):
+    from rtsnn.snn.graph import Graph, GraphModel
+    from rtsnn.snn.nodes import LI, Affine, CubaLIF, Input, Linear, Output
+
+    rng = np.random.default_rng(0)
+    nodes = {"in": Input(shape=(6,)), "w0": Linear(weight=rng.normal(size=(6, 5))),
+             "l0": CubaLIF(n=5), "w1": Linear(weight=rng.normal(size=(5, 4))), "l1": CubaLIF(n=4),
+             "tr": LI(n=4), "ro": Affine(weight=rng.normal(size=(4, 2)), bias=np.zeros(2)), "out": Output(shape=(2,))}
+    edges = [("in", "w0"), ("w0", "l0"), ("l0", "w1"), ("w1", "l1"), ("l1", "tr"), ("tr", "ro"), ("ro", "out")]
+    path = _save(tmp_path, GraphModel(Graph(nodes, edges)), "g.npz")
+    assert main(["backend", "report", path, "--backend", "numba_cpu", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["neurons"] == {"inputs": 6, "hidden": 9, "outputs": 2}
+    assert rep["synapses"]["total"] == 6 * 5 + 5 * 4 + 4 * 2 and rep["dense_macs_per_tick"] == 58
+    assert [r["kind"] for r in rep["graph"]][:3] == ["Input", "Linear", "CubaLIF"]
+    assert main(["backend", "report", path, "--backend", "loihi"]) == 2
+    err = capsys.readouterr().err
+    assert "no report for backend 'loihi'; installed: numba_cpu, xylo" in err
