@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from rtsnn.learn.offline.bptt_kernels import spiking_element
+
 # slots of the float64 parameter vector p of eprop_tick
 (P_ALPHA, P_KAPPA, P_RHO, P_VTH, P_GAMMA, P_ZETA, P_GE, P_GOUT, P_NREF, P_ADAPTIVE,
  P_KREG, P_FTARGET, P_CREG_TICK) = range(13)
@@ -233,7 +235,11 @@ def forward_step(x: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.n
 
     With ``zeta = g_out = 1`` and equal ``beta`` this is the runtime's
     :func:`rtsnn.snn.kernels.network_step` written with the leaky readout; it exists for
-    the offline NEST-convention runs (mixed LIF/ALIF populations, float64).
+    the offline NEST-convention runs (mixed LIF/ALIF populations, float64). The neuron step is
+    the live tick's (:func:`rtsnn.learn.offline.bptt_kernels.spiking_element`, the element of
+    :func:`rtsnn.snn.neuron_kernels.spiking_update`) with ``gain = zeta``, ``leak = 0``,
+    subtractive reset at the next tick and adaptation always on (``beta_j = 0``: LIF); the
+    scalars are float64, so the membrane sum and the threshold test are float64.
     """
     alpha = p[P_ALPHA]
     rho = p[P_RHO]
@@ -255,16 +261,15 @@ def forward_step(x: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.n
         if zi != 0:
             for j in range(n_rec):
                 cur[j] += w_rec[i, j] * zi
+    zero = 0.0
     for j in range(n_rec):
-        zp = z[j]
-        vj = alpha * v[j] + zeta * cur[j] - v_th * zp
+        vj, _, aj, spike, ref_new = spiking_element(cur[j], v[j], zero, a[j], z[j], refr[j], alpha, zero, rho,
+                                                    beta[j], v_th, zeta, zero, zero, False, n_ref, False, True,
+                                                    False, False, False)
         v[j] = vj
-        aj = rho * a[j] + zp
         a[j] = aj
-        ref = refr[j]
-        spike = (vj >= v_th + beta[j] * aj) and ref <= 0
         z[j] = 1.0 if spike else 0.0
-        refr[j] = n_ref if spike else max(ref - 1, 0)
+        refr[j] = ref_new
     for k in range(y.shape[0]):
         acc = 0.0
         for j in range(n_rec):

@@ -3,6 +3,8 @@ full BPTT; the training forward equals the runtime's network on the same model."
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -134,3 +136,120 @@ def test_training_forward_equals_runtime_network(model):
     ys = np.array(ys)
     assert np.abs(ys).max() > 0.1
     np.testing.assert_allclose(ys, y_train, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------ the neuron step shared with the live tick
+def _old_layer_forward_np(iff, w_rec, recurrent, alpha, v_th, rho, beta, n_ref, adaptive, v, a, z, refr,
+                          vs, as_, zs, ms):
+    """The training forward as it was before it called the live tick's neuron element, in
+    plain numpy with the same types (float64 current and scalars, state rounded to the dtype
+    of ``iff`` when stored, float64 threshold test); one (t, b) row at a time."""
+    f8 = np.float64
+    T, B, n = iff.shape
+    for t in range(T):
+        for b in range(B):
+            cur = iff[t, b].astype(f8)
+            if recurrent:
+                for j in np.flatnonzero(z[b]):  # event-driven, in row order (same float64 sums)
+                    cur = cur + (w_rec[j] * z[b, j]).astype(f8)
+            zp = z[b].copy()
+            vi = (alpha * v[b]).astype(f8) + cur - (v_th * zp).astype(f8)
+            ai = f8(rho) * a[b].astype(f8) + zp.astype(f8) if adaptive else np.zeros(n)
+            ok = refr[b] <= 0
+            spike = ok & (vi >= v_th.astype(f8) + f8(beta) * ai)
+            v[b], a[b], z[b] = vi, ai, spike
+            refr[b] = np.where(spike, n_ref, np.where(refr[b] > 0, refr[b] - 1, refr[b]))
+            vs[t, b], as_[t, b], zs[t, b], ms[t, b] = vi, ai, spike, ok
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_layer_forward_and_gradients_equal_the_previous_loop(monkeypatch, dtype, model):
+    """layer_forward (now the live tick's neuron element) records exactly what the previous
+    training loop recorded (bit for bit, float32 and float64), so the engine's gradients are
+    those of the previous implementation."""
+    from rtsnn.learn.offline import bptt_engine
+    from rtsnn.learn.offline.bptt_kernels import layer_forward
+
+    rng = np.random.default_rng(11)
+    T, B, n = 120, 3, 17
+    iff = rng.normal(0.05, 0.5, (T, B, n)).astype(dtype)
+    w_rec = rng.normal(0, 0.4, (n, n)).astype(dtype)
+    alpha = rng.uniform(0.7, 0.98, n).astype(dtype)
+    v_th = rng.uniform(0.6, 1.4, n).astype(dtype)
+    adaptive = model == "alif"
+    outs = []
+    for fn in (layer_forward, _old_layer_forward_np):
+        state = [np.zeros((B, n), dtype), np.zeros((B, n), dtype), np.zeros((B, n), dtype),
+                 np.zeros((B, n), np.int64)]
+        state[0][:] = np.linspace(-0.5, 1.2, n, dtype=dtype)  # some neurons spike on the first tick
+        state[2][:, ::3] = 1.0
+        rec = [np.full((T, B, n), np.nan, dtype) for _ in range(4)]
+        fn(iff, w_rec, True, alpha, v_th, 0.97, 0.3, 2, adaptive, *state, *rec)
+        outs.append(state + rec)
+    for got, want, name in zip(outs[0], outs[1], ("v", "a", "z", "refr", "vs", "as_", "zs", "ms")):
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert 0.02 < outs[0][6].mean() < 0.6 and outs[0][7].min() == 0.0  # spikes and refractory steps
+
+    # through the engine: forward and backward with the previous loop patched in
+    spec = NetSpec(n_in=6, layers=(12, 5), recurrent=(True, False), n_out=2, model=model, beta_adapt=0.4,
+                   refractory_s=1e-3)
+    p = _params(spec, rng)
+    x = (rng.random((80, 2, 6)) < 0.3) * 1.0
+    dy = rng.standard_normal((80, 2, 2))
+    eng = Engine(spec, dtype=dtype)
+    tape = eng.forward(p, x)
+    grads = eng.backward(p, tape, dy)
+    monkeypatch.setattr(bptt_engine, "layer_forward", _old_layer_forward_np)
+    tape_old = eng.forward(p, x)
+    grads_old = eng.backward(p, tape_old, dy)
+    assert sum(c.sum() for c in tape.spike_counts) > 0
+    np.testing.assert_array_equal(tape.y, tape_old.y)
+    assert set(grads) == set(grads_old)
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], grads_old[k], err_msg=k)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_spiking_element_equals_live_spiking_update(seed):
+    """spiking_element (the per-neuron body shared by BPTT and e-prop, bptt_kernels for now)
+    gives bit for bit what the live tick's spiking_update (and its numpy twin) gives, for every
+    switch: CubaLIF, ALIF, reset to v_reset / by subtraction, reset at the next tick / now,
+    clamped reset, strict threshold."""
+    from rtsnn.learn.offline.bptt_kernels import spiking_element
+    from rtsnn.snn.neuron_kernels import spiking_update, spiking_update_np
+
+    rng = np.random.default_rng(seed)
+    f4 = np.float32
+    n, T = 9, 40
+    prm = dict(alpha=rng.uniform(0.6, 1.0, n), alpha_syn=rng.uniform(0.3, 0.9, n), rho=rng.uniform(0.8, 1.0, n),
+               beta=rng.uniform(0.0, 0.5, n), v_th=rng.uniform(0.5, 1.5, n), gain=rng.uniform(0.5, 2.0, n),
+               leak=rng.normal(0, 0.05, n), v_reset=rng.normal(-0.2, 0.1, n))
+    prm = {k: v.astype(f4) for k, v in prm.items()}
+    reset_zero = (rng.random(n) < 0.5).astype(np.int8)
+    n_ref = rng.integers(0, 3, n).astype(np.int32)
+    cur = rng.normal(0.3, 0.8, (T, n)).astype(f4)
+    names = ("alpha", "alpha_syn", "rho", "beta", "v_th", "gain", "leak", "v_reset")
+    for cuba, adaptive, reset_now, strict, clamp in itertools.product((False, True), repeat=5):
+        states = [[np.zeros(n, f4) for _ in range(4)] + [np.zeros(n, np.int32)] for _ in range(3)]
+        v0 = rng.normal(0.5, 0.5, n).astype(f4)
+        for s in states:
+            s[0][:] = v0
+        n_spikes = 0
+        for t in range(T):
+            v, isyn, a, z, refr = states[0]
+            for i in range(n):
+                vi, si, ai, spike, ri = spiking_element(
+                    cur[t, i], v[i], isyn[i], a[i], z[i], refr[i], *(prm[k][i] for k in names),
+                    bool(reset_zero[i]), n_ref[i], cuba, adaptive, reset_now, strict, clamp)
+                v[i], isyn[i], a[i], z[i], refr[i] = vi, si, ai, f4(1.0) if spike else f4(0.0), ri
+            for fn, s in ((spiking_update, states[1]), (spiking_update_np, states[2])):
+                fn(cur[t], *s, *(prm[k] for k in names), reset_zero, n_ref, cuba, adaptive, reset_now,
+                   strict=strict, clamp=clamp)
+            for s in states[1:]:
+                for got, want in zip(states[0], s):
+                    assert got.dtype == want.dtype
+                    np.testing.assert_array_equal(got, want, err_msg=f"{cuba}{adaptive}{reset_now}{strict}{clamp} {t}")
+            n_spikes += int(states[0][3].sum())
+        assert 0 < n_spikes < T * n  # spikes, and ticks without (refractory or below threshold)

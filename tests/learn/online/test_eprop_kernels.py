@@ -125,3 +125,52 @@ def test_float32_kernels_run_and_agree_with_float64():
                          *mats_rec, g_out, g_b, count, cnt, p, True, True)
         out[dt] = mats_in[3].astype(np.float64)
     np.testing.assert_allclose(out[np.float32], out[np.float64], rtol=2e-4, atol=1e-5)
+
+
+def _old_forward_step_np(x, w_in, w_rec, w_out, beta, v, a, z, refr, y, cur, p):
+    """forward_step as it was before it called the live tick's neuron element, in plain numpy
+    with the kernel's types: the current in the arrays' dtype, float64 scalars, so the membrane
+    sum, the adaptation and the threshold test are float64, rounded when stored."""
+    f8 = np.float64
+    dt = v.dtype.type
+    alpha, rho, kappa, v_th, zeta, g_out = (f8(p[k]) for k in (K.P_ALPHA, K.P_RHO, K.P_KAPPA, K.P_VTH, K.P_ZETA,
+                                                               K.P_GOUT))
+    cur[:] = 0
+    for i in np.flatnonzero(x):
+        cur[:] = cur + w_in[i] * x[i]
+    for i in np.flatnonzero(z):
+        cur[:] = cur + w_rec[i] * z[i]
+    zp = z.astype(f8)
+    vj = alpha * v.astype(f8) + zeta * cur.astype(f8) - v_th * zp
+    aj = rho * a.astype(f8) + zp
+    spike = (vj >= v_th + beta.astype(f8) * aj) & (refr <= 0)
+    v[:], a[:], z[:] = vj, aj, spike
+    refr[:] = np.where(spike, int(p[K.P_NREF]), np.maximum(refr - 1, 0))
+    acc = np.zeros(y.shape[0])
+    for j in range(v.shape[0]):
+        acc = acc + (w_out[j] * z[j]).astype(f8)
+    y[:] = (kappa * y.astype(f8) + g_out * acc).astype(dt)
+
+
+def test_forward_step_equals_previous_loop():
+    """forward_step (now the live tick's neuron element) gives bit for bit what the previous
+    loop gave, float32 and float64, LIF/ALIF mixed, both conventions, refractory steps."""
+    for dt in (np.float32, np.float64):
+        for nest_like in (False, True):
+            _, c, beta, w_in, w_rec, w_out, x = _case(7, 12, 25, 3, 300, 2, nest_like, True)
+            p = _params(c, True)
+            arrays = [x, w_in, w_rec, w_out, beta]
+            x, w_in, w_rec, w_out, beta = (np.ascontiguousarray(m, dt) for m in arrays)
+            runs = []
+            for fn in (K.forward_step, _old_forward_step_np):
+                v, a, z, cur = (np.zeros(25, dt) for _ in range(4))
+                y = np.zeros(3, dt)
+                refr = np.zeros(25, np.int32)
+                rec = []
+                for t in range(x.shape[0]):
+                    fn(x[t], w_in, w_rec, w_out, beta, v, a, z, refr, y, cur, p)
+                    rec.append(np.concatenate([v, a, z, refr, y]).astype(np.float64))
+                runs.append(np.array(rec))
+            np.testing.assert_array_equal(runs[0], runs[1], err_msg=f"{dt} {nest_like}")
+            zs = runs[0][:, 50:75]
+            assert 0.01 < zs.mean() < 0.5, zs.mean()
