@@ -49,7 +49,8 @@ $(BENCH_VENV)/.installed: scripts/requirements-peers.txt pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q -e . -r scripts/requirements-peers.txt
 	# Norse without its torchvision requirement (PyPI's torchvision does not load on the CPU torch)
-	$(BENCH_VENV)/bin/python -m pip install -q --no-deps 'norse==1.1.0' 'nir>=1.0.8' 'nirtorch>=2.6'
+	$(BENCH_VENV)/bin/python -m pip install -q 'torch==2.13.0' 'nir>=1.0.8' 'nirtorch>=2.6'
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps 'norse==1.1.0'
 	touch $@
 
 bench-peers: $(BENCH_VENV)/.installed
