@@ -75,10 +75,10 @@ def data_init(engine: Engine, params: dict[str, np.ndarray], x_tbn: np.ndarray, 
     import re
     for l in range(len(spec.layers)):
         sub = NetSpec.from_dict({**spec.to_dict(), "layers": spec.layers[: l + 1],
-                                 "recurrent": spec.recurrent[: l + 1], "n_out": None})
+                                 "recurrent": spec.recurrent[: l + 1], "n_out": None, "tau_out2_s": None})
         eng = Engine(sub, dtype=np.float64)
         sp = {k: v for k, v in params.items()
-              if (m := re.fullmatch(r"(w|r|alpha|vth)(\d+)", k)) and int(m.group(2)) <= l}
+              if k == "delay_logits" or ((m := re.fullmatch(r"(w|r|alpha|vth)(\d+)", k)) and int(m.group(2)) <= l)}
         h = x_tbn if l == 0 else eng.forward(sp, x_tbn).records[0][0][l - 1][3]
         T, B, _ = h.shape
         cur = (h.reshape(T * B, -1) @ params[f"w{l}"]).reshape(T, B, -1)
@@ -273,38 +273,36 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
 
 
 # ------------------------------------------------------------------ classifier API
+def to_graph(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1.0, out_offset: Any = 0.0,
+             provenance: dict | None = None, output_labels: list[str] | None = None,
+             output_units: list[str] | None = None):
+    """The trained network as a :class:`rtsnn.snn.graph.GraphModel`, nothing dropped: any
+    depth, recurrent or not per layer, per-neuron ``alpha{l}`` / ``vth{l}``, ALIF, refractory,
+    the readout (single or double exponential) rescaled as
+    ``y = out_scale * (w_out^T r + b_out) + out_offset``, soft input delays as ``Delay``
+    nodes; no readout (``n_out`` None): the output is the last layer's spikes. Mapping and
+    numerics: :mod:`rtsnn.learn.offline.export`."""
+    from rtsnn.learn.offline.export import bptt_to_graph
+
+    return bptt_to_graph(spec, params, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
+                         output_labels=output_labels, output_units=output_units)
+
+
 def to_model(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1.0, out_offset: Any = 0.0,
              provenance: dict | None = None, output_labels: list[str] | None = None,
              output_units: list[str] | None = None):
-    """The runtime :class:`rtsnn.snn.Model` of a trained one-hidden-layer network (recurrent or
-    not): ``w_in = w0``, ``w_rec = r0`` (zeros when feedforward), readout rescaled as
-    ``y = out_scale * (w_out^T r + b_out) + out_offset`` (e.g. z-scored targets back to units),
-    and the trained readout decay ``kappa`` exported as ``tau_out_s = -dt_s / ln kappa``."""
-    from rtsnn.snn.params import Model, NeuronSettings, Weights
+    """What :func:`to_graph` gives, as the runtime's single-layer :class:`rtsnn.snn.Model`
+    when it is that pattern (one LIF/ALIF layer, recurrent or not -- feedforward gets a zero
+    ``w_rec`` --, a single-exponential readout, no delays, uniform decays and thresholds,
+    time constants above ``dt_s``), else the :class:`rtsnn.snn.graph.GraphModel` itself.
+    Either one is what :func:`rtsnn.snn.save_model` writes and
+    :func:`rtsnn.snn.graph_network.build_network` runs; nothing trained is dropped."""
+    from rtsnn.learn.offline.export import single_layer_model
 
-    if len(spec.layers) != 1:
-        raise ValueError(f"a runtime model has one recurrent layer; this network has layers {list(spec.layers)}")
-    if spec.tau_out2_s is not None or spec.max_delay_steps > 0:
-        raise ValueError("the runtime has a single-exponential readout and no synaptic delays: a network trained "
-                         "with tau_out2_s or max_delay_steps stays an offline model (export needs neither)")
-    kappa = float(params["kappa"][0]) if "kappa" in params else math.exp(-spec.dt_s / spec.tau_out_s)
-    tau_out = -spec.dt_s / math.log(kappa) if 0 < kappa < 1 else spec.tau_out_s
-    tau_out = max(tau_out, spec.dt_s * 1.0001)
-    settings = NeuronSettings(model=spec.model, dt_s=spec.dt_s, tau_mem_s=spec.tau_mem_s,
-                              tau_adapt_s=spec.tau_adapt_s, beta_adapt=spec.beta_adapt, v_th=spec.v_th,
-                              refractory_s=spec.refractory_s, tau_out_s=tau_out)
-    n = spec.layers[0]
-    w_rec = params["r0"] if spec.recurrent[0] else np.zeros((n, n))
-    scale = np.asarray(out_scale, np.float64)
-    weights = Weights(np.asarray(params["w0"], np.float32), np.asarray(w_rec, np.float32),
-                      np.asarray(params["w_out"] * np.atleast_1d(scale)[None, :], np.float32),
-                      np.asarray(params["b_out"] * scale + out_offset, np.float32))
-    kw: dict[str, Any] = {}
-    if output_labels:
-        kw["output_labels"] = list(output_labels)
-    if output_units:
-        kw["output_units"] = list(output_units)
-    return Model(settings, weights, provenance=provenance or {}, **kw)
+    gm = to_graph(spec, params, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
+                  output_labels=output_labels, output_units=output_units)
+    model = single_layer_model(gm)
+    return gm if model is None else model
 
 
 @dataclass

@@ -351,8 +351,11 @@ def build_spec(cfg: PretrainConfig, n_in: int, n_out: int, dt_s: float) -> NetSp
 
 def to_runtime_model(spec: NetSpec, params: dict[str, np.ndarray], v_mean: np.ndarray, v_sd: np.ndarray,
                      provenance: dict, labels: list[str] | None = None, units: list[str] | None = None):
-    """A :class:`rtsnn.snn.Model` (readout rescaled to the target's units; trained readout
-    ``kappa`` exported as ``tau_out_s = -dt_s / ln kappa``)."""
+    """The trained network with nothing dropped (:func:`rtsnn.learn.offline.bptt.to_model`):
+    today's single-layer :class:`rtsnn.snn.Model` when it is that pattern, else the full
+    :class:`rtsnn.snn.graph.GraphModel` (any depth, per-neuron values, a readout decay below
+    one tick, ...); :func:`rtsnn.snn.save_model` writes either as a graph. The readout is
+    rescaled to the target's units and the trained ``kappa`` kept (``tau = -dt_s / ln kappa``)."""
     from rtsnn.learn.offline.bptt import to_model
 
     if labels is None:

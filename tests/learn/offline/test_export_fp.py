@@ -1,0 +1,120 @@
+"""FP export: the continuous-time SRM network as CubaLIF layers at a chosen tick.
+
+The discretisation (rtsnn.learn.offline.export): exact per-tick decays and gain h(D) make the
+graph's membrane after tick t equal FP's V((t+1) D) for input spikes on the tick grid; input
+times are rounded to the nearest tick; first-spike readout = first output spike tick."""
+
+import numpy as np
+import pytest
+
+from rtsnn.datasets import load_yinyang
+from rtsnn.learn.offline import fp
+from rtsnn.learn.offline.export import fp_input_raster, fp_n_ticks, fp_to_graph, graph_first_spikes
+from rtsnn.learn.offline.fp_reference import psp_ref
+from rtsnn.snn.graph_network import GraphNetwork
+from rtsnn.snn.model_file import load_graph_model, save_model
+
+UNIT_S = 5e-3
+
+
+@pytest.fixture(scope="module")
+def small_yinyang():
+    """A small FP Yin-Yang network, briefly trained (4(+bias)-30-3, 1000 samples, 4 epochs)."""
+    tr, te = load_yinyang("train"), load_yinyang("test")
+    settings = fp.FPSettings(alpha=1.0, beta=1.0, theta=1.0, t_max=8.0, max_hidden_spikes=1, tau0=0.05,
+                             tau1=1.0, gamma=0.05)
+    m = fp.train_classifier_fp(fp.encode_latency(tr.x[:1000]), tr.y[:1000], hidden=[30], n_classes=3, epochs=4,
+                               seed=0, settings=settings, lr=5e-3, batch_size=32, hidden_kick=0.01,
+                               grad_clip=0.05)
+    return m, fp.encode_latency(te.x[:200]), te.y[:200]
+
+
+def test_exported_graph_matches_fp_first_spikes_and_classes(tmp_path, small_yinyang):
+    m, x, y = small_yinyang
+    dt_s = 0.05e-3  # D = 0.01 time units
+    gm = fp_to_graph(m, dt_s, unit_s=UNIT_S, output_labels=["yin", "yang", "dot"])
+    loaded = load_graph_model(save_model(tmp_path / "fp.npz", gm))
+    assert [loaded.graph.nodes[n].kind for n in ("layer0", "layer1")] == ["CubaLIF", "CubaLIF"]
+    assert loaded.provenance["export"]["from"] == "fp" and loaded.output_labels == ["yin", "yang", "dot"]
+    n_ticks = fp_n_ticks(m.settings.t_max, dt_s, UNIT_S)
+    assert n_ticks == 800
+    first, pred = graph_first_spikes(loaded, fp_input_raster(x, dt_s, UNIT_S, n_ticks))
+    t_fp = m.first_spike_times(x)
+    pred_fp = fp.predict_from_times(t_fp, m.settings.t_max)
+    assert np.mean(pred_fp == y) > 0.6  # a network that learned something
+    assert np.mean(pred == pred_fp) >= 0.95
+    D = dt_s / UNIT_S
+    both = (first >= 0) & (t_fp < m.settings.t_max)
+    assert both.sum() > 100
+    err_ticks = ((first + 1) * D - t_fp)[both] / D
+    assert np.mean(np.abs(err_ticks) <= 1.0) >= 0.9
+    assert np.median(np.abs(err_ticks)) < 1.0
+    # outputs FP leaves silent stay (mostly) silent in the graph, and vice versa
+    assert np.mean((first >= 0) == (t_fp < m.settings.t_max)) >= 0.95
+
+
+def test_one_spike_per_hidden_neuron_as_fp_caps_it(small_yinyang):
+    m, x, _ = small_yinyang
+    dt_s = 0.1e-3
+    gm = fp_to_graph(m, dt_s, unit_s=UNIT_S)
+    net = GraphNetwork(gm)
+    raster = fp_input_raster(x[:20], dt_s, UNIT_S, fp_n_ticks(m.settings.t_max, dt_s, UNIT_S))
+    z = net.state_arrays()["layer0.z"]
+    total = 0
+    buf = np.zeros(gm.n_in, np.float32)
+    for s in range(raster.shape[0]):
+        net.reset_state()
+        counts = np.zeros_like(z)
+        for t in range(raster.shape[1]):
+            buf[...] = raster[s, t]
+            net.step(buf)
+            counts += z
+        assert counts.max() <= 1
+        total += counts.sum()
+    assert total > 20  # hidden neurons do fire
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (1.0, 0.5), (2.0, 1.0)])
+def test_membrane_is_fp_exact_on_the_tick_grid(alpha, beta):
+    """No spikes (high threshold), inputs on the grid: v after tick t equals V((t+1) D)."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(0.5, 1.0, (3, 2))
+    settings = fp.FPSettings(alpha=alpha, beta=beta, theta=1e6, t_max=6.0)
+    dt_s = 0.2e-3
+    D = dt_s / UNIT_S
+    gm = fp_to_graph(fp.FPNetwork([w]), dt_s, unit_s=UNIT_S, settings=settings)
+    in_ticks = np.array([3, 10, 40])
+    n = fp_n_ticks(6.0, dt_s, UNIT_S)
+    raster = fp_input_raster((in_ticks * D)[None, :], dt_s, UNIT_S, n)[0]
+    assert raster.sum() == 3 and all(raster[k, j] == 1 for j, k in enumerate(in_ticks))
+    net = GraphNetwork(gm)
+    v = net.state_arrays()["layer0.v"]
+    got, want = [], []
+    buf = np.zeros(3, np.float32)
+    for t in range(n):
+        buf[...] = raster[t]
+        net.step(buf)
+        got.append(v.copy())
+        s = (t + 1 - in_ticks) * D  # time since each input, at the tick's end
+        want.append(psp_ref(s, alpha, beta) @ w)
+    got, want = np.array(got), np.array(want)
+    assert np.abs(want).max() > 0.1
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())  # float32 rounding
+
+
+def test_bad_fp_exports_are_refused():
+    net = fp.FPNetwork([np.ones((2, 3))])
+    s = fp.FPSettings()
+    with pytest.raises(ValueError, match="an FPNetwork needs settings"):
+        fp_to_graph(net, 1e-3, unit_s=UNIT_S)
+    with pytest.raises(ValueError, match="expected a TrainedFP or FPNetwork, got dict"):
+        fp_to_graph({"w": 1}, 1e-3, unit_s=UNIT_S, settings=s)
+    with pytest.raises(ValueError, match="unit_s must be a finite number of seconds > 0, got -0.005"):
+        fp_to_graph(net, 1e-3, unit_s=-5e-3, settings=s)
+    with pytest.raises(ValueError, match="dt_s must be a finite number of seconds > 0, got nan"):
+        fp_to_graph(net, float("nan"), unit_s=UNIT_S, settings=s)
+    with pytest.raises(ValueError, match="is not shorter than the window"):
+        fp_to_graph(net, 0.5, unit_s=UNIT_S, settings=s)
+    gm = fp_to_graph(net, 1e-3, unit_s=UNIT_S, settings=s)
+    with pytest.raises(ValueError, match=r"raster must be \(n, T, n_in=2\), got shape \[1, 5, 3\]"):
+        graph_first_spikes(gm, np.zeros((1, 5, 3)))

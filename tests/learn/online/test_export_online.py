@@ -1,0 +1,124 @@
+"""The online learners' saved models load as graphs and run as the network that produced them.
+
+e-prop writes checkpoints of the adapted model (``checkpoint_path``; rtsnn.snn.save_model);
+the actor-critic learns the backend's readout in place, so the model to save is the
+backend's own. Both learn on today's single-layer Model: the file holds the graph of
+``rtsnn.snn.graph.graph_from_model``, and load_graph_model + GraphNetwork must reproduce the
+producing network (spikes identical, outputs to float32 rounding: the fused Network sums
+its readout in another order), while load_model gives the Model back bit for bit."""
+
+import numpy as np
+import pytest
+
+from rtsnn.backends.numba_cpu import NumbaCpuBackend
+from rtsnn.learn.online.actor_critic import ActorCriticLearner
+from rtsnn.learn.online.eprop import EpropLearner
+from rtsnn.learn.online.reward import QueueRewardSource
+from rtsnn.snn.graph import GraphModel
+from rtsnn.snn.graph_network import GraphNetwork
+from rtsnn.snn.model_file import load_graph_model, load_model, save_model
+from rtsnn.snn.network import Network
+from rtsnn.snn.params import Model, NeuronSettings
+
+
+def _setup(model_kind, seed=0, n_t=3000):
+    s = NeuronSettings(model=model_kind, tau_mem_s=20e-3, tau_out_s=20e-3, v_th=1.0, beta_adapt=0.5,
+                       tau_adapt_s=200e-3, refractory_s=2e-3)
+    model = Model.random(12, 40, 2, settings=s, seed=seed, input_gain=1.5, spectral_radius=0.5, readout_scale=0.1)
+    rng = np.random.default_rng(seed)
+    rates = 0.03 + 0.03 * np.sin(np.arange(n_t)[:, None] / 100.0 + np.arange(12)[None] * 0.5)
+    xs = (rng.random((n_t, 12)) < rates).astype(np.float32)
+    t = np.arange(n_t)
+    tg = np.stack([np.sin(t / 100.0), np.cos(t / 100.0 + 1.0)], 1).astype(np.float32)
+    return model, xs, tg
+
+
+def _drive(learner, backend, xs, targets):
+    buf = np.zeros(backend.n_in, np.float32)
+    for t in range(xs.shape[0]):
+        buf[:] = xs[t]
+        backend.step(buf)
+        learner.observe(backend, None if targets is None else targets[t])
+        if learner.wants_apply():
+            learner.prepare()
+            learner.apply(backend)
+
+
+def _same_as_producer(path, producer: Model, xs):
+    """The saved file, loaded as a graph and as a Model, runs as ``producer`` from rest."""
+    gm = load_graph_model(path)
+    assert isinstance(gm, GraphModel)
+    assert {n: node.kind for n, node in gm.graph.nodes.items()}["hidden"] == ("ALIF" if producer.settings.adaptive
+                                                                               else "LIF")
+    y_ref, z_ref = Network(producer, propagation="dense").run(xs)
+    assert z_ref.sum() > 50 and np.abs(y_ref).max() > 0.1
+    y_g, z_g = GraphNetwork(gm).run(xs)
+    np.testing.assert_array_equal(z_g, z_ref)
+    np.testing.assert_allclose(y_g, y_ref, rtol=0, atol=1e-5 * np.abs(y_ref).max())
+    m = load_model(path)
+    assert isinstance(m, Model)
+    y_m, z_m = Network(m, propagation="dense").run(xs)
+    np.testing.assert_array_equal(z_m, z_ref)
+    np.testing.assert_array_equal(y_m, y_ref)
+
+
+@pytest.mark.parametrize("model_kind,conventions,every", [("alif", "native", 50),
+                                                           ("lif", "nest_bsshslm_2020", 200)])
+def test_eprop_checkpoint_loads_as_graph_and_runs_as_the_adapted_network(tmp_path, model_kind, conventions, every):
+    model, xs, tg = _setup(model_kind)
+    be = NumbaCpuBackend(model.copy())
+    ck = tmp_path / "eprop.npz"
+    lrn = EpropLearner(lr=5e-3, update_every_ticks=every, conventions=conventions, checkpoint_path=str(ck),
+                       checkpoint_every_s=3600.0)
+    lrn.attach(be, 1e-3)
+    be.warm_up()
+    _drive(lrn, be, xs[:2000], tg[:2000])  # 2000 ticks: a whole number of guard commits (every 1000 ticks)
+    lrn.close()
+    assert lrn.stats()["updates"] > 0 and lrn.stats()["checkpoints_written"] == 1
+    w = be.model.weights
+    assert not np.array_equal(w.w_in, model.weights.w_in)  # it learned something
+    saved = load_model(ck)
+    for k in ("w_in", "w_rec", "w_out", "b_out"):
+        np.testing.assert_array_equal(getattr(saved.weights, k), getattr(w, k), err_msg=k)
+    unused = () if model_kind == "alif" else ("tau_adapt_s", "beta_adapt")  # a LIF graph has no adaptation
+    want = {k: v for k, v in be.model.settings.to_dict().items() if k not in unused}
+    assert {k: v for k, v in saved.settings.to_dict().items() if k not in unused} == want
+    assert saved.provenance["eprop"]["updates"] == lrn.stats()["updates"]
+    _same_as_producer(ck, be.model, xs[2000:])
+
+
+@pytest.mark.xfail(strict=True, reason="EpropLearner.close() writes guard.good, the weights of the guard's last "
+                                       "commit (every max(1, 1000 // update_every_ticks) inline updates), not the "
+                                       "weights the network runs with: up to 999 ticks of learning are not saved")
+def test_eprop_final_checkpoint_holds_the_running_weights(tmp_path):
+    model, xs, tg = _setup("lif")
+    be = NumbaCpuBackend(model.copy())
+    ck = tmp_path / "eprop.npz"
+    lrn = EpropLearner(lr=5e-3, update_every_ticks=50, checkpoint_path=str(ck), checkpoint_every_s=3600.0)
+    lrn.attach(be, 1e-3)
+    _drive(lrn, be, xs[:1500], tg[:1500])  # 30 updates; the guard committed after 20
+    lrn.close()
+    np.testing.assert_array_equal(load_model(ck).weights.w_in, be.model.weights.w_in)
+
+
+def test_actor_critic_saved_model_loads_as_graph_and_runs_as_the_learned_network(tmp_path):
+    model, xs, _ = _setup("alif", seed=1)
+    be = NumbaCpuBackend(model.copy())
+    q = QueueRewardSource()
+    lrn = ActorCriticLearner(reward_source=q, eta_actor=5e-2, eta_critic=1e-3, sigma=0.3, seed=0)
+    lrn.attach(be, 1e-3)
+    buf = np.zeros(be.n_in, np.float32)
+    for t in range(1500):
+        buf[:] = xs[t]
+        be.step(buf)
+        y = be.readout()
+        lrn.observe(be, None)
+        q.push(-float(np.sum((y - 0.5) ** 2)) * 1e-3)
+    lrn.pause_learning()  # no exploration noise from here: the output is the network's own
+    w_out, b_out = be.readout_weights()
+    assert not np.array_equal(w_out, model.weights.w_out)  # the readout learned in place, in be.model
+    path = save_model(tmp_path / "ac.npz", be.model)
+    saved = load_model(path)
+    np.testing.assert_array_equal(saved.weights.w_out, w_out)
+    np.testing.assert_array_equal(saved.weights.b_out, b_out)
+    _same_as_producer(path, be.model, xs[1500:])
