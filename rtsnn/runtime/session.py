@@ -128,12 +128,13 @@ def _with_session_dt(group: str, kind: str, options: dict[str, Any], dt_s: float
 
 
 def stage_mismatches(cfg: SessionConfig, origin: str = "<config>", *, source: Any = None, teacher: Any = None,
-                     encoder: Any = None, model: Any = None) -> list[str]:
+                     encoder: Any = None, model: Any = None, learner: Any = None) -> list[str]:
     """Every way the built stages disagree with the session or with each other, one
     ``FILE: KEY: message`` line each (empty: they fit). Stages passed as None are not checked,
     so ``rtsnn config check`` can call it with whatever it managed to build; nor are tick
     lengths when ``session.dt_s`` is None (an invalid session section there). A model with an
-    input contract is also checked against the config (:mod:`rtsnn.runtime.model_contract`)."""
+    input contract is also checked against the config (:mod:`rtsnn.runtime.model_contract`), and
+    a built ``learner`` against the model's topology (:func:`learner_mismatches`)."""
     from rtsnn.runtime.model_contract import contract_mismatches, placeholder_mismatches
 
     s = cfg.session
@@ -158,21 +159,61 @@ def stage_mismatches(cfg: SessionConfig, origin: str = "<config>", *, source: An
         # the contract's check names the config key and both values; it covers the tick
         has_contract = getattr(model, "input_contract", None) is not None
         out += contract_mismatches(cfg, origin, model=model, source=source, encoder=encoder)
-        if dt_known and not has_contract and abs(model.settings.dt_s - s.dt_s) > 1e-12:
-            out.append(f"{origin}: model: model dt_s {model.settings.dt_s} differs from session.dt_s {s.dt_s}")
+        model_dt = model_dt_s(model)
+        if dt_known and not has_contract and model_dt is not None and abs(model_dt - s.dt_s) > 1e-12:
+            out.append(f"{origin}: model: model dt_s {model_dt} differs from session.dt_s {s.dt_s}")
         if encoder is not None and model.n_in != encoder.n_out:
             out.append(f"{origin}: model: model has {model.n_in} inputs but the encoder produces "
                        f"{encoder.n_out} spike channels")
         if teacher is not None and teacher.n_channels != model.n_out:
             out.append(f"{origin}: teacher: teacher has {teacher.n_channels} channels but the model has "
                        f"{model.n_out} outputs")
+        out += learner_mismatches(cfg, origin, learner, model)
     return out
+
+
+def model_dt_s(model: Any) -> float | None:
+    """The tick a model was made for: a GraphModel's ``dt_s``, a Model's ``settings.dt_s``."""
+    dt = getattr(model, "dt_s", None)
+    if dt is None:
+        dt = getattr(getattr(model, "settings", None), "dt_s", None)
+    return None if dt is None else float(dt)
+
+
+def model_graph_summary(model: Any) -> list[dict[str, Any]] | None:
+    """One ``{name, kind, shape}`` per node of the model's graph in evaluation order (today's
+    single layer as its graph, :func:`rtsnn.snn.graph.graph_from_model`); None for a model
+    that is neither."""
+    from rtsnn.snn.graph import GraphModel, graph_from_model
+    from rtsnn.snn.params import Model
+
+    if isinstance(model, Model):
+        model = graph_from_model(model)
+    if not isinstance(model, GraphModel):
+        return None
+    return [{"name": r["name"], "kind": r["kind"], "shape": list(r["shape"])} for r in model.graph.summary()]
+
+
+def learner_mismatches(cfg: SessionConfig, origin: str, learner: Any, model: Any) -> list[str]:
+    """``FILE: learner.kind: learner KIND: needs ...; model graph has ...`` when the learner
+    states (``model_problem(model)``) that it cannot train this model; [] when it can or
+    states nothing."""
+    check = getattr(learner, "model_problem", None)
+    if learner is None or model is None or not callable(check):
+        return []
+    problem = check(model)
+    if not problem:
+        return []
+    kind = cfg.learner.kind if getattr(cfg, "learner", None) is not None else type(learner).__name__
+    return [f"{origin}: learner.kind: learner {kind}: " + " ".join(str(problem).split())]
 
 
 def load_session_model(cfg: SessionConfig, n_in: int, origin: str = "<config>") -> Any:
     """The decoder ``cfg.model`` names: ``model.path`` read as a NIR graph (``.nir``, its rtsnn
-    metadata giving convention and dt) or an rtsnn model file, else a random reservoir with
-    ``n_in`` inputs (the encoder's spike channels) at ``session.dt_s``."""
+    metadata giving convention and dt) or an rtsnn model file (a :class:`~rtsnn.snn.params.Model`
+    for today's single layer, else a :class:`~rtsnn.snn.graph.GraphModel`: any graph the backend
+    runs), else a random reservoir with ``n_in`` inputs (the encoder's spike channels) at
+    ``session.dt_s``."""
     from rtsnn.snn import Model, NeuronSettings, load_model  # local: keep import light
 
     if cfg.model.path and str(cfg.model.path).endswith(".nir"):
@@ -260,6 +301,9 @@ class Session:
                                      origin, model=model)
         self.learner = (plugins.build("rtsnn.learners", cfg.learner.kind, cfg.learner.options, "learner", origin)
                         if cfg.learner else None)
+        problems = learner_mismatches(cfg, origin, self.learner, model)  # what it needs, said before any I/O
+        if problems:
+            raise ConfigError("\n".join(problems))
         self.reward = None
         if cfg.reward is not None:
             if self.learner is None or not hasattr(self.learner, "set_reward_source"):
@@ -276,9 +320,11 @@ class Session:
                       for i, sp in enumerate(cfg.sinks)]
         self.monitor = None
         if s.monitor:
-            from rtsnn.viz.monitor import SessionMonitor  # numpy + pylsl only, no Qt
+            from rtsnn.runtime.monitor import SessionMonitor  # numpy + pylsl only, no Qt
 
-            self.monitor = SessionMonitor(s.name, model.n_rec, model.n_out, s.dt_s,
+            spikes = getattr(self.backend, "spikes", None)
+            n_spk = int(spikes().shape[0]) if callable(spikes) else int(getattr(self.backend, "n_rec", 0))
+            self.monitor = SessionMonitor(s.name, n_spk, model.n_out, s.dt_s,
                                           output_labels=list(model.output_labels) or None)
 
         # preallocated tick buffers
@@ -768,8 +814,10 @@ class Session:
             # thread gets here, and its rows must still reach outputs.f64
             while True:
                 await asyncio.sleep(min(0.05, max(0.0, next_t - time.monotonic())))
-                if (self.learner is not None and not self._io_done.is_set() and self._prepare_state == "idle"
-                        and self.learner.wants_apply()):
+                # at pace max the compute thread runs prepare / apply inline: a second prepare
+                # here would race it (e.g. a ridge solve read half-installed state)
+                if (self.learner is not None and not self._pace_max and not self._io_done.is_set()
+                        and self._prepare_state == "idle" and self.learner.wants_apply()):
                     self._prepare_state = "running"
                     await loop.run_in_executor(None, self.learner.prepare)
                     self._prepare_state = "ready" if getattr(self.learner, "ready", lambda: True)() else "idle"
@@ -879,6 +927,7 @@ class Session:
             "outputs_dropped": int(self.out_ring.dropped),
             "realtime": getattr(self, "realtime_applied", "none"),
             "stopped_by": self.stopped_by,  # None: ran to its duration or the source's end
+            "model_graph": model_graph_summary(self.model),  # the nodes that ran, in evaluation order
         }
         if self.teacher is not None:
             out["teacher"] = self.teacher.stats()

@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 
 from rtsnn.learn.online import ac_kernels as K
+from rtsnn.learn.online.needs import NEEDS_READOUT, describe, readout_parts, readout_problem
+from rtsnn.snn.graph import GraphModel
 
 TRACE_MODES = {"tdltp": 0.0, "policy_gradient": 1.0, "expected": 2.0, "decision": 3.0}
 
@@ -576,6 +578,26 @@ class LinearActorCritic:
 
 
 # ---------------------------------------------------------------------------- session learner
+def _rate_scale(model: Any, n_rec: int) -> float | np.ndarray:
+    """Factor from the readout trace ``r`` to firing rates (Hz): ``1 / tau_out_s`` for today's
+    model (``r = kappa r + z`` holds about ``f tau_out`` spikes); for a graph's ``LI`` trace
+    ``y = kappa y + gain z``, per neuron ``1 / (gain tau_s)`` (``1 / tau_s`` where the gain is 0);
+    ``1 / 20 ms`` for a backend without a model."""
+    if isinstance(model, GraphModel):
+        parts = readout_parts(model.graph)
+        if parts is None:
+            raise ValueError(f"actor_critic: {NEEDS_READOUT}; {describe(model.graph)}")
+        li = model.graph.nodes[parts[0]]
+        tau, gain = np.asarray(li.tau_s, np.float64), np.asarray(li.gain, np.float64)  # type: ignore[attr-defined]
+        scale = 1.0 / (np.where(gain != 0, np.abs(gain), 1.0) * tau)
+        if scale.shape != (n_rec,):
+            raise ValueError(f"actor_critic: readout trace {parts[0]!r} has {scale.shape[0]} neurons, the backend's "
+                             f"features {n_rec}")
+        return scale
+    settings = getattr(model, "settings", None)
+    return 1.0 / float(settings.tau_out_s) if settings is not None else 1.0 / 20e-3
+
+
 class ActorCriticLearner:
     """Reward-driven learner for the live session (``rtsnn.learners`` entry ``actor_critic``).
 
@@ -591,6 +613,14 @@ class ActorCriticLearner:
     and delivered as an impulse of rate ``r / dt``. Weight updates happen inside ``observe``;
     ``wants_apply`` is always False. Non-finite rewards are counted and ignored.
     """
+
+    needs = NEEDS_READOUT
+
+    @staticmethod
+    def model_problem(model: Any) -> str | None:
+        """None when ``model`` has the ``LI -> Affine -> Output`` readout this learner trains
+        (it adapts only the readout, so any layers before the trace may be there), else why not."""
+        return readout_problem(model)
 
     def __init__(self, reward_source=None, n_critic: int = 32, eta_actor: float = 1e-3, eta_critic: float = 1e-3,
                  sigma: float = 0.1, tau_r_s: float = 1.0, value_scale: float = 0.1, value_offset: float = 0.0,
@@ -620,8 +650,7 @@ class ActorCriticLearner:
             raise ValueError("ActorCriticLearner needs a backend with readout_weights() (in-place views of "
                              "w_out, b_out), e.g. numba_cpu")
         self._w_out, self._b_out = backend.readout_weights()
-        tau_out = float(backend.model.settings.tau_out_s) if hasattr(backend, "model") else 20e-3
-        self._rate_scale = 1.0 / tau_out
+        self._rate_scale = _rate_scale(getattr(backend, "model", None), n_rec)
         self.rng = np.random.default_rng(self.seed)
         n_cri = s.n_critic
         self.rates = np.zeros(n_rec)

@@ -185,6 +185,14 @@ class RidgeThenEpropLearner:
 
     needs_target = True
 
+    @staticmethod
+    def model_problem(model: Any) -> str | None:
+        """None when both phases can run on ``model`` (e-prop's need includes the ridge
+        readout's), else why not."""
+        from rtsnn.learn.online.eprop import EpropLearner
+
+        return EpropLearner.model_problem(model)
+
     def __init__(self, calibration_s: float = 20.0, ridge: float = 1e-3, **eprop_options: Any):
         from rtsnn.learn.online.eprop import EpropLearner
         from rtsnn.learn.online.ridge_readout import RidgeReadoutLearner

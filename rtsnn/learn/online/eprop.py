@@ -24,6 +24,12 @@ Two conventions (``conventions=``):
   with ``y*[t]``. NEST's ``t_ref`` of N steps silences N - 1 steps (its countdown is
   decremented before the spike test), i.e. the runtime's ``n_ref = N - 1``; see
   :func:`nest_settings`.
+
+On a model graph the live learner trains the **last** recurrent layer
+(:func:`rtsnn.learn.online.needs.find_last_layer`): its input ``x[t]`` is the spikes of the layer
+feeding it in the same tick, the earlier layers are frozen, and the equations above hold with
+that layer as the network. A graph without such a layer is refused with the reason
+(:meth:`EpropLearner.model_problem`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ import numpy as np
 
 from rtsnn.learn.online import eprop_kernels as K
 from rtsnn.learn.online.guards import CheckpointWriter, LearningGuard
+from rtsnn.learn.online.needs import NEEDS_LAYER, LastLayer, describe, find_last_layer, last_layer_problem
+from rtsnn.snn.graph import GraphModel
 from rtsnn.snn.params import Model, NeuronSettings
 
 CONVENTIONS = ("native", "nest_bsshslm_2020")
@@ -428,6 +436,12 @@ class _BackendView:
     reuses one buffer, so the reference stays valid until the next encode). Membrane ``v``,
     adaptation ``a`` and spikes ``z`` come from ``backend.network.state`` (or ``backend.state()``),
     the weights from ``backend.model.weights`` (the arrays the network steps with).
+
+    A backend running a model graph (``backend.model`` a :class:`GraphModel`) is trained on its
+    last recurrent layer (:func:`rtsnn.learn.online.needs.find_last_layer`): ``model`` is that
+    layer as a single-layer Model sharing the graph's weight arrays, ``x`` the spikes of the
+    layer feeding it (the same tick's; earlier layers are frozen), ``v, a, z`` the layer's
+    state from ``backend.state()`` (``'<node>.<name>'`` views).
     """
 
     def __init__(self, backend: Any):
@@ -439,10 +453,27 @@ class _BackendView:
         if state is None or model is None:
             raise ValueError(f"eprop learner needs a backend exposing its network state (backend.network.state "
                              f"or backend.state()) and backend.model; {type(backend).__name__} has neither")
+        self.graph_model: GraphModel | None = None
+        self.layer: LastLayer | None = None
+        if isinstance(model, GraphModel):
+            layer, why = find_last_layer(model)
+            if layer is None:
+                raise ValueError(f"eprop: {NEEDS_LAYER}; {describe(model.graph)}, and {why}")
+            if not isinstance(state, dict):
+                raise ValueError(f"eprop learner needs backend.state() of a graph as '<node>.<name>' arrays; "
+                                 f"{type(backend).__name__} gives {type(state).__name__}")
+            self.graph_model, self.layer = model, layer
+            self.v, self.a, self.z = (state[f"{layer.hidden}.{k}"] for k in ("v", "a", "z"))
+            model = layer.model
+        else:
+            self.v, self.a, self.z = state.v, state.a, state.z
         self.state = state
         self.model: Model = model
         self.x: np.ndarray = np.zeros(model.n_in, np.float32)
-        if hasattr(backend, "inputs"):
+        if self.layer is not None and not self.layer.from_input:
+            src = state[f"{self.layer.source}.z"]  # the previous layer's spikes, this tick
+            self.inputs = lambda: src
+        elif hasattr(backend, "inputs"):
             self.inputs = backend.inputs
         else:
             orig = backend.step
@@ -472,6 +503,13 @@ class EpropLearner:
     """
 
     needs_target = True
+    needs = NEEDS_LAYER
+
+    @staticmethod
+    def model_problem(model: Any) -> str | None:
+        """None when e-prop can train ``model`` (today's single layer, or the last recurrent
+        layer of a graph with earlier layers frozen), else ``needs ...; model graph has ...``."""
+        return last_layer_problem(model)
 
     def __init__(self, **options: Any):
         self.options = EpropOptions.from_kwargs(**options)
@@ -511,8 +549,7 @@ class EpropLearner:
         self._check_arrays = list(self.core.state_arrays().values())
         self.err = self.core.err
         self._y = backend.readout()
-        st = view.state
-        self._v, self._a, self._z = st.v, st.a, st.z
+        self._v, self._a, self._z = view.v, view.a, view.z
         if o.checkpoint_path:
             self.checkpoint = CheckpointWriter(o.checkpoint_path, self.snapshot_model, o.checkpoint_every_s)
         self._warm()
@@ -656,20 +693,34 @@ class EpropLearner:
     def set_learning_rate(self, lr: float) -> None:
         self.set_lr(lr)
 
-    def snapshot_model(self) -> Model:
-        """The adapted model (weights as the runtime uses them), copied under the guard's lock."""
+    def snapshot_model(self) -> Model | GraphModel:
+        """The adapted model (weights as the runtime uses them), copied under the guard's lock:
+        a Model, or for a graph the whole GraphModel with its last layer's adapted weights
+        (the frozen layers as they are)."""
         core = self.core
         assert core is not None
+        view = self.view
+        conv = core.conv
+        record = {"options": self.options.to_dict(), "updates": self.updates, "ticks": self.ticks}
+        if view.graph_model is not None and view.layer is not None:
+            gm = view.graph_model.copy()  # deep copies of every node's arrays
+            nodes, L = gm.graph.nodes, view.layer
+            with self.guard._lock:
+                nodes[L.w_in].weight[...] = self.guard.good["w_in"] * conv["scale_in"]  # type: ignore[attr-defined]
+                nodes[L.w_rec].weight[...] = self.guard.good["w_rec"] * conv["scale_rec"]  # type: ignore[attr-defined]
+                nodes[L.w_out].weight[...] = self.guard.good["w_out"] * conv["scale_out"]  # type: ignore[attr-defined]
+                nodes[L.w_out].bias[...] = self.guard.good["b_out"]  # type: ignore[attr-defined]
+            gm.provenance["eprop"] = {**record, "layer": L.hidden, "frozen": list(L.frozen)}
+            return gm
         with self.guard._lock:
-            w = self.view.model.weights.copy()
-            conv = core.conv
+            w = view.model.weights.copy()
             w.w_in[...] = self.guard.good["w_in"] * conv["scale_in"]
             w.w_rec[...] = self.guard.good["w_rec"] * conv["scale_rec"]
             w.w_out[...] = self.guard.good["w_out"] * conv["scale_out"]
             w.b_out[...] = self.guard.good["b_out"]
-        prov = dict(self.view.model.provenance)
-        prov["eprop"] = {"options": self.options.to_dict(), "updates": self.updates, "ticks": self.ticks}
-        m = self.view.model
+        prov = dict(view.model.provenance)
+        prov["eprop"] = record
+        m = view.model
         return Model(m.settings, w, prov, list(m.output_labels or []), list(m.output_units or []),
                      m.input_contract)  # adapted weights, same input: the checkpoint keeps the contract
 

@@ -5,9 +5,9 @@
 pauses learning and counts the event with its reason; learning resumes only by
 :meth:`LearningGuard.resume` (an operator decision, e.g. after lowering the rate).
 
-:class:`CheckpointWriter` writes the adapted model with :func:`rtsnn.snn.model_file.save_model`
-(temp file + ``os.replace``, so a crash never leaves a half-written file) every
-``every_s`` seconds and once more on :meth:`CheckpointWriter.close`.
+:class:`CheckpointWriter` writes the adapted model (a Model or a GraphModel) with
+:func:`rtsnn.snn.model_file.save_model` (temp file + ``os.replace``, so a crash never leaves a
+half-written file) every ``every_s`` seconds and once more on :meth:`CheckpointWriter.close`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rtsnn.snn.graph import GraphModel
 from rtsnn.snn.model_file import save_model
 from rtsnn.snn.params import Model
 
@@ -87,11 +88,11 @@ class LearningGuard:
 class CheckpointWriter:
     """Atomic checkpoints of a model on a schedule (``maybe_write``) and at ``close``.
 
-    ``snapshot`` returns the Model to write (called on the writer's thread; it must return
-    a consistent copy). Failures are counted and reported, never raised into the tick.
+    ``snapshot`` returns the Model or GraphModel to write (called on the writer's thread; it
+    must return a consistent copy). Failures are counted and reported, never raised into the tick.
     """
 
-    def __init__(self, path: str | Path, snapshot: Callable[[], Model], every_s: float = 60.0,
+    def __init__(self, path: str | Path, snapshot: Callable[[], Model | GraphModel], every_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic):
         if not (isinstance(every_s, (int, float)) and math.isfinite(every_s) and every_s > 0):
             raise ValueError(f"checkpoint_every_s must be a finite number > 0, got {every_s!r}")

@@ -38,6 +38,12 @@ class RewardEpropLearner:
     goes to e-prop (``lr``, ``feedback``, ``optimizer``, ``update_every_ticks``, ...)."""
 
     needs_target = False  # learns from reward: the session calls observe every tick
+    needs = EpropLearner.needs  # e-prop's layer (its readout is the critic's too)
+
+    @staticmethod
+    def model_problem(model: Any) -> str | None:
+        """None when e-prop can train ``model``'s (last) recurrent layer, else why not."""
+        return EpropLearner.model_problem(model)
 
     def __init__(self, reward_source=None, sigma: float = 0.1, n_critic: int = 32, eta_critic: float = 1e-3,
                  tau_r_s: float = 1.0, value_scale: float = 0.1, value_offset: float = 0.0, seed: int = 0,

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from rtsnn.learn.online.needs import NEEDS_READOUT, readout_problem
+
 
 @njit(cache=True, nogil=True)
 def accumulate_gram(gram: np.ndarray, cross: np.ndarray, features: np.ndarray,
@@ -70,7 +72,18 @@ def solve_ridge(gram_upper: np.ndarray, cross: np.ndarray, lam: float) -> np.nda
 
 
 class RidgeReadoutLearner:
-    """Calibrates the readout once from the teaching signal (see module docstring)."""
+    """Calibrates the readout once from the teaching signal (see module docstring).
+
+    Works on any model whose output is ``LI -> Affine -> Output`` (today's single layer, or the
+    trace of a deeper graph's last layer: ``features()`` is that trace, ``set_readout`` writes
+    the ``Affine``)."""
+
+    needs = NEEDS_READOUT
+
+    @staticmethod
+    def model_problem(model: Any) -> str | None:
+        """None when ``model`` has the readout this learner fits, else why not."""
+        return readout_problem(model)
 
     def __init__(self, calibration_s: float = 20.0, ridge: float = 1e-3, refit_every_s: float | None = None,
                  refit_window_s: float = 60.0):
