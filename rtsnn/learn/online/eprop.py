@@ -63,13 +63,18 @@ class EpropOptions:
     moving average with ``tau_reg_s`` applied every tick. ``feedback_decay``: weight decay of
     the adaptive feedback matrix. ``defer``: None = defer the optimiser step to the session's
     I/O thread when ``update_every_ticks >= 100``. ``max_abs_weight``: the guard's explosion
-    bound. ``learning_window_ticks``: divisor of ``average_gradient`` (default: the window).
+    bound; ``max_growth``: the guard also rolls back when a weight array's RMS grew more than
+    this factor within one commit window (a learning-rate explosion that the clip to
+    ``[w_min, w_max]`` hides from ``max_abs_weight``). ``lr_min``/``lr_max``: the range
+    ``set_learning_rate`` (the control channel) accepts. ``learning_window_ticks``: divisor of ``average_gradient`` (default: the window).
     ``reset_on_update``: at each window end zero the traces and the network state (NEST's
     ``eprop_reset_neurons_on_update``; trials as sequences). The reset happens in ``observe``,
     so that tick's emitted output is the reset state's.
     """
 
     lr: float = 1e-3
+    lr_min: float = 1e-12
+    lr_max: float = 1.0
     feedback: str = "symmetric"
     optimizer: str = "adam"
     adam_beta1: float = 0.9
@@ -95,6 +100,7 @@ class EpropOptions:
     feedback_decay: float = 0.0
     seed: int = 0
     max_abs_weight: float = 1e3
+    max_growth: float = 10.0
     defer: bool | None = None
     reset_on_update: bool = False
     checkpoint_path: str | None = None
@@ -114,8 +120,11 @@ class EpropOptions:
                               ("conventions", CONVENTIONS), ("reg_mode", REG_MODES)):
             req(getattr(self, name) in allowed,
                 f"eprop option {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("lr", "adam_eps", "gamma", "tau_reg_s", "max_abs_weight", "checkpoint_every_s"):
+        for name in ("lr", "lr_min", "lr_max", "adam_eps", "gamma", "tau_reg_s", "max_abs_weight",
+                     "checkpoint_every_s", "max_growth"):
             pos(name)
+        req(self.lr_min <= self.lr <= self.lr_max,
+            f"eprop option lr {self.lr!r} is outside [lr_min, lr_max] = [{self.lr_min:g}, {self.lr_max:g}]")
         for name in ("adam_beta1", "adam_beta2"):
             val = getattr(self, name)
             req(isinstance(val, (int, float)) and 0.0 <= val < 1.0, f"eprop option {name} must be in [0, 1), got {val!r}")
@@ -545,7 +554,7 @@ class EpropLearner:
         self.rt = (w.w_in, w.w_rec, w.w_out, w.b_out)
         self.core = EpropCore(settings, o, w.w_in / conv["scale_in"], w.w_rec / conv["scale_rec"],
                               w.w_out / conv["scale_out"], w.b_out, dtype=np.float32)
-        self.guard = LearningGuard(self.core.state_arrays(), o.max_abs_weight)
+        self.guard = LearningGuard(self.core.state_arrays(), o.max_abs_weight, o.max_growth)
         self._check_arrays = list(self.core.state_arrays().values())
         self.err = self.core.err
         self._y = backend.readout()
@@ -678,8 +687,14 @@ class EpropLearner:
         self.guard.resume()
 
     def set_lr(self, lr: float) -> None:
+        """Change the learning rate; refused (ValueError, the control channel answers with it)
+        outside ``[lr_min, lr_max]`` of the options."""
         if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"eprop learning rate must be a finite number > 0, got {lr!r}")
+        o = self.options
+        if not o.lr_min <= lr <= o.lr_max:
+            raise ValueError(f"eprop learning rate {lr:g} is outside [lr_min, lr_max] = [{o.lr_min:g}, {o.lr_max:g}] "
+                             f"(the learner's options lr_min / lr_max set the bounds)")
         assert self.core is not None, "attach() first"
         self.core.lr = float(lr)
 
@@ -725,7 +740,11 @@ class EpropLearner:
                      m.input_contract)  # adapted weights, same input: the checkpoint keeps the contract
 
     def close(self) -> None:
-        """Session end: write the final checkpoint (when configured)."""
+        """Session end: check the running weights once more (a final commit, or a rollback when
+        they diverged since the last one), then write the final checkpoint (when configured):
+        it holds the weights the network ran with at the end, not those of the last periodic commit."""
+        if self.core is not None and not self.guard.paused:
+            self.guard.commit_or_rollback()
         if self.checkpoint is not None:
             self.checkpoint.close()
 

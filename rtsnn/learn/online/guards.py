@@ -26,13 +26,24 @@ from rtsnn.snn.params import Model
 
 
 class LearningGuard:
-    """Snapshot / check / rollback over a dict of named weight arrays (modified in place)."""
+    """Snapshot / check / rollback over a dict of named weight arrays (modified in place).
 
-    def __init__(self, arrays: dict[str, np.ndarray], max_abs_weight: float = 1e3):
+    An array fails the check when it holds NaN/inf, when ``max |w| > max_abs_weight``, or (with
+    ``max_growth``) when its RMS exceeds ``max_growth * max(RMS of the last good copy,
+    growth_floor)``: a sudden blow-up, e.g. a learning rate of 1e300 whose steps the optimiser's
+    clip to ``[w_min, w_max]`` keeps below ``max_abs_weight``."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], max_abs_weight: float = 1e3, max_growth: float | None = None,
+                 growth_floor: float = 1.0):
         if not (isinstance(max_abs_weight, (int, float)) and math.isfinite(max_abs_weight) and max_abs_weight > 0):
             raise ValueError(f"max_abs_weight must be a finite number > 0, got {max_abs_weight!r}")
+        if max_growth is not None and not (isinstance(max_growth, (int, float)) and math.isfinite(max_growth)
+                                           and max_growth > 1):
+            raise ValueError(f"max_growth must be None or a finite number > 1, got {max_growth!r}")
         self.arrays = arrays
         self.max_abs_weight = float(max_abs_weight)
+        self.max_growth = None if max_growth is None else float(max_growth)
+        self.growth_floor = float(growth_floor)
         self.good = {k: v.copy() for k, v in arrays.items()}
         self.paused = False
         self.rollbacks = 0
@@ -49,6 +60,12 @@ class LearningGuard:
             big = float(np.max(np.abs(arr))) if arr.size else 0.0
             if big > self.max_abs_weight:
                 return f"{name} exploded: max |w| = {big:.3g} > max_abs_weight {self.max_abs_weight:.3g}"
+            if self.max_growth is not None and arr.size:
+                rms = float(np.sqrt(np.mean(np.square(arr, dtype=np.float64))))
+                before = float(np.sqrt(np.mean(np.square(self.good[name], dtype=np.float64))))
+                if rms > self.max_growth * max(before, self.growth_floor):
+                    return (f"{name} grew {rms / max(before, 1e-30):.3g}x within one commit window (rms {before:.3g} -> "
+                            f"{rms:.3g}) > max_growth {self.max_growth:g}")
         return None
 
     def commit_or_rollback(self) -> bool:

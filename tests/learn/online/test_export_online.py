@@ -87,9 +87,6 @@ def test_eprop_checkpoint_loads_as_graph_and_runs_as_the_adapted_network(tmp_pat
     _same_as_producer(ck, be.model, xs[2000:])
 
 
-@pytest.mark.xfail(strict=True, reason="EpropLearner.close() writes guard.good, the weights of the guard's last "
-                                       "commit (every max(1, 1000 // update_every_ticks) inline updates), not the "
-                                       "weights the network runs with: up to 999 ticks of learning are not saved")
 def test_eprop_final_checkpoint_holds_the_running_weights(tmp_path):
     model, xs, tg = _setup("lif")
     be = NumbaCpuBackend(model.copy())
@@ -122,3 +119,39 @@ def test_actor_critic_saved_model_loads_as_graph_and_runs_as_the_learned_network
     np.testing.assert_array_equal(saved.weights.w_out, w_out)
     np.testing.assert_array_equal(saved.weights.b_out, b_out)
     _same_as_producer(path, be.model, xs[1500:])
+
+
+def test_a_learning_rate_outside_the_bounds_is_refused_and_an_explosion_rolls_back():
+    """The hardening issue's probe: set_learning_rate 1e300 (sent by the control channel) is
+    refused with the bounds; and when the bounds allow it, the guard catches the blow-up that
+    the optimiser's clip to [w_min, w_max] hides from max_abs_weight, rolls back and the
+    network keeps decoding with the last good weights."""
+    model, xs, tg = _setup("lif")
+    be = NumbaCpuBackend(model.copy())
+    lrn = EpropLearner(lr=5e-3, update_every_ticks=50)
+    lrn.attach(be, 1e-3)
+    with pytest.raises(ValueError, match=r"learning rate 1e\+300 is outside \[lr_min, lr_max\] = \[1e-12, 1\]"):
+        lrn.set_learning_rate(1e300)
+    with pytest.raises(ValueError, match="outside"):
+        EpropLearner(lr=5.0)
+
+    be = NumbaCpuBackend(model.copy())
+    lrn = EpropLearner(lr=5e-3, update_every_ticks=50, lr_max=1e300)
+    lrn.attach(be, 1e-3)
+    _drive(lrn, be, xs[:1000], tg[:1000])  # 20 updates: the guard committed once
+    assert lrn.guard.rollbacks == 0
+    good = {k: v.copy() for k, v in lrn.guard.good.items()}
+    lrn.set_learning_rate(1e300)
+    _drive(lrn, be, xs[1000:2000], tg[1000:2000])
+    st = lrn.stats()
+    assert lrn.guard.rollbacks == 1 and lrn.guard.paused and "grew" in st["last_guard_reason"]
+    for k, v in lrn.core.state_arrays().items():
+        np.testing.assert_array_equal(v, good[k], err_msg=k)
+    ys = []
+    buf = np.zeros(be.n_in, np.float32)
+    for t in range(2000, 2500):  # decoding goes on with the restored weights
+        buf[:] = xs[t]
+        be.step(buf)
+        ys.append(be.readout().copy())
+    ys = np.array(ys)
+    assert np.all(np.isfinite(ys)) and np.max(np.abs(ys)) < 50

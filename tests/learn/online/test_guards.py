@@ -51,7 +51,7 @@ def test_nan_teaching_signal_is_counted_and_teaches_nothing():
 
 @pytest.mark.parametrize("defer", [False, True])
 def test_exploding_learning_rolls_back_and_pauses(defer):
-    model, be, lrn = _setup(lr=1e6, optimizer="gd", update_every_ticks=100, defer=defer, max_abs_weight=50.0,
+    model, be, lrn = _setup(lr=1e6, lr_max=1e6, optimizer="gd", update_every_ticks=100, defer=defer, max_abs_weight=50.0,
                             w_min=-1e30, w_max=1e30)
     w0 = model.weights.copy()
     _run(lrn, be, 400, lambda t: 100.0 * np.sin(t / 20.0))
