@@ -122,7 +122,8 @@ class GraphNetwork:
                  "reset_zero": np.ascontiguousarray(node.reset, np.uint8),  # type: ignore[attr-defined]
                  "n_ref": np.rint(node.refractory_s / dt).astype(np.int32),  # type: ignore[attr-defined]
                  "cuba": node.kind == "CubaLIF", "adaptive": node.kind == "ALIF",
-                 "reset_now": node.reset_at == "now"}  # type: ignore[attr-defined]
+                 "reset_now": node.reset_at == "now",  # type: ignore[attr-defined]
+                 "strict": node.spike_if == ">", "clamp": node.reset_at == "next_clamp"}  # type: ignore[attr-defined]
             if node.kind == "CubaLIF":
                 p["alpha_syn"] = _f32(self._decay(node, "tau_syn_s"))
             if node.kind == "ALIF":
@@ -202,7 +203,7 @@ class GraphNetwork:
             return [(NK.spiking_update, (inp, st["v"], st["isyn"], st["a"], st["z"], st["refr"], p["alpha"],
                                          p["alpha_syn"], p["rho"], p["beta"], p["v_th"], p["gain"], p["leak"],
                                          p["v_reset"], p["reset_zero"], p["n_ref"], p["cuba"], p["adaptive"],
-                                         p["reset_now"]))]
+                                         p["reset_now"], p["strict"], p["clamp"]))]
         if node.kind == "LI":
             return [(NK.li_update, (inp, out, p["kappa"], p["gain"], p["leak"]))]
         if node.kind == "Delay":

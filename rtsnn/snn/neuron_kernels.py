@@ -14,7 +14,12 @@ strength), ``v_th``, ``gain``, ``leak = (1 - alpha) v_leak``, ``v_reset``, ``res
         zero:     v = alpha (v_reset if zp else v) + leak + gain u
     reset in the tick of the spike (reset_now = True):
         v = alpha v + leak + gain u;  after the test below, on a spike v = v - v_th | v_reset
-    z = 1 if v >= thr and refr <= 0 else 0;  refr = n_ref on a spike, else max(refr - 1, 0)
+    reset at the next tick, clamping (clamp = True, reset_now = False; snnTorch's Synaptic,
+    RLeaky and RSynaptic with reset_mechanism='zero'):
+        zero:     v = v_reset if zp else alpha v + leak + gain u   (the tick's input is dropped too)
+        subtract: as without clamp
+    z = 1 if v >= thr (v > thr when strict) and refr <= 0 else 0;
+    refr = n_ref on a spike, else max(refr - 1, 0)
 
 With ``gain = 1``, ``leak = 0`` and subtractive reset at the next tick this is exactly the
 arithmetic of :func:`rtsnn.snn.kernels.neuron_update` (``alpha v + 0 + 1 u`` rounds as
@@ -37,7 +42,7 @@ def spiking_update(cur: np.ndarray, v: np.ndarray, isyn: np.ndarray, a: np.ndarr
                    refr: np.ndarray, alpha: np.ndarray, alpha_syn: np.ndarray, rho: np.ndarray,
                    beta: np.ndarray, v_th: np.ndarray, gain: np.ndarray, leak: np.ndarray,
                    v_reset: np.ndarray, reset_zero: np.ndarray, n_ref: np.ndarray, cuba: bool,
-                   adaptive: bool, reset_now: bool) -> int:
+                   adaptive: bool, reset_now: bool, strict: bool = False, clamp: bool = False) -> int:
     """Advance the spiking neurons one tick from input ``cur``; returns the number of spikes.
     ``z`` holds ``z[t-1]`` on entry and ``z[t]`` on return (see the module docstring)."""
     one = np.float32(1.0)
@@ -56,13 +61,15 @@ def spiking_update(cur: np.ndarray, v: np.ndarray, isyn: np.ndarray, a: np.ndarr
             thr = v_th[i] + beta[i] * ai
         if reset_now:
             vi = alpha[i] * v[i] + leak[i] + gain[i] * u
+        elif clamp and reset_zero[i] != 0:
+            vi = v_reset[i] if zp != zero else alpha[i] * v[i] + leak[i] + gain[i] * u
         elif reset_zero[i] != 0:
             vp = v_reset[i] if zp != zero else v[i]
             vi = alpha[i] * vp + leak[i] + gain[i] * u
         else:
             vi = alpha[i] * v[i] + leak[i] + gain[i] * u - v_th[i] * zp
         ref = refr[i]
-        spike = (vi >= thr) & (ref <= 0)
+        spike = ((vi > thr) if strict else (vi >= thr)) & (ref <= 0)
         if reset_now and spike:
             vi = v_reset[i] if reset_zero[i] != 0 else vi - v_th[i]
         v[i] = vi
@@ -73,7 +80,7 @@ def spiking_update(cur: np.ndarray, v: np.ndarray, isyn: np.ndarray, a: np.ndarr
 
 
 def spiking_update_np(cur, v, isyn, a, z, refr, alpha, alpha_syn, rho, beta, v_th, gain, leak, v_reset,
-                      reset_zero, n_ref, cuba, adaptive, reset_now) -> int:
+                      reset_zero, n_ref, cuba, adaptive, reset_now, strict=False, clamp=False) -> int:
     """Numpy twin of :func:`spiking_update` (same float32 operations, vectorised)."""
     f = np.float32
     zp = z.copy()
@@ -91,7 +98,10 @@ def spiking_update_np(cur, v, isyn, a, z, refr, alpha, alpha_syn, rho, beta, v_t
         vp = np.where((reset_zero != 0) & (zp != 0), v_reset, v).astype(f)
         base = ((alpha * vp + leak) + gain * u).astype(f)
         vi = np.where(reset_zero != 0, base, (base - v_th * zp).astype(f)).astype(f)
-    spike = (vi >= thr) & (refr <= 0)
+        if clamp:
+            plain = ((alpha * v + leak) + gain * u).astype(f)
+            vi = np.where(reset_zero != 0, np.where(zp != 0, v_reset, plain), vi).astype(f)
+    spike = ((vi > thr) if strict else (vi >= thr)) & (refr <= 0)
     if reset_now:
         vi = np.where(spike, np.where(reset_zero != 0, v_reset, (vi - v_th).astype(f)), vi).astype(f)
     v[...] = vi

@@ -28,7 +28,10 @@ to ticks). ``reset`` per neuron is ``'subtract'`` (``v -= v_th``) or ``'zero'`` 
 ``reset_at`` per node says when: ``'next'`` (applied at the next tick from ``z[t-1]``, rtsnn's
 and snnTorch's timing; ``'zero'`` then clears the previous membrane before its decay) or
 ``'now'`` (applied in the tick of the spike, after the threshold test: NIR's and Norse's
-timing). The exact kernels are in :mod:`rtsnn.snn.neuron_kernels`.
+timing) or ``'next_clamp'`` (at the next tick; with ``'zero'`` the whole membrane of that tick
+is ``v_reset``, its input dropped: snnTorch's Synaptic, RLeaky and RSynaptic). ``spike_if``
+per node is ``'>='`` (rtsnn: spike when ``v >= v_th``) or ``'>'`` (NIR, snnTorch, Norse:
+``v > v_th``). The exact kernels are in :mod:`rtsnn.snn.neuron_kernels`.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 RESETS = ("subtract", "zero")
-RESET_AT = ("next", "now")
+RESET_AT = ("next", "now", "next_clamp")
+SPIKE_IF = (">=", ">")
 
 
 class GraphError(ValueError):
@@ -222,6 +226,7 @@ class _Neuron(Node):
     reset: Any = "subtract"
     reset_at: str = "next"
     refractory_s: Any = 0.0
+    spike_if: str = ">="
     n: int = 0
 
     def _size(self) -> int:
@@ -239,6 +244,8 @@ class _Neuron(Node):
         self.reset = _resets(self.name, self.reset, self.n)
         if self.reset_at not in RESET_AT:
             _fail(self.name, "reset_at", f"must be one of {', '.join(RESET_AT)}, got {self.reset_at!r}")
+        if self.spike_if not in SPIKE_IF:
+            _fail(self.name, "spike_if", f"must be one of {', '.join(SPIKE_IF)}, got {self.spike_if!r}")
         self.refractory_s = _vector(self.name, "refractory_s", self.refractory_s, self.n, nonneg=True)
 
     def input_size(self) -> int:
