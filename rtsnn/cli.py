@@ -3,7 +3,8 @@
     rtsnn run CONFIG [--duration S] [--json] [--quiet]   run a session from a YAML config
     rtsnn demo [--duration S] [--json] [--quiet]         the embedded default closed loop (no external service)
     rtsnn plugins [--json]                     installed sources, encoders, sinks, backends, learners
-    rtsnn model info FILE                      a model file's header
+    rtsnn model info FILE [--json]             a model file's graph: one line per node
+    rtsnn model simulate MODEL --input IN.npy --output OUT.npy   outputs per tick from a fresh state
     rtsnn model convert IN OUT                 .npz <-> NIR (.nir)
     rtsnn config check FILE                    validate a config (and its plugins' options)
 
@@ -214,10 +215,32 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
+    """The model's graph (any format version; docs/model_graph.md): one line per node in
+    evaluation order (name, kind, shape, inputs, recurrent ones marked "(t-1)", parameters),
+    then outputs, input contract and provenance; ``--json``: all of it and the raw header."""
     from rtsnn.jsonout import json_safe
-    from rtsnn.snn import read_header
+    from rtsnn.snn.model_tools import describe_model, format_description
 
-    print(json.dumps(json_safe(read_header(args.file)), indent=1, allow_nan=False))
+    d = describe_model(args.file)
+    if args.json:
+        print(json.dumps(json_safe(d), indent=1, allow_nan=False))
+    else:
+        print("\n".join(format_description(d)))
+    return 0
+
+
+def cmd_model_simulate(args: argparse.Namespace) -> int:
+    """Run MODEL over --input (a .npy of ticks x n_in network inputs) from a fresh state and
+    write the Output node's values per tick (float32, ticks x n_out) to --output (.npy)."""
+    from rtsnn.snn.model_tools import simulate_file
+
+    res = simulate_file(args.model, args.input, args.output, propagation=args.propagation)
+    if args.json:
+        print(json.dumps(res, allow_nan=False))
+    else:
+        labels = ", ".join(res["output_labels"])
+        print(f"wrote {os.path.normpath(res['output'])}: {res['ticks']} ticks x {res['n_out']} outputs ({labels}), "
+              f"float32; tick {res['dt_s'] * 1e3:g} ms, {res['spikes']} spikes")
     return 0
 
 
@@ -315,9 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("model", help="model files")
     msub = m.add_subparsers(dest="model_cmd", required=True)
-    mi = msub.add_parser("info", help="print a model file's header")
+    mi = msub.add_parser("info", help="print a model file's graph: one line per node (name, kind, shape, "
+                                      "inputs, '(t-1)' for recurrent ones), outputs, contract, provenance")
     mi.add_argument("file")
+    mi.add_argument("--json", action="store_true", help="everything as one JSON object, with the raw header")
     mi.set_defaults(func=cmd_model_info)
+    ms = msub.add_parser("simulate", help="run a model over an input array (ticks x channels, .npy) from a fresh "
+                                          "state; write the output node's values per tick (.npy)")
+    ms.add_argument("model")
+    ms.add_argument("--input", required=True, help=".npy, ticks x n_in network inputs (what the encoder gives)")
+    ms.add_argument("--output", required=True, help=".npy to write: ticks x n_out float32")
+    ms.add_argument("--propagation", choices=("auto", "dense", "event"), default="auto",
+                    help="how projections propagate (every choice gives the same bits)")
+    ms.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    ms.set_defaults(func=cmd_model_simulate)
     mc = msub.add_parser("convert", help="rtsnn model file <-> NIR graph (by the endings .npz / .nir)")
     mc.add_argument("input")
     mc.add_argument("output")

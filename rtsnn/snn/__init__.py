@@ -1,10 +1,20 @@
-"""The SNN model: settings/weights/state dataclasses, numba kernels, the Network wrapper and
-model files. See :mod:`rtsnn.snn.kernels` for the equations."""
+"""The SNN model: the model graph (node kinds, :class:`Graph`, :class:`GraphModel`), its
+compiled runner (:class:`GraphNetwork`, :func:`build_network`), today's single-layer
+settings/weights/state dataclasses and fused :class:`Network`, numba kernels and model files.
+See :mod:`rtsnn.snn.graph` for the tick's semantics and :mod:`rtsnn.snn.neuron_kernels` /
+:mod:`rtsnn.snn.kernels` for the equations."""
 
-from rtsnn.snn.model_file import (FORMAT, FORMAT_VERSION, ModelFileError, load_model, read_header,
-                                  save_model)
+from rtsnn.snn.graph import Graph, GraphModel, graph_from_model, model_from_graph
+from rtsnn.snn.graph_network import GraphNetwork, build_network, simulate
+from rtsnn.snn.model_file import (FORMAT, FORMAT_VERSION, ModelFileError, load_graph_model, load_model,
+                                  read_header, save_model)
 from rtsnn.snn.network import Network
+from rtsnn.snn.nodes import (ALIF, IF, KINDS, LI, LIF, Affine, AvgPool2d, Conv2d, CubaLIF, Delay, Flatten,
+                             GraphError, Input, Linear, Node, Output, SumPool2d)
 from rtsnn.snn.params import Model, NetworkState, NeuronSettings, Weights
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Model", "ModelFileError", "Network", "NetworkState",
-           "NeuronSettings", "Weights", "load_model", "read_header", "save_model"]
+__all__ = ["ALIF", "FORMAT", "FORMAT_VERSION", "IF", "KINDS", "LI", "LIF", "Affine", "AvgPool2d", "Conv2d",
+           "CubaLIF", "Delay", "Flatten", "Graph", "GraphError", "GraphModel", "GraphNetwork", "Input", "Linear",
+           "Model", "ModelFileError", "Network", "NetworkState", "NeuronSettings", "Node", "Output", "SumPool2d",
+           "Weights", "build_network", "graph_from_model", "load_graph_model", "load_model", "model_from_graph",
+           "read_header", "save_model", "simulate"]

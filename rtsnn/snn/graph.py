@@ -62,6 +62,8 @@ class Graph:
             raise GraphError(f"graph: integration must be one of {', '.join(INTEGRATIONS)}, got {self.integration!r}")
         if not isinstance(self.nodes, dict) or not self.nodes:
             raise GraphError("graph: nodes must be a non-empty mapping of name to node")
+        if not isinstance(self.edges, (list, tuple)):
+            raise GraphError(f"graph: edges must be a list of (source, target) pairs, got {type(self.edges).__name__}")
         if len(self.nodes) > MAX_NODES or len(self.edges) > MAX_EDGES:
             raise GraphError(f"graph: {len(self.nodes)} nodes / {len(self.edges)} edges exceed the limits "
                              f"{MAX_NODES} / {MAX_EDGES} (rtsnn.snn.graph.MAX_NODES / MAX_EDGES)")
@@ -71,6 +73,9 @@ class Graph:
             if not isinstance(node, Node):
                 raise GraphError(f"node {name!r}: must be a node, got {type(node).__name__}")
             node.name = name
+        for e in self.edges:
+            if isinstance(e, (str, bytes)) or not hasattr(e, "__len__") or not hasattr(e, "__iter__"):
+                raise GraphError(f"graph: an edge must be a pair of node names, got {e!r}")
         self.edges = [tuple(e) for e in self.edges]  # type: ignore[misc]
         seen: set[tuple[str, str]] = set()
         for e in self.edges:
@@ -99,6 +104,59 @@ class Graph:
                 raise GraphError(f"edge {src} -> {dst}: node {src!r} gives {a.output_size()} values "
                                  f"(shape {list(a.output_shape())}), node {dst!r} takes {b.input_size()}")
         self._order, self._recurrent = self._walk()
+        self._refuse_stateless_cycles()
+        if self.integration == "euler":
+            for name, node in self.nodes.items():
+                for fld in ("tau_mem_s", "tau_syn_s", "tau_adapt_s", "tau_s"):
+                    tau = getattr(node, fld, None)
+                    if isinstance(tau, np.ndarray) and np.any(tau < self.dt_s):
+                        raise GraphError(f"node {name!r}: {fld}: must be >= dt_s ({self.dt_s:g} s) under 'euler' "
+                                         f"integration (the decay 1 - dt/tau would be negative), got "
+                                         f"{float(tau.min()):g}")
+
+    def _refuse_stateless_cycles(self) -> None:
+        """Every cycle must pass through a node with state. The walk checks the cycle each back
+        edge closes along the walk's path; another cycle through the same back edge may avoid
+        that path's state (``p -> s -> q -> p`` with a neuron ``s`` and also ``p -> q``), so look
+        for any cycle among the stateless nodes alone (Kahn's algorithm on that subgraph)."""
+        stateless = {n for n, v in self.nodes.items() if not v.stateful}
+        succ: dict[str, list[str]] = {n: [] for n in stateless}
+        indeg = {n: 0 for n in stateless}
+        for src, dst in self.edges:
+            if src in stateless and dst in stateless:
+                succ[src].append(dst)
+                indeg[dst] += 1
+        ready = [n for n in stateless if indeg[n] == 0]
+        while ready:
+            n = ready.pop()
+            for d in succ[n]:
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    ready.append(d)
+        left = {n for n, k in indeg.items() if k > 0}
+        if not left:
+            return
+        # name one cycle: every leftover node has a leftover predecessor, so walk back through
+        # them until a node repeats, then read that loop forwards
+        pred: dict[str, list[str]] = {n: [] for n in left}
+        for src, dst in self.edges:
+            if src in left and dst in left:
+                pred[dst].append(src)
+        start = next(n for n in self.nodes if n in left)
+        back, seen = [start], {start: 0}
+        while True:
+            prv = pred[back[-1]][0]
+            if prv in seen:
+                loop = back[seen[prv]:][::-1]
+                if start in loop:  # name it from the first node (in the graph's order) on it
+                    k = loop.index(start)
+                    loop = loop[k:] + loop[:k]
+                cycle = loop + [loop[0]]
+                break
+            seen[prv] = len(back)
+            back.append(prv)
+        raise GraphError(f"edge {cycle[-2]} -> {cycle[-1]}: closes the cycle {' -> '.join(cycle)} with no state "
+                         f"on it (no neuron, LI or Delay node): an algebraic loop")
 
     def _walk(self) -> tuple[list[str], set[tuple[str, str]]]:
         """Depth-first from the input in edge order: back edges are recurrent; the reverse
@@ -174,7 +232,7 @@ class Graph:
 
     def decay(self, tau_s: np.ndarray) -> np.ndarray:
         """Per-tick decay of time constants ``tau_s`` under the graph's integration rule
-        (float64); refuses ``tau <= dt`` for ``'euler'`` (a negative or zero decay)."""
+        (float64). :meth:`validate` refuses ``tau < dt`` for ``'euler'`` (a negative decay)."""
         tau = np.asarray(tau_s, np.float64)
         if self.integration == "exact":
             return np.exp(-self.dt_s / tau)

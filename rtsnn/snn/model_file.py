@@ -11,8 +11,11 @@ Format version 2 (written by this rtsnn) stores a model graph (:mod:`rtsnn.snn.g
                      provenance, input_contract (optional)
 
 Before any array is read, every entry's .npy header (shape, dtype) is checked against
-``shapes`` and the total against :data:`MAX_MODEL_BYTES`, so a file that claims a huge array
-costs nothing to refuse. :func:`load_model` returns a :class:`rtsnn.snn.params.Model` when the
+``shapes``, against the bytes the zip entry actually holds, and the total against
+:data:`MAX_MODEL_BYTES`, so a file that claims a huge array costs nothing to refuse (the
+header entry itself is limited to :data:`MAX_HEADER_BYTES`). Every array field of every node
+must be in the file (a missing one is never replaced by a default), and a stored evaluation
+``order`` must be the one this rtsnn derives from the nodes and edges. :func:`load_model` returns a :class:`rtsnn.snn.params.Model` when the
 graph is today's single recurrent layer and a :class:`rtsnn.snn.graph.GraphModel` otherwise;
 :func:`load_graph_model` always returns the graph.
 
@@ -46,7 +49,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 import zlib
 from pathlib import Path
@@ -64,6 +67,8 @@ FORMAT_VERSION = 2
 # refuse files whose arrays would decode to more than this (raise it with RTSNN_MAX_MODEL_BYTES)
 MAX_MODEL_BYTES = int(os.environ.get("RTSNN_MAX_MODEL_BYTES", str(4 << 30)))
 HEADER_KEY = "header.json"
+# the JSON header entry may hold at most this many bytes (a graph of MAX_NODES nodes needs far less)
+MAX_HEADER_BYTES = 16 << 20
 ARRAY_KEYS = ("w_in", "w_rec", "w_out", "b_out")
 _REQUIRED_HEADER = ("format", "format_version", "settings", "shapes", "output_labels", "output_units",
                     "provenance")
@@ -145,12 +150,25 @@ def save_model(path: str | os.PathLike[str], model: Model | GraphModel) -> Path:
     return write_npz_atomic(path, arrays)
 
 
+def create_temp_beside(path: Path) -> tuple[int, str]:
+    """A new, empty temporary file in ``path``'s folder, opened for writing: ``(fd, name)``.
+    Created with mode 0o666 less the umask, as any file the user writes (``tempfile.mkstemp``
+    would make it 0o600, and ``os.replace`` keeps that: a model nobody else could read)."""
+    directory = path.parent if str(path.parent) else Path(".")
+    for _ in range(100):
+        tmp = str(directory / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
 def write_npz_atomic(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
     """``np.savez`` to a temporary file beside ``path``, fsync, then ``os.replace``: readers see
     the old file or the complete new one, never a partial write (crash-safe checkpoints)."""
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, tmp = create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -192,10 +210,15 @@ def _parse_header(npz: Any, path: Path) -> dict[str, Any]:
     if HEADER_KEY not in npz.files:
         raise ModelFileError(f"model file {path} has no {HEADER_KEY!r} entry; not an rtsnn model file "
                              f"(entries: {', '.join(npz.files) or 'none'})")
-    raw = _read_array(npz, HEADER_KEY, path)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
+    shape, dtype, _held = _entry_header(npz, HEADER_KEY, path)
+    if dtype != np.uint8 or len(shape) != 1:
         raise ModelFileError(f"model file {path}: {HEADER_KEY!r} must be a 1-D uint8 array, "
-                             f"got {raw.dtype} with shape {raw.shape}")
+                             f"got {dtype} with shape {list(shape)}")
+    if shape[0] > MAX_HEADER_BYTES:
+        raise ModelFileError(f"model file {path}: {HEADER_KEY!r} claims {shape[0]} bytes, more than the limit "
+                             f"{MAX_HEADER_BYTES} (rtsnn.snn.model_file.MAX_HEADER_BYTES)")
+    _check_held(HEADER_KEY, shape, dtype, _held, path)
+    raw = _read_array(npz, HEADER_KEY, path)
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -242,25 +265,54 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _parse_header(npz, path)
 
 
-def _entry_shapes(npz: Any, path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype of every array entry from its .npy header, reading no data."""
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
+                path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and the data bytes the entry holds (its size after the .npy header), from
+    the entry's .npy header alone: no array data is read or allocated."""
+    try:
+        with zf.open(info) as f:
+            major, _minor = np.lib.format.read_magic(f)
+            if major == 1:
+                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif major in (2, 3):
+                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {major} is not supported")
+            offset = f.tell()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, SyntaxError) as err:
+        raise ModelFileError(f"model file {path}: array {key!r} cannot be read (corrupt or truncated?): "
+                             f"{err}") from None
+    return tuple(int(d) for d in shape), np.dtype(dtype), int(info.file_size) - int(offset)
+
+
+def _entry_header(npz: Any, key: str, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    try:
+        info = npz.zip.getinfo(f"{key}.npy")
+    except KeyError:
+        raise ModelFileError(f"model file {path} lacks array {key!r}") from None
+    return _npy_header(npz.zip, info, key, path)
+
+
+def _check_held(key: str, shape: tuple[int, ...], dtype: np.dtype, held: int, path: Path) -> None:
+    """Refuse an entry whose .npy header claims more data than the entry holds (a truncated
+    or forged file): reading it would allocate the claimed size first."""
+    if any(d < 0 for d in shape):
+        raise ModelFileError(f"model file {path}: array {key!r} has a negative dimension {list(shape)}")
+    claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if claimed > held:
+        raise ModelFileError(f"model file {path}: array {key!r} claims shape {list(shape)} ({claimed} bytes of "
+                             f"{dtype}) but its entry holds {max(held, 0)} bytes (corrupt, truncated or forged)")
+
+
+def _entry_shapes(npz: Any, path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Shape, dtype and held data bytes of every array entry from its .npy header, reading no data."""
     out = {}
     zf = npz.zip
     for info in zf.infolist():
         key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         if key == HEADER_KEY:
             continue
-        try:
-            with zf.open(info) as f:
-                major, _minor = np.lib.format.read_magic(f)
-                if major == 1:
-                    shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-                else:
-                    shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as err:
-            raise ModelFileError(f"model file {path}: array {key!r} has an unreadable .npy header "
-                                 f"(corrupt or truncated?): {err}") from None
-        out[key] = (tuple(int(d) for d in shape), np.dtype(dtype))
+        out[key] = _npy_header(zf, info, key, path)
     return out
 
 
@@ -280,12 +332,13 @@ def _check_shapes(header: dict[str, Any], npz: Any, path: Path, keys: list[str] 
         want = shapes[key]
         if not isinstance(want, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in want):
             raise ModelFileError(f"model file {path}: header 'shapes'.{key} must be a list of ints, got {want!r}")
-        shape, dtype = entries[key]
+        shape, dtype, held = entries[key]
         if list(shape) != want:
             raise ModelFileError(f"model file {path}: array {key!r} has shape {list(shape)} but the header "
                                  f"says {want}")
         if dtype.kind not in "fiu" or dtype.itemsize > 8:
             raise ModelFileError(f"model file {path}: array {key!r} must be numeric, got {dtype}")
+        _check_held(key, shape, dtype, held, path)
         total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if total > MAX_MODEL_BYTES:
         raise ModelFileError(f"model file {path}: its arrays would take {total / 2**30:.1f} GiB, more than the "
@@ -325,7 +378,7 @@ def _load_v2(npz: Any, header: dict[str, Any], path: Path) -> GraphModel:
     _check_shapes(header, npz, path)
     per_node: dict[str, dict[str, np.ndarray]] = {name: {} for name in graph["nodes"]}
     for key in header["shapes"]:
-        node, _, fld = key.partition("/")
+        node, _, fld = key.rpartition("/")  # a field name has no '/', a node name may
         if node not in per_node or not fld:
             raise ModelFileError(f"model file {path}: array {key!r} belongs to no node of the graph")
         per_node[node][fld] = _read_array(npz, key, path)
@@ -333,11 +386,21 @@ def _load_v2(npz: Any, header: dict[str, Any], path: Path) -> GraphModel:
         raise ModelFileError(f"model file {path}: header 'provenance' must be an object")
     try:
         nodes = {name: node_from_parts(name, meta, per_node[name]) for name, meta in graph["nodes"].items()}
+        for name, node in nodes.items():
+            given = set(per_node[name]) | set(graph["nodes"][name])
+            missing = [fld for fld in node.arrays() if fld not in given]
+            if missing:
+                raise GraphError(f"node {name!r}: {missing[0]}: array {name}/{missing[0]} is not in the file "
+                                 f"(header 'shapes' lists no such entry)")
         edges = graph["edges"]
         if not all(isinstance(e, list) and len(e) == 2 for e in edges):
             raise GraphError("graph: edges must be [source, target] pairs")
         g = Graph(nodes, [tuple(e) for e in edges], dt_s=header["dt_s"],
                   integration=graph.get("integration", "exact"))
+        order = graph.get("order")
+        if order is not None and order != g.order():
+            raise GraphError(f"graph: order: the file's evaluation order {order} differs from the one this rtsnn "
+                             f"derives from the nodes and edges, {g.order()}")
         return GraphModel(g, provenance=dict(header["provenance"]), output_labels=header["output_labels"],
                           output_units=header["output_units"], input_contract=_parse_contract(header, path))
     except (TypeError, ValueError) as err:

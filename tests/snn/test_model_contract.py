@@ -72,14 +72,21 @@ def test_round_trip_keeps_the_contract(tmp_path, capsys):
     assert loaded.input_contract == c and loaded.copy().input_contract == c
     save_model(tmp_path / "again.npz", loaded)  # a loaded model saved again keeps it
     assert read_header(tmp_path / "again.npz")["input_contract"] == header["input_contract"]
-    assert main(["model", "info", str(path)]) == 0
+    assert main(["model", "info", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["input_contract"] == header["input_contract"]
+    assert main(["model", "info", str(path)]) == 0
+    assert ("input contract: 4 channels at 10 ms ticks, encoder threshold_crossing (n_channels=4, threshold_sd=-3.5); "
+            "source kind lsl, name amp, type EEG") in capsys.readouterr().out.splitlines()
 
 
 def test_a_file_without_a_contract_loads_as_before(tmp_path):
     path = save_model(tmp_path / "old.npz", _model(None))
-    assert "input_contract" not in read_header(path) and read_header(path)["format_version"] == 1
+    assert "input_contract" not in read_header(path) and read_header(path)["format_version"] == 2
     assert load_model(path).input_contract is None
+    # a v1 file written before contracts existed (tests/fixtures/models, by the v1 writer) too
+    v1 = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "lif_v1.npz"
+    assert read_header(v1)["format_version"] == 1 and "input_contract" not in read_header(v1)
+    assert load_model(v1).input_contract is None
     # no contract, no checks beyond the channel and tick agreement: other encoder options are fine
     cfg = parse_config(_session_cfg(path, encoder_options={"n_channels": 4, "threshold_sd": -6.0}), "s.yaml")
     assert stage_mismatches(cfg, "s.yaml", model=load_model(path)) == []
