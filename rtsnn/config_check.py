@@ -245,8 +245,9 @@ def check_session_data(data: dict[str, Any], origin: str) -> list[str]:
     # the specs ride along: a model's input contract is compared with the encoder section, and
     # values rtsnn pretrain leaves to fill are looked for in the source / teacher options
     view = SessionConfig.model_construct(session=known, source=source_spec, teacher=teacher_spec,
-                                         encoder=spec("encoder"), model=model_cfg)
-    errors += stage_mismatches(view, origin, source=source, teacher=teacher, encoder=encoder, model=model)
+                                         encoder=spec("encoder"), model=model_cfg, learner=learner_spec)
+    errors += stage_mismatches(view, origin, source=source, teacher=teacher, encoder=encoder, model=model,
+                               learner=learner)
     return errors
 
 

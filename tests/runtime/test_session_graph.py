@@ -119,6 +119,10 @@ def test_a_learner_that_cannot_train_the_graph_is_refused_in_one_line(kind, tmp_
     assert lines[0].startswith(f"rtsnn: config error: {tmp_path / 'c.yaml'}: learner.kind: learner {kind}: {needs}")
     assert "; model graph has 2 spiking layers (l0 CubaLIF, l1 " in lines[0] and lacks in lines[0]
     assert not (tmp_path / "sessions").exists()  # refused before the session folder is made
+    # rtsnn config check says the same, without running anything
+    assert main(["config", "check", str(tmp_path / "c.yaml")]) == 2
+    out = capsys.readouterr()
+    assert f"{tmp_path / 'c.yaml'}: learner.kind: learner {kind}: {needs}" in out.err + out.out
 
 
 def test_learners_that_fit_the_graph_build(tmp_path):
