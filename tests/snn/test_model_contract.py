@@ -5,6 +5,9 @@ match it refused by ``rtsnn run`` and reported by ``rtsnn config check`` with bo
 
 from __future__ import annotations
 
+import os
+import stat
+
 import json
 from pathlib import Path
 
@@ -257,6 +260,9 @@ def test_a_recording_session_config_asks_for_the_stream_name(tmp_path, capsys, m
     scfg = write_session_config(tmp_path / "rec.session.yaml", *session_config_for(pcfg, path, load_model(path)))
     text = scfg.read_text()
     assert text.startswith("# Session config for rec.npz") and "Fill in source.options.name" in text
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(scfg.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
     monkeypatch.chdir(tmp_path)
     assert main(["config", "check", str(scfg)]) == 2
     err = capsys.readouterr().err.splitlines()

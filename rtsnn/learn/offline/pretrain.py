@@ -655,12 +655,13 @@ def session_config_for(cfg: PretrainConfig, model_path: str | Path, model: Any) 
 def write_session_config(path: str | Path, doc: dict, head: str = "") -> Path:
     """Write ``doc`` as YAML (``head`` as leading ``#`` comment lines), atomically."""
     import os
-    import tempfile
+
+    from rtsnn.snn.model_file import create_temp_beside
 
     path = Path(path)
     text = "".join(f"# {line}\n" if line else "#\n" for line in head.splitlines())
     text += yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=110)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = create_temp_beside(path)  # mode 0666 less the umask, as any file the user writes
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
