@@ -624,10 +624,14 @@ class ActorCriticLearner:
 
     def __init__(self, reward_source=None, n_critic: int = 32, eta_actor: float = 1e-3, eta_critic: float = 1e-3,
                  sigma: float = 0.1, tau_r_s: float = 1.0, value_scale: float = 0.1, value_offset: float = 0.0,
-                 w_clip: float = 100.0, seed: int = 0):
+                 w_clip: float = 100.0, seed: int = 0, lr_max: float = 1.0):
         from rtsnn.learn.online.reward import QueueRewardSource
 
         _check(math.isfinite(sigma) and sigma > 0, f"sigma must be a finite number > 0, got {sigma!r}")
+        _check(isinstance(lr_max, (int, float)) and math.isfinite(lr_max) and lr_max > 0,
+               f"lr_max must be a finite number > 0, got {lr_max!r}")
+        _check(0 <= eta_actor <= lr_max, f"eta_actor {eta_actor!r} is outside [0, lr_max] = [0, {lr_max:g}]")
+        self.lr_max = float(lr_max)
         self.reward_source = reward_source if reward_source is not None else QueueRewardSource()
         self.settings_kw = dict(n_critic=n_critic, eta_actor=0.0, eta_critic=eta_critic, tau_r_s=tau_r_s,
                                 value_scale=value_scale, value_offset=value_offset, w_clip=w_clip,
@@ -743,8 +747,10 @@ class ActorCriticLearner:
 
     def set_learning_rate(self, lr: float) -> None:
         """The actor's rate ``eta_actor`` (the critic keeps its own)."""
-        _check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0,
+        _check(isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr >= 0,
                f"learning rate must be a finite number >= 0, got {lr!r}")
+        _check(lr <= self.lr_max, f"actor-critic learning rate {lr:g} is above lr_max {self.lr_max:g} (the "
+                                  f"learner's option lr_max sets the bound)")
         self.eta_actor = float(lr)
 
     def stats(self) -> dict[str, Any]:

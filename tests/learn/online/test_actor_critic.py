@@ -307,3 +307,14 @@ def test_control_messages_pause_resume_and_set_the_actor_rate():
     assert np.any(be.readout_weights()[0] != w0)
     with pytest.raises(ValueError, match="finite number >= 0"):
         lr.set_learning_rate(float("nan"))
+
+
+def test_the_learning_rate_the_control_channel_sets_is_bounded():
+    lr = ActorCriticLearner(reward_source=QueueRewardSource(), eta_actor=1e-3, seed=0)
+    with pytest.raises(ValueError, match=r"learning rate 1e\+300 is above lr_max 1"):
+        lr.set_learning_rate(1e300)
+    lr.set_learning_rate(0.5)
+    assert lr.eta_actor == 0.5
+    with pytest.raises(ValueError, match="outside"):
+        ActorCriticLearner(eta_actor=2.0)
+    assert ActorCriticLearner(eta_actor=2.0, lr_max=5.0).eta_actor == 2.0
