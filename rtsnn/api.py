@@ -70,6 +70,15 @@ class Session:
         """The session folder (None until the run has created it)."""
         return self._session.folder
 
+    @property
+    def failed(self) -> str | None:
+        """Why the run failed, in one line (a stage's ``failure()`` such as an MQTT sink whose
+        login the broker refused, or the compute / I/O thread's error), else None. A run that
+        failed this way still returns its summary (``stopped_by`` = ``"failed: ..."``, the
+        same reason in the folder's ``FAILED`` file); check this, as ``rtsnn run`` does for
+        its exit status."""
+        return self._session.failed
+
     def _claim(self) -> None:
         if self._used:
             raise RuntimeError("this Session has already run; make a new rtsnn.Session for another run")
@@ -125,7 +134,8 @@ class Session:
     def status(self) -> dict[str, Any]:
         """A snapshot: ``running``, ``ticks`` and ``deadline_misses`` so far (timed ticks, after
         warm-up), ``r2`` so far (None before calibration), ``e2e_p99_us`` so far, ``source``
-        health, ``folder``, ``error`` (None, or the error the session ended with)."""
+        health, ``folder``, ``failed`` (see :attr:`failed`), ``error`` (None, or the error the
+        session ended with)."""
         st = self._session.status()
         if st["error"] is None and self._error is not None:
             st["error"] = f"{type(self._error).__name__}: {self._error}"
@@ -133,8 +143,8 @@ class Session:
 
     def __repr__(self) -> str:
         st = self._session.status()
-        state = "running" if st["running"] else "finished" if self._summary is not None else \
-            "failed" if st["error"] or self._error else "not started"
+        state = "running" if st["running"] else "failed" if st["error"] or self._error or st["failed"] else \
+            "finished" if self._summary is not None else "not started"
         return f"<rtsnn.Session {self.config.session.name!r} {state}, {st['ticks']} ticks, folder {st['folder']}>"
 
 

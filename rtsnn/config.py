@@ -32,9 +32,42 @@ class PluginSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+MAX_NAME_CHARS = 100  # session.name: one folder-name component, at most this long
+
+
+def session_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a session folder inside ``out_dir`` (None: it can). Refused,
+    never repaired: empty, longer than :data:`MAX_NAME_CHARS`, a path separator, ``..``
+    anywhere, a leading ``.`` (a hidden folder), NUL or any other control character."""
+    import os
+
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"is {len(name)} characters long (at most {MAX_NAME_CHARS})"
+    if "/" in name or "\\" in name or os.sep in name or (os.altsep and os.altsep in name):
+        return "contains a path separator"
+    if ".." in name:
+        return "contains '..'"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "contains a control character"
+    if name.startswith("."):
+        return "starts with '.'"
+    return None
+
+
 class SessionSettings(_Strict):
     name: str = "session"
     dt_s: float = Field(1e-3, gt=0, le=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, v: str) -> str:
+        why = session_name_problem(v)
+        if why is not None:
+            raise ValueError(f"{why}; it names the session folder inside session.out_dir, so it must be one plain "
+                             f"name (e.g. 'lab-rig-2')")
+        return v
 
     @field_validator("dt_s")
     @classmethod

@@ -136,6 +136,17 @@ class MayFail(Protocol):
 
 
 @runtime_checkable
+class TakesEvents(Protocol):
+    """Optional for a stage of any group: ``take_events()`` hands over the events the stage
+    noted since the last call (e.g. an LSL source that refused an impostor stream), each
+    ``(text, t_s)`` with ``t_s`` on the LSL clock, and forgets them; it never blocks. The
+    session calls it on its I/O thread (never per tick in the compute thread), writes each
+    event into its recording (``session.record``) and counts them (summary ``stage_events``)."""
+
+    def take_events(self) -> list[tuple[str, float]]: ...
+
+
+@runtime_checkable
 class Sink(Protocol):
     """Receives decoded outputs; ``emit`` must never block the tick."""
 

@@ -55,7 +55,7 @@ def _us(ns: np.ndarray | list[int]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- the checks (one repeat each)
 def check_clock() -> dict[str, Any]:
-    from rtsnn.runtime.clock import DeadlineClock
+    from rtsnn.clock import DeadlineClock
 
     clock = DeadlineClock(1e-3)
     clock.start()

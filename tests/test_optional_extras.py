@@ -19,7 +19,7 @@ HIDDEN = sorted(set(EXTRA_OF) | {"paho", "xylosim", "expelliarmus", "dv_processi
 
 # the modules `rtsnn demo` / `rtsnn run` go through; each must import with the extras hidden
 LIVE_PATH = ["rtsnn.cli", "rtsnn.config", "rtsnn.plugins", "rtsnn.protocols", "rtsnn.control_messages",
-             "rtsnn.runtime.session", "rtsnn.runtime.control", "rtsnn.runtime.clock", "rtsnn.runtime.metrics",
+             "rtsnn.runtime.session", "rtsnn.runtime.control", "rtsnn.clock", "rtsnn.runtime.metrics",
              "rtsnn.stream.lsl_source", "rtsnn.stream.lsl_sink", "rtsnn.stream.synthetic",
              "rtsnn.stream.replay", "rtsnn.stream.recorder", "rtsnn.encode.binning", "rtsnn.encode.threshold",
              "rtsnn.encode.rate", "rtsnn.encode.delta", "rtsnn.snn", "rtsnn.backends.numba_cpu",

@@ -25,10 +25,28 @@ and every reward the learner polled, into preallocated rings (full: the block is
 counted); the I/O thread moves them, the output rows and the control events it dispatched
 into ``recording.xdf`` (:class:`rtsnn.stream.recorder.SessionRecording`), flushed every 0.5 s.
 
+``session.duration_s`` is wall time: the run ends once that many tick slots have passed since
+timing started, the ticks run plus the slots skipped while behind (a loop slower than its tick
+still stops on time, its skipped ticks counted). When timing starts, the median work of the
+warm-up ticks is checked against ``session.budget_us``: over it, one warning line (logged, and
+in the summary's ``warnings`` with ``warmup_tick_us``).
+
+Housekeeping (docs/session_folder.md): ``session.name`` must be one plain folder name
+(:func:`check_session_name`, refused at build); the folder is created 0700 and every file in it
+is written 0600. A start that fails before the first tick (a source that cannot resolve, a
+sink that cannot open) removes the folder it made; a run that fails later keeps it, with a
+``FAILED`` file holding the reason. Stages that implement ``failure()``
+(:class:`rtsnn.protocols.MayFail`) are asked on the I/O thread; the first failure ends the run
+with ``stopped_by = "failed: <stage>: <reason>"`` and :attr:`Session.failed` set (``rtsnn run``
+exits 1 on it). Events from stages' ``take_events()`` (:class:`rtsnn.protocols.TakesEvents`,
+e.g. an LSL source refusing an impostor stream) are taken on the I/O thread into the
+recording and counted (``stage_events``).
+
 ``session.pace: max`` (offline, for a finite source such as ``xdf_file``): no deadlines and
 no warm-up, the loop runs until the source reports ``finished`` (or the duration), learners'
 ``prepare`` and ``apply`` run inline on the compute thread, and the producer waits for the
-I/O thread instead of dropping rows when a ring is full. Every tick's decoded and target
+I/O thread instead of dropping rows when a ring is full; ``duration_s`` counts ticks (the
+recording's time), not wall time. Every tick's decoded and target
 outputs are then the same on every run; latency and deadline figures are not meaningful
 (e2e and deadline misses are not counted).
 """
@@ -39,7 +57,10 @@ import asyncio
 import datetime as _dt
 import gc
 import json
+import logging
 import os
+import shutil
+import stat
 import sys
 import threading
 import time
@@ -50,8 +71,9 @@ import numpy as np
 from numba import njit
 
 from rtsnn import plugins
-from rtsnn.config import ConfigError, SessionConfig, config_to_yaml
-from rtsnn.runtime.clock import DeadlineClock
+from rtsnn.config import ConfigError, SessionConfig, config_to_yaml, session_name_problem
+from rtsnn.clock import DeadlineClock
+from rtsnn.protocols import MayFail, TakesEvents
 from rtsnn.runtime.metrics import LatencyStats, json_safe, record_ns
 from rtsnn.runtime.outputs_file import OUTPUTS_JSON, outputs_description
 from rtsnn.runtime.ring import RowRing
@@ -99,10 +121,67 @@ def _now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
+log = logging.getLogger("rtsnn.session")
+
+FAILED_FILE = "FAILED"  # in a session folder whose run ended in a failure: the reason, one line
+
+
+def _owner_only(path: str | os.PathLike, flags: int) -> int:
+    """An ``opener`` for :func:`open`: the file is created 0600 and made 0600 if it existed
+    (the mode given to ``os.open`` only applies to a new file and is masked by the umask, which
+    can only take bits away)."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def _atomic_write(path: Path, text: str) -> None:
+    """``text`` to ``path`` owner-only (0600), through a temporary file and a rename."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with open(tmp, "w", opener=_owner_only) as f:
+        f.write(text)
     os.replace(tmp, path)
+
+
+def restrict_to_owner(folder: Path) -> None:
+    """``folder`` and every folder under it 0700, every regular file 0600 (links are not
+    followed, sockets left alone): what stages wrote with their own modes becomes private too."""
+    try:
+        os.chmod(folder, 0o700)
+    except OSError:  # the folder is gone (removed by hand mid-run): nothing left to protect
+        return
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            try:
+                mode = os.lstat(p).st_mode
+                if stat.S_ISDIR(mode):
+                    os.chmod(p, 0o700)
+                elif stat.S_ISREG(mode):
+                    os.chmod(p, 0o600)
+            except OSError:  # gone meanwhile (a temp file renamed): nothing to protect
+                pass
+
+
+def check_session_name(name: Any, origin: str = "<config>") -> None:
+    """Refuse a ``session.name`` that is not one plain folder-name component
+    (:func:`rtsnn.config.session_name_problem`): the session folder is
+    ``<out_dir>/<name>-<UTC time>`` and must never land outside ``out_dir``. The config schema
+    refuses such names too; this guards sessions built from configs made in code. Raises
+    ConfigError naming ``session.name``."""
+    why = session_name_problem(name)
+    if why is not None:
+        shown = repr(name if not isinstance(name, str) or len(name) <= 40 else name[:40] + "...")
+        raise ConfigError(f"{origin}: session.name: {shown} {why}; it names the session folder inside "
+                          f"session.out_dir, so it must be one plain name (e.g. 'lab-rig-2')")
+
+
+def _os_reason(err: OSError, path: Path) -> str:
+    """What went wrong making ``path``, in words (a file in the way, no permission, ...)."""
+    for p in [path, *path.parents]:
+        if p.exists() and not p.is_dir():
+            return f"{str(p)!r} is a file, not a folder"
+    return err.strerror or str(err)
 
 
 def _substitute(options: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -110,6 +189,7 @@ def _substitute(options: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k: (v.replace("{synthetic}", prefix) if isinstance(v, str) else v) for k, v in options.items()}
 
 
+WARM_KEEP = 1024  # warm-up ticks whose cost is kept (the latest) for the budget check
 CAUGHT_UP_S = 0.02  # warm-up: the newest pulled sample is at most this old -> backlog drained
 
 
@@ -210,10 +290,11 @@ def learner_mismatches(cfg: SessionConfig, origin: str, learner: Any, model: Any
 
 def load_session_model(cfg: SessionConfig, n_in: int, origin: str = "<config>") -> Any:
     """The decoder ``cfg.model`` names: ``model.path`` read as a NIR graph (``.nir``, its rtsnn
-    metadata giving convention and dt) or an rtsnn model file (a :class:`~rtsnn.snn.params.Model`
-    for today's single layer, else a :class:`~rtsnn.snn.graph.GraphModel`: any graph the backend
-    runs), else a random reservoir with ``n_in`` inputs (the encoder's spike channels) at
-    ``session.dt_s``."""
+    metadata giving convention and dt; a :class:`~rtsnn.snn.params.Model` for the single-layer
+    pattern, else a :class:`~rtsnn.snn.graph.GraphModel`) or an rtsnn model file (a
+    :class:`~rtsnn.snn.params.Model` for today's single layer, else a
+    :class:`~rtsnn.snn.graph.GraphModel`: any graph the backend runs), else a random reservoir
+    with ``n_in`` inputs (the encoder's spike channels) at ``session.dt_s``."""
     from rtsnn.snn import Model, NeuronSettings, load_model  # local: keep import light
 
     if cfg.model.path and str(cfg.model.path).endswith(".nir"):
@@ -273,7 +354,9 @@ class Session:
 
     def __init__(self, cfg: SessionConfig, origin: str = "<config>"):
         self.cfg = cfg
+        self.origin = origin
         s = cfg.session
+        check_session_name(s.name, origin)  # first: before any stage is built or anything is made
         self.dt_s = s.dt_s
         self._synthetic_proc = None
         su = cfg.synthetic_user
@@ -358,6 +441,13 @@ class Session:
         self.recording = None
         self.control = None  # the local control socket (rtsnn control ...), opened by run()
         self._pace_max = s.pace == "max"
+        # why the run failed (a stage's failure(), the compute or I/O thread's error); None: it did not
+        self.failed: str | None = None
+        self.warnings: list[str] = []  # one line each, also logged (e.g. a tick that does not fit its budget)
+        self.warmup_tick_us: dict[str, Any] | None = None  # median tick work measured in warm-up
+        self.stage_events = 0  # events taken from stages' take_events() (recorded with session.record)
+        self._may_fail: list[tuple[str, Any]] = []  # (role, stage) implementing failure(), set by run()
+        self._event_stages: list[tuple[str, Any]] = []  # (role, stage) implementing take_events()
 
     # ------------------------------------------------------------------ set-up
     def _spawn_synthetic_user(self) -> None:
@@ -423,6 +513,7 @@ class Session:
             output_labels=list(self.model.output_labels), output_units=list(self.model.output_units),
             teacher=self.teacher is not None, dt_s=self.dt_s,
             ring_samples=max(1 << 16, 8 * self.cfg.session.max_samples_per_tick))
+        os.chmod(self.folder / "recording.xdf", 0o600)  # neural data: owner-only from its first byte on
         if self.reward is not None:
             self.learner.set_reward_source(RewardTap(self.reward, self.recording))
 
@@ -438,13 +529,90 @@ class Session:
             self.control_error = str(err)
 
     def _make_folder(self) -> Path:
+        """``<out_dir>/<name>-<UTC time>``, owner-only (0700), with ``config.yaml`` and
+        ``outputs.json`` (0600). An ``out_dir`` that cannot be made or used (a file in the
+        way, no permission) is an OSError whose one-line message names ``session.out_dir``."""
         s = self.cfg.session
-        folder = Path(os.path.normpath(Path(s.out_dir) / f"{s.name}-{_now_utc()}"))  # printed: no "a/../"
-        folder.mkdir(parents=True, exist_ok=False)
+        out_dir = Path(os.path.normpath(s.out_dir))  # printed: no "a/../"
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"{self.origin}: session.out_dir: cannot create {str(s.out_dir)!r}: "
+                          f"{_os_reason(err, out_dir)}") from None
+        # check_session_name made the name one path component: the folder is a child of out_dir
+        folder = out_dir / f"{s.name}-{_now_utc()}"
+        if folder.parent != out_dir or folder.name in ("", ".", ".."):
+            raise ConfigError(f"{self.origin}: session.name: {s.name!r} would leave session.out_dir")
+        try:
+            folder.mkdir(mode=0o700)
+            os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+        except OSError as err:
+            raise OSError(f"{self.origin}: session.out_dir: cannot create the session folder in "
+                          f"{str(s.out_dir)!r}: {_os_reason(err, out_dir)}") from None
         _atomic_write(folder / "config.yaml", config_to_yaml(self.cfg))
         _atomic_write(folder / OUTPUTS_JSON, json.dumps(  # read back by outputs_file.read_outputs
             outputs_description(self.model.output_labels, self.model.output_units), indent=1, allow_nan=False))
         return folder
+
+    def _discard_folder(self) -> None:
+        """A start that failed before the first tick leaves no session folder behind (it held
+        only the config and the outputs' description); if it cannot be removed, it is marked
+        ``FAILED`` instead."""
+        folder, self.folder = self.folder, None
+        if folder is None:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            self.folder = folder
+            self._mark_failed()
+
+    def _mark_failed(self) -> None:
+        """``FAILED`` in the session folder: the reason the run failed, one line (0600)."""
+        if self.folder is None or self.failed is None:
+            return
+        try:
+            _atomic_write(self.folder / FAILED_FILE, " ".join(self.failed.split()) + "\n")
+        except OSError as err:  # the folder went away / the disk is full: the error itself still reaches the caller
+            log.error("could not write %s: %s", self.folder / FAILED_FILE, err)
+
+    def _fail(self, reason: str) -> None:
+        """The run failed: remember why (``failed``) and stop it (``stopped_by = "failed: ..."``)."""
+        if self.failed is None:
+            self.failed = " ".join(str(reason).split())
+        if self.stopped_by is None:
+            self.stopped_by = f"failed: {self.failed}"
+        self.stop_event.set()
+
+    def _collect_optional_stages(self) -> None:
+        """Once per run: which stages implement the optional ``failure()`` and ``take_events()``
+        (:mod:`rtsnn.protocols`), so the I/O thread calls them without probing each time."""
+        tap = self.monitor.sink if self.monitor is not None else None
+        stages = [("source", self.source), ("teacher", self.teacher), ("encoder", self.encoder),
+                  ("backend", self.backend), ("learner", self.learner), ("reward", self.reward)]
+        stages += [(f"sinks.{i}", sink) for i, sink in enumerate(self.sinks) if sink is not tap]
+        stages = [(role, st) for role, st in stages if st is not None]
+        self._may_fail = [(role, st) for role, st in stages if isinstance(st, MayFail)]
+        self._event_stages = [(role, st) for role, st in stages if isinstance(st, TakesEvents)]
+
+    def _check_failures(self) -> None:
+        """I/O thread (and once after the run): the first stage that reports a failure ends the
+        run; a stage marked optional reports none (e.g. ``MqttSink(optional=True)``)."""
+        if self.failed is not None:
+            return
+        for role, stage in self._may_fail:
+            why = stage.failure()
+            if why:
+                log.error("session %s: %s failed: %s", self.cfg.session.name, role, why)
+                self._fail(f"{role}: {why}")
+                return
+
+    def _drain_stage_events(self) -> None:
+        """I/O thread: events stages noted (``take_events``) go into the recording, counted."""
+        for _role, stage in self._event_stages:
+            for text, t_s in stage.take_events():
+                self.stage_events += 1
+                if self.recording is not None:
+                    self.recording.event(str(text), float(t_s))
 
     # ------------------------------------------------------------------ run
     running = False  # True while the compute thread runs (read by status())
@@ -463,11 +631,18 @@ class Session:
         previous call). Both run on the calling thread, which otherwise only waits for the
         compute thread; an exception in either stops further calls, never the session.
         """
+        self._collect_optional_stages()
         self.folder = self._make_folder()
-        old_switch = sys.getswitchinterval()
         try:
             self._open()
             self._open_control()
+        except BaseException:
+            # nothing ran: no folder left behind (a source that cannot resolve, a sink refused, ...)
+            self._close()
+            self._discard_folder()
+            raise
+        old_switch = sys.getswitchinterval()
+        try:
             if on_start is not None:
                 try:
                     on_start({"folder": str(self.folder), "streams": self.lsl_streams()})
@@ -492,16 +667,28 @@ class Session:
             self.running = False
             sys.setswitchinterval(old_switch)
             gc.unfreeze()
+            if self.error is None and self.io_error is None:
+                self._check_failures()  # a failure the I/O thread had no pass left to see
             self._close()
         if self.error is not None:
+            self.failed = self.failed or f"the compute thread failed ({type(self.error).__name__}: {self.error})"
+            self._mark_failed()
+            restrict_to_owner(self.folder)
             raise self.error
         if self.io_error is not None:
+            self.failed = self.failed or (f"the I/O thread failed ({type(self.io_error).__name__}: "
+                                          f"{self.io_error})")
+            self._mark_failed()
+            restrict_to_owner(self.folder)
             raise RuntimeError(f"the session's I/O thread failed ({type(self.io_error).__name__}: "
                                f"{self.io_error}); outputs and metrics after that point were not written "
                                f"to {self.folder}") from self.io_error
         self.summary = json_safe(self._summary())
         self.stats.save_npz(self.folder / "latency_hist.npz")  # every series' histogram, for `rtsnn plot`
+        os.chmod(self.folder / "latency_hist.npz", 0o600)
         _atomic_write(self.folder / "summary.json", json.dumps(self.summary, indent=1, allow_nan=False))
+        self._mark_failed()  # a stage's failure ended it: FAILED beside the summary
+        restrict_to_owner(self.folder)  # what stages wrote with their own modes (recording, histograms)
         return self.summary
 
     def stop(self, reason: str = "stop()") -> None:
@@ -588,7 +775,7 @@ class Session:
                 "e2e_p99_us": e2e["p99"], "e2e_p99_since_snapshot": since_snapshot,
                 "r2": r2_from_acc(self.r2_acc.copy()), "source": health,
                 "folder": str(self.folder) if self.folder is not None else None,  # normalised when made
-                "stopped_by": self.stopped_by,
+                "stopped_by": self.stopped_by, "failed": self.failed,
                 "error": None if err is None else f"{type(err).__name__}: {err}"}
 
     def _close(self) -> None:
@@ -649,6 +836,11 @@ class Session:
         t_emit = 0.0
         if pace_max:
             warmup = 0
+        # warm-up: each tick's work (ingest to emit), the last WARM_KEEP of them, checked against
+        # the budget when timing starts
+        warm_ns = np.zeros(WARM_KEEP, np.int64)
+        k_warm = 0
+        slot0 = 0  # clock.k when timing started: duration_s counts tick slots (wall time), run or skipped
 
         clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
         k = 0
@@ -670,11 +862,15 @@ class Session:
                 # what the source dropped so far was start-up backlog (stale input queued while
                 # the session compiled and caught up): reported apart from drops while live
                 self.dropped_in_warmup = int(source.stats().get("dropped_samples", 0))
+                self._check_warmup_cost(warm_ns[:min(k_warm, WARM_KEEP)], budget_ns, dt_ns)
                 gc.collect()
                 gc.freeze()
                 measuring = True
                 clock.skip_to_now()
-            if measuring and n_total >= 0 and k_measured >= n_total:
+                slot0 = clock.k
+            # duration_s: live, wall time (the ticks run plus the slots skipped while behind);
+            # pace max, ticks (the recording's time)
+            if measuring and n_total >= 0 and (k_measured if pace_max else clock.k - slot0) >= n_total:
                 break
             if pace_max:
                 lateness = 0
@@ -773,6 +969,9 @@ class Session:
                     ring.push(row)
                 c["ticks"] += 1
                 k_measured += 1
+            else:
+                warm_ns[k_warm % WARM_KEEP] = t6 - t0
+                k_warm += 1
             k += 1
             if pace_max:
                 continue
@@ -780,6 +979,26 @@ class Session:
             skipped = clock.skip_to_now() if (perf() - clock.tick_start_ns()) > s.max_lag_ticks * dt_ns else 0
             if skipped and measuring:
                 c["skipped_ticks"] += skipped
+
+    def _check_warmup_cost(self, tick_ns: np.ndarray, budget_ns: int, dt_ns: int) -> None:
+        """Once, when timing starts: the median work per warm-up tick (ingest to emit) against
+        ``session.budget_us`` and the tick; over either, one warning line (logged, and in the
+        summary's ``warnings``). Nothing at pace max (no warm-up, no deadlines)."""
+        if tick_ns.size == 0:
+            return
+        median_us = float(np.median(tick_ns)) / 1e3
+        s = self.cfg.session
+        self.warmup_tick_us = {"median": round(median_us, 1), "n": int(tick_ns.size), "budget_us": s.budget_us,
+                               "dt_us": round(dt_ns / 1e3, 3)}
+        if median_us * 1e3 <= budget_ns:
+            return
+        beyond = (f", longer than the tick itself (session.dt_s {s.dt_s:g} s): the loop will fall behind and "
+                  f"skip ticks" if median_us * 1e3 > dt_ns else "")
+        line = (f"session {s.name}: a tick takes {median_us:.0f} us (median of {tick_ns.size} warm-up ticks, "
+                f"ingest to emit), over session.budget_us {s.budget_us:g} us{beyond}; use a smaller model, "
+                f"a longer dt_s or a larger budget_us")
+        self.warnings.append(line)
+        log.warning("%s", line)
 
     def _wait_for_room(self, ring: Any, n: int) -> None:
         """'max' pace: wait until the I/O thread has drained enough of ``ring`` (a BlockRing)
@@ -808,7 +1027,8 @@ class Session:
         prev_hist = self.stats.hist.copy()
         t_start = time.monotonic()
         mon_task = asyncio.create_task(self.monitor.run(self)) if self.monitor is not None else None
-        with open(metrics_path, "a", buffering=1) as mf, open(outputs_path, "ab") as of:
+        with open(metrics_path, "a", buffering=1, opener=_owner_only) as mf, \
+                open(outputs_path, "ab", opener=_owner_only) as of:
             next_t = time.monotonic() + interval
             # at least one pass, ending with the final drain: a short run may be over before this
             # thread gets here, and its rows must still reach outputs.f64
@@ -826,6 +1046,8 @@ class Session:
                     rows.astype("<f8").tofile(of)
                 self._record_rows(rows)
                 self._dispatch_control()
+                self._drain_stage_events()
+                self._check_failures()
                 if time.monotonic() >= next_t or self._io_done.is_set():
                     next_t += interval
                     hist = self.stats.hist.copy()
@@ -837,6 +1059,7 @@ class Session:
                     if len(rows):
                         rows.astype("<f8").tofile(of)
                     self._record_rows(rows)
+                    self._drain_stage_events()  # before run() closes the recording
                     break
         if mon_task is not None:
             mon_task.cancel()
@@ -927,6 +1150,10 @@ class Session:
             "outputs_dropped": int(self.out_ring.dropped),
             "realtime": getattr(self, "realtime_applied", "none"),
             "stopped_by": self.stopped_by,  # None: ran to its duration or the source's end
+            "failed": self.failed,  # None, or why the run failed (also in the folder's FAILED file)
+            "warmup_tick_us": self.warmup_tick_us,  # median tick work in warm-up vs budget_us / dt_s
+            "warnings": list(self.warnings),
+            "stage_events": self.stage_events,  # e.g. impostor streams an LSL source refused
             "model_graph": model_graph_summary(self.model),  # the nodes that ran, in evaluation order
         }
         if self.teacher is not None:

@@ -195,6 +195,7 @@ class LslSource:
         self.impostors_refused = 0
         self._impostor_uids: set[str] = set()
         self._events: list[tuple[str, float]] = []
+        self._events_lock = threading.Lock()  # the monitor thread appends, the I/O thread takes
         self.errors = 0
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -390,13 +391,15 @@ class LslSource:
                              if got.get(k) != v)
             text = f"LSL source {self.predicate}: refused a stream with another identity: {diff}"
             log.warning("%s; not attaching it (set pin: none to allow any matching stream)", text)
-            if len(self._events) < MAX_EVENTS:
-                self._events.append((text, lslraw.local_clock()))
+            with self._events_lock:
+                if len(self._events) < MAX_EVENTS:
+                    self._events.append((text, lslraw.local_clock()))
         return True
 
     def take_events(self) -> list[tuple[str, float]]:
         """Events for the session's recording since the last call: ``(text, t_s)`` (LSL clock)."""
-        out, self._events = self._events, []
+        with self._events_lock:
+            out, self._events = self._events, []
         return out
 
     def close(self) -> None:

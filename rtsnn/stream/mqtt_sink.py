@@ -324,6 +324,11 @@ _LOGIN_REFUSED = (4, 5, 134, 135)
 
 
 def _login_refused(err: BaseException) -> bool:
+    """True for a CONNACK that refused the login; aiomqtt raises those as MqttConnectError (its
+    other MqttCodeErrors reuse the small numbers for paho's own codes: rc 4 there is "not
+    currently connected", a broker that went away, which retrying does cure)."""
+    if not any(c.__name__ == "MqttConnectError" for c in type(err).__mro__):
+        return False
     rc = getattr(err, "rc", None)
     value = getattr(rc, "value", rc)
     return isinstance(value, int) and value in _LOGIN_REFUSED
