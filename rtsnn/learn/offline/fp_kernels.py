@@ -445,3 +445,452 @@ def fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np
                 for q in range(row_ptr[k], row_ptr[k + 1]):
                     grad[row_idx[q]] += c * row_val[q]
     return STATUS_OK
+
+
+# ============================================================================ per-neuron parameters
+#
+# The kernels below generalise the ones above in three ways (issue 18, items 3 and 4):
+#
+# * every neuron i has its own synaptic rate alpha_i, membrane rate beta_i and threshold
+#   theta_i (the synapse belongs to the receiving neuron, as in a CubaLIF node: the kernel
+#   of a spike from j into i is h_i(s) = (exp(-alpha_i s) - exp(-beta_i s)) / (beta_i - alpha_i));
+# * an input event carries an amplitude ``a`` (``a`` coincident spikes: a bin of ``a`` counts);
+# * the last layer may be linear (non-spiking, no reset; the paper's regression output)::
+#
+#       V_o(t) = b_o + sum_j W_jo sum_{g in F_j, g < t} a_g h_o(t - g)
+#
+# Parameter vector ``p`` (float64): the weights as above (W, R per layer at off_w / off_r), then
+# per neuron over all layers (global index ``nrn_off[l] + i``) theta at ``off_th``, alpha at
+# ``off_al``, beta at ``off_be``, then the output bias at ``off_b`` (linear output only).
+#
+# Exact rows (implicit function theorem at each spike, F = V_i(f) - theta_i = 0)::
+#
+#   V'_i(f-) df/dp = -dF/dp|direct + sum_parents W_ji h_i'(f - g) dg/dp
+#                    + sum_{own f' < f} theta_i beta_i exp(-beta_i (f - f')) df'/dp
+#   -dF/dtheta_i = 1 + sum_{own f'} exp(-beta_i (f - f'))
+#   -dF/dalpha_i = -sum_parents W_ji a_g dh_i/dalpha(f - g)
+#   -dF/dbeta_i  = -sum_parents W_ji a_g dh_i/dbeta(f - g) - theta_i sum_{own f'} (f - f') exp(-beta_i (f - f'))
+#
+# with dh/dalpha = (h - s exp(-alpha s)) / (beta - alpha) and dh/dbeta = -s h - dh/dalpha.
+# The regression loss (the paper's  int l_V(V_o(t)) dt  sampled at the readout times t_m)::
+#
+#   L = sum_m sum_o mask_m 0.5 (V_o(t_m) - y_mo)^2
+#   dL/dp = sum_m,o e_mo [ dV_o(t_m)/dp|direct - sum_{g < t_m} W_jo a_g h_o'(t_m - g) dg/dp ],
+#   e_mo = mask_m (V_o(t_m) - y_mo)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def psp_dalpha(s: float, alpha: float, beta: float) -> float:
+    """``dh/dalpha`` at fixed beta (0 for s <= 0): ``(h(s) - s exp(-alpha s)) / (beta - alpha)``,
+    and for ``|(beta - alpha) s| < 0.5`` the series ``-exp(-beta s) s^2 g'(x)``, ``x = (beta -
+    alpha) s``, ``g'(x) = sum_{n>=1} n x^(n-1) / (n+1)!`` (no cancellation as alpha -> beta)."""
+    if s <= 0.0:
+        return 0.0
+    d = beta - alpha
+    x = d * s
+    if abs(x) < 0.5:
+        term = 0.5
+        tot = 0.5
+        for n in range(2, 24):
+            term = term * x * n / ((n - 1) * (n + 1))
+            tot += term
+        return -math.exp(-beta * s) * s * s * tot
+    return (psp(s, alpha, beta) - s * math.exp(-alpha * s)) / d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def psp_dbeta(s: float, alpha: float, beta: float) -> float:
+    """``dh/dbeta`` at fixed alpha: ``-s h(s) - dh/dalpha`` (0 for s <= 0)."""
+    if s <= 0.0:
+        return 0.0
+    return -s * psp(s, alpha, beta) - psp_dalpha(s, alpha, beta)
+
+
+@njit(cache=True, nogil=True)
+def simulate_layer_pn(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp: np.ndarray, has_amp: bool,
+                      n_ev: int, w: np.ndarray, off_w: int, off_r: int, n_post: int,
+                      alpha: np.ndarray, beta: np.ndarray, theta: np.ndarray, t_max: float,
+                      max_per_neuron: int, v0: np.ndarray, i0: np.ndarray, tref: np.ndarray,
+                      pred: np.ndarray, nspk: np.ndarray, out_t: np.ndarray, out_nrn: np.ndarray,
+                      out_vdot: np.ndarray, out_start: int) -> int:
+    """:func:`simulate_layer` with per-neuron ``alpha``, ``beta``, ``theta`` (arrays of the
+    layer's ``n_post``) and event amplitudes ``ev_amp`` (used when ``has_amp``, else 1).
+    ``out_vdot`` gets ``V'(f-) = I(f) - beta_i theta_i``. Returns one past the last spike
+    written, or -1 if ``out_t`` is too small."""
+    cap = out_t.shape[0]
+    for k in range(n_post):
+        v0[k] = 0.0
+        i0[k] = 0.0
+        tref[k] = 0.0
+        pred[k] = INF
+        nspk[k] = 0
+    n_out = out_start
+    ptr = 0
+    horizon = t_max
+    if n_ev > 0 and ev_t[0] < horizon:
+        horizon = ev_t[0]
+    while True:
+        t_in = ev_t[ptr] if ptr < n_ev else INF
+        best = INF
+        bk = -1
+        for k in range(n_post):
+            if pred[k] < best:
+                best = pred[k]
+                bk = k
+        if bk >= 0 and best <= t_in and best <= t_max:
+            _advance(bk, best, v0, i0, tref, alpha[bk], beta[bk])
+            if n_out >= cap:
+                return -1
+            out_t[n_out] = best
+            out_nrn[n_out] = bk
+            out_vdot[n_out] = i0[bk] - beta[bk] * theta[bk]
+            n_out += 1
+            v0[bk] -= theta[bk]
+            nspk[bk] += 1
+            if off_r >= 0:
+                base = off_r + bk * n_post
+                for j in range(n_post):
+                    r = w[base + j]
+                    if r != 0.0 and j != bk:
+                        _advance(j, best, v0, i0, tref, alpha[j], beta[j])
+                        i0[j] += r
+                        if nspk[j] < max_per_neuron:
+                            pred[j] = _predict(j, horizon, v0, i0, tref, alpha[j], beta[j],
+                                               theta[j])
+            if nspk[bk] < max_per_neuron:
+                pred[bk] = _predict(bk, horizon, v0, i0, tref, alpha[bk], beta[bk], theta[bk])
+            else:
+                pred[bk] = INF
+            continue
+        if ptr >= n_ev or t_in > t_max:
+            break
+        base = off_w + ev_src[ptr] * n_post
+        amp = ev_amp[ptr] if has_amp else 1.0
+        for j in range(n_post):
+            wv = w[base + j]
+            if wv != 0.0:
+                _advance(j, t_in, v0, i0, tref, alpha[j], beta[j])
+                i0[j] += wv * amp
+        ptr += 1
+        horizon = t_max
+        if ptr < n_ev and ev_t[ptr] < horizon:
+            horizon = ev_t[ptr]
+        for k in range(n_post):
+            if nspk[k] < max_per_neuron:
+                pred[k] = _predict(k, horizon, v0, i0, tref, alpha[k], beta[k], theta[k])
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def simulate_network_pn(in_t: np.ndarray, in_src: np.ndarray, in_amp: np.ndarray, n_in_ev: int,
+                        p: np.ndarray, n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray,
+                        nrn_off: np.ndarray, off_th: int, off_al: int, off_be: int,
+                        n_spiking: int, t_max: float, max_hidden: int, max_out: int,
+                        work: np.ndarray, iwork: np.ndarray, spk_t: np.ndarray,
+                        spk_nrn: np.ndarray, spk_vdot: np.ndarray, layer_start: np.ndarray) -> int:
+    """The first ``n_spiking`` layers (all of them, or all but a linear output) with per-neuron
+    parameters read from ``p``; input events carry amplitudes ``in_amp``. Layer l's spikes are
+    ``spk_*[layer_start[l]:layer_start[l+1]]``; the last spiking layer fires at most
+    ``max_out`` times per neuron when it is the network's last layer, else ``max_hidden``.
+    Returns STATUS_OK or STATUS_SPIKE_OVERFLOW."""
+    n_layers = n_post.shape[0]
+    layer_start[0] = 0
+    for l in range(n_spiking):
+        mpn = max_out if l == n_layers - 1 else max_hidden
+        a0 = nrn_off[l]
+        a1 = nrn_off[l + 1]
+        if l == 0:
+            end = simulate_layer_pn(in_t, in_src, in_amp, True, n_in_ev, p, off_w[l], off_r[l],
+                                    n_post[l], p[off_al + a0:off_al + a1],
+                                    p[off_be + a0:off_be + a1], p[off_th + a0:off_th + a1],
+                                    t_max, mpn, work[0], work[1], work[2], work[3], iwork, spk_t,
+                                    spk_nrn, spk_vdot, layer_start[l])
+        else:
+            a = layer_start[l - 1]
+            b = layer_start[l]
+            end = simulate_layer_pn(spk_t[a:b], spk_nrn[a:b], in_amp, False, b - a, p,
+                                    off_w[l], off_r[l], n_post[l], p[off_al + a0:off_al + a1],
+                                    p[off_be + a0:off_be + a1], p[off_th + a0:off_th + a1],
+                                    t_max, mpn, work[0], work[1], work[2], work[3], iwork, spk_t,
+                                    spk_nrn, spk_vdot, layer_start[l])
+        if end < 0:
+            return STATUS_SPIKE_OVERFLOW
+        layer_start[l + 1] = end
+    return STATUS_OK
+
+
+@njit(cache=True, nogil=True)
+def fp_rows_pn(in_t: np.ndarray, in_src: np.ndarray, in_amp: np.ndarray, n_in_ev: int,
+               p: np.ndarray, n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray,
+               nrn_off: np.ndarray, off_th: int, off_al: int, off_be: int, n_spiking: int,
+               spk_t: np.ndarray, spk_nrn: np.ndarray, spk_vdot: np.ndarray,
+               layer_start: np.ndarray, row_ptr: np.ndarray, row_idx: np.ndarray,
+               row_val: np.ndarray, acc: np.ndarray, mark: np.ndarray,
+               touched: np.ndarray) -> int:
+    """Rows ``df_k/dp`` (CSR) of every spike of the first ``n_spiking`` layers, over weights
+    and the per-neuron theta / alpha / beta (equations above). Scratch as :func:`fp_rows`.
+    Returns STATUS_OK or STATUS_ROW_OVERFLOW."""
+    cap = row_idx.shape[0]
+    nnz = 0
+    row_ptr[0] = 0
+    for l in range(n_spiking):
+        n = n_post[l]
+        ow = off_w[l]
+        orr = off_r[l]
+        for k in range(layer_start[l], layer_start[l + 1]):
+            f = spk_t[k]
+            i = spk_nrn[k]
+            gi = nrn_off[l] + i
+            al = p[off_al + gi]
+            be = p[off_be + gi]
+            th = p[off_th + gi]
+            q_th = off_th + gi
+            q_al = off_al + gi
+            q_be = off_be + gi
+            stamp = k + 1
+            nt = 0
+            nt = _touch(q_th, stamp, mark, acc, touched, nt)
+            nt = _touch(q_al, stamp, mark, acc, touched, nt)
+            nt = _touch(q_be, stamp, mark, acc, touched, nt)
+            acc[q_th] += 1.0
+            if l == 0:
+                for e in range(n_in_ev):
+                    tg = in_t[e]
+                    if tg >= f:
+                        break
+                    s = f - tg
+                    amp = in_amp[e]
+                    idx = ow + in_src[e] * n + i
+                    nt = _touch(idx, stamp, mark, acc, touched, nt)
+                    acc[idx] -= amp * psp(s, al, be)
+                    wa = p[idx] * amp
+                    acc[q_al] -= wa * psp_dalpha(s, al, be)
+                    acc[q_be] -= wa * psp_dbeta(s, al, be)
+            else:
+                for g in range(layer_start[l - 1], layer_start[l]):
+                    tg = spk_t[g]
+                    if tg >= f:
+                        break
+                    s = f - tg
+                    j = spk_nrn[g]
+                    idx = ow + j * n + i
+                    nt = _touch(idx, stamp, mark, acc, touched, nt)
+                    acc[idx] -= psp(s, al, be)
+                    wv = p[idx]
+                    if wv != 0.0:
+                        acc[q_al] -= wv * psp_dalpha(s, al, be)
+                        acc[q_be] -= wv * psp_dbeta(s, al, be)
+                        c = wv * psp_dot(s, al, be)
+                        for q in range(row_ptr[g], row_ptr[g + 1]):
+                            pp = row_idx[q]
+                            nt = _touch(pp, stamp, mark, acc, touched, nt)
+                            acc[pp] += c * row_val[q]
+            for g in range(layer_start[l], k):
+                tg = spk_t[g]
+                if tg >= f:
+                    break
+                s = f - tg
+                j = spk_nrn[g]
+                if j == i:
+                    e = math.exp(-be * s)
+                    acc[q_th] += e
+                    acc[q_be] -= th * s * e
+                    c = th * be * e
+                elif orr >= 0:
+                    idx = orr + j * n + i
+                    nt = _touch(idx, stamp, mark, acc, touched, nt)
+                    acc[idx] -= psp(s, al, be)
+                    wv = p[idx]
+                    acc[q_al] -= wv * psp_dalpha(s, al, be)
+                    acc[q_be] -= wv * psp_dbeta(s, al, be)
+                    c = wv * psp_dot(s, al, be)
+                else:
+                    continue
+                if c != 0.0:
+                    for q in range(row_ptr[g], row_ptr[g + 1]):
+                        pp = row_idx[q]
+                        nt = _touch(pp, stamp, mark, acc, touched, nt)
+                        acc[pp] += c * row_val[q]
+            if nnz + nt > cap:
+                for q in range(nnz):
+                    mark[row_idx[q]] = 0
+                for q in range(nt):
+                    mark[touched[q]] = 0
+                return STATUS_ROW_OVERFLOW
+            inv = 1.0 / spk_vdot[k]
+            for q in range(nt):
+                pp = touched[q]
+                row_idx[nnz] = pp
+                row_val[nnz] = acc[pp] * inv
+                nnz += 1
+            row_ptr[k + 1] = nnz
+    for q in range(nnz):
+        mark[row_idx[q]] = 0
+    return STATUS_OK
+
+
+@njit(cache=True, nogil=True)
+def linear_readout(pre_t: np.ndarray, pre_src: np.ndarray, pre_amp: np.ndarray, has_amp: bool,
+                   n_pre: int, p: np.ndarray, off_w: int, n_out: int, alpha: np.ndarray,
+                   beta: np.ndarray, bias: np.ndarray, t_read: np.ndarray, n_read: int,
+                   v_out: np.ndarray) -> None:
+    """``v_out[m, o] = V_o(t_read[m])`` of the linear output (equation above) for the first
+    ``n_read`` readout times (sorted); presynaptic events ``pre_*[:n_pre]`` time-sorted."""
+    for m in range(n_read):
+        for o in range(n_out):
+            v_out[m, o] = bias[o]
+    m0 = 0
+    for e in range(n_pre):
+        tg = pre_t[e]
+        while m0 < n_read and t_read[m0] <= tg:
+            m0 += 1
+        if m0 >= n_read:
+            break
+        amp = pre_amp[e] if has_amp else 1.0
+        base = off_w + pre_src[e] * n_out
+        for o in range(n_out):
+            wa = p[base + o] * amp
+            if wa == 0.0:
+                continue
+            for m in range(m0, n_read):
+                v_out[m, o] += wa * psp(t_read[m] - tg, alpha[o], beta[o])
+
+
+@njit(cache=True, nogil=True)
+def linear_readout_grad(pre_t: np.ndarray, pre_src: np.ndarray, pre_amp: np.ndarray,
+                        has_amp: bool, n_pre: int, pre_rows: bool, p: np.ndarray, off_w: int,
+                        n_out: int, q_al: int, q_be: int, q_b: int, alpha: np.ndarray,
+                        beta: np.ndarray, t_read: np.ndarray, n_read: int, err: np.ndarray,
+                        row_ptr: np.ndarray, row_idx: np.ndarray, row_val: np.ndarray,
+                        row0: int, grad: np.ndarray) -> None:
+    """Adds ``sum_m,o err[m, o] dV_o(t_read[m])/dp`` to ``grad``: the direct terms (W, alpha_o
+    at ``q_al + o``, beta_o at ``q_be + o``, bias at ``q_b + o``) and, when ``pre_rows``, the
+    presynaptic spikes' own dependence through their rows (``row_*``, spike e's row at
+    ``row0 + e``): ``dV_o(t)/dg = -W_jo h_o'(t - g)``."""
+    for m in range(n_read):
+        for o in range(n_out):
+            grad[q_b + o] += err[m, o]
+    m0 = 0
+    for e in range(n_pre):
+        tg = pre_t[e]
+        while m0 < n_read and t_read[m0] <= tg:
+            m0 += 1
+        if m0 >= n_read:
+            break
+        amp = pre_amp[e] if has_amp else 1.0
+        base = off_w + pre_src[e] * n_out
+        coef = 0.0
+        for o in range(n_out):
+            wv = p[base + o]
+            gw = 0.0
+            ga = 0.0
+            gb = 0.0
+            gt = 0.0
+            al = alpha[o]
+            be = beta[o]
+            for m in range(m0, n_read):
+                er = err[m, o]
+                if er == 0.0:
+                    continue
+                s = t_read[m] - tg
+                gw += er * psp(s, al, be)
+                ga += er * psp_dalpha(s, al, be)
+                gb += er * psp_dbeta(s, al, be)
+                gt += er * psp_dot(s, al, be)
+            grad[base + o] += amp * gw
+            grad[q_al + o] += wv * amp * ga
+            grad[q_be + o] += wv * amp * gb
+            coef -= wv * amp * gt
+        if pre_rows and coef != 0.0:
+            k = row0 + e
+            for q in range(row_ptr[k], row_ptr[k + 1]):
+                grad[row_idx[q]] += coef * row_val[q]
+
+
+@njit(cache=True, nogil=True)
+def fp_regression_batch(ev_ptr: np.ndarray, ev_t: np.ndarray, ev_src: np.ndarray,
+                        ev_amp: np.ndarray, t_read: np.ndarray, n_read: np.ndarray,
+                        y: np.ndarray, mask: np.ndarray, p: np.ndarray, n_post: np.ndarray,
+                        off_w: np.ndarray, off_r: np.ndarray, nrn_off: np.ndarray, off_th: int,
+                        off_al: int, off_be: int, off_b: int, max_hidden: int, want_grad: bool,
+                        grad: np.ndarray, v_out: np.ndarray, losses: np.ndarray,
+                        counts: np.ndarray, spk_t: np.ndarray, spk_nrn: np.ndarray,
+                        spk_vdot: np.ndarray, row_ptr: np.ndarray, row_idx: np.ndarray,
+                        row_val: np.ndarray, work: np.ndarray, iwork: np.ndarray,
+                        acc: np.ndarray, mark: np.ndarray, touched: np.ndarray,
+                        err: np.ndarray) -> int:
+    """A batch of regression samples through a network whose last layer is linear.
+
+    Sample b: input events ``ev_*[ev_ptr[b]:ev_ptr[b+1]]`` (time-sorted), readout times
+    ``t_read[:n_read[b]]`` (sorted, shared), targets ``y`` (B, M, n_out), ``mask`` (B, M).
+    Writes ``v_out`` (B, M, n_out) (0 past ``n_read[b]``), ``losses[b] = sum_m,o mask 0.5
+    (V - y)^2``, adds spikes per neuron to ``counts`` and (``want_grad``) the summed gradient
+    of the losses to ``grad``. Spiking layers are simulated up to the last readout time.
+    ``err`` is (M, n_out) scratch. Returns STATUS_OK or an overflow status (nothing valid)."""
+    n_b = ev_ptr.shape[0] - 1
+    n_layers = n_post.shape[0]
+    n_spk = n_layers - 1
+    n_out = n_post[n_layers - 1]
+    layer_start = np.zeros(n_layers + 1, dtype=np.int64)
+    lo = nrn_off[n_layers - 1]
+    al_o = p[off_al + lo:off_al + lo + n_out]
+    be_o = p[off_be + lo:off_be + lo + n_out]
+    bias = p[off_b:off_b + n_out]
+    for b in range(n_b):
+        a = ev_ptr[b]
+        z = ev_ptr[b + 1]
+        nr = n_read[b]
+        for m in range(v_out.shape[1]):
+            for o in range(n_out):
+                v_out[b, m, o] = 0.0
+        if nr <= 0:
+            losses[b] = 0.0
+            continue
+        t_end = t_read[nr - 1]
+        st = simulate_network_pn(ev_t[a:z], ev_src[a:z], ev_amp[a:z], z - a, p, n_post, off_w,
+                                 off_r, nrn_off, off_th, off_al, off_be, n_spk, t_end,
+                                 max_hidden, max_hidden, work, iwork, spk_t, spk_nrn, spk_vdot,
+                                 layer_start)
+        if st != STATUS_OK:
+            return st
+        for l in range(n_spk):
+            for k in range(layer_start[l], layer_start[l + 1]):
+                counts[nrn_off[l] + spk_nrn[k]] += 1
+        if n_spk > 0:
+            s0 = layer_start[n_spk - 1]
+            s1 = layer_start[n_spk]
+            pre_t = spk_t[s0:s1]
+            pre_src = spk_nrn[s0:s1]
+            linear_readout(pre_t, pre_src, ev_amp, False, s1 - s0, p, off_w[n_layers - 1], n_out,
+                           al_o, be_o, bias, t_read, nr, v_out[b])
+        else:
+            s0 = 0
+            s1 = z - a
+            pre_t = ev_t[a:z]
+            pre_src = ev_src[a:z]
+            linear_readout(pre_t, pre_src, ev_amp[a:z], True, s1, p, off_w[0], n_out, al_o, be_o,
+                           bias, t_read, nr, v_out[b])
+        loss = 0.0
+        for m in range(nr):
+            mk = mask[b, m]
+            for o in range(n_out):
+                d = v_out[b, m, o] - y[b, m, o]
+                err[m, o] = mk * d
+                loss += 0.5 * mk * d * d
+        losses[b] = loss
+        if not want_grad:
+            continue
+        if n_spk > 0:
+            st = fp_rows_pn(ev_t[a:z], ev_src[a:z], ev_amp[a:z], z - a, p, n_post, off_w, off_r,
+                            nrn_off, off_th, off_al, off_be, n_spk, spk_t, spk_nrn, spk_vdot,
+                            layer_start, row_ptr, row_idx, row_val, acc, mark, touched)
+            if st != STATUS_OK:
+                return st
+            linear_readout_grad(pre_t, pre_src, ev_amp, False, s1 - s0, True, p,
+                                off_w[n_layers - 1], n_out, off_al + lo, off_be + lo, off_b,
+                                al_o, be_o, t_read, nr, err, row_ptr, row_idx, row_val, s0, grad)
+        else:
+            linear_readout_grad(pre_t, pre_src, ev_amp[a:z], True, s1, False, p, off_w[0], n_out,
+                                off_al + lo, off_be + lo, off_b, al_o, be_o, t_read, nr, err,
+                                row_ptr, row_idx, row_val, 0, grad)
+    return STATUS_OK
