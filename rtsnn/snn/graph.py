@@ -347,7 +347,8 @@ def _uniform(arr: np.ndarray) -> bool:
 def model_from_graph(gm: GraphModel) -> Any | None:
     """The :class:`rtsnn.snn.params.Model` a graph is, when it is exactly the single-layer
     pattern of :func:`graph_from_model` with uniform neuron parameters (subtractive reset at
-    the next tick, unit gains, no leak potential); None otherwise. Arrays are shared."""
+    the next tick, ``spike_if`` ``'>='``, unit gains, no leak potential); None otherwise.
+    Arrays are shared."""
     from rtsnn.snn.params import Model, NeuronSettings, Weights
 
     g = gm.graph
@@ -364,8 +365,11 @@ def model_from_graph(gm: GraphModel) -> Any | None:
     per_neuron = [h.tau_mem_s, h.v_th, h.refractory_s, tr.tau_s]  # type: ignore[attr-defined]
     if h.kind == "ALIF":
         per_neuron += [h.tau_adapt_s, h.beta_adapt]  # type: ignore[attr-defined]
+    # every neuron field the fused kernel does not have must be at its value there: reset by
+    # subtraction at the next tick, spike when v >= v_th (a NIR import says '>'), unit gain, no leak
     if not all(_uniform(a) for a in per_neuron) or h.reset_at != "next" or np.any(h.reset != 0) \
-            or np.any(h.gain != 1) or np.any(h.v_leak != 0) or np.any(tr.gain != 1) or np.any(tr.v_leak != 0):
+            or h.spike_if != ">=" or np.any(h.gain != 1) or np.any(h.v_leak != 0) or np.any(tr.gain != 1) \
+            or np.any(tr.v_leak != 0):
         return None
     if np.any(np.diagonal(g.nodes["w_rec"].weight)):
         return None

@@ -26,15 +26,68 @@ arithmetic of :func:`rtsnn.snn.kernels.neuron_update` (``alpha v + 0 + 1 u`` rou
 ``alpha v + u`` in IEEE float32), so a graph reproduces today's single-layer network bit for bit.
 ``IF`` is the spiking kernel with ``alpha = 1`` and no leak.
 
+The per-neuron arithmetic is written once, in :func:`spiking_element`; the live tick
+(:func:`spiking_update`, every switch; :func:`spiking_update_subtract`, the branch-free fast path
+for subtractive reset at the next tick), BPTT's forward pass and e-prop's forward pass inline it.
+
 ``LI`` (leaky integrator; the readout trace): ``y = kappa y + leak + gain I``.
 ``Delay``: ``y_i[t] = x_i[t - steps_i]`` through a ring of ``max(steps) + 1`` rows.
-Projections (``propagate_*``, ``add_into``) are in :mod:`rtsnn.snn.kernels` / here.
+Projections: :func:`add_into`, :func:`bias_into` here; the graph's one-call projection and
+accumulator kernels in :mod:`rtsnn.snn.projection_kernels`; the row kernels in
+:mod:`rtsnn.snn.kernels`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+
+@njit(inline="always", nogil=True)
+def spiking_element(u, v, isyn, a, zp, ref, alpha, alpha_syn, rho, beta, v_th, gain, leak, v_reset,
+                    reset_zero, n_ref, cuba, adaptive, reset_now, strict, clamp):
+    """One spiking neuron for one tick: the equations of this module's docstring for scalar
+    state ``v, isyn, a``, previous spike ``zp``, refractory count ``ref`` and scalar parameters
+    (``reset_zero`` a bool). Returns ``(v, isyn, a, spike, ref)`` after the tick (``isyn``,
+    ``a`` unchanged without ``cuba``, ``adaptive``)::
+
+        isyn = alpha_syn isyn + u;  u = isyn              (cuba)
+        a    = rho a + zp;          thr = v_th + beta a   (adaptive; thr = v_th otherwise)
+        v    = alpha v + leak + gain u - v_th zp          (reset at the next tick, subtract)
+        v    = alpha (v_reset if zp else v) + leak + gain u   (reset at the next tick, to v_reset)
+        v    = alpha v + leak + gain u, then on a spike v - v_th | v_reset   (reset_now)
+        v    = v_reset if zp else alpha v + leak + gain u   (clamp, reset to v_reset at the next tick)
+        spike = v >= thr (v > thr if strict) and ref <= 0;  ref = n_ref on a spike, else max(ref - 1, 0)
+
+    The one per-neuron body of every engine: the live tick (:func:`spiking_update`,
+    :func:`spiking_update_subtract`), BPTT's forward pass
+    (:func:`rtsnn.learn.offline.bptt_kernels.layer_forward`) and e-prop's
+    (:func:`rtsnn.learn.online.eprop_kernels.forward_step`) all call it, inlined into their
+    loops (``inline='always'``: a call per neuron would cost more than the neuron).
+
+    Generic over the float types of its arguments: the result of each operation has the
+    wider type of its operands, as in ``spiking_update`` on arrays of those types."""
+    if cuba:
+        u = alpha_syn * isyn + u
+        isyn = u
+    thr = v_th
+    if adaptive:
+        a = rho * a + zp
+        thr = v_th + beta * a
+    if reset_now:
+        vi = alpha * v + leak + gain * u
+    elif clamp and reset_zero:
+        vi = v_reset if zp != 0 else alpha * v + leak + gain * u
+    elif reset_zero:
+        vp = v_reset if zp != 0 else v
+        vi = alpha * vp + leak + gain * u
+    else:
+        vi = alpha * v + leak + gain * u - v_th * zp
+    spike = ((vi > thr) if strict else (vi >= thr)) & (ref <= 0)
+    if reset_now and spike:
+        vi = v_reset if reset_zero else vi - v_th
+    ref_new = n_ref if spike else max(ref - 1, 0)
+    return vi, isyn, a, spike, ref_new
 
 
 @njit(cache=True, nogil=True)
@@ -44,36 +97,21 @@ def spiking_update(cur: np.ndarray, v: np.ndarray, isyn: np.ndarray, a: np.ndarr
                    v_reset: np.ndarray, reset_zero: np.ndarray, n_ref: np.ndarray, cuba: bool,
                    adaptive: bool, reset_now: bool, strict: bool = False, clamp: bool = False) -> int:
     """Advance the spiking neurons one tick from input ``cur``; returns the number of spikes.
-    ``z`` holds ``z[t-1]`` on entry and ``z[t]`` on return (see the module docstring)."""
+    ``z`` holds ``z[t-1]`` on entry and ``z[t]`` on return (see the module docstring). Every
+    switch, per-neuron reset modes; the body is :func:`spiking_element`."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
     n_spikes = 0
     for i in range(v.shape[0]):
-        zp = z[i]
-        u = cur[i]
-        if cuba:
-            u = alpha_syn[i] * isyn[i] + u
-            isyn[i] = u
-        thr = v_th[i]
-        if adaptive:
-            ai = rho[i] * a[i] + zp
-            a[i] = ai
-            thr = v_th[i] + beta[i] * ai
-        if reset_now:
-            vi = alpha[i] * v[i] + leak[i] + gain[i] * u
-        elif clamp and reset_zero[i] != 0:
-            vi = v_reset[i] if zp != zero else alpha[i] * v[i] + leak[i] + gain[i] * u
-        elif reset_zero[i] != 0:
-            vp = v_reset[i] if zp != zero else v[i]
-            vi = alpha[i] * vp + leak[i] + gain[i] * u
-        else:
-            vi = alpha[i] * v[i] + leak[i] + gain[i] * u - v_th[i] * zp
-        ref = refr[i]
-        spike = ((vi > thr) if strict else (vi >= thr)) & (ref <= 0)
-        if reset_now and spike:
-            vi = v_reset[i] if reset_zero[i] != 0 else vi - v_th[i]
+        vi, si, ai, spike, ref = spiking_element(
+            cur[i], v[i], isyn[i], a[i], z[i], refr[i], alpha[i], alpha_syn[i], rho[i], beta[i], v_th[i], gain[i],
+            leak[i], v_reset[i], reset_zero[i] != 0, n_ref[i], cuba, adaptive, reset_now, strict, clamp)
         v[i] = vi
-        refr[i] = n_ref[i] if spike else max(ref - np.int32(1), np.int32(0))
+        if cuba:
+            isyn[i] = si
+        if adaptive:
+            a[i] = ai
+        refr[i] = ref
         z[i] = one if spike else zero
         n_spikes += np.int64(spike)
     return n_spikes
@@ -108,6 +146,82 @@ def spiking_update_np(cur, v, isyn, a, z, refr, alpha, alpha_syn, rho, beta, v_t
     refr[...] = np.where(spike, n_ref, np.maximum(refr - 1, 0)).astype(np.int32)
     z[...] = spike.astype(f)
     return int(spike.sum())
+
+
+# ---------------------------------------------------------------- the fast path
+# rows of the float32 state block (4, n) and parameter block (7, n) of spiking_update_subtract
+S_V, S_ISYN, S_A, S_Z = range(4)
+N_STATE_ROWS = 4
+P_ALPHA, P_ALPHA_SYN, P_RHO, P_BETA, P_VTH, P_GAIN, P_LEAK = range(7)
+N_PARAM_ROWS = 7
+# bits of its ``flags``
+F_CUBA, F_ADAPTIVE, F_STRICT = 1, 2, 4
+
+
+@njit(inline="always", nogil=True)
+def _subtract_loop(cur, st, refr, n_ref, p, cuba, adaptive, strict):
+    # called with literal switches only, so after inlining every `if` on them is decided at
+    # compile time and the loop body is straight-line code (selects, no branches)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    n_spikes = 0
+    for i in range(cur.shape[0]):
+        vi, si, ai, spike, ref = spiking_element(
+            cur[i], st[S_V, i], st[S_ISYN, i], st[S_A, i], st[S_Z, i], refr[i], p[P_ALPHA, i], p[P_ALPHA_SYN, i],
+            p[P_RHO, i], p[P_BETA, i], p[P_VTH, i], p[P_GAIN, i], p[P_LEAK, i], zero, False, n_ref[i], cuba,
+            adaptive, False, strict, False)
+        st[S_V, i] = vi
+        if cuba:
+            st[S_ISYN, i] = si
+        if adaptive:
+            st[S_A, i] = ai
+        refr[i] = ref
+        st[S_Z, i] = one if spike else zero
+        n_spikes += np.int64(spike)
+    return n_spikes
+
+
+@njit(cache=True, nogil=True)
+def spiking_update_subtract(cur: np.ndarray, st: np.ndarray, refr: np.ndarray, n_ref: np.ndarray,
+                            p: np.ndarray, flags: int) -> int:
+    """:func:`spiking_update` for the common setting, bit for bit: every neuron resets by
+    subtraction at the next tick (``reset_at`` ``'next'`` or ``'next_clamp'``, which differ only
+    for a reset to ``v_reset``); CubaLIF, ALIF, refractoriness and ``spike_if`` are allowed.
+
+    State ``st`` (4, n) float32, rows ``S_V, S_ISYN, S_A, S_Z`` (``z`` holds ``z[t-1]`` on entry);
+    ``refr`` (n,) int32; parameters ``p`` (7, n) float32, rows ``P_ALPHA, P_ALPHA_SYN, P_RHO,
+    P_BETA, P_VTH, P_GAIN, P_LEAK``; ``n_ref`` (n,) int32; ``flags``: ``F_CUBA | F_ADAPTIVE |
+    F_STRICT``. The switches select one of eight loops here, outside the loop, so each loop is
+    straight-line code over the same :func:`spiking_element` (no per-neuron reset-mode test),
+    and the blocks cost one argument each (the call from Python pays per argument). Returns
+    the number of spikes."""
+    cuba = (flags & F_CUBA) != 0
+    adaptive = (flags & F_ADAPTIVE) != 0
+    if (flags & F_STRICT) != 0:
+        if cuba:
+            if adaptive:
+                return _subtract_loop(cur, st, refr, n_ref, p, True, True, True)
+            return _subtract_loop(cur, st, refr, n_ref, p, True, False, True)
+        if adaptive:
+            return _subtract_loop(cur, st, refr, n_ref, p, False, True, True)
+        return _subtract_loop(cur, st, refr, n_ref, p, False, False, True)
+    if cuba:
+        if adaptive:
+            return _subtract_loop(cur, st, refr, n_ref, p, True, True, False)
+        return _subtract_loop(cur, st, refr, n_ref, p, True, False, False)
+    if adaptive:
+        return _subtract_loop(cur, st, refr, n_ref, p, False, True, False)
+    return _subtract_loop(cur, st, refr, n_ref, p, False, False, False)
+
+
+def spiking_update_subtract_np(cur, st, refr, n_ref, p, flags) -> int:
+    """Numpy twin of :func:`spiking_update_subtract`: :func:`spiking_update_np` on the rows with
+    every reset by subtraction at the next tick."""
+    n = st.shape[1]
+    return spiking_update_np(cur, st[S_V], st[S_ISYN], st[S_A], st[S_Z], refr, p[P_ALPHA], p[P_ALPHA_SYN],
+                             p[P_RHO], p[P_BETA], p[P_VTH], p[P_GAIN], p[P_LEAK], np.zeros(n, np.float32),
+                             np.zeros(n, np.uint8), n_ref, bool(flags & F_CUBA), bool(flags & F_ADAPTIVE), False,
+                             strict=bool(flags & F_STRICT))
 
 
 @njit(cache=True, nogil=True)
@@ -164,3 +278,4 @@ def bias_into(bias: np.ndarray, acc: np.ndarray) -> None:
     """``acc += b``."""
     for i in range(acc.shape[0]):
         acc[i] += bias[i]
+

@@ -70,10 +70,10 @@ def _vector(node: str, fld: str, value: Any, n: int, *, positive: bool = False, 
         _fail(node, fld, f"must be finite, got {int(np.count_nonzero(~np.isfinite(arr)))} NaN/inf value(s)")
     if positive and np.any(arr <= 0):
         bad = int(np.flatnonzero(arr <= 0)[0])
-        _fail(node, fld, f"must be > 0, got {arr[bad]!r} at neuron {bad}")
+        _fail(node, fld, f"must be > 0, got {arr[bad].item()!r} at neuron {bad}")
     if nonneg and np.any(arr < 0):
         bad = int(np.flatnonzero(arr < 0)[0])
-        _fail(node, fld, f"must be >= 0, got {arr[bad]!r} at neuron {bad}")
+        _fail(node, fld, f"must be >= 0, got {arr[bad].item()!r} at neuron {bad}")
     return np.ascontiguousarray(arr)
 
 

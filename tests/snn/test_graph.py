@@ -213,6 +213,7 @@ def test_single_layer_model_as_a_graph_and_back():
     assert back.weights.w_rec is m.weights.w_rec
     # anything beyond the pattern stays a graph
     for change in (lambda: setattr(g.nodes["hidden"], "reset_at", "now"),
+                   lambda: setattr(g.nodes["hidden"], "spike_if", ">"),
                    lambda: g.nodes["hidden"].tau_mem_s.__setitem__(0, 0.03),
                    lambda: g.nodes["trace"].gain.__setitem__(1, 2.0)):
         gm2 = graph_from_model(m)
@@ -238,3 +239,35 @@ def test_graph_model_checks_labels_and_contract():
     cp = gm.copy()
     assert cp.graph.nodes["w1"].weight is not gm.graph.nodes["w1"].weight
     np.testing.assert_array_equal(cp.graph.nodes["w1"].weight, gm.graph.nodes["w1"].weight)
+
+
+def test_a_strict_threshold_graph_is_not_run_by_the_fused_network():
+    """A single layer that spikes on v > v_th (NIR's rule) keeps its rule: build_network runs it
+    as a graph, and where v hits v_th exactly it stays silent while the fused '>=' model spikes."""
+    from rtsnn.snn import GraphNetwork, Network, build_network
+
+    m = Model.random(1, 1, 1, NeuronSettings(model="lif", v_th=0.5, tau_out_s=0.05), seed=0, readout_scale=1.0)
+    m.weights.w_in[...] = 0.5
+    m.weights.w_rec[...] = 0.0
+    strict = graph_from_model(m)
+    strict.graph.nodes["hidden"].spike_if = ">"
+    assert model_from_graph(strict) is None
+    net_ge, net_gt = build_network(graph_from_model(m)), build_network(strict)
+    assert isinstance(net_ge, Network) and isinstance(net_gt, GraphNetwork)
+    xs = np.ones((1, 1), np.float32)  # first tick: v = 0 + 0.5 = v_th exactly
+    assert net_ge.run(xs)[1].tolist() == [[1.0]]
+    assert net_gt.run(xs)[1].tolist() == [[0.0]]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: LIF(name="h", n=3, tau_mem_s=[0.02, -0.02, 0.02]),
+     "node 'h': tau_mem_s: must be > 0, got -0.02 at neuron 1"),
+    (lambda: IF(name="h", n=2, refractory_s=[0.0, -1e-3]),
+     "node 'h': refractory_s: must be >= 0, got -0.001 at neuron 1"),
+    (lambda: Delay(name="d", steps=[2, -1]), "node 'd': steps: must be >= 0, got -1 at neuron 1"),
+])
+def test_bad_value_messages_print_plain_numbers(make, message):
+    """The offending value prints as a plain number (not numpy 2's np.float64(-0.02))."""
+    with pytest.raises(GraphError) as err:
+        make()
+    assert str(err.value) == message

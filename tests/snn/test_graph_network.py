@@ -200,3 +200,133 @@ def test_step_refuses_a_wrong_input_and_readout_parts():
     assert net.features().shape == (6,)
     with pytest.raises(ValueError, match="propagation must be one of dense, event, auto"):
         GraphNetwork(three_layer(), propagation="sparse")
+
+
+# ---------------------------------------------------------------- fast path, counters, views
+def fast_path_graph(seed: int = 8) -> GraphModel:
+    """Spiking nodes the fast kernel takes (every reset by subtraction at the next tick: LIF with
+    '>' and refractoriness, CubaLIF, ALIF, IF with 'next_clamp') beside one it does not (LIF with
+    mixed resets in the tick of the spike), summed inputs, a recurrent edge and an Affine."""
+    rng = np.random.default_rng(seed)
+    r2 = _w(rng, 9, 9, 0.3)
+    np.fill_diagonal(r2, 0)
+    nodes = {
+        "in": Input(shape=(7,)),
+        "w1": Linear(weight=_w(rng, 7, 11, 0.9)),
+        "a": LIF(n=11, tau_mem_s=rng.uniform(5e-3, 30e-3, 11), spike_if=">", refractory_s=rng.integers(0, 3, 11) * 1e-3,
+                 gain=rng.uniform(0.8, 1.2, 11), v_leak=0.05),
+        "w2": Affine(weight=_w(rng, 11, 9, 0.8), bias=rng.uniform(-0.1, 0.1, 9)),
+        "b": CubaLIF(n=9, tau_mem_s=10e-3, tau_syn_s=rng.uniform(2e-3, 8e-3, 9)),
+        "r2": Linear(weight=r2),
+        "w3": Linear(weight=_w(rng, 9, 8, 0.9)),
+        "c": ALIF(n=8, tau_mem_s=12e-3, tau_adapt_s=0.1, beta_adapt=rng.uniform(0, 0.5, 8), refractory_s=1e-3),
+        "w4": Linear(weight=_w(rng, 8, 6, 1.0)),
+        "w5": Linear(weight=_w(rng, 7, 6, 0.5)),
+        "d": IF(n=6, v_th=rng.uniform(1.0, 2.0, 6), reset_at="next_clamp"),
+        "w6": Linear(weight=_w(rng, 6, 5, 1.0)),
+        "e": LIF(n=5, tau_mem_s=8e-3, reset=["zero", "subtract", "zero", "subtract", "zero"], reset_at="now",
+                 v_reset=-0.1),
+        "trace": LI(n=5, tau_s=20e-3),
+        "w_out": Affine(weight=_w(rng, 5, 2, 1.0), bias=np.array([0.1, -0.1])),
+        "out": Output(shape=(2,)),
+    }
+    edges = [("in", "w1"), ("w1", "a"), ("a", "w2"), ("w2", "b"), ("b", "r2"), ("r2", "b"), ("b", "w3"),
+             ("w3", "c"), ("c", "w4"), ("w4", "d"), ("in", "w5"), ("w5", "d"), ("d", "w6"), ("w6", "e"),
+             ("e", "trace"), ("trace", "w_out"), ("w_out", "out")]
+    return GraphModel(Graph(nodes, edges, dt_s=1e-3))
+
+
+@pytest.mark.parametrize("mode", ["dense", "event", "auto"])
+def test_fast_path_is_chosen_and_bit_identical_to_the_general_kernel(mode):
+    gm = fast_path_graph()
+    fast = GraphNetwork(gm, propagation=mode)
+    assert {n for n, p in fast._params.items() if p.get("fast")} == {"a", "b", "c", "d"}  # noqa: SLF001
+    general = GraphNetwork(gm, propagation=mode)
+    for p in general._params.values():  # noqa: SLF001 - force the general kernel everywhere
+        if "fast" in p:
+            p["fast"] = False
+    xs = _inputs(9, 250, 7, rate=0.4)
+    buf_f, buf_g = np.zeros(7, F32), np.zeros(7, F32)
+    general.step(buf_g)  # binds the ops (the general kernel) to this buffer
+    general.reset_state()
+    assert sum(getattr(fn, "__name__", "") == "spiking_update_subtract" for fn, _ in fast._ops) == 4  # noqa: SLF001
+    assert not any(getattr(fn, "__name__", "") == "spiking_update_subtract" for fn, _ in general._ops)  # noqa: SLF001
+    spikes = dict.fromkeys("abcde", 0)
+    for t in range(xs.shape[0]):
+        buf_f[...] = xs[t]
+        buf_g[...] = xs[t]
+        fast.step(buf_f)
+        general.step(buf_g)
+        sf, sg = fast.state_arrays(), general.state_arrays()
+        for k in sg:
+            np.testing.assert_array_equal(sf[k].view(np.uint8), sg[k].view(np.uint8), err_msg=f"{k} tick {t}")
+        for n in spikes:
+            spikes[n] += int(sf[f"{n}.z"].sum())
+    assert all(v > 0.02 * 250 for v in spikes.values()), spikes
+
+
+def test_projection_counters():
+    """n_steps_dense / n_steps_event count projection steps (fused or materialised Linear /
+    Affine, Conv2d, pools), one per projection per tick, in the form each ran."""
+    from rtsnn.snn import AvgPool2d, Conv2d, Flatten
+
+    rng = np.random.default_rng(2)
+    nodes = {
+        "in": Input(shape=(1, 6, 6)),
+        "conv": Conv2d(weight=_w(rng, 2, 9, 0.6).reshape(2, 1, 3, 3), bias=np.zeros(2, F32), input_shape=(1, 6, 6)),
+        "l1": LIF(n=2 * 4 * 4, tau_mem_s=10e-3),
+        "pool": AvgPool2d(kernel_size=2, input_shape=(2, 4, 4)),
+        "flat": Flatten(input_shape=(2, 2, 2)),
+        "fc": Linear(weight=_w(rng, 8, 4, 1.0)),
+        "l2": LIF(n=4),
+        "fc2": Affine(weight=_w(rng, 4, 3, 1.0), bias=np.zeros(3)),
+        "out": Output(shape=(3,)),
+    }
+    chain = list(nodes)
+    gm = GraphModel(Graph(nodes, list(zip(chain[:-1], chain[1:])), dt_s=1e-3))
+    xs = _inputs(3, 40, 36, rate=0.1)
+    n_proj = 4  # conv, pool, fc, fc2
+    nets = {mode: GraphNetwork(gm, propagation=mode) for mode in ("dense", "event", "auto")}
+    for net in nets.values():
+        net.warm_up()  # restores the counters too
+        assert net.n_steps_dense == net.n_steps_event == 0
+        net.run(xs)
+    assert nets["dense"].n_steps_dense == n_proj * 40 and nets["dense"].n_steps_event == 0
+    assert nets["event"].n_steps_event == n_proj * 40 and nets["event"].n_steps_dense == 0
+    # under 'auto' the fully connected projections (fc, fc2) always run event-driven; the conv
+    # and the pool scatter in the ticks their input is sparse (conv_kernels' rule)
+    from rtsnn.snn.conv_kernels import AUTO_EVENT_DENSITY
+
+    auto = GraphNetwork(gm, propagation="auto")
+    buf = np.zeros(36, F32)
+    want_event = 0
+    for t in range(xs.shape[0]):
+        buf[...] = xs[t]
+        auto.step(buf)
+        want_event += 2 + (np.count_nonzero(xs[t]) <= AUTO_EVENT_DENSITY * 36)
+        want_event += np.count_nonzero(auto.state_arrays()["l1.z"]) <= AUTO_EVENT_DENSITY * 32
+    assert auto.n_steps_event == want_event and auto.n_steps_dense == n_proj * 40 - want_event
+    assert 0 < auto.n_steps_dense  # both forms occur (the pool's input is dense at times)
+    np.testing.assert_array_equal(auto.readout(), nets["dense"].readout())
+
+
+def test_learner_views_are_built_once_and_follow_the_state():
+    net = GraphNetwork(three_layer())
+    assert net.features() is net.features() and net.spikes() is net.spikes()
+    assert net.readout_parts() is net.readout_parts() == ("trace", "w_out")
+    xs = _inputs(8, 30, 8)
+    buf = np.zeros(8, F32)
+    for t in range(30):
+        buf[...] = xs[t]
+        net.step(buf)
+        np.testing.assert_array_equal(net.spikes(), net.state_arrays()["l3.z"])
+        np.testing.assert_array_equal(net.features(), net.state_arrays()["trace.y"])
+    assert net.spikes() is net._buf["l3"] and net.features() is net._buf["trace"]  # noqa: SLF001
+
+
+def test_accumulators_need_no_fill_call():
+    """Every accumulator that has inputs is initialised by its first input's op."""
+    for gm in (three_layer(), fast_path_graph()):
+        net = GraphNetwork(gm)
+        names = [getattr(fn, "__name__", "") for fn, _ in net._ops]  # noqa: SLF001
+        assert "fill" not in names and "bias_into" not in names

@@ -19,8 +19,9 @@ per-layer calibration scale)::
     e_a[t] = -beta h[t] + rho e_a[t+1]
     dL/dI[t] = e_v[t];  dL/dalpha += e_v[t] v[t-1];  dL/dv_th += -h[t] - e_v[t] z[t-1]
 
-The neuron step of the forward pass is :func:`spiking_element`, the per-neuron body of the
-live tick's :func:`rtsnn.snn.neuron_kernels.spiking_update` (also called by e-prop's forward).
+The neuron step of the forward pass is :func:`rtsnn.snn.neuron_kernels.spiking_element`, the
+per-neuron body of the live tick's :func:`rtsnn.snn.neuron_kernels.spiking_update` (also called
+by e-prop's forward).
 The refractory gate ``m`` is treated as a constant (it depends on spikes only). Kernels work
 on a time segment: they take the state before the segment (forward) and the adjoints after
 it (backward, updated in place to the adjoints at the segment start), so a long sequence can
@@ -38,57 +39,10 @@ import numpy as np
 from numba import njit
 
 from rtsnn.learn.offline.surrogate import surrogate_grad
-
-
-# NOTE (placement): spiking_element is the per-neuron body of the live tick's
-# rtsnn.snn.neuron_kernels.spiking_update, written once so that the live tick, BPTT's forward
-# pass (layer_forward below) and e-prop's forward pass (rtsnn.learn.online.eprop_kernels) run
-# the same arithmetic. It belongs in rtsnn/snn/neuron_kernels.py, with spiking_update's loop
-# body replaced by a call to it; until that file's owner moves it, it lives here and
-# tests/learn/offline/test_bptt_kernels.py checks it bit for bit against spiking_update (every
-# switch, float32). Calling spiking_update on each (t, b) row instead was measured 25-30%
-# slower for this forward pass (per-call argument and view overhead, parameters read from
-# arrays), hence an inlined element.
-@njit(inline="always", nogil=True)
-def spiking_element(u, v, isyn, a, zp, ref, alpha, alpha_syn, rho, beta, v_th, gain, leak, v_reset,
-                    reset_zero, n_ref, cuba, adaptive, reset_now, strict, clamp):
-    """One spiking neuron for one tick: the equations of :mod:`rtsnn.snn.neuron_kernels`
-    (``spiking_update``) for scalar state ``v, isyn, a``, previous spike ``zp``, refractory
-    count ``ref`` and scalar parameters (``reset_zero`` a bool). Returns
-    ``(v, isyn, a, spike, ref)`` after the tick (``isyn``, ``a`` unchanged without ``cuba``,
-    ``adaptive``)::
-
-        isyn = alpha_syn isyn + u;  u = isyn              (cuba)
-        a    = rho a + zp;          thr = v_th + beta a   (adaptive; thr = v_th otherwise)
-        v    = alpha v + leak + gain u - v_th zp          (reset at the next tick, subtract)
-        v    = alpha (v_reset if zp else v) + leak + gain u   (reset at the next tick, to v_reset)
-        v    = alpha v + leak + gain u, then on a spike v - v_th | v_reset   (reset_now)
-        v    = v_reset if zp else alpha v + leak + gain u   (clamp, reset to v_reset at the next tick)
-        spike = v >= thr (v > thr if strict) and ref <= 0;  ref = n_ref on a spike, else max(ref - 1, 0)
-
-    Generic over the float types of its arguments: the result of each operation has the
-    wider type of its operands, as in ``spiking_update`` on arrays of those types."""
-    if cuba:
-        u = alpha_syn * isyn + u
-        isyn = u
-    thr = v_th
-    if adaptive:
-        a = rho * a + zp
-        thr = v_th + beta * a
-    if reset_now:
-        vi = alpha * v + leak + gain * u
-    elif clamp and reset_zero:
-        vi = v_reset if zp != 0 else alpha * v + leak + gain * u
-    elif reset_zero:
-        vp = v_reset if zp != 0 else v
-        vi = alpha * vp + leak + gain * u
-    else:
-        vi = alpha * v + leak + gain * u - v_th * zp
-    spike = ((vi > thr) if strict else (vi >= thr)) & (ref <= 0)
-    if reset_now and spike:
-        vi = v_reset if reset_zero else vi - v_th
-    ref_new = n_ref if spike else max(ref - 1, 0)
-    return vi, isyn, a, spike, ref_new
+# the per-neuron body of every engine's forward pass (the live tick's, e-prop's and this one's);
+# calling spiking_update on each (t, b) row instead was measured 25-30 % slower here (per-call
+# argument and view overhead), hence the inlined element
+from rtsnn.snn.neuron_kernels import spiking_element
 
 
 @njit(cache=True, nogil=True)

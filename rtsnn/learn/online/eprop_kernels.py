@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from rtsnn.learn.offline.bptt_kernels import spiking_element
+from rtsnn.snn.neuron_kernels import spiking_element
 
 # slots of the float64 parameter vector p of eprop_tick
 (P_ALPHA, P_KAPPA, P_RHO, P_VTH, P_GAMMA, P_ZETA, P_GE, P_GOUT, P_NREF, P_ADAPTIVE,

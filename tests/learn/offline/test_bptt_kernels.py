@@ -213,12 +213,14 @@ def test_layer_forward_and_gradients_equal_the_previous_loop(monkeypatch, dtype,
 
 @pytest.mark.parametrize("seed", range(4))
 def test_spiking_element_equals_live_spiking_update(seed):
-    """spiking_element (the per-neuron body shared by BPTT and e-prop, bptt_kernels for now)
-    gives bit for bit what the live tick's spiking_update (and its numpy twin) gives, for every
+    """spiking_element (the per-neuron body shared by the live tick, BPTT and e-prop, in
+    rtsnn/snn/neuron_kernels.py) gives bit for bit what the live tick's spiking_update (and its numpy twin) gives, for every
     switch: CubaLIF, ALIF, reset to v_reset / by subtraction, reset at the next tick / now,
     clamped reset, strict threshold."""
-    from rtsnn.learn.offline.bptt_kernels import spiking_element
-    from rtsnn.snn.neuron_kernels import spiking_update, spiking_update_np
+    from rtsnn.learn.offline import bptt_kernels
+    from rtsnn.snn.neuron_kernels import spiking_element, spiking_update, spiking_update_np
+
+    assert bptt_kernels.spiking_element is spiking_element  # one function, not a copy
 
     rng = np.random.default_rng(seed)
     f4 = np.float32
