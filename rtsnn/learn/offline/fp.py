@@ -14,6 +14,12 @@ Silent outputs cannot learn from spike-time gradients (no spike, no derivative),
 adds ``-silent_kick`` to the gradient of every weight into an output neuron that stayed
 silent on a sample where it is the label (and ``-hidden_kick`` to the weights into hidden
 neurons silent over a whole minibatch): those weights grow until the neuron fires.
+
+Heuristics (none is in the FP paper; each is named by :func:`heuristics_in_use` and off when
+given its "off" value): ``silent_kick`` (default 0.05, off: 0), ``hidden_kick`` (default 0,
+off: 0), ``grad_clip`` (default None = off), ``lr_final`` (cosine learning-rate decay, default
+None = constant rate). ``pure=True`` refuses any of them, so a run on the paper's settings is
+exactly Adam on the exact FP gradient of the loss.
 """
 
 from __future__ import annotations
@@ -314,13 +320,39 @@ def predict_from_times(t_first: np.ndarray, t_max: float) -> np.ndarray:
     return pred
 
 
+HEURISTIC_OFF = {"silent_kick": 0.0, "hidden_kick": 0.0, "grad_clip": None, "lr_final": None}
+"""The value that switches each training heuristic of :func:`train_classifier_fp` off."""
+
+
+def heuristics_in_use(*, silent_kick: float = 0.05, hidden_kick: float = 0.0,
+                      grad_clip: float | None = None, lr: float | None = None,
+                      lr_final: float | None = None) -> list[str]:
+    """Names (with values and what they do) of the training heuristics these arguments of
+    :func:`train_classifier_fp` switch on; ``[]`` means plain Adam on the exact gradient."""
+    out = []
+    if silent_kick:
+        out.append(f"silent_kick={silent_kick:g}: -silent_kick x (fraction of the minibatch) added "
+                   "to the gradient of every weight into a label output neuron that stayed silent")
+    if hidden_kick:
+        out.append(f"hidden_kick={hidden_kick:g}: -hidden_kick added to the gradient of every "
+                   "weight into a hidden neuron silent over the whole minibatch")
+    if grad_clip is not None:
+        out.append(f"grad_clip={grad_clip:g}: minibatch gradient rescaled to L2 norm <= grad_clip")
+    if lr_final is not None:
+        src = "" if lr is None else f"{lr:g} "
+        out.append(f"cosine learning-rate decay {src}-> lr_final={lr_final:g} over all steps")
+    return out
+
+
 @dataclass
 class TrainedFP:
-    """A trained FP classifier: ``predict(in_times)``, ``history`` (per-epoch dicts)."""
+    """A trained FP classifier: ``predict(in_times)``, ``history`` (per-epoch dicts),
+    ``heuristics`` (the training heuristics that were on, see :func:`heuristics_in_use`)."""
 
     net: FPNetwork
     settings: FPSettings
     history: list[dict]
+    heuristics: list[str] = field(default_factory=list)
 
     def first_spike_times(self, in_times: np.ndarray) -> np.ndarray:
         x = _check_times("in_times", in_times, self.net.n_in)
@@ -380,7 +412,7 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
                         target_loss: float | None = None, stop_at_train_acc: float | None = None,
                         grad_clip: float | None = None,
                         progress: bool = False,
-                        net: FPNetwork | None = None) -> TrainedFP:
+                        net: FPNetwork | None = None, pure: bool = False) -> TrainedFP:
     """Minibatch Adam on the TTFS loss with exact FP gradients.
 
     ``x_times`` (n, n_in) input spike times (see :func:`encode_latency`); learning rate decays
@@ -391,8 +423,23 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
     rescales a minibatch gradient whose L2 norm exceeds it (near-tangential spikes have
     1/V' -> inf). History per epoch: loss, train_acc, val_acc (or None), epoch_s, steps,
     silent_label_frac, hidden_active_frac, hidden_spikes_per_sample.
+
+    Heuristics: ``silent_kick``, ``hidden_kick``, ``grad_clip``, ``lr_final`` (each off at its
+    :data:`HEURISTIC_OFF` value); ``pure=True`` raises ValueError naming any that is on.
     """
     settings = settings or FPSettings()
+    used = heuristics_in_use(silent_kick=silent_kick, hidden_kick=hidden_kick,
+                             grad_clip=grad_clip, lr=lr, lr_final=lr_final)
+    if pure and used:
+        on = {"silent_kick": bool(silent_kick), "hidden_kick": bool(hidden_kick),
+              "grad_clip": grad_clip is not None, "lr_final": lr_final is not None}
+        raise ValueError("pure=True (no heuristics) but these are on: "
+                         + ", ".join(k for k, v in on.items() if v))
+    if silent_kick < 0 or hidden_kick < 0:
+        raise ValueError(f"silent_kick and hidden_kick must be >= 0, got {silent_kick!r}, "
+                         f"{hidden_kick!r}")
+    if grad_clip is not None and not (grad_clip > 0 and math.isfinite(grad_clip)):
+        raise ValueError(f"grad_clip must be finite and > 0 (None = off), got {grad_clip!r}")
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
     if not (lr > 0 and math.isfinite(lr)):
@@ -493,7 +540,7 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
             rec["steps"] = step - n_batches
             break
     net.set_flat(theta)
-    return TrainedFP(net, settings, history)
+    return TrainedFP(net, settings, history, used)
 
 
 def settings_dict(s: FPSettings) -> dict:
