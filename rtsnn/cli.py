@@ -8,9 +8,19 @@
     rtsnn model convert IN OUT                 .npz <-> NIR (.nir)
     rtsnn config check FILE                    validate a config (and its plugins' options)
 
-Exit codes: 0 ok (also a run stopped by Ctrl-C or SIGTERM, its summary written); 2 bad config,
-model, file, option or missing extra (one line on stderr); 1 a session that failed while running;
-130 interrupted before a session ran. ``RTSNN_TRACEBACK=1`` re-raises instead of the one line.
+Every failure is a message on stderr, never a bare traceback (rtsnn.errors):
+
+* an expected failure (an :class:`rtsnn.errors.RtsnnError`: bad config, model, recording, graph,
+  stream or missing extra; or a ``ValueError`` / ``OSError`` / ``KeyError``, whose messages name
+  the file, key or stream): ``rtsnn: error: <message>`` (``rtsnn: config error: ...`` for a
+  config, whose message may list several problems, one per line), exit 2;
+* a bad argument (argparse): ``rtsnn CMD: error: <message> (`rtsnn CMD --help`: usage)``, exit 2;
+* a session that failed while running: ``rtsnn: session failed: <message>``, exit 1;
+* anything else is a bug: ``rtsnn: internal error: <Type>: <message> (run with --debug for the
+  traceback)``, exit 1;
+* Ctrl-C before a session ran: exit 130 (a running session stops with its summary, exit 0).
+
+``--debug`` (anywhere on the line) or ``RTSNN_TRACEBACK=1`` prints the traceback before the message.
 
 ``run`` and ``demo`` print the session folder and every LSL stream they read or publish at
 start, then one status line every 5 s, all on stderr (``--quiet``: none of them); stdout
@@ -22,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import traceback
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,7 +44,11 @@ import numpy as np
 import yaml
 
 from rtsnn.config import ConfigError, load_config, parse_config
+from rtsnn.errors import RtsnnError, SessionFailed
 from rtsnn.extras import MissingExtraError
+from rtsnn.interop.nir import CONVENTIONS as NIR_CONVENTIONS  # numpy only: the nir package loads on use
+from rtsnn.interop.nir import NEURONS as NIR_NEURONS
+from rtsnn.interop.nir import RESET_OVERRIDES as NIR_RESETS
 
 
 def _demo_config_dict() -> dict[str, Any]:
@@ -134,13 +150,27 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
     from rtsnn.runtime.session import Session
     from rtsnn.jsonout import json_safe
 
-    cfg = parse_config(data, origin)
-    session = Session(cfg, origin)
+    try:
+        cfg = parse_config(data, origin)
+        session = Session(cfg, origin)
+    except ConfigError as err:  # every config error names the file (a plugin lookup's does not, yet)
+        if origin in str(err):
+            raise
+        raise ConfigError(f"{origin}: {err}") from err
     quiet = getattr(args, "quiet", False)
-    with _StopOnSigterm(session):
-        summary = session.run(on_start=None if quiet else _print_start,
-                              on_status=None if quiet else (lambda st: _progress(format_status_line(st))),
-                              status_interval_s=STATUS_INTERVAL_S)
+    try:
+        with _StopOnSigterm(session):
+            summary = session.run(on_start=None if quiet else _print_start,
+                                  on_status=None if quiet else (lambda st: _progress(format_status_line(st))),
+                                  status_interval_s=STATUS_INTERVAL_S)
+    except Exception as err:
+        failed = getattr(session, "failed", None)  # set once the session ran: its thread or a stage failed
+        if isinstance(failed, str) and failed:
+            raise SessionFailed(failed) from err  # exit 1
+        if isinstance(err, (RtsnnError, ValueError, OSError)):
+            raise  # bad input met while starting (a stream that does not fit, a file): exit 2
+        raise SessionFailed(_one_line(err) if isinstance(err, RuntimeError) and str(err)
+                            else f"{type(err).__name__}: {_one_line(err)}") from err
     if post is not None:  # extra figures computed from the finished session (e.g. --drift)
         summary = json_safe({**summary, **post(session, summary)})
     if args.json:
@@ -169,6 +199,9 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
             print("R^2 by phase: " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -"
                                                for k, v in d["r2"].items()))
             print("recovery s: " + "  ".join(f"{k} {v}" for k, v in d["recovery_s"].items()))
+    failed = getattr(session, "failed", None)  # a session that ended by a failure, its summary written
+    if isinstance(failed, str) and failed:
+        raise SessionFailed(failed)
     return 0
 
 
@@ -244,22 +277,38 @@ def cmd_model_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_summary(model: Any) -> str:
+    """``3 in, 5 neurons, 2 out`` for a single-layer model; for a graph, its nodes too."""
+    if hasattr(model, "n_rec"):  # rtsnn.snn.params.Model: one recurrent layer
+        return f"{model.n_in} in, {model.n_rec} neurons, {model.n_out} out"
+    nodes = model.graph.nodes
+    neurons = sum(v.n for v in nodes.values() if v.spiking)
+    kinds: dict[str, int] = {}
+    for v in nodes.values():
+        kinds[v.kind] = kinds.get(v.kind, 0) + 1
+    return (f"{model.n_in} in, {neurons} neurons, {model.n_out} out; graph of {len(nodes)} nodes: "
+            + ", ".join(f"{n} {k}" for k, n in kinds.items()))
+
+
 def cmd_model_convert(args: argparse.Namespace) -> int:
-    """rtsnn .npz <-> NIR (.nir, HDF5), chosen by the file endings."""
+    """rtsnn .npz <-> NIR (.nir, HDF5), chosen by the file endings (docs/nir.md)."""
     from rtsnn.interop.nir import load_nir, save_nir
     from rtsnn.snn import load_model, save_model
 
     src, dst = Path(args.input), Path(args.output)
     if src.suffix == ".npz" and dst.suffix == ".nir":
+        if args.reset is not None:
+            raise ValueError("--reset applies to .nir -> .npz (how to read the NIR file's reset); the export "
+                             "records each node's reset in the graph's metadata")
         kw: dict[str, Any] = {"convention": args.convention or "snntorch", "neuron": args.neuron}
         if args.dt_s is not None:
             kw["dt_s"] = args.dt_s
         save_nir(load_model(src), dst, **kw)
         print(f"wrote {os.path.normpath(dst)} (NIR, {kw['convention']} convention, {args.neuron})")
     elif src.suffix == ".nir" and dst.suffix == ".npz":
-        model, notes = load_nir(src, convention=args.convention, dt_s=args.dt_s)
+        model, notes = load_nir(src, convention=args.convention, dt_s=args.dt_s, reset=args.reset)
         save_model(dst, model)
-        print(f"wrote {os.path.normpath(dst)} ({model.n_in} in, {model.n_rec} neurons, {model.n_out} out)")
+        print(f"wrote {os.path.normpath(dst)} ({_model_summary(model)})")
         for n in notes:
             print(f"note: {n}")
     else:
@@ -308,13 +357,57 @@ def _register_command_modules(sub: Any) -> None:
         mod.register(sub)
 
 
+def number_arg(unit: str = "seconds", *, zero: bool = False) -> Any:
+    """An argparse ``type``: a finite number > 0 (``zero``: >= 0) of ``unit``; ``nan``, ``inf``,
+    ``-1``, ``1e400`` and text are refused as a one-line usage error naming the flag."""
+    least = ">= 0" if zero else "> 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of {unit}, got {text!r}") from None
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+            raise argparse.ArgumentTypeError(f"must be a finite number of {unit} {least}, got {text!r}")
+        return value
+
+    parse.__name__ = unit
+    return parse
+
+
+def count_arg(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+_seconds = number_arg("seconds")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line on stderr (exit 2), like every other failure; the usage is
+    one ``--help`` away."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (`{self.prog} --help`: usage)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rtsnn", description="real-time SNN decoders for closed loops")
+    p = _Parser(prog="rtsnn", description="real-time SNN decoders for closed loops",
+                epilog="exit status: 0 ok; 2 bad config, file, option or argument (one line on stderr); "
+                       "1 a session that failed while running, or an internal error; 130 interrupted")
+    p.add_argument("--debug", action="store_true",
+                   help="print the traceback of a failure (also RTSNN_TRACEBACK=1); may go anywhere on the line")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="run a session from a YAML config")
     r.add_argument("config")
-    r.add_argument("--duration", type=float, help="override session.duration_s (s)")
+    r.add_argument("--duration", type=_seconds, help="override session.duration_s (s)")
     r.add_argument("--out-dir", help="override session.out_dir")
     r.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     r.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
@@ -322,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="synthetic user over LSL -> SNN decoder -> LSL outlet")
-    d.add_argument("--duration", type=float, default=None, help="seconds (default 60)")
+    d.add_argument("--duration", type=_seconds, default=None, help="seconds (default 60)")
     d.add_argument("--out-dir", help="where the session folder goes (default ./sessions)")
     d.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     d.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
@@ -355,11 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     mc = msub.add_parser("convert", help="rtsnn model file <-> NIR graph (by the endings .npz / .nir)")
     mc.add_argument("input")
     mc.add_argument("output")
-    mc.add_argument("--convention", choices=("snntorch", "rockpool"), default=None,
-                    help="discretisation the NIR time constants follow (export default snntorch; "
+    mc.add_argument("--convention", choices=NIR_CONVENTIONS, default=None,
+                    help="discretisation the NIR time constants follow (docs/nir.md; export default snntorch; "
                          "import default: the graph's rtsnn metadata)")
-    mc.add_argument("--dt-s", type=float, default=None, help="the step the NIR time constants refer to")
-    mc.add_argument("--neuron", choices=("lif", "cubalif"), default="lif", help="NIR neuron to export as")
+    mc.add_argument("--dt-s", type=_seconds, default=None,
+                    help="the model's tick, which the NIR time constants refer to (s)")
+    mc.add_argument("--neuron", choices=NIR_NEURONS, default="lif", help="NIR neuron to export as")
+    mc.add_argument("--reset", choices=NIR_RESETS, default=None,
+                    help="import only: read every spiking node's reset as this (snnTorch's export loses "
+                         "reset_mechanism; default: NIR's reset to v_reset, or rtsnn's recorded reset)")
     mc.set_defaults(func=cmd_model_convert)
 
     c = sub.add_parser("config", help="configs")
@@ -372,30 +469,68 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(err: BaseException | str) -> str:
+    """``err``'s message on one line (whitespace runs collapsed), at most 500 characters; a
+    ``KeyError`` shows its message, not its repr."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        text = err.args[0]
+    else:
+        text = str(err)
+    text = " ".join(text.split())
+    if not text and isinstance(err, BaseException):
+        text = type(err).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _take_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without its ``--debug`` flags (before a ``--``), and whether there was one."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    rest = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return rest, len(rest) != len(argv)
+
+
+def _expected_message(err: BaseException) -> str:
+    """The stderr text of an expected failure: its message as written (a config error may list
+    several problems, one per line); other multi-line messages are joined into one line."""
+    if isinstance(err, ConfigError):
+        text = str(err).strip() or type(err).__name__
+        return f"rtsnn: config error: {text}"
+    if isinstance(err, SessionFailed):
+        hint = "" if err.__cause__ is None else " (run with --debug for the traceback)"
+        return f"rtsnn: session failed: {_one_line(err)}{hint}"
+    if isinstance(err, MissingExtraError):
+        return f"rtsnn: {_one_line(err)}"
+    return f"rtsnn: error: {_one_line(err)}"
+
+
+def report_failure(err: BaseException, debug: bool = False) -> int:
+    """Print ``err`` as the command's failure (stderr) and return the exit status: 2 for an
+    expected failure (:class:`~rtsnn.errors.RtsnnError`, ``ValueError``, ``OSError``,
+    ``KeyError``), the error's own ``exit_status`` for an RtsnnError, 1 for anything else (a
+    bug: ``internal error``). ``debug``: the traceback first."""
+    if debug:
+        traceback.print_exception(err, file=sys.stderr)
+    if isinstance(err, (RtsnnError, ValueError, OSError, KeyError)):
+        print(_expected_message(err), file=sys.stderr)
+        return int(getattr(err, "exit_status", 2))
+    hint = "" if debug else " (run with --debug for the traceback)"
+    print(f"rtsnn: internal error: {type(err).__name__}: {_one_line(err)}{hint}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv, debug = _take_debug(list(sys.argv[1:] if argv is None else argv))
+    debug = debug or os.environ.get("RTSNN_TRACEBACK", "") not in ("", "0")
     try:
+        args = build_parser().parse_args(argv)  # a bad argument: one line and SystemExit(2)
         return int(args.func(args) or 0)
-    except ConfigError as err:
-        print(f"rtsnn: config error: {err}", file=sys.stderr)
-        return 2
-    except MissingExtraError as err:
-        print(f"rtsnn: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:  # model-file and stream-mismatch errors are ValueErrors with reasons
-        print(f"rtsnn: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:  # outside a session's loop (which stops with its summary): set-up, a second Ctrl-C
+        if debug:
+            traceback.print_exc()
         print("rtsnn: interrupted", file=sys.stderr)
         return 130
-    except (OSError, RuntimeError) as err:
-        # a file or folder that cannot be made or read (OSError names it), or a session whose
-        # thread failed (RuntimeError says which and where): one line; the traceback on request
-        if os.environ.get("RTSNN_TRACEBACK"):
-            raise
-        kind = "error" if isinstance(err, OSError) else "session failed"
-        print(f"rtsnn: {kind}: {err} (RTSNN_TRACEBACK=1 shows the traceback)", file=sys.stderr)
-        return 2 if isinstance(err, OSError) else 1
+    except Exception as err:  # noqa: BLE001 - every failure reaches the user as a message
+        return report_failure(err, debug)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rtsnn import limits
+from rtsnn.errors import RtsnnValueError
 
 
-class ConfigError(ValueError):
+class ConfigError(RtsnnValueError):
     """A configuration problem; the message names file, key and expectation."""
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from rtsnn.errors import RtsnnImportError
+
 # top-level package name -> the extra of pyproject.toml that installs it
 EXTRA_OF: dict[str, str] = {
     "msgpack": "mqtt",
@@ -36,7 +38,7 @@ EXTRA_OF: dict[str, str] = {
 }
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(RtsnnImportError):
     """An optional package a feature needs is not installed; the message says which extra."""
 
 

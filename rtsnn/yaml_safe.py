@@ -16,12 +16,14 @@ from typing import Any
 
 import yaml
 
+from rtsnn.errors import RtsnnValueError
+
 MAX_YAML_BYTES = 4 << 20  # 4 MiB: configs are a few KB
 MAX_ALIASES = 1000
 MAX_EXPANDED_NODES = 200_000
 
 
-class YamlLimitError(ValueError):
+class YamlLimitError(RtsnnValueError):
     """A YAML document over one of the limits, or not YAML at all."""
 
 
@@ -61,7 +63,10 @@ def load_yaml(text: str | bytes, source: str = "<yaml>") -> Any:
         text = text.decode("utf-8", errors="strict")
     if len(text) > MAX_YAML_BYTES:
         raise YamlLimitError(f"{source}: {len(text)} characters is more than the {MAX_YAML_BYTES} a config may have")
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as err:  # the reader refuses control characters before any parsing
+        raise YamlLimitError(f"{source}: not valid YAML: {' '.join(str(err).split())}") from None
     try:
         aliases = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):

@@ -281,4 +281,6 @@ def test_an_out_dir_that_cannot_be_made_is_one_line_exit_2(tmp_path):
     p = rtsnn("demo", "--duration", "1", "--out-dir", str(blocker / "sessions"))
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
-    assert str(blocker) in p.stderr and "RTSNN_TRACEBACK=1" in p.stderr
+    assert p.stderr.startswith("rtsnn: error: ") and str(blocker) in p.stderr
+    p = rtsnn("--debug", "demo", "--duration", "1", "--out-dir", str(blocker / "sessions"))  # the traceback on request
+    assert p.returncode == 2 and "Traceback" in p.stderr and p.stderr.strip().splitlines()[-1].startswith("rtsnn: error: ")

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("stream", "events", "encode", "recording", "datasets", "envs", "backends"),
     ("snn", "interop"),
     ("config", "protocols", "plugins", "extras", "jsonout", "control_messages", "clock", "limits",
-     "yaml_safe", "testing", "__init__"),
+     "yaml_safe", "testing", "errors", "__init__"),
 ]
 
 

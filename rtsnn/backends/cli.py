@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -102,8 +103,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         hint = " (the xylo report comes with the rtsnn-xylo plugin: pip install -e plugins/rtsnn-xylo)" \
             if args.backend == "xylo" else ""
         raise ValueError(f"no report for backend {args.backend!r}; installed: {', '.join(names)}{hint}")
-    if not args.clock_mhz > 0:
-        raise ValueError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
+    if not (math.isfinite(args.clock_mhz) and args.clock_mhz > 0):
+        raise ValueError(f"--clock-mhz must be a finite number > 0, got {args.clock_mhz}")
     model = load_model(args.model)
     if args.backend == CPU:
         rep = cpu_report(model)

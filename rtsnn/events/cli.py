@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 from typing import Any
@@ -36,10 +37,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from rtsnn.jsonout import json_safe
 
     speed = parse_speed(args.speed, what="--speed")
-    if not args.chunk_ms > 0:
-        raise ValueError(f"--chunk-ms must be > 0, got {args.chunk_ms}")
-    if args.duration is not None and not args.duration > 0:
-        raise ValueError(f"--duration must be > 0 s, got {args.duration}")
+    if not (math.isfinite(args.chunk_ms) and args.chunk_ms > 0):
+        raise ValueError(f"--chunk-ms must be a finite number > 0, got {args.chunk_ms}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ValueError(f"--duration must be a finite number of seconds > 0, got {args.duration}")
+    if not (math.isfinite(args.wait_consumer) and args.wait_consumer >= 0):
+        raise ValueError(f"--wait-consumer must be a finite number of seconds >= 0, got {args.wait_consumer}")
     loaded = load_events(args.file)
     pub = EventPublisher(loaded.events, loaded.width, loaded.height, name=args.name, source=loaded.source,
                          speed=speed, loop=args.loop, chunk_us=max(1, int(round(args.chunk_ms * 1000))))

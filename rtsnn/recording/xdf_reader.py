@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn.errors import RtsnnValueError
 from rtsnn.recording.xdf_writer import (BOUNDARY_UUID, FORMATS, MAGIC, TAG_BOUNDARY, TAG_CLOCK_OFFSET,
                                      TAG_FILE_HEADER, TAG_NAMES, TAG_SAMPLES, TAG_STREAM_FOOTER,
                                      TAG_STREAM_HEADER, StreamInfoData)
@@ -44,7 +45,7 @@ from rtsnn.recording.xdf_writer import (BOUNDARY_UUID, FORMATS, MAGIC, TAG_BOUND
 log = logging.getLogger(__name__)
 
 
-class XdfError(ValueError):
+class XdfError(RtsnnValueError):
     """The file is not XDF, or nothing in it is readable."""
 
 

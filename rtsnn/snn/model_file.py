@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from rtsnn.errors import RtsnnValueError
 from rtsnn.snn.contract import InputContract
 from rtsnn.snn.graph import Graph, GraphModel, graph_from_model, model_from_graph
 from rtsnn.snn.nodes import GraphError, node_from_parts
@@ -76,7 +77,7 @@ _REQUIRED_HEADER_V2 = ("format", "format_version", "dt_s", "graph", "shapes", "o
                        "provenance")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(RtsnnValueError):
     """A model file is missing, corrupt, from a newer rtsnn, or inconsistent."""
 
 

@@ -143,7 +143,7 @@ def read_input_array(path: str | os.PathLike[str], n_in: int, what: str = "--inp
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             else:
                 raise ValueError(f"format version {major}")
-        except (ValueError, EOFError, SyntaxError) as err:
+        except Exception as err:  # noqa: BLE001 - numpy's header parser: ValueError, SyntaxError, TokenError, ...
             raise ValueError(f"{where}: not a .npy file (numpy.save format): {err}") from None
         offset = f.tell()
     dtype = np.dtype(dtype)

@@ -42,12 +42,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rtsnn.errors import RtsnnValueError
+
 RESETS = ("subtract", "zero")
 RESET_AT = ("next", "now", "next_clamp")
 SPIKE_IF = (">=", ">")
 
 
-class GraphError(ValueError):
+class GraphError(RtsnnValueError):
     """A model graph that cannot be built or run; the message names the node and the field."""
 
 

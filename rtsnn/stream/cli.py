@@ -25,6 +25,7 @@ import threading
 from fnmatch import fnmatchcase
 from typing import Any
 
+from rtsnn.cli import count_arg, number_arg
 from rtsnn.jsonout import dumps_strict
 from rtsnn.stream.speed import parse_speed
 
@@ -152,8 +153,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--streams", nargs="+", required=True, metavar="NAME",
                    help="LSL stream names, or quoted shell patterns such as 'rtsnn-demo-*'")
     p.add_argument("--out", required=True, help="output .xdf file")
-    p.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
-    p.add_argument("--resolve-timeout", type=float, default=5.0, help="seconds to find every stream")
+    p.add_argument("--duration", type=number_arg(), default=None, help="seconds (default: until Ctrl-C)")
+    p.add_argument("--resolve-timeout", type=number_arg(), default=5.0, help="seconds to find every stream")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(func=cmd_record)
 
@@ -165,13 +166,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--speed", type=lambda text: parse_speed(text, what="--speed"), default=1.0,
                    help="playback speed factor, or 'max' (default 1.0)")
     r.add_argument("--loop", action="store_true", help="start over at the end")
-    r.add_argument("--max-loops", type=int, default=None, help="with --loop: stop after this many loops")
+    r.add_argument("--max-loops", type=count_arg, default=None, help="with --loop: stop after this many loops")
     r.add_argument("--streams", nargs="+", default=None, metavar="NAME", help="stream names (default: all)")
     r.add_argument("--timestamps", choices=("raw", "synced"), default="raw",
                    help="raw recorded timestamps, or clock-synchronised (+ dejittered for regular streams)")
     r.add_argument("--prefix", default="", help="prepended to every outlet name")
-    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    r.add_argument("--wait-consumers", type=float, default=0.0,
+    r.add_argument("--duration", type=number_arg(), default=None, help="stop after this many seconds")
+    r.add_argument("--wait-consumers", type=number_arg(zero=True), default=0.0,
                    help="wait up to this many seconds for every outlet to have a consumer before starting")
     r.add_argument("--json", action="store_true", help="end with one JSON summary line")
     r.set_defaults(func=cmd_replay)

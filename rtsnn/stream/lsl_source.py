@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from rtsnn.errors import RtsnnValueError
 from rtsnn.stream import lslraw
 from rtsnn.stream.repair import (DROPPED_BACKLOG, DROPPED_NONFINITE, POLICIES, REPAIRED, SAMPLES,
                                  TS_BACKWARDS, TS_JUMPS, new_counters, repair_chunk)
@@ -53,11 +54,11 @@ RESOLVE_RETRY_S = 0.2
 CLOCK_REFRESH_S = 1.0
 
 
-class StreamMismatchError(ValueError):
+class StreamMismatchError(RtsnnValueError):
     """The resolved stream's channel count or format differs from the configuration."""
 
 
-class StreamNotFoundError(ValueError):
+class StreamNotFoundError(RtsnnValueError):
     """No stream matching the predicate answered within the resolve timeout."""
 
 

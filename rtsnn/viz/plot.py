@@ -621,8 +621,8 @@ def plot_session(folder: str | Path, out_dir: str | Path | None = None,
     notes = list(data.notes)
     w = None
     if r2_window_s is not None:  # checked before anything is drawn
-        if not r2_window_s > 0:
-            raise ValueError(f"--r2-window-s must be > 0, got {r2_window_s!r}")
+        if not (r2_window_s > 0 and math.isfinite(r2_window_s)):
+            raise ValueError(f"--r2-window-s must be > 0 and finite, got {r2_window_s!r}")
         w = int(round(r2_window_s / data.dt_s))
         if data.rows is not None:
             r2_curve(data, w)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rtsnn.errors import RtsnnRuntimeError
 from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
 from rtsnn.learn.offline.checkpoint import load_checkpoint, save_checkpoint
 from rtsnn.learn.offline.losses import (CLASSIFICATION_LOSSES, classification_logits, compute_loss,
@@ -25,7 +26,7 @@ from rtsnn.learn.offline.losses import (CLASSIFICATION_LOSSES, classification_lo
 from rtsnn.learn.offline.optim import Adam
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RtsnnRuntimeError):
     """Loss or gradients became NaN/inf or exploded; the last good checkpoint is kept."""
 
 
