@@ -170,10 +170,16 @@ def test_every_package_error_is_an_rtsnn_error_and_stays_what_it_was():
     from rtsnn.snn.model_file import ModelFileError
     from rtsnn.snn.nodes import GraphError
     from rtsnn.stream.lsl_source import StreamMismatchError, StreamNotFoundError
+    from rtsnn.encode import EncoderInputError
+    from rtsnn.learn.offline.checkpoint import CheckpointError
+    from rtsnn.stream.mqtt_common import PayloadError
+    from rtsnn.stream.speed import SpeedError
+    from rtsnn.viz.client import MonitorNotFoundError
     from rtsnn.yaml_safe import YamlLimitError
 
     for cls in (ConfigError, YamlLimitError, GraphError, ModelFileError, XdfError, StreamMismatchError,
-                StreamNotFoundError):
+                StreamNotFoundError, EncoderInputError, CheckpointError, PayloadError, SpeedError,
+                MonitorNotFoundError):
         assert issubclass(cls, RtsnnValueError) and issubclass(cls, ValueError), cls
     assert issubclass(TrainingDiverged, RtsnnRuntimeError) and issubclass(TrainingDiverged, RuntimeError)
     assert issubclass(MissingExtraError, RtsnnImportError) and issubclass(MissingExtraError, ImportError)
@@ -510,3 +516,21 @@ def test_run_names_the_config_of_an_unknown_plugin(tmp_path, capsys):
     rc, out, err = _call(capsys, ["run", cfg])
     assert rc == 2 and out == "" and err.startswith(f"rtsnn: config error: {cfg}: no rtsnn.sources plugin named 'y'")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_npz_named_npy_and_an_empty_source_path_are_one_line(tmp_path, capsys):
+    """Found by longer fuzz runs: events info on a zip named .npy raised BadZipFile, and a
+    config whose replay source path was left empty ran into 'None: no such file' while config
+    check called it ok."""
+    npz = tmp_path / "e.npy"
+    np.savez(npz.with_suffix(""), a=np.zeros(3))
+    (tmp_path / "e.npz").rename(npz)
+    argv = ["events", "info", str(npz)]
+    _failed_cleanly(*_call(capsys, argv), [str(npz)], argv)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "source": {"kind": "xdf_file", "options": {"path": None, "n_channels": 2}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 2}}}))
+    assert main(["config", "check", str(cfg)]) == 2
+    out = capsys.readouterr()
+    assert "source" in out.err and "path must name a recording file" in out.err and "Traceback" not in out.err

@@ -18,13 +18,15 @@ Entry points (group ``rtsnn.encoders``):
 
 from __future__ import annotations
 
+from rtsnn.errors import RtsnnValueError
+
 import math
 from typing import Any
 
 import numpy as np
 
 
-class EncoderInputError(ValueError):
+class EncoderInputError(RtsnnValueError):
     """``encode`` was called with buffers of the wrong shape or dtype, or an impossible ``n``."""
 
 

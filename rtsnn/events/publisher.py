@@ -10,6 +10,8 @@ times shifted by whole recording lengths (plus one chunk) so they keep increasin
 
 from __future__ import annotations
 
+import zipfile
+
 import ctypes
 import logging
 import math
@@ -59,7 +61,7 @@ def load_events(path: str | Path, width: int | None = None, height: int | None =
     if path.lower().endswith(".npy"):
         try:
             arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # an .npz named .npy: a zip
             raise ValueError(f"{path}: not a readable .npy event array ({err})") from None
         ev = check_events(arr, f"{path}: array")
         w = width or (int(ev["x"].max()) + 1 if len(ev) else 1)

@@ -30,6 +30,8 @@ refused as non-finite by the reader, never passed on.
 
 from __future__ import annotations
 
+from rtsnn.errors import RtsnnValueError
+
 import asyncio
 import json
 import logging
@@ -51,7 +53,7 @@ CA_FILE_ENV = "RTSNN_MQTT_CA_FILE"
 _FORBIDDEN_IN_SEGMENT = ("/", "+", "#", "\x00")
 
 
-class PayloadError(ValueError):
+class PayloadError(RtsnnValueError):
     """A message payload that cannot be decoded or has the wrong shape."""
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import struct
 import threading
 import time
@@ -481,6 +482,8 @@ class XdfFileSource:
         self.channels = None if channels is None else list(channels)
         self.layout: dict[str, Any] = {"rate_hz": rate_hz, "bin_s": bin_s, "fmt": fmt, "time_column": time_column,
                                        "groups": groups, "markers": markers}
+        if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+            raise ValueError(f"path must name a recording file, got {path!r}")
         self.path = str(path)
         self.stream_name = stream
         self.n_channels = int(n_channels)

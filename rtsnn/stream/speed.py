@@ -6,12 +6,14 @@ source's ``speed`` option, so that all three accept and reject the same values.
 
 from __future__ import annotations
 
+from rtsnn.errors import RtsnnValueError
+
 import argparse
 import math
 from typing import Any
 
 
-class SpeedError(ValueError, argparse.ArgumentTypeError):
+class SpeedError(RtsnnValueError, argparse.ArgumentTypeError):
     """A bad speed. A ``ValueError`` (the CLI's exit 2, a config error) that argparse also
     reports with this message when :func:`parse_speed` is used as an argument ``type``."""
 

@@ -15,6 +15,8 @@ inlets and turns what arrives into fixed-size display buffers:
 
 from __future__ import annotations
 
+from rtsnn.errors import RtsnnValueError
+
 import collections
 import json
 import time
@@ -32,7 +34,7 @@ except ImportError:  # pragma: no cover - older layout
 from rtsnn.runtime.monitor import OUTPUTS_TYPE, RASTER_TYPE, STATUS_TYPE, raster_words, unpack_raster
 
 
-class MonitorNotFoundError(ValueError):
+class MonitorNotFoundError(RtsnnValueError):
     """No session monitor answered the resolve."""
 
 

@@ -6,6 +6,8 @@ file on disk is always the previous complete one or the new complete one.
 
 from __future__ import annotations
 
+from rtsnn.errors import RtsnnValueError
+
 import json
 import os
 from pathlib import Path
@@ -19,7 +21,7 @@ FORMAT = "rtsnn-bptt-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RtsnnValueError):
     """An unreadable or foreign checkpoint file."""
 
 
