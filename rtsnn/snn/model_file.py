@@ -168,11 +168,17 @@ def create_temp_beside(path: Path) -> tuple[int, str]:
 def write_npz_atomic(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
     """``np.savez`` to a temporary file beside ``path``, fsync, then ``os.replace``: readers see
     the old file or the complete new one, never a partial write (crash-safe checkpoints)."""
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomic(path: str | os.PathLike[str], write: Any) -> Path:
+    """Call ``write(f)`` on a binary temporary file beside ``path``, fsync, then ``os.replace``
+    it onto ``path`` (the temporary file is removed if anything fails)."""
     path = Path(path)
     fd, tmp = create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -266,21 +272,33 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _parse_header(npz, path)
 
 
+def read_npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, offset)`` from the ``.npy`` header at the start of binary file ``f``,
+    ``offset`` being where the data begins; reads no data. ValueError for anything that is not
+    a ``.npy`` header (numpy's parser also raises SyntaxError and tokenizer errors: all mapped)."""
+    try:
+        major, _minor = np.lib.format.read_magic(f)
+        if major == 1:
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif major in (2, 3):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy format version {major} is not supported")
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        raise
+    except Exception as err:  # noqa: BLE001 - numpy's header parser: ValueError, SyntaxError, TokenError, ...
+        raise ValueError(f"not a .npy header: {err}") from None
+    return tuple(int(d) for d in shape), np.dtype(dtype), int(f.tell())
+
+
 def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
                 path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     """Shape, dtype and the data bytes the entry holds (its size after the .npy header), from
     the entry's .npy header alone: no array data is read or allocated."""
     try:
         with zf.open(info) as f:
-            major, _minor = np.lib.format.read_magic(f)
-            if major == 1:
-                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif major in (2, 3):
-                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f".npy format version {major} is not supported")
-            offset = f.tell()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, SyntaxError) as err:
+            shape, dtype, offset = read_npy_header(f)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as err:
         raise ModelFileError(f"model file {path}: array {key!r} cannot be read (corrupt or truncated?): "
                              f"{err}") from None
     return tuple(int(d) for d in shape), np.dtype(dtype), int(info.file_size) - int(offset)

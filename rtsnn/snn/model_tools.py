@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rtsnn.snn.graph import GraphModel
-from rtsnn.snn.model_file import create_temp_beside, load_graph_model, load_model, read_header
+from rtsnn.snn.model_file import load_graph_model, load_model, read_header, read_npy_header, write_atomic
 from rtsnn.snn.nodes import NEURON_KINDS, Node
 
 # an input array may hold at most this many bytes once converted to float32 (raise it here)
@@ -136,17 +136,9 @@ def read_input_array(path: str | os.PathLike[str], n_in: int, what: str = "--inp
         raise ValueError(f"{where}: not a regular file")
     with open(path, "rb") as f:
         try:
-            major, _minor = np.lib.format.read_magic(f)
-            if major == 1:
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif major in (2, 3):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"format version {major}")
-        except Exception as err:  # noqa: BLE001 - numpy's header parser: ValueError, SyntaxError, TokenError, ...
+            shape, dtype, offset = read_npy_header(f)
+        except (ValueError, OSError, EOFError) as err:
             raise ValueError(f"{where}: not a .npy file (numpy.save format): {err}") from None
-        offset = f.tell()
-    dtype = np.dtype(dtype)
     if dtype.kind not in "biuf":
         raise ValueError(f"{where}: must hold numbers, got dtype {dtype}")
     if len(shape) != 2:
@@ -175,27 +167,12 @@ def read_input_array(path: str | os.PathLike[str], n_in: int, what: str = "--inp
         what_bad = "out of float32 range" if np.isfinite(raw[t, c]) else repr(float(raw[t, c]))
         raise ValueError(f"{where}: has {int(bad.sum())} non-finite value(s) (NaN/inf or beyond float32); the "
                          f"first at tick {t}, channel {c}: {what_bad}")
-    del fortran
     return xs
 
 
 def write_npy_atomic(path: str | os.PathLike[str], arr: np.ndarray) -> Path:
     """``np.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    fd, tmp = create_temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomic(path, lambda f: np.save(f, arr, allow_pickle=False))
 
 
 def simulate_file(model_path: str | os.PathLike[str], input_path: str | os.PathLike[str],
