@@ -131,3 +131,42 @@ def reach_session(root: Path, *, name: str, n_bins: int, n_neurons: int, dt_s: f
     summary = Session(parse_config(cfg)).run()
     assert summary["ticks"] == n_bins
     return Path(summary["folder"])
+
+
+class LslPusher:
+    """A thread pushing ``sample`` every ~2 ms into whatever LSL outlet ``self.outlet`` holds
+    (set it to None to make the stream vanish, to another outlet to replace it). A context
+    manager: started on entry, stopped and joined on exit; ``start()`` / ``stop()`` otherwise."""
+
+    def __init__(self, outlet, sample=(1.0, 2.0)):
+        import threading
+
+        self.outlet = outlet
+        self.sample = list(sample)
+        self.stop_ev = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import time
+
+        while not self.stop_ev.is_set():
+            o = self.outlet
+            if o is not None:
+                o.push_sample(self.sample)
+            time.sleep(0.002)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+

@@ -16,6 +16,7 @@ import numpy as np
 import pylsl
 import pytest
 
+from conftest import LslPusher
 from rtsnn.protocols import Source
 from rtsnn.stream import lslraw
 from rtsnn.stream.lsl_source import LslSource, StreamMismatchError, StreamNotFoundError, build_predicate
@@ -210,20 +211,7 @@ def test_backlog_older_than_max_backlog_dropped_newest_kept(opened):
     assert src.stats()["dropped_samples"] == 30
 
 
-class Pusher(threading.Thread):
-    """Pushes one sample every ~2 ms into whatever outlet ``self.outlet`` holds."""
-
-    def __init__(self, outlet):
-        super().__init__(daemon=True)
-        self.outlet = outlet
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        while not self.stop_ev.is_set():
-            o = self.outlet
-            if o is not None:
-                o.push_sample([1.0, 2.0])
-            time.sleep(0.002)
+Pusher = LslPusher  # pushes [1, 2] every ~2 ms into whatever outlet it holds
 
 
 def wait_for(cond, timeout_s, poll):
@@ -259,8 +247,7 @@ def test_outlet_gone_detected_then_recreated_and_reconnected(opened):
         st = src.stats()
         assert st["losses"] == 1 and st["reconnects"] == 1 and st["connected"]
     finally:
-        pusher.stop_ev.set()
-        pusher.join()
+        pusher.stop()
 
 
 def test_silent_stream_detected_by_watchdog_and_recovers(opened):
@@ -282,8 +269,7 @@ def test_silent_stream_detected_by_watchdog_and_recovers(opened):
         st = src.stats()
         assert st["losses"] == 1 and st["reconnects"] == 1
     finally:
-        pusher.stop_ev.set()
-        pusher.join()
+        pusher.stop()
 
 
 def test_no_recover_stays_lost(opened):
@@ -348,8 +334,7 @@ def test_reappearing_stream_with_wrong_shape_is_refused_until_right(opened):
         st = src.stats()
         assert st["losses"] == 1 and st["reconnects"] == 1
     finally:
-        pusher.stop_ev.set()
-        pusher.join()
+        pusher.stop()
 
 
 def _impostor_outlet(name, n_ch):
@@ -359,18 +344,14 @@ def _impostor_outlet(name, n_ch):
 
 def test_a_stream_with_the_same_name_but_another_identity_is_refused_after_a_loss(opened):
     name = unique()
-    pusher = Pusher(make_outlet(name, 2))
-    pusher.start()
-    impostor = None
-    try:
+    with Pusher(make_outlet(name, 2)) as pusher, Pusher(None) as impostor:
         src = opened(name=name, n_channels=2, loss_timeout_s=0.3)
         assert src.stats()["pinned"] == {"source_id": name + "-sid", "host": src.resolved["host"]}
         data, ts = buffers(2)
         assert len(pull_until(src, 5, 2)[1]) >= 5
         pusher.outlet = None  # the real outlet goes away
         assert wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts)) is not None
-        impostor = Pusher(_impostor_outlet(name, 2))
-        impostor.start()
+        impostor.outlet = _impostor_outlet(name, 2)
         assert wait_for(lambda: src.stats()["impostors_refused"] >= 1, 10.0,
                         lambda: src.pull(data, ts)) is not None
         time.sleep(0.5)  # several more resolve rounds: still refused, counted once
@@ -382,35 +363,19 @@ def test_a_stream_with_the_same_name_but_another_identity_is_refused_after_a_los
         pusher.outlet = make_outlet(name, 2)  # the real one comes back: attached
         assert wait_for(lambda: not src.in_gap, 10.0, lambda: src.pull(data, ts)) is not None
         assert src.stats()["reconnects"] == 1
-    finally:
-        pusher.stop_ev.set()
-        pusher.join()
-        if impostor is not None:
-            impostor.stop_ev.set()
-            impostor.join()
 
 
 def test_pin_none_takes_any_matching_stream(opened):
     name = unique()
-    pusher = Pusher(make_outlet(name, 2))
-    pusher.start()
-    impostor = None
-    try:
+    with Pusher(make_outlet(name, 2)) as pusher, Pusher(None) as impostor:
         src = opened(name=name, n_channels=2, loss_timeout_s=0.3, pin="none")
         data, ts = buffers(2)
         assert len(pull_until(src, 5, 2)[1]) >= 5
         pusher.outlet = None
         assert wait_for(lambda: not src.connected, 10.0, lambda: src.pull(data, ts)) is not None
-        impostor = Pusher(_impostor_outlet(name, 2))
-        impostor.start()
+        impostor.outlet = _impostor_outlet(name, 2)
         assert wait_for(lambda: not src.in_gap, 10.0, lambda: src.pull(data, ts)) is not None
         assert src.stats()["impostors_refused"] == 0
-    finally:
-        pusher.stop_ev.set()
-        pusher.join()
-        if impostor is not None:
-            impostor.stop_ev.set()
-            impostor.join()
 
 
 def test_bad_pin_refused():
