@@ -7,7 +7,6 @@ by scripts/bench_timing_bounds.py (check lsl_source).
 
 from __future__ import annotations
 
-import threading
 import time
 import tracemalloc
 import uuid
