@@ -8,6 +8,11 @@ Built-ins and third-party packages register the same way, under the groups in
 
 A config then chooses it by name (``source: {kind: my_sensor, options: {...}}``); options
 are checked against the class's constructor before it is called.
+
+The session's :class:`rtsnn.protocols.StageContext` reaches a class that declares it: a
+constructor parameter ``context`` receives it, and a parameter ``dt_s`` (the older way)
+receives ``context.dt_s`` when the options leave it out (:func:`session_arguments`). Both
+are read from the constructor's signature, at build, as the option check reads it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from rtsnn.config import ConfigError
-from rtsnn.protocols import GROUPS
+from rtsnn.protocols import GROUPS, StageContext
 
 
 def available(group: str) -> dict[str, EntryPoint]:
@@ -61,11 +66,40 @@ def check_options(cls: type, options: dict[str, Any], key: str, origin: str = "<
         raise ConfigError(f"{origin}: {key}.options: missing required option(s) {', '.join(missing)}")
 
 
-def build(group: str, name: str, options: dict[str, Any], key: str, origin: str = "<config>",
-          **extra: Any) -> Any:
+def _parameters(cls: type) -> Any:
+    try:
+        return inspect.signature(cls).parameters
+    except (ValueError, TypeError):  # a builtin or C class without a signature: nothing declared
+        return {}
+
+
+def session_arguments(cls: type, options: dict[str, Any], context: StageContext | None) -> dict[str, Any]:
+    """What a session adds to ``options`` for a plugin class, by what its constructor declares:
+    ``context`` (the :class:`~rtsnn.protocols.StageContext`) for a parameter named ``context``,
+    ``dt_s`` (``context.dt_s``) for a parameter named ``dt_s`` that ``options`` leave out
+    (a value given there is kept, and compared with the session's by the session). Nothing
+    when ``context`` is None."""
+    if context is None:
+        return {}
+    params = _parameters(cls)
+    out: dict[str, Any] = {}
+    if "context" in params:
+        out["context"] = context
+    if "dt_s" in params and "dt_s" not in options:
+        out["dt_s"] = context.dt_s
+    return out
+
+
+def build(group: str, name: str, options: dict[str, Any], key: str, origin: str = "<config>", *,
+          context: StageContext | None = None, **extra: Any) -> Any:
     """Load plugin ``name`` from ``group`` and construct it from config ``options`` (plus
-    ``extra`` arguments the session supplies, such as the model for a backend)."""
+    ``extra`` arguments the session supplies, such as the model for a backend, and what the
+    class declares it takes of ``context``: :func:`session_arguments`)."""
     cls = load(group, name)
+    if "context" in options:
+        raise ConfigError(f"{origin}: {key}.options: context: set by the session (its StageContext), "
+                          f"not by a config option")
+    extra = {**session_arguments(cls, options, context), **extra}
     check_options(cls, {**options, **extra}, key, origin)
     try:
         return cls(**options, **extra)

@@ -22,12 +22,29 @@ it reads or publishes, one dict each with ``name``, ``type`` and ``direction`` (
 ``"out"``), plus ``source_id`` / ``host`` / ``match`` (the resolve predicate) where known. An
 inlet reports the stream it resolved once ``open`` has run. ``rtsnn run`` and ``rtsnn demo``
 print these names at start (:meth:`rtsnn.runtime.session.Session.lsl_streams`); a stage
-without the method is simply not listed.
+without the method is simply not listed (:class:`ListsStreams`).
+
+Optional parts of a contract are declared here as protocols of their own (:class:`MayFail`,
+:class:`TakesEvents`, :class:`ListsStreams`, :class:`Finite`, :class:`ReportsGaps`,
+:class:`DescribesChannels`, :class:`KeepsTick`, :class:`Opens`, :class:`ControlInput`,
+:class:`RepliesToControl`, :class:`TakesRewards`, :class:`ChecksModel`,
+:class:`TargetOptional`, :class:`ReadyAfterPrepare`, :class:`Calibrates`,
+:class:`ExposesSpikes`). The session checks each stage against them once (``isinstance``; the
+protocols are runtime-checkable), when it builds and opens its stages, and then calls the
+parts a stage has without asking again: a stage never sees a probe per tick.
+
+The session's tick reaches a stage in one declared way (:class:`StageContext`): a constructor
+parameter named ``context`` receives the session's :class:`StageContext` (tick ``dt_s``,
+session name, pace, clock, ...). For plugins written before it, a constructor parameter named
+``dt_s`` still receives ``context.dt_s`` when the config leaves ``dt_s`` out (a config value
+that differs from ``session.dt_s`` is refused). Both are read from the constructor's signature
+by :func:`rtsnn.plugins.build`, as the check of the options reads it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,6 +52,38 @@ GROUPS = ("rtsnn.sources", "rtsnn.encoders", "rtsnn.sinks", "rtsnn.backends", "r
           "rtsnn.rewards", "rtsnn.recording_formats", "rtsnn.backend_reports")
 
 RECORDING_FORMATS = "rtsnn.recording_formats"
+
+PACES = ("realtime", "max")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a session tells the stages it builds, handed over once, at construction.
+
+    A plugin class that wants it declares a constructor parameter named ``context`` (optional,
+    default None, so that the class can also be built outside a session, e.g. by
+    ``rtsnn config check`` or a test); :func:`rtsnn.plugins.build` passes it. A parameter named
+    ``dt_s`` receives ``dt_s`` below when the config gives none (the older way, kept for plugins
+    that take it, e.g. rtsnn-dvs's ``dvs_file``).
+
+    ``dt_s``: the tick (s), one ``backend.step`` each. ``session_name``: ``session.name``.
+    ``pace``: ``"realtime"`` (ticks paced by the clock) or ``"max"`` (offline, as fast as the
+    source delivers). ``clock``: the clock input timestamps and latencies are on (the LSL
+    clock, s; ``pylsl.local_clock`` in a session). ``max_samples_per_tick``: the rows of the
+    preallocated buffers ``pull`` fills.
+    """
+
+    dt_s: float
+    session_name: str = "rtsnn"
+    pace: str = "realtime"
+    clock: Callable[[], float] | None = None
+    max_samples_per_tick: int = 4096
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.dt_s, (int, float)) and self.dt_s > 0):
+            raise ValueError(f"StageContext.dt_s must be a number > 0, got {self.dt_s!r}")
+        if self.pace not in PACES:
+            raise ValueError(f"StageContext.pace must be one of {PACES}, got {self.pace!r}")
 
 
 @runtime_checkable
@@ -147,6 +196,78 @@ class TakesEvents(Protocol):
 
 
 @runtime_checkable
+class ListsStreams(Protocol):
+    """Optional for a stage of any group: the LSL streams it reads or publishes (see the module
+    docstring); listed at start by ``rtsnn run`` / ``rtsnn demo``."""
+
+    def lsl_streams(self) -> list[dict[str, str]]: ...
+
+
+@runtime_checkable
+class Finite(Protocol):
+    """Optional for a source: ``finished`` turns True once it has delivered everything it will
+    (a file played to its end). ``session.pace: max`` needs it (or ``session.duration_s``): the
+    run ends when it turns True."""
+
+    finished: bool
+
+
+@runtime_checkable
+class ReportsGaps(Protocol):
+    """Optional for a source: ``in_gap`` is True while its stream is known to be interrupted
+    (an attribute or a property, read once per tick: it must be cheap). The session counts such
+    ticks (``gap_ticks``)."""
+
+    in_gap: bool
+
+
+@runtime_checkable
+class DescribesChannels(Protocol):
+    """Optional for a source: what its channels are, for the session's recording
+    (``session.record``): ``channel_labels`` (one per channel, or empty), ``channel_units``
+    (one per channel, or empty) and ``nominal_srate_hz`` (0: irregular)."""
+
+    channel_labels: list[str]
+    channel_units: list[str]
+    nominal_srate_hz: float
+
+
+@runtime_checkable
+class KeepsTick(Protocol):
+    """Optional for a source or an encoder that works in ticks of its own (a file source
+    windowing by tick, a rate encoder): ``dt_s``, its tick (s). The session refuses to run
+    when it differs from ``session.dt_s`` (rates and file windows would be off by the ratio)."""
+
+    dt_s: float
+
+
+@runtime_checkable
+class Opens(Protocol):
+    """Optional for a reward source: ``open()``, blocking set-up before the first tick (sources
+    and sinks always have it)."""
+
+    def open(self) -> None: ...
+
+
+@runtime_checkable
+class ControlInput(Protocol):
+    """Optional for a source, teacher or reward source that also receives control messages (an
+    MQTT control topic, the local control socket): ``poll_control()`` hands over the
+    :class:`rtsnn.control_messages.ControlMessage` s received since the last call, never
+    blocking. Called on the session's I/O thread, which applies them to the learner."""
+
+    def poll_control(self) -> list[Any]: ...
+
+
+@runtime_checkable
+class RepliesToControl(Protocol):
+    """Optional for a :class:`ControlInput` with a reply path (the control socket):
+    ``reply(msg, ok, reason)`` answers a message whose ``reply_to`` is set, non-blocking."""
+
+    def reply(self, msg: Any, ok: bool, reason: str = "") -> None: ...
+
+
+@runtime_checkable
 class Sink(Protocol):
     """Receives decoded outputs; ``emit`` must never block the tick."""
 
@@ -191,3 +312,54 @@ class Learner(Protocol):
     def apply(self, backend: Backend) -> None: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class TakesRewards(Protocol):
+    """Optional for a learner: it learns from reward; the session passes it the reward source
+    built from the config's ``reward:`` section (a config with ``reward:`` and a learner without
+    this is refused)."""
+
+    def set_reward_source(self, source: RewardSource) -> None: ...
+
+
+@runtime_checkable
+class ChecksModel(Protocol):
+    """Optional for a learner: ``model_problem(model)`` says (one line) why it cannot train this
+    model, None when it can; asked before any I/O, the answer refuses the config."""
+
+    def model_problem(self, model: Any) -> str | None: ...
+
+
+@runtime_checkable
+class TargetOptional(Protocol):
+    """Optional for a learner: the class attribute ``needs_target``; False (reward-driven)
+    makes the session call ``observe`` every tick, with ``target`` None until one arrives.
+    Without it, ``observe`` runs on ticks that have a target."""
+
+    needs_target: bool
+
+
+@runtime_checkable
+class ReadyAfterPrepare(Protocol):
+    """Optional for a learner: ``ready()`` after ``prepare()``, whether ``apply`` has anything to
+    install (False: the prepared step is dropped). Without it, a prepare is always applied."""
+
+    def ready(self) -> bool: ...
+
+
+@runtime_checkable
+class Calibrates(Protocol):
+    """Optional for a learner: ``calibrated`` (attribute or property) is False while its
+    outputs are not yet a decoder (a readout still collecting calibration data); the session's
+    R^2 counts only ticks where it is True. Without it, every tick with a target counts."""
+
+    calibrated: bool
+
+
+@runtime_checkable
+class ExposesSpikes(Protocol):
+    """Optional for a backend: ``spikes()``, a view of the recurrent neurons' spikes of the last
+    step (float 0/1); the session's monitor draws its raster from it."""
+
+    def spikes(self) -> np.ndarray: ...

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
+from rtsnn.stream.ring import Ring
 
 log = logging.getLogger(__name__)
 
@@ -299,50 +300,12 @@ def record_lsl(names: list[str], out: str | Path, *, duration_s: float | None = 
 
 
 # ---------------------------------------------------------------------------- session side
-class BlockRing:
-    """Bounded, preallocated single-producer / single-consumer ring of (timestamp, row) samples.
-
-    The compute thread calls ``push_block(samples, timestamps, n)``: at most two slice copies
-    into buffers allocated once (only numpy's transient slice views); when the ring lacks room for all ``n`` the whole block is dropped and
-    counted (the tick never waits). The I/O thread calls ``drain()`` (allocates there).
-    Indices only grow and each is written by one side (atomic int stores under CPython).
-    """
-
-    def __init__(self, capacity: int, n_channels: int):
-        if capacity < 2 or n_channels < 1:
-            raise ValueError(f"BlockRing needs capacity >= 2 and n_channels >= 1, got {capacity}, {n_channels}")
-        self.capacity = int(capacity)
-        self.values = np.zeros((self.capacity, int(n_channels)), np.float32)
-        self.stamps = np.zeros(self.capacity, np.float64)
-        self.head = 0
-        self.tail = 0
-        self.dropped_samples = 0
-
-    def push_block(self, samples: np.ndarray, timestamps: np.ndarray, n: int) -> bool:
-        if n <= 0:
-            return True
-        if self.capacity - (self.head - self.tail) < n:
-            self.dropped_samples += n
-            return False
-        start = self.head % self.capacity
-        first = min(n, self.capacity - start)
-        self.values[start:start + first] = samples[:first]
-        self.stamps[start:start + first] = timestamps[:first]
-        if first < n:
-            self.values[:n - first] = samples[first:n]
-            self.stamps[:n - first] = timestamps[first:n]
-        self.head += n
-        return True
-
-    def drain(self) -> tuple[np.ndarray, np.ndarray]:
-        head = self.head
-        n = head - self.tail
-        if n <= 0:
-            return self.stamps[:0].copy(), self.values[:0].copy()
-        idx = (self.tail + np.arange(n)) % self.capacity
-        out = self.stamps[idx], self.values[idx]
-        self.tail = head
-        return out
+def BlockRing(capacity: int, n_channels: int) -> Ring:  # noqa: N802 - the name this ring always had
+    """A :class:`rtsnn.stream.ring.Ring` of (timestamp, float32 row) samples that drops a block
+    that does not fit as a whole (a recording keeps a tick's samples or none of them): the compute
+    thread calls ``push_block(samples, timestamps, n)`` (at most two slice copies, the tick never
+    waits), the I/O thread ``drain() -> (stamps, values)``; ``dropped_samples`` counts the drops."""
+    return Ring(capacity, n_channels, np.float32, stamps=True, drop="block", name="BlockRing")
 
 
 class SessionRecording:

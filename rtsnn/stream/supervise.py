@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rtsnn.stream.ring import Ring
+
 log = logging.getLogger(__name__)
 
 
@@ -58,52 +60,11 @@ class Backoff:
         self.failures = 0
 
 
-class _SampleRing:
-    """Single-producer (worker) / single-consumer (compute thread) ring of samples.
-
-    Full ring: the newest samples are dropped and counted (the consumer is behind by a whole
-    ring; keeping old samples keeps the timestamps contiguous). Indices only grow; each is
-    written by one side.
-    """
-
-    def __init__(self, capacity: int, n_channels: int):
-        self.capacity = int(capacity)
-        self.samples = np.zeros((self.capacity, n_channels), np.float32)
-        self.ts = np.zeros(self.capacity, np.float64)
-        self.head = 0
-        self.tail = 0
-        self.dropped = 0
-
-    def push(self, samples: np.ndarray, ts: np.ndarray, n: int) -> None:
-        free = self.capacity - (self.head - self.tail)
-        if n > free:
-            self.dropped += n - free
-            n = free
-        if n <= 0:
-            return
-        h = self.head
-        start = h % self.capacity
-        first = min(n, self.capacity - start)
-        self.samples[start:start + first] = samples[:first]
-        self.ts[start:start + first] = ts[:first]
-        if first < n:
-            self.samples[:n - first] = samples[first:n]
-            self.ts[:n - first] = ts[first:n]
-        self.head = h + n
-
-    def pop_into(self, out: np.ndarray, out_ts: np.ndarray) -> int:
-        n = min(self.head - self.tail, out.shape[0])
-        if n <= 0:
-            return 0
-        start = self.tail % self.capacity
-        first = min(n, self.capacity - start)
-        out[:first] = self.samples[start:start + first]
-        out_ts[:first] = self.ts[start:start + first]
-        if first < n:
-            out[first:n] = self.samples[:n - first]
-            out_ts[first:n] = self.ts[:n - first]
-        self.tail += n
-        return n
+def _sample_ring(capacity: int, n_channels: int) -> Ring:
+    """Worker (producer) to compute thread (consumer): samples with their timestamps. Full ring:
+    the newest samples are dropped and counted (the consumer is behind by a whole ring; keeping
+    old samples keeps the timestamps contiguous)."""
+    return Ring(capacity, n_channels, np.float32, stamps=True, drop="newest", name="buffer_samples")
 
 
 class SupervisedSource:
@@ -151,7 +112,7 @@ class SupervisedSource:
         # the first instance is built here: its options are validated now and it tells n_channels
         self._first = factory()
         self.n_channels = int(self._first.n_channels)
-        self._ring = _SampleRing(int(buffer_samples), self.n_channels)
+        self._ring = _sample_ring(int(buffer_samples), self.n_channels)
         self._lock = threading.Lock()  # guards the counters and the current-worker handle
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -269,7 +230,7 @@ class SupervisedSource:
                         break
                     if n > 0:
                         self._healthy = True
-                        self._ring.push(buf, ts, int(n))
+                        self._ring.push_block(buf, ts, int(n))
                     elif not self._healthy:
                         self._healthy = True  # opened and answering; silence is the adapter's business
                     if self.backoff.failures and time.monotonic() - started > self.healthy_after_s:

@@ -48,6 +48,7 @@ def test_control_messages_are_applied_or_counted_as_ignored():
                             ControlMessage("set_learning_rate", 1e-4, 0.0),
                             ControlMessage("resume_learning", None, 0.0)])
     s.learner = _Learner()
+    s._collect_optional_stages()  # the stages were replaced: read their optional parts again
     s._dispatch_control()
     assert s.learner.calls == ["pause", ("lr", 1e-4)]
     assert s.counters["control_applied"] == 2 and s.counters["control_ignored"] == 1  # no resume method
@@ -59,6 +60,7 @@ def test_control_without_a_learner_is_counted_not_lost():
     s = _session()
     s.source = _Controlled([ControlMessage("pause_learning", None, 0.0)])
     s.learner = None
+    s._collect_optional_stages()
     s._dispatch_control()
     assert s.counters["control_ignored"] == 1
 
@@ -152,5 +154,6 @@ def test_messages_without_a_reply_path_are_applied_and_not_answered():
     s = _session()
     s.source = _NoReplyChannel([ControlMessage("pause_learning", None, 0.0)])
     s.learner = _Learner()
+    s._collect_optional_stages()
     s._dispatch_control()
     assert s.learner.calls == ["pause"] and s.counters["control_applied"] == 1
