@@ -135,7 +135,8 @@ def _build_stage(group: str, spec: Any, key: str, origin: str, errors: list[str]
     appending the reason to ``errors`` when it cannot be built."""
     from rtsnn import plugins
     from rtsnn.config import ConfigError
-    from rtsnn.runtime.session import _substitute, _with_session_dt
+    from rtsnn.protocols import StageContext
+    from rtsnn.runtime.session import _substitute
 
     try:
         plugins.load(group, spec.kind)
@@ -143,10 +144,10 @@ def _build_stage(group: str, spec: Any, key: str, origin: str, errors: list[str]
         errors.append(f"{origin}: {key}.kind: {_one_line(err)}")
         return None
     options = _substitute(spec.options, prefix)
-    if dt_s is not None:
-        options = _with_session_dt(group, spec.kind, options, dt_s)
+    # the stage gets what a session would give it (its StageContext: dt_s for stages that take a tick)
+    context = StageContext(dt_s=dt_s) if dt_s is not None else None
     try:
-        return plugins.build(group, spec.kind, options, key, origin, **extra)
+        return plugins.build(group, spec.kind, options, key, origin, context=context, **extra)
     except ConfigError as err:
         errors.append(_one_line(err))
     except ImportError as err:  # MissingExtraError: the message names the extra to install
