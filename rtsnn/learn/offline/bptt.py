@@ -285,6 +285,9 @@ def to_graph(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1
     numerics: :mod:`rtsnn.learn.offline.export`."""
     from rtsnn.learn.offline.export import bptt_to_graph
 
+    if getattr(spec, "reset", "subtract") != "subtract":
+        # the exporter writes reset='subtract' nodes; refuse rather than export another network
+        raise ValueError(f"NetSpec.reset={spec.reset!r}: export of reset-to-zero networks is not supported yet")
     return bptt_to_graph(spec, params, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
                          output_labels=output_labels, output_units=output_units)
 
@@ -334,7 +337,7 @@ class TrainedClassifier:
             xb = np.ascontiguousarray(x[i:i + batch_size].transpose(1, 0, 2))
             y = eng.forward(self.params, xb).y
             lg = classification_logits(y, self.loss, **self.loss_kw)
-            if self.loss in ("count_ce", "first_spike"):
+            if self.spec.n_out is None:  # a spiking output layer
                 # ties in spike counts are common: earlier spikes break them
                 T = y.shape[0]
                 lg = lg + 1e-3 * np.tensordot(1.0 - np.arange(T) / T, y.astype(np.float64), axes=(0, 0))
@@ -370,13 +373,23 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
     softmax relaxation), ``reg_count``, ``reg_rate``,
     ``target_rate_hz``, ``calibrate_every``, ``checkpoint_steps`` (BPTT recompute segments),
     ``checkpoint_path``/``resume`` (per-epoch checkpoints), ``tau_steps`` (first_spike),
-    ``dtype`` (float32).
+    ``dtype`` (float32), ``reset`` ('subtract' or 'zero', see :class:`NetSpec`), ``output``
+    ('spiking': a spiking output layer of ``n_classes`` neurons whose spikes are the loss's
+    ``out``, or 'readout': the leaky readout; default 'spiking' for ``count_ce``/``first_spike``
+    and 'readout' for ``mean_ce``/``rate_ce``; ``rate_ce`` on a spiking output is snnTorch's
+    ``ce_rate_loss``, ``count_ce`` its ``ce_count_loss``), ``init_weights`` (a dict of
+    initial arrays by parameter name, e.g. ``{'w0': ..., 'w1': ...}``, replacing the random
+    draw: the same initialisation as another trainer), ``data_init`` (True: rescale the
+    initial weights on a data batch; set False to start from ``init_weights`` as given),
+    ``surrogate_scale`` (a fixed factor on the surrogate of every layer, default 1: e.g.
+    ``surrogate='fast_sigmoid', surrogate_param=k, surrogate_scale=2/k`` is snnTorch's
+    ``fast_sigmoid(slope=k)``, ``1/(1 + k|x|)^2``; ``calibrate_every`` replaces it when set).
     """
     known = {"surrogate_param", "detach_reset", "tau_out_s", "tau_adapt_s", "beta_adapt", "v_th",
              "refractory_s", "init_gain", "init_bias", "spectral_radius", "clip_norm", "trainable",
              "reg_count", "reg_rate", "target_rate_hz", "calibrate_every", "calibrate_gamma",
              "checkpoint_steps", "checkpoint_path", "resume", "tau_steps", "dtype", "log", "tau_out2_s",
-             "max_delay_steps"}
+             "max_delay_steps", "reset", "output", "init_weights", "data_init", "surrogate_scale"}
     unknown = sorted(set(opts) - known)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -395,7 +408,10 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
         y_val = check_labels(y_val, x_val.shape[0], n_classes, "y_val")
         if x_val.shape[1] != x.shape[1]:
             raise ValueError(f"x_val must have T = {x.shape[1]} steps like x, got shape {x_val.shape}")
-    spiking_out = loss in ("count_ce", "first_spike")
+    output = opts.get("output", "spiking" if loss in ("count_ce", "first_spike") else "readout")
+    if output not in ("spiking", "readout"):
+        raise ValueError(f"output must be 'spiking' or 'readout', got {output!r}")
+    spiking_out = output == "spiking"
     layers = tuple(int(n) for n in hidden) + ((n_classes,) if spiking_out else ())
     rec = tuple([bool(recurrent)] * len(hidden)) + ((False,) if spiking_out else ())
     spec = NetSpec(n_in=int(x.shape[2]), layers=layers, recurrent=rec,
@@ -405,13 +421,26 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
                    tau_out_s=opts.get("tau_out_s", max(20e-3, 2 * dt_s)), surrogate=surrogate,
                    surrogate_param=opts.get("surrogate_param"), detach_reset=opts.get("detach_reset", False),
                    tau_out2_s=None if spiking_out else opts.get("tau_out2_s"),
-                   max_delay_steps=int(opts.get("max_delay_steps", 0)))
+                   max_delay_steps=int(opts.get("max_delay_steps", 0)), reset=opts.get("reset", "subtract"))
     engine = Engine(spec, dtype=opts.get("dtype", np.float32), checkpoint_steps=opts.get("checkpoint_steps"))
     params = init_params(spec, seed, spectral_radius=opts.get("spectral_radius", 0.9))
-    rng = np.random.default_rng(seed)
-    init_idx = rng.choice(x.shape[0], size=min(256, x.shape[0]), replace=False)
-    data_init(engine, params, np.ascontiguousarray(x[init_idx].transpose(1, 0, 2), dtype=np.float64),
-              gain=opts.get("init_gain", 1.0), bias=opts.get("init_bias", 0.0))
+    sg_scale = opts.get("surrogate_scale", 1.0)
+    if not (isinstance(sg_scale, (int, float)) and math.isfinite(sg_scale) and sg_scale > 0):
+        raise ValueError(f"surrogate_scale must be a finite number > 0, got {sg_scale!r}")
+    engine.calib = [float(sg_scale)] * len(spec.layers)
+    for k, w in (opts.get("init_weights") or {}).items():
+        if k not in params:
+            raise ValueError(f"init_weights: unknown parameter {k!r}; the network has {', '.join(params)}")
+        arr = np.asarray(w, dtype=np.float64)
+        if arr.shape != params[k].shape or not np.all(np.isfinite(arr)):
+            raise ValueError(f"init_weights[{k!r}] must be a finite array of shape {params[k].shape}, "
+                             f"got shape {arr.shape}")
+        params[k] = arr.copy()
+    if opts.get("data_init", True):
+        rng = np.random.default_rng(seed)
+        init_idx = rng.choice(x.shape[0], size=min(256, x.shape[0]), replace=False)
+        data_init(engine, params, np.ascontiguousarray(x[init_idx].transpose(1, 0, 2), dtype=np.float64),
+                  gain=opts.get("init_gain", 1.0), bias=opts.get("init_bias", 0.0))
     loss_kw = {"tau_steps": opts["tau_steps"]} if (loss == "first_spike" and "tau_steps" in opts) else {}
     clf = TrainedClassifier(spec=spec, params=params, loss=loss, loss_kw=loss_kw)
 

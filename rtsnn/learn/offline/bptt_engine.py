@@ -14,6 +14,10 @@ float64 arrays (the optimiser's master copy)::
     kappa2    (1,)             second readout stage (``tau_out2_s`` set: double exponential)
     delay_logits (n_in, n_0, D+1)  input synaptic delays (``max_delay_steps = D > 0``)
 
+Neurons reset by subtraction (``reset='subtract'``, the default: ``v - v_th`` at the tick after
+a spike) or to zero (``reset='zero'``: ``v[t] = alpha (1 - z[t-1]) v[t-1] + I[t]``, snnTorch's
+``Leaky(reset_mechanism='zero')``); ``detach_reset`` cuts the reset's gradient path in both.
+
 Readout: ``r[t] = kappa r[t-1] + z_L[t]``, ``y = r w_out + b_out``; with ``tau_out2_s`` a
 second stage ``q[t] = kappa2 q[t-1] + r[t]`` and ``y = q w_out + b_out``: the spikes are
 filtered by ``(kappa^(t+1) - kappa2^(t+1)) / (kappa - kappa2)``, a difference of exponentials
@@ -66,6 +70,7 @@ class NetSpec:
     detach_reset: bool = False
     tau_out2_s: float | None = None  # second readout stage: a double-exponential readout filter
     max_delay_steps: int = 0  # > 0: trainable input synaptic delays 0..max_delay_steps steps
+    reset: str = "subtract"  # 'subtract': v - v_th z[t-1]; 'zero': v = 0 after a spike (next tick)
 
     def __post_init__(self) -> None:
         if self.tau_out2_s is not None and not (isinstance(self.tau_out2_s, (int, float))
@@ -81,6 +86,8 @@ class NetSpec:
             raise ValueError(f"layers must be a non-empty list of ints >= 1, got {self.layers!r}")
         if len(self.recurrent) != len(self.layers):
             raise ValueError(f"recurrent must have one flag per layer ({len(self.layers)}), got {self.recurrent!r}")
+        if self.reset not in ("subtract", "zero"):
+            raise ValueError(f"reset must be 'subtract' or 'zero', got {self.reset!r}")
         if self.model not in ("lif", "alif"):
             raise ValueError(f"model must be 'lif' or 'alif', got {self.model!r}")
         for name in ("dt_s", "tau_mem_s", "tau_adapt_s", "tau_out_s", "v_th"):
@@ -278,9 +285,13 @@ class Engine:
             zs = np.empty_like(vs)
             ms = np.empty_like(vs)
             rec = spec.recurrent[l]
-            layer_forward(iff, cp[f"r{l}"] if rec else empty, rec, cp[f"alpha{l}"], cp[f"vth{l}"],
-                          spec.rho, spec.beta, spec.n_ref, spec.model == "alif",
-                          st.v, st.a, st.z, st.refr, vs, as_, zs, ms)
+            args = (iff, cp[f"r{l}"] if rec else empty, rec, cp[f"alpha{l}"], cp[f"vth{l}"],
+                    spec.rho, spec.beta, spec.n_ref, spec.model == "alif",
+                    st.v, st.a, st.z, st.refr, vs, as_, zs, ms)
+            if spec.reset == "zero":
+                layer_forward(*args, True)
+            else:
+                layer_forward(*args)
             if counts is not None:
                 counts[l] += zs.sum(axis=(0, 1), dtype=np.float64)
             recs.append((h, vs, as_, zs, ms, z0, v0) if keep else None)
@@ -387,7 +398,7 @@ class Engine:
                                cp[f"r{l}"] if rec else empty, rec,
                                cp[f"alpha{l}"], cp[f"vth{l}"], spec.rho, spec.beta, spec.model == "alif",
                                self.kind, self.sg_param, float(self.calib[l]), spec.detach_reset,
-                               ev[l], ea[l], d_cur, grads[f"alpha{l}"], grads[f"vth{l}"])
+                               ev[l], ea[l], d_cur, grads[f"alpha{l}"], grads[f"vth{l}"], spec.reset == "zero")
                 if l == 0 and delays:
                     for d in range(p_delay.shape[-1]):
                         o = np.zeros_like(w0_64)

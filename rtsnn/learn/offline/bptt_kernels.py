@@ -5,6 +5,7 @@ dynamics of :mod:`rtsnn.snn.kernels` with per-neuron leak ``alpha`` and threshol
 
     I[t] = Iff[t] + w_rec^T z[t-1]                 Iff = W^T x[t] precomputed by the caller
     v[t] = alpha v[t-1] + I[t] - v_th z[t-1]       reset by subtraction
+    v[t] = alpha (1 - z[t-1]) v[t-1] + I[t]        reset to zero (``reset_zero``)
     a[t] = rho a[t-1] + z[t-1]                     (ALIF; a = 0 for LIF)
     z[t] = H(v[t] - v_th - beta a[t]) m[t]         m[t] = 1 unless refractory (n_ref steps)
 
@@ -18,6 +19,17 @@ per-layer calibration scale)::
     e_v[t] = h[t] + alpha e_v[t+1]
     e_a[t] = -beta h[t] + rho e_a[t+1]
     dL/dI[t] = e_v[t];  dL/dalpha += e_v[t] v[t-1];  dL/dv_th += -h[t] - e_v[t] z[t-1]
+
+Reset to zero (``v[t+1] = alpha (1 - z[t]) v[t] + I[t+1]``: the membrane a spike left is
+dropped, the live tick's ``reset_zero`` with ``v_reset = 0`` at the next tick), the same
+adjoints with the reset terms of that equation::
+
+    e_z[t] = ext[t] + w_rec e_v[t+1] + e_a[t+1] - alpha v[t] e_v[t+1]   (last term dropped when
+                                                                       the reset is detached)
+    e_v[t] = h[t] + alpha (1 - z[t]) e_v[t+1]
+    dL/dalpha += e_v[t] (1 - z[t-1]) v[t-1];  dL/dv_th += -h[t]
+
+(snnTorch's ``Leaky(reset_mechanism='zero')`` is this equation with the reset detached.)
 
 The neuron step of the forward pass is :func:`rtsnn.snn.neuron_kernels.spiking_element`, the
 per-neuron body of the live tick's :func:`rtsnn.snn.neuron_kernels.spiking_update` (also called
@@ -49,13 +61,15 @@ from rtsnn.snn.neuron_kernels import spiking_element
 def layer_forward(iff: np.ndarray, w_rec: np.ndarray, recurrent: bool, alpha: np.ndarray, v_th: np.ndarray,
                   rho: float, beta: float, n_ref: int, adaptive: bool,
                   v: np.ndarray, a: np.ndarray, z: np.ndarray, refr: np.ndarray,
-                  vs: np.ndarray, as_: np.ndarray, zs: np.ndarray, ms: np.ndarray) -> None:
+                  vs: np.ndarray, as_: np.ndarray, zs: np.ndarray, ms: np.ndarray,
+                  reset_zero: bool = False) -> None:
     """Run one layer over ``iff`` (T, B, n) from state ``v, a, z, refr`` (B, n; updated in place).
 
     Writes membrane ``vs``, adaptation ``as_``, spikes ``zs`` and not-refractory mask ``ms``
     (all (T, B, n), dtype of ``iff``). Recurrent input is added event-driven (rows of ``w_rec``
     of the neurons that spiked at t-1) into a float64 current. The neuron step is the live
-    tick's (:func:`spiking_element`) with subtractive reset at the next tick, ``gain = 1``,
+    tick's (:func:`spiking_element`) with reset at the next tick (by subtraction, or to
+    ``v_reset = 0`` with ``reset_zero``), ``gain = 1``,
     ``leak = 0``, no synaptic current; ``rho``, ``beta`` and the current are float64, so the
     membrane sum and the threshold test are float64 and ``v`` is rounded to the state dtype
     when stored. Without adaptation ``a`` is held at 0."""
@@ -76,7 +90,7 @@ def layer_forward(iff: np.ndarray, w_rec: np.ndarray, recurrent: bool, alpha: np
                 ref = refr[b, i]
                 vi, _, ai, spike, ref_new = spiking_element(
                     cur[i], v[b, i], zero, a[b, i] if adaptive else zero, z[b, i], ref, alpha[i], zero, rho, beta,
-                    v_th[i], 1.0, zero, zero, False, n_ref, False, adaptive, False, False, False)
+                    v_th[i], 1.0, zero, zero, reset_zero, n_ref, False, adaptive, False, False, False)
                 zi = 1.0 if spike else 0.0
                 v[b, i] = vi
                 a[b, i] = ai
@@ -94,8 +108,9 @@ def layer_backward(ext: np.ndarray, vs: np.ndarray, as_: np.ndarray, zs: np.ndar
                    alpha: np.ndarray, v_th: np.ndarray, rho: float, beta: float, adaptive: bool,
                    kind: int, p: float, scale: float, detach_reset: bool,
                    ev_n: np.ndarray, ea_n: np.ndarray, d_cur: np.ndarray,
-                   d_alpha: np.ndarray, d_vth: np.ndarray) -> None:
-    """Backward through one layer over a segment (see module docstring).
+                   d_alpha: np.ndarray, d_vth: np.ndarray, reset_zero: bool = False) -> None:
+    """Backward through one layer over a segment (see module docstring; ``reset_zero``: the
+    reset-to-zero adjoints).
 
     ``ext`` (T, B, n): dL/dz from outside; ``vs, as_, zs, ms``: the forward record of the
     segment; ``z0, v0`` (B, n): spikes and membrane just before the segment. ``ev_n, ea_n``
@@ -117,13 +132,20 @@ def layer_backward(ext: np.ndarray, vs: np.ndarray, as_: np.ndarray, zs: np.ndar
                 ez = ext[t, b, i] + rec[i]
                 if adaptive:
                     ez += ea_n[b, i]
+                vt = vs[t, b, i]
                 if not detach_reset:
-                    ez -= v_th[i] * evn
+                    if reset_zero:
+                        ez -= alpha[i] * vt * evn
+                    else:
+                        ez -= v_th[i] * evn
                 thr = v_th[i] + beta * as_[t, b, i]
                 h = 0.0
                 if ms[t, b, i] != 0 and ez != 0:
-                    h = ez * scale * surrogate_grad(vs[t, b, i] - thr, kind, p)
-                ev = h + alpha[i] * evn
+                    h = ez * scale * surrogate_grad(vt - thr, kind, p)
+                if reset_zero:
+                    ev = h + (alpha[i] * evn if zs[t, b, i] == 0 else 0.0)
+                else:
+                    ev = h + alpha[i] * evn
                 if t > 0:
                     zprev = zs[t - 1, b, i]
                     vprev = vs[t - 1, b, i]
@@ -131,8 +153,13 @@ def layer_backward(ext: np.ndarray, vs: np.ndarray, as_: np.ndarray, zs: np.ndar
                     zprev = z0[b, i]
                     vprev = v0[b, i]
                 d_cur[t, b, i] = ev
-                d_alpha[i] += ev * vprev
-                d_vth[i] += -h - ev * zprev
+                if reset_zero:
+                    if zprev == 0:
+                        d_alpha[i] += ev * vprev
+                    d_vth[i] += -h
+                else:
+                    d_alpha[i] += ev * vprev
+                    d_vth[i] += -h - ev * zprev
                 if adaptive:
                     ea_n[b, i] = -beta * h + rho * ea_n[b, i]
                 ev_n[b, i] = ev
