@@ -285,9 +285,6 @@ def to_graph(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1
     numerics: :mod:`rtsnn.learn.offline.export`."""
     from rtsnn.learn.offline.export import bptt_to_graph
 
-    if getattr(spec, "reset", "subtract") != "subtract":
-        # the exporter writes reset='subtract' nodes; refuse rather than export another network
-        raise ValueError(f"NetSpec.reset={spec.reset!r}: export of reset-to-zero networks is not supported yet")
     return bptt_to_graph(spec, params, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
                          output_labels=output_labels, output_units=output_units)
 

@@ -173,7 +173,8 @@ def bptt_to_graph(spec: Any, params: dict[str, np.ndarray], *, out_scale: Any = 
         if np.any(vth <= 0):
             raise ValueError(f"params['vth{l}']: thresholds must be > 0, got {float(vth.min())!r}")
         common: dict[str, Any] = dict(tau_mem_s=tau_from_decay(alpha, dt, f"alpha{l}", spec.tau_mem_s), v_th=vth,
-                                      refractory_s=float(spec.refractory_s), reset="subtract", reset_at="next", n=n)
+                                      refractory_s=float(spec.refractory_s),
+                                      reset=getattr(spec, "reset", "subtract"), reset_at="next", n=n)
         nodes[name] = (ALIF(tau_adapt_s=float(spec.tau_adapt_s), beta_adapt=float(spec.beta_adapt), **common)
                        if spec.model == "alif" else LIF(**common))
         if spec.recurrent[l]:

@@ -144,7 +144,7 @@ class TrainPretrain(_Strict):
     lr: float = Field(3e-3, gt=0)
     batch_size: int = Field(16, ge=1)
     seed: int = 0
-    surrogate: Literal["sigmoid", "fast_sigmoid", "boxcar", "triangular", "exponential", "atan"] = "fast_sigmoid"
+    surrogate: Literal["sigmoid", "fast_sigmoid", "boxcar", "triangular", "exponential", "atan", "ste"] = "fast_sigmoid"
     surrogate_param: float | None = Field(None, gt=0)
     detach_reset: bool = False
     clip_norm: float | None = Field(10.0, gt=0)

@@ -136,6 +136,18 @@ def test_per_neuron_thresholds_and_leaks_are_kept(tmp_path):
     np.testing.assert_array_equal(m.graph.nodes["layer0"].v_th, p1["vth0"])
 
 
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_reset_to_zero_layers(tmp_path, model):
+    """A network trained with reset to zero (NetSpec.reset='zero') exports as reset='zero'
+    nodes at the next tick, the engine's timing: identical spikes, outputs to float rounding."""
+    spec = NetSpec(n_in=6, layers=(12, 10), recurrent=(False, True), n_out=2, model=model, beta_adapt=0.3,
+                   reset="zero")
+    p, x = _params(spec, 5)
+    _roundtrip_and_compare(tmp_path, spec, p, x)
+    gm = to_graph(spec, p)
+    assert all(int(gm.graph.nodes[f"layer{l}"].reset[0]) == 1 for l in range(2))
+
+
 def test_double_exponential_readout(tmp_path):
     spec = NetSpec(n_in=8, layers=(20,), recurrent=(True,), n_out=3, tau_out_s=20e-3, tau_out2_s=5e-3)
     p, x = _params(spec, 3, lambda p_, rng: p_.__setitem__("kappa2", np.array([0.7])))
