@@ -46,7 +46,7 @@ def read_npz_table(path: str | Path) -> Table:
                     raise ValueError(f"{p}: key {key!r} holds Python objects (a pickled object array); rtsnn never "
                                      f"unpickles: save it as a number or text array") from None
                 raise ValueError(f"{p}: key {key!r} cannot be read ({err})") from None
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as err:
                 raise ValueError(f"{p}: key {key!r} cannot be read, the archive is damaged or cut short "
                                  f"({type(err).__name__}: {err})") from None
             if not isinstance(a, np.ndarray):

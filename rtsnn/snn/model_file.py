@@ -77,6 +77,12 @@ _REQUIRED_HEADER_V2 = ("format", "format_version", "dt_s", "graph", "shapes", "o
                        "provenance")
 
 
+# what reading a damaged zip member raises: bad CRC / structure, truncation, a corrupt deflate
+# stream, and RuntimeError / NotImplementedError for a member flagged encrypted or compressed
+# with a method zipfile lacks (a flipped flag bit does that)
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RuntimeError, NotImplementedError)
+
+
 class ModelFileError(RtsnnValueError):
     """A model file is missing, corrupt, from a newer rtsnn, or inconsistent."""
 
@@ -201,14 +207,14 @@ def _open_npz(path: Path) -> Any:
                              f"truncated, or not a model file")
     try:
         return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as err:
+    except _ZIP_READ_ERRORS as err:
         raise ModelFileError(f"model file {path} cannot be opened as .npz (corrupt or truncated?): {err}") from err
 
 
 def _read_array(npz: Any, key: str, path: Path) -> np.ndarray:
     try:
         return npz[key]
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, KeyError) as err:
+    except (*_ZIP_READ_ERRORS, KeyError) as err:
         raise ModelFileError(f"model file {path}: array {key!r} cannot be read (corrupt or truncated?): "
                              f"{err}") from err
 
@@ -298,7 +304,7 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
     try:
         with zf.open(info) as f:
             shape, dtype, offset = read_npy_header(f)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as err:
+    except _ZIP_READ_ERRORS as err:
         raise ModelFileError(f"model file {path}: array {key!r} cannot be read (corrupt or truncated?): "
                              f"{err}") from None
     return tuple(int(d) for d in shape), np.dtype(dtype), int(info.file_size) - int(offset)

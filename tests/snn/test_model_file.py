@@ -615,3 +615,22 @@ def test_v1_header_not_json(tmp_path):
     arrays, _ = _entries(p)
     _write(p, arrays, raw_header=b'{"format": "rtsnn-model", "format_version": 1,')
     assert "header is not valid UTF-8 JSON" in _load_error(p)
+
+
+def test_a_member_flagged_encrypted_or_with_an_unknown_compression_is_a_model_file_error(tmp_path):
+    """A flipped flag bit in the zip directory makes zipfile raise RuntimeError (encrypted) or
+    NotImplementedError (compression method): both are a damaged file, one line naming it."""
+    import struct
+
+    src = tmp_path / "m.npz"
+    save_model(src, Model.random(3, 4, 2, NeuronSettings(), seed=0))
+    raw = bytearray(src.read_bytes())
+    cd = raw.find(b"PK\x01\x02")  # the first central-directory entry
+    for name, patch in (("enc.npz", lambda b: struct.pack_into("<H", b, cd + 8, struct.unpack_from("<H", b, cd + 8)[0] | 1)),
+                        ("meth.npz", lambda b: struct.pack_into("<H", b, cd + 10, 99))):
+        bad = bytearray(raw)
+        patch(bad)
+        path = tmp_path / name
+        path.write_bytes(bytes(bad))
+        with pytest.raises(ModelFileError, match=name):
+            load_model(path)
