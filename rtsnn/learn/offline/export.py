@@ -213,12 +213,20 @@ def bptt_to_graph(spec: Any, params: dict[str, np.ndarray], *, out_scale: Any = 
     prov.setdefault("export", {"from": "bptt", "spec": spec.to_dict(),
                                "notes": "rtsnn.learn.offline.export.bptt_to_graph: every trained parameter "
                                         "(per-neuron alpha/vth, readout decays, delays) kept"})
+    return exported_graph_model("BPTT export", nodes, edges, dt, prov, output_labels, output_units)
+
+
+def exported_graph_model(what: str, nodes: dict[str, Node], edges: list[tuple[str, str]], dt_s: float,
+                         provenance: dict, output_labels: list[str] | None = None,
+                         output_units: list[str] | None = None) -> GraphModel:
+    """The exporters' last step: a :class:`GraphModel` (integration ``'exact'``) of the nodes and
+    edges; a :class:`GraphError` becomes a one-line ValueError starting with ``what``."""
     try:
-        return GraphModel(Graph(nodes, edges, dt_s=dt, integration="exact"), provenance=prov,
+        return GraphModel(Graph(nodes, edges, dt_s=dt_s, integration="exact"), provenance=provenance,
                           output_labels=list(output_labels) if output_labels else None,
                           output_units=list(output_units) if output_units else None)
     except GraphError as err:
-        raise ValueError(f"BPTT export: {err}") from None
+        raise ValueError(f"{what}: {err}") from None
 
 
 def single_layer_model(gm: GraphModel) -> Any | None:

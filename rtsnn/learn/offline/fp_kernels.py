@@ -50,7 +50,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 STATUS_OK = 0
 STATUS_SPIKE_OVERFLOW = 1  # spike buffer too small: caller grows it and retries
@@ -135,6 +136,123 @@ def first_crossing(v0: float, i0: float, s_end: float, alpha: float, beta: float
     return hi
 
 
+# ============================================================================ per-neuron parameters
+#
+# Every kernel below takes the rates and the threshold either as one number shared by all
+# neurons (the classifier of :mod:`rtsnn.learn.offline.fp`: alpha, beta, theta fixed, only
+# weights trained) or per neuron (:mod:`rtsnn.learn.offline.fp_regression`, issue 18 items 3
+# and 4). The shared case is the special case alpha_i = alpha, beta_i = beta, theta_i = theta
+# with no derivatives by them; which one a call is is decided by numba at compile time from
+# the argument's type (:func:`_nrn`, :func:`_per_neuron`), so the shared case compiles to the
+# same arithmetic as a kernel written for scalars. The per-neuron generalisation:
+#
+# * every neuron i has its own synaptic rate alpha_i, membrane rate beta_i and threshold
+#   theta_i (the synapse belongs to the receiving neuron, as in a CubaLIF node: the kernel
+#   of a spike from j into i is h_i(s) = (exp(-alpha_i s) - exp(-beta_i s)) / (beta_i - alpha_i));
+# * an input event carries an amplitude ``a`` (``a`` coincident spikes: a bin of ``a`` counts;
+#   ``None`` instead of the amplitudes: every event is one spike);
+# * the last layer may be linear (non-spiking, no reset; the paper's regression output)::
+#
+#       V_o(t) = b_o + sum_j W_jo sum_{g in F_j, g < t} a_g h_o(t - g)
+#
+# Parameter vector ``p`` (float64): the weights as above (W, R per layer at off_w / off_r), then
+# per neuron over all layers (global index ``nrn_off[l] + i``, ``nrn_off`` the cumulative sum of
+# the layer sizes) theta at ``off_th``, alpha at ``off_al``, beta at ``off_be``, then the output
+# bias at ``off_b`` (linear output only).
+#
+# Exact rows (implicit function theorem at each spike, F = V_i(f) - theta_i = 0)::
+#
+#   V'_i(f-) df/dp = -dF/dp|direct + sum_parents W_ji h_i'(f - g) dg/dp
+#                    + sum_{own f' < f} theta_i beta_i exp(-beta_i (f - f')) df'/dp
+#   -dF/dtheta_i = 1 + sum_{own f'} exp(-beta_i (f - f'))
+#   -dF/dalpha_i = -sum_parents W_ji a_g dh_i/dalpha(f - g)
+#   -dF/dbeta_i  = -sum_parents W_ji a_g dh_i/dbeta(f - g) - theta_i sum_{own f'} (f - f') exp(-beta_i (f - f'))
+#
+# with dh/dalpha = (h - s exp(-alpha s)) / (beta - alpha) and dh/dbeta = -s h - dh/dalpha.
+# The regression loss (the paper's  int l_V(V_o(t)) dt  sampled at the readout times t_m)::
+#
+#   L = sum_m sum_o mask_m 0.5 (V_o(t_m) - y_mo)^2
+#   dL/dp = sum_m,o e_mo [ dV_o(t_m)/dp|direct - sum_{g < t_m} W_jo a_g h_o'(t_m - g) dg/dp ],
+#   e_mo = mask_m (V_o(t_m) - y_mo)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def psp_dalpha(s: float, alpha: float, beta: float) -> float:
+    """``dh/dalpha`` at fixed beta (0 for s <= 0): ``(h(s) - s exp(-alpha s)) / (beta - alpha)``,
+    and for ``|(beta - alpha) s| < 0.5`` the series ``-exp(-beta s) s^2 g'(x)``, ``x = (beta -
+    alpha) s``, ``g'(x) = sum_{n>=1} n x^(n-1) / (n+1)!`` (no cancellation as alpha -> beta)."""
+    if s <= 0.0:
+        return 0.0
+    d = beta - alpha
+    x = d * s
+    if abs(x) < 0.5:
+        term = 0.5
+        tot = 0.5
+        for n in range(2, 24):
+            term = term * x * n / ((n - 1) * (n + 1))
+            tot += term
+        return -math.exp(-beta * s) * s * s * tot
+    return (psp(s, alpha, beta) - s * math.exp(-alpha * s)) / d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def psp_dbeta(s: float, alpha: float, beta: float) -> float:
+    """``dh/dbeta`` at fixed alpha: ``-s h(s) - dh/dalpha`` (0 for s <= 0)."""
+    if s <= 0.0:
+        return 0.0
+    return -s * psp(s, alpha, beta) - psp_dalpha(s, alpha, beta)
+
+
+# Compile-time switches (numba picks the body from the argument's type; no run-time test).
+def _nrn(x, k):
+    """Neuron ``k``'s value: ``x[k]`` of a per-neuron array, ``x`` itself when shared."""
+    return x if np.ndim(x) == 0 else x[k]
+
+
+def _span(x, a, b):
+    """A layer's slice ``x[a:b]`` of a per-neuron array over all layers, ``x`` when shared."""
+    return x if np.ndim(x) == 0 else x[a:b]
+
+
+def _amp(amps, e):
+    """Amplitude of event ``e``: ``amps[e]``, or 1.0 when ``amps`` is None (single spikes)."""
+    return 1.0 if amps is None else amps[e]
+
+
+def _per_neuron(x) -> bool:
+    """True when ``x`` is per neuron (its derivatives enter the rows), False when shared."""
+    return np.ndim(x) > 0
+
+
+@overload(_nrn, inline="always")
+def _nrn_nb(x, k):
+    if isinstance(x, types.Array):
+        return lambda x, k: x[k]
+    return lambda x, k: x
+
+
+@overload(_span, inline="always")
+def _span_nb(x, a, b):
+    if isinstance(x, types.Array):
+        return lambda x, a, b: x[a:b]
+    return lambda x, a, b: x
+
+
+@overload(_amp, inline="always")
+def _amp_nb(amps, e):
+    if isinstance(amps, types.NoneType):
+        return lambda amps, e: 1.0
+    return lambda amps, e: amps[e]
+
+
+@overload(_per_neuron, inline="always")
+def _per_neuron_nb(x):
+    if isinstance(x, types.Array):
+        return lambda x: True
+    return lambda x: False
+
+
+# ============================================================================ simulation
 @njit(cache=True, nogil=True, inline="always")
 def _advance(k: int, t: float, v0: np.ndarray, i0: np.ndarray, tref: np.ndarray,
              alpha: float, beta: float) -> None:
@@ -147,25 +265,28 @@ def _advance(k: int, t: float, v0: np.ndarray, i0: np.ndarray, tref: np.ndarray,
 
 @njit(cache=True, nogil=True, inline="always")
 def _predict(k: int, horizon: float, v0: np.ndarray, i0: np.ndarray, tref: np.ndarray,
-             alpha: float, beta: float, theta: float) -> float:
-    s = first_crossing(v0[k], i0[k], horizon - tref[k], alpha, beta, theta)
+             alpha, beta, theta) -> float:
+    s = first_crossing(v0[k], i0[k], horizon - tref[k], _nrn(alpha, k), _nrn(beta, k),
+                       _nrn(theta, k))
     if s < 0.0:
         return INF
     return tref[k] + s
 
 
 @njit(cache=True, nogil=True)
-def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, n_ev: int, w: np.ndarray, off_w: int,
-                   off_r: int, n_post: int, alpha: float, beta: float, theta: float,
-                   t_max: float, max_per_neuron: int, v0: np.ndarray, i0: np.ndarray,
-                   tref: np.ndarray, pred: np.ndarray, nspk: np.ndarray, out_t: np.ndarray,
-                   out_nrn: np.ndarray, out_vdot: np.ndarray, out_start: int) -> int:
+def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp, n_ev: int, w: np.ndarray,
+                   off_w: int, off_r: int, n_post: int, alpha, beta, theta, t_max: float,
+                   max_per_neuron: int, v0: np.ndarray, i0: np.ndarray, tref: np.ndarray,
+                   pred: np.ndarray, nspk: np.ndarray, out_t: np.ndarray, out_nrn: np.ndarray,
+                   out_vdot: np.ndarray, out_start: int) -> int:
     """Simulate one layer on sorted input events; write its spikes from ``out_start``.
 
-    ``ev_t[:n_ev]`` sorted times, ``ev_src`` presynaptic index (row of W). Spikes after
-    ``t_max`` and beyond ``max_per_neuron`` per neuron are not emitted. Returns the index one
-    past the last spike written, or -1 if ``out_t`` is too small.
-    ``out_vdot`` gets ``V'(f-) = I(f) - beta theta`` (> 0 except at tangential crossings).
+    ``ev_t[:n_ev]`` sorted times, ``ev_src`` presynaptic index (row of W), ``ev_amp`` their
+    amplitudes (None: 1). ``alpha``, ``beta``, ``theta``: numbers shared by the layer or arrays
+    of its ``n_post`` neurons. Spikes after ``t_max`` and beyond ``max_per_neuron`` per neuron
+    are not emitted. Returns the index one past the last spike written, or -1 if ``out_t`` is
+    too small. ``out_vdot`` gets ``V'(f-) = I(f) - beta_i theta_i`` (> 0 except at tangential
+    crossings).
     """
     cap = out_t.shape[0]
     for k in range(n_post):
@@ -188,21 +309,21 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, n_ev: int, w: np.ndarra
                 best = pred[k]
                 bk = k
         if bk >= 0 and best <= t_in and best <= t_max:
-            _advance(bk, best, v0, i0, tref, alpha, beta)
+            _advance(bk, best, v0, i0, tref, _nrn(alpha, bk), _nrn(beta, bk))
             if n_out >= cap:
                 return -1
             out_t[n_out] = best
             out_nrn[n_out] = bk
-            out_vdot[n_out] = i0[bk] - beta * theta
+            out_vdot[n_out] = i0[bk] - _nrn(beta, bk) * _nrn(theta, bk)
             n_out += 1
-            v0[bk] -= theta
+            v0[bk] -= _nrn(theta, bk)
             nspk[bk] += 1
             if off_r >= 0:
                 base = off_r + bk * n_post
                 for j in range(n_post):
                     r = w[base + j]
                     if r != 0.0 and j != bk:
-                        _advance(j, best, v0, i0, tref, alpha, beta)
+                        _advance(j, best, v0, i0, tref, _nrn(alpha, j), _nrn(beta, j))
                         i0[j] += r
                         if nspk[j] < max_per_neuron:
                             pred[j] = _predict(j, horizon, v0, i0, tref, alpha, beta, theta)
@@ -214,11 +335,12 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, n_ev: int, w: np.ndarra
         if ptr >= n_ev or t_in > t_max:
             break
         base = off_w + ev_src[ptr] * n_post
+        amp = _amp(ev_amp, ptr)
         for j in range(n_post):
             wv = w[base + j]
             if wv != 0.0:
-                _advance(j, t_in, v0, i0, tref, alpha, beta)
-                i0[j] += wv
+                _advance(j, t_in, v0, i0, tref, _nrn(alpha, j), _nrn(beta, j))
+                i0[j] += wv * amp
         ptr += 1
         horizon = t_max
         if ptr < n_ev and ev_t[ptr] < horizon:
@@ -230,6 +352,40 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, n_ev: int, w: np.ndarra
 
 
 @njit(cache=True, nogil=True)
+def _simulate_layers(in_t: np.ndarray, in_src: np.ndarray, in_amp, n_in_ev: int, w: np.ndarray,
+                     n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray, alpha, beta, theta,
+                     n_spiking: int, t_max: float, max_hidden: int, max_out: int,
+                     work: np.ndarray, iwork: np.ndarray, spk_t: np.ndarray,
+                     spk_nrn: np.ndarray, spk_vdot: np.ndarray, layer_start: np.ndarray) -> int:
+    """The first ``n_spiking`` layers in order (:func:`simulate_network`); ``alpha``, ``beta``,
+    ``theta`` shared numbers or arrays over all neurons (layer l's at ``nrn_off[l]:``)."""
+    n_layers = n_post.shape[0]
+    layer_start[0] = 0
+    a0 = 0
+    for l in range(n_spiking):
+        mpn = max_out if l == n_layers - 1 else max_hidden
+        a1 = a0 + n_post[l]
+        al = _span(alpha, a0, a1)
+        be = _span(beta, a0, a1)
+        th = _span(theta, a0, a1)
+        if l == 0:
+            end = simulate_layer(in_t, in_src, in_amp, n_in_ev, w, off_w[l], off_r[l], n_post[l],
+                                 al, be, th, t_max, mpn, work[0], work[1], work[2], work[3],
+                                 iwork, spk_t, spk_nrn, spk_vdot, layer_start[l])
+        else:
+            a = layer_start[l - 1]
+            b = layer_start[l]
+            end = simulate_layer(spk_t[a:b], spk_nrn[a:b], None, b - a, w, off_w[l], off_r[l],
+                                 n_post[l], al, be, th, t_max, mpn, work[0], work[1], work[2],
+                                 work[3], iwork, spk_t, spk_nrn, spk_vdot, layer_start[l])
+        if end < 0:
+            return STATUS_SPIKE_OVERFLOW
+        layer_start[l + 1] = end
+        a0 = a1
+    return STATUS_OK
+
+
+@njit(cache=True, nogil=True)
 def simulate_network(in_t: np.ndarray, in_src: np.ndarray, n_in_ev: int, w: np.ndarray,
                      n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray, alpha: float,
                      beta: float, theta: float, t_max: float, max_hidden: int, max_out: int,
@@ -238,29 +394,31 @@ def simulate_network(in_t: np.ndarray, in_src: np.ndarray, n_in_ev: int, w: np.n
     """All layers in order. Layer l's spikes are ``spk_*[layer_start[l]:layer_start[l+1]]``
     (``spk_nrn`` local to the layer). ``work`` (4, max n_post) float64 and ``iwork``
     (max n_post) int64 are scratch. Returns STATUS_OK or STATUS_SPIKE_OVERFLOW."""
-    n_layers = n_post.shape[0]
-    layer_start[0] = 0
-    for l in range(n_layers):
-        mpn = max_out if l == n_layers - 1 else max_hidden
-        if l == 0:
-            ev_t = in_t
-            ev_src = in_src
-            n_ev = n_in_ev
-        else:
-            a = layer_start[l - 1]
-            b = layer_start[l]
-            ev_t = spk_t[a:b]
-            ev_src = spk_nrn[a:b]
-            n_ev = b - a
-        end = simulate_layer(ev_t, ev_src, n_ev, w, off_w[l], off_r[l], n_post[l], alpha, beta,
-                             theta, t_max, mpn, work[0], work[1], work[2], work[3], iwork,
-                             spk_t, spk_nrn, spk_vdot, layer_start[l])
-        if end < 0:
-            return STATUS_SPIKE_OVERFLOW
-        layer_start[l + 1] = end
-    return STATUS_OK
+    return _simulate_layers(in_t, in_src, None, n_in_ev, w, n_post, off_w, off_r, alpha, beta,
+                            theta, n_post.shape[0], t_max, max_hidden, max_out, work, iwork,
+                            spk_t, spk_nrn, spk_vdot, layer_start)
 
 
+@njit(cache=True, nogil=True)
+def simulate_network_pn(in_t: np.ndarray, in_src: np.ndarray, in_amp: np.ndarray, n_in_ev: int,
+                        p: np.ndarray, n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray,
+                        nrn_off: np.ndarray, off_th: int, off_al: int, off_be: int,
+                        n_spiking: int, t_max: float, max_hidden: int, max_out: int,
+                        work: np.ndarray, iwork: np.ndarray, spk_t: np.ndarray,
+                        spk_nrn: np.ndarray, spk_vdot: np.ndarray, layer_start: np.ndarray) -> int:
+    """The first ``n_spiking`` layers (all of them, or all but a linear output) with per-neuron
+    parameters read from ``p``; input events carry amplitudes ``in_amp``. Layer l's spikes are
+    ``spk_*[layer_start[l]:layer_start[l+1]]``; the last spiking layer fires at most
+    ``max_out`` times per neuron when it is the network's last layer, else ``max_hidden``.
+    Returns STATUS_OK or STATUS_SPIKE_OVERFLOW."""
+    n_all = nrn_off[n_post.shape[0]]
+    return _simulate_layers(in_t, in_src, in_amp, n_in_ev, p, n_post, off_w, off_r,
+                            p[off_al:off_al + n_all], p[off_be:off_be + n_all],
+                            p[off_th:off_th + n_all], n_spiking, t_max, max_hidden, max_out, work,
+                            iwork, spk_t, spk_nrn, spk_vdot, layer_start)
+
+
+# ============================================================================ FP rows
 @njit(cache=True, nogil=True, inline="always")
 def _touch(idx: int, stamp: int, mark: np.ndarray, acc: np.ndarray, touched: np.ndarray,
            nt: int) -> int:
@@ -272,6 +430,136 @@ def _touch(idx: int, stamp: int, mark: np.ndarray, acc: np.ndarray, touched: np.
     return nt
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_row(g: int, c: float, row_ptr: np.ndarray, row_idx: np.ndarray, row_val: np.ndarray,
+             stamp: int, mark: np.ndarray, acc: np.ndarray, touched: np.ndarray, nt: int) -> int:
+    """``acc += c * row_g`` (the sparse row of an earlier spike g)."""
+    for q in range(row_ptr[g], row_ptr[g + 1]):
+        pp = row_idx[q]
+        nt = _touch(pp, stamp, mark, acc, touched, nt)
+        acc[pp] += c * row_val[q]
+    return nt
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store_row(k: int, nt: int, nnz: int, spk_vdot: np.ndarray, acc: np.ndarray,
+               touched: np.ndarray, row_ptr: np.ndarray, row_idx: np.ndarray,
+               row_val: np.ndarray) -> int:
+    """Append row k ``acc[touched[:nt]] / V'(f_k-)`` at ``nnz``: the new nnz, or -1 when
+    ``row_idx`` is full (stamps are left in ``mark``: the caller zeroes it before it retries;
+    clearing them here measured 10-20 % slower rows)."""
+    if nnz + nt > row_idx.shape[0]:
+        return -1
+    inv = 1.0 / spk_vdot[k]
+    for q in range(nt):
+        pp = touched[q]
+        row_idx[nnz] = pp
+        row_val[nnz] = acc[pp] * inv
+        nnz += 1
+    row_ptr[k + 1] = nnz
+    return nnz
+
+
+@njit(cache=True, nogil=True)
+def _fp_rows(in_t: np.ndarray, in_src: np.ndarray, in_amp, n_in_ev: int, w: np.ndarray,
+             n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray, alpha, beta, theta,
+             off_th: int, off_al: int, off_be: int, n_spiking: int, spk_t: np.ndarray,
+             spk_nrn: np.ndarray, spk_vdot: np.ndarray, layer_start: np.ndarray,
+             row_ptr: np.ndarray, row_idx: np.ndarray, row_val: np.ndarray, acc: np.ndarray,
+             mark: np.ndarray, touched: np.ndarray) -> int:
+    """Rows of the first ``n_spiking`` layers' spikes (:func:`fp_rows`, :func:`fp_rows_pn`).
+    ``alpha``, ``beta``, ``theta``: shared numbers (rows over the weights only) or arrays over
+    all neurons (rows also over theta / alpha / beta at ``off_th`` / ``off_al`` / ``off_be``)."""
+    pn = _per_neuron(theta)
+    nnz = 0
+    row_ptr[0] = 0
+    a0 = 0
+    for l in range(n_spiking):
+        n = n_post[l]
+        ow = off_w[l]
+        orr = off_r[l]
+        for k in range(layer_start[l], layer_start[l + 1]):
+            f = spk_t[k]
+            i = spk_nrn[k]
+            gi = a0 + i
+            al = _nrn(alpha, gi)
+            be = _nrn(beta, gi)
+            th = _nrn(theta, gi)
+            q_th = off_th + gi
+            q_al = off_al + gi
+            q_be = off_be + gi
+            stamp = k + 1
+            nt = 0
+            if pn:
+                nt = _touch(q_th, stamp, mark, acc, touched, nt)
+                nt = _touch(q_al, stamp, mark, acc, touched, nt)
+                nt = _touch(q_be, stamp, mark, acc, touched, nt)
+                acc[q_th] += 1.0
+            if l == 0:
+                for e in range(n_in_ev):
+                    tg = in_t[e]
+                    if tg >= f:
+                        break
+                    s = f - tg
+                    amp = _amp(in_amp, e)
+                    idx = ow + in_src[e] * n + i
+                    nt = _touch(idx, stamp, mark, acc, touched, nt)
+                    acc[idx] -= amp * psp(s, al, be)
+                    if pn:
+                        wa = w[idx] * amp
+                        acc[q_al] -= wa * psp_dalpha(s, al, be)
+                        acc[q_be] -= wa * psp_dbeta(s, al, be)
+            else:
+                for g in range(layer_start[l - 1], layer_start[l]):
+                    tg = spk_t[g]
+                    if tg >= f:
+                        break
+                    s = f - tg
+                    idx = ow + spk_nrn[g] * n + i
+                    nt = _touch(idx, stamp, mark, acc, touched, nt)
+                    acc[idx] -= psp(s, al, be)
+                    wv = w[idx]
+                    if wv != 0.0:
+                        if pn:
+                            acc[q_al] -= wv * psp_dalpha(s, al, be)
+                            acc[q_be] -= wv * psp_dbeta(s, al, be)
+                        nt = _add_row(g, wv * psp_dot(s, al, be), row_ptr, row_idx, row_val,
+                                      stamp, mark, acc, touched, nt)
+            for g in range(layer_start[l], k):
+                tg = spk_t[g]
+                if tg >= f:
+                    break
+                s = f - tg
+                j = spk_nrn[g]
+                if j == i:
+                    e = math.exp(-be * s)
+                    if pn:
+                        acc[q_th] += e
+                        acc[q_be] -= th * s * e
+                    c = th * be * e
+                elif orr >= 0:
+                    idx = orr + j * n + i
+                    nt = _touch(idx, stamp, mark, acc, touched, nt)
+                    acc[idx] -= psp(s, al, be)
+                    wv = w[idx]
+                    if pn:
+                        acc[q_al] -= wv * psp_dalpha(s, al, be)
+                        acc[q_be] -= wv * psp_dbeta(s, al, be)
+                    c = wv * psp_dot(s, al, be)
+                else:
+                    continue
+                if c != 0.0:
+                    nt = _add_row(g, c, row_ptr, row_idx, row_val, stamp, mark, acc, touched, nt)
+            nnz = _store_row(k, nt, nnz, spk_vdot, acc, touched, row_ptr, row_idx, row_val)
+            if nnz < 0:
+                return STATUS_ROW_OVERFLOW
+        a0 += n
+    # clear stamps so the scratch can be reused by the next call
+    for q in range(nnz):
+        mark[row_idx[q]] = 0
+    return STATUS_OK
+
+
 @njit(cache=True, nogil=True)
 def fp_rows(in_t: np.ndarray, in_src: np.ndarray, n_in_ev: int, w: np.ndarray,
             n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray, alpha: float, beta: float,
@@ -280,77 +568,40 @@ def fp_rows(in_t: np.ndarray, in_src: np.ndarray, n_in_ev: int, w: np.ndarray,
             row_val: np.ndarray, acc: np.ndarray, mark: np.ndarray, touched: np.ndarray) -> int:
     """Forward-substitution rows ``df_k/dw`` (CSR in ``row_ptr/row_idx/row_val``) for every
     spike of a simulated network (see module docstring). ``acc``/``mark``/``touched`` are
-    scratch of the parameter vector's length (``mark`` must hold values < 1 on entry).
+    scratch of the parameter vector's length (``mark`` must hold values < 1 on entry; it does
+    again after STATUS_OK, and after STATUS_ROW_OVERFLOW once the caller zeroes it).
     Returns STATUS_OK or STATUS_ROW_OVERFLOW."""
-    n_layers = n_post.shape[0]
-    cap = row_idx.shape[0]
-    nnz = 0
-    row_ptr[0] = 0
+    return _fp_rows(in_t, in_src, None, n_in_ev, w, n_post, off_w, off_r, alpha, beta, theta,
+                    -1, -1, -1, n_post.shape[0], spk_t, spk_nrn, spk_vdot, layer_start, row_ptr,
+                    row_idx, row_val, acc, mark, touched)
+
+
+@njit(cache=True, nogil=True)
+def fp_rows_pn(in_t: np.ndarray, in_src: np.ndarray, in_amp: np.ndarray, n_in_ev: int,
+               p: np.ndarray, n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray,
+               nrn_off: np.ndarray, off_th: int, off_al: int, off_be: int, n_spiking: int,
+               spk_t: np.ndarray, spk_nrn: np.ndarray, spk_vdot: np.ndarray,
+               layer_start: np.ndarray, row_ptr: np.ndarray, row_idx: np.ndarray,
+               row_val: np.ndarray, acc: np.ndarray, mark: np.ndarray,
+               touched: np.ndarray) -> int:
+    """Rows ``df_k/dp`` (CSR) of every spike of the first ``n_spiking`` layers, over weights
+    and the per-neuron theta / alpha / beta (equations above). Scratch as :func:`fp_rows`.
+    Returns STATUS_OK or STATUS_ROW_OVERFLOW."""
+    n_all = nrn_off[n_post.shape[0]]
+    return _fp_rows(in_t, in_src, in_amp, n_in_ev, p, n_post, off_w, off_r,
+                    p[off_al:off_al + n_all], p[off_be:off_be + n_all], p[off_th:off_th + n_all],
+                    off_th, off_al, off_be, n_spiking, spk_t, spk_nrn, spk_vdot, layer_start,
+                    row_ptr, row_idx, row_val, acc, mark, touched)
+
+
+# ============================================================================ losses and batches
+@njit(cache=True, nogil=True, inline="always")
+def _count_spikes(n_layers: int, layer_start: np.ndarray, spk_nrn: np.ndarray,
+                  nrn_off: np.ndarray, counts: np.ndarray) -> None:
+    """``counts[nrn_off[l] + i] += 1`` for every spike of neuron i in the first n_layers."""
     for l in range(n_layers):
-        n = n_post[l]
-        ow = off_w[l]
-        orr = off_r[l]
         for k in range(layer_start[l], layer_start[l + 1]):
-            f = spk_t[k]
-            i = spk_nrn[k]
-            stamp = k + 1
-            nt = 0
-            if l == 0:
-                for e in range(n_in_ev):
-                    tg = in_t[e]
-                    if tg >= f:
-                        break
-                    idx = ow + in_src[e] * n + i
-                    nt = _touch(idx, stamp, mark, acc, touched, nt)
-                    acc[idx] -= psp(f - tg, alpha, beta)
-            else:
-                for g in range(layer_start[l - 1], layer_start[l]):
-                    tg = spk_t[g]
-                    if tg >= f:
-                        break
-                    j = spk_nrn[g]
-                    idx = ow + j * n + i
-                    nt = _touch(idx, stamp, mark, acc, touched, nt)
-                    acc[idx] -= psp(f - tg, alpha, beta)
-                    wv = w[idx]
-                    if wv != 0.0:
-                        c = wv * psp_dot(f - tg, alpha, beta)
-                        for q in range(row_ptr[g], row_ptr[g + 1]):
-                            p = row_idx[q]
-                            nt = _touch(p, stamp, mark, acc, touched, nt)
-                            acc[p] += c * row_val[q]
-            for g in range(layer_start[l], k):
-                tg = spk_t[g]
-                if tg >= f:
-                    break
-                j = spk_nrn[g]
-                if j == i:
-                    c = theta * beta * math.exp(-beta * (f - tg))
-                elif orr >= 0:
-                    idx = orr + j * n + i
-                    nt = _touch(idx, stamp, mark, acc, touched, nt)
-                    acc[idx] -= psp(f - tg, alpha, beta)
-                    c = w[idx] * psp_dot(f - tg, alpha, beta)
-                else:
-                    continue
-                if c != 0.0:
-                    for q in range(row_ptr[g], row_ptr[g + 1]):
-                        p = row_idx[q]
-                        nt = _touch(p, stamp, mark, acc, touched, nt)
-                        acc[p] += c * row_val[q]
-            if nnz + nt > cap:
-                return STATUS_ROW_OVERFLOW
-            inv = 1.0 / spk_vdot[k]
-            for q in range(nt):
-                p = touched[q]
-                row_idx[nnz] = p
-                row_val[nnz] = acc[p] * inv
-                nnz += 1
-            row_ptr[k + 1] = nnz
-    # clear stamps so the scratch can be reused by the next call
-    for q in range(nnz):
-        mark[row_idx[q]] = 0
-    return STATUS_OK
+            counts[nrn_off[l] + spk_nrn[k]] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -418,9 +669,7 @@ def fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np
                               layer_start)
         if st != STATUS_OK:
             return st
-        for l in range(n_layers):
-            for k in range(layer_start[l], layer_start[l + 1]):
-                counts[nrn_off[l] + spk_nrn[k]] += 1
+        _count_spikes(n_layers, layer_start, spk_nrn, nrn_off, counts)
         for o in range(n_out):
             t_first[b, o] = t_max
             out_spike[o] = -1
@@ -447,286 +696,16 @@ def fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np
     return STATUS_OK
 
 
-# ============================================================================ per-neuron parameters
-#
-# The kernels below generalise the ones above in three ways (issue 18, items 3 and 4):
-#
-# * every neuron i has its own synaptic rate alpha_i, membrane rate beta_i and threshold
-#   theta_i (the synapse belongs to the receiving neuron, as in a CubaLIF node: the kernel
-#   of a spike from j into i is h_i(s) = (exp(-alpha_i s) - exp(-beta_i s)) / (beta_i - alpha_i));
-# * an input event carries an amplitude ``a`` (``a`` coincident spikes: a bin of ``a`` counts);
-# * the last layer may be linear (non-spiking, no reset; the paper's regression output)::
-#
-#       V_o(t) = b_o + sum_j W_jo sum_{g in F_j, g < t} a_g h_o(t - g)
-#
-# Parameter vector ``p`` (float64): the weights as above (W, R per layer at off_w / off_r), then
-# per neuron over all layers (global index ``nrn_off[l] + i``) theta at ``off_th``, alpha at
-# ``off_al``, beta at ``off_be``, then the output bias at ``off_b`` (linear output only).
-#
-# Exact rows (implicit function theorem at each spike, F = V_i(f) - theta_i = 0)::
-#
-#   V'_i(f-) df/dp = -dF/dp|direct + sum_parents W_ji h_i'(f - g) dg/dp
-#                    + sum_{own f' < f} theta_i beta_i exp(-beta_i (f - f')) df'/dp
-#   -dF/dtheta_i = 1 + sum_{own f'} exp(-beta_i (f - f'))
-#   -dF/dalpha_i = -sum_parents W_ji a_g dh_i/dalpha(f - g)
-#   -dF/dbeta_i  = -sum_parents W_ji a_g dh_i/dbeta(f - g) - theta_i sum_{own f'} (f - f') exp(-beta_i (f - f'))
-#
-# with dh/dalpha = (h - s exp(-alpha s)) / (beta - alpha) and dh/dbeta = -s h - dh/dalpha.
-# The regression loss (the paper's  int l_V(V_o(t)) dt  sampled at the readout times t_m)::
-#
-#   L = sum_m sum_o mask_m 0.5 (V_o(t_m) - y_mo)^2
-#   dL/dp = sum_m,o e_mo [ dV_o(t_m)/dp|direct - sum_{g < t_m} W_jo a_g h_o'(t_m - g) dg/dp ],
-#   e_mo = mask_m (V_o(t_m) - y_mo)
-
-
+# ============================================================================ linear readout
 @njit(cache=True, nogil=True, inline="always")
-def psp_dalpha(s: float, alpha: float, beta: float) -> float:
-    """``dh/dalpha`` at fixed beta (0 for s <= 0): ``(h(s) - s exp(-alpha s)) / (beta - alpha)``,
-    and for ``|(beta - alpha) s| < 0.5`` the series ``-exp(-beta s) s^2 g'(x)``, ``x = (beta -
-    alpha) s``, ``g'(x) = sum_{n>=1} n x^(n-1) / (n+1)!`` (no cancellation as alpha -> beta)."""
-    if s <= 0.0:
-        return 0.0
-    d = beta - alpha
-    x = d * s
-    if abs(x) < 0.5:
-        term = 0.5
-        tot = 0.5
-        for n in range(2, 24):
-            term = term * x * n / ((n - 1) * (n + 1))
-            tot += term
-        return -math.exp(-beta * s) * s * s * tot
-    return (psp(s, alpha, beta) - s * math.exp(-alpha * s)) / d
-
-
-@njit(cache=True, nogil=True, inline="always")
-def psp_dbeta(s: float, alpha: float, beta: float) -> float:
-    """``dh/dbeta`` at fixed alpha: ``-s h(s) - dh/dalpha`` (0 for s <= 0)."""
-    if s <= 0.0:
-        return 0.0
-    return -s * psp(s, alpha, beta) - psp_dalpha(s, alpha, beta)
-
-
-@njit(cache=True, nogil=True)
-def simulate_layer_pn(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp: np.ndarray, has_amp: bool,
-                      n_ev: int, w: np.ndarray, off_w: int, off_r: int, n_post: int,
-                      alpha: np.ndarray, beta: np.ndarray, theta: np.ndarray, t_max: float,
-                      max_per_neuron: int, v0: np.ndarray, i0: np.ndarray, tref: np.ndarray,
-                      pred: np.ndarray, nspk: np.ndarray, out_t: np.ndarray, out_nrn: np.ndarray,
-                      out_vdot: np.ndarray, out_start: int) -> int:
-    """:func:`simulate_layer` with per-neuron ``alpha``, ``beta``, ``theta`` (arrays of the
-    layer's ``n_post``) and event amplitudes ``ev_amp`` (used when ``has_amp``, else 1).
-    ``out_vdot`` gets ``V'(f-) = I(f) - beta_i theta_i``. Returns one past the last spike
-    written, or -1 if ``out_t`` is too small."""
-    cap = out_t.shape[0]
-    for k in range(n_post):
-        v0[k] = 0.0
-        i0[k] = 0.0
-        tref[k] = 0.0
-        pred[k] = INF
-        nspk[k] = 0
-    n_out = out_start
-    ptr = 0
-    horizon = t_max
-    if n_ev > 0 and ev_t[0] < horizon:
-        horizon = ev_t[0]
-    while True:
-        t_in = ev_t[ptr] if ptr < n_ev else INF
-        best = INF
-        bk = -1
-        for k in range(n_post):
-            if pred[k] < best:
-                best = pred[k]
-                bk = k
-        if bk >= 0 and best <= t_in and best <= t_max:
-            _advance(bk, best, v0, i0, tref, alpha[bk], beta[bk])
-            if n_out >= cap:
-                return -1
-            out_t[n_out] = best
-            out_nrn[n_out] = bk
-            out_vdot[n_out] = i0[bk] - beta[bk] * theta[bk]
-            n_out += 1
-            v0[bk] -= theta[bk]
-            nspk[bk] += 1
-            if off_r >= 0:
-                base = off_r + bk * n_post
-                for j in range(n_post):
-                    r = w[base + j]
-                    if r != 0.0 and j != bk:
-                        _advance(j, best, v0, i0, tref, alpha[j], beta[j])
-                        i0[j] += r
-                        if nspk[j] < max_per_neuron:
-                            pred[j] = _predict(j, horizon, v0, i0, tref, alpha[j], beta[j],
-                                               theta[j])
-            if nspk[bk] < max_per_neuron:
-                pred[bk] = _predict(bk, horizon, v0, i0, tref, alpha[bk], beta[bk], theta[bk])
-            else:
-                pred[bk] = INF
-            continue
-        if ptr >= n_ev or t_in > t_max:
-            break
-        base = off_w + ev_src[ptr] * n_post
-        amp = ev_amp[ptr] if has_amp else 1.0
-        for j in range(n_post):
-            wv = w[base + j]
-            if wv != 0.0:
-                _advance(j, t_in, v0, i0, tref, alpha[j], beta[j])
-                i0[j] += wv * amp
-        ptr += 1
-        horizon = t_max
-        if ptr < n_ev and ev_t[ptr] < horizon:
-            horizon = ev_t[ptr]
-        for k in range(n_post):
-            if nspk[k] < max_per_neuron:
-                pred[k] = _predict(k, horizon, v0, i0, tref, alpha[k], beta[k], theta[k])
-    return n_out
-
-
-@njit(cache=True, nogil=True)
-def simulate_network_pn(in_t: np.ndarray, in_src: np.ndarray, in_amp: np.ndarray, n_in_ev: int,
-                        p: np.ndarray, n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray,
-                        nrn_off: np.ndarray, off_th: int, off_al: int, off_be: int,
-                        n_spiking: int, t_max: float, max_hidden: int, max_out: int,
-                        work: np.ndarray, iwork: np.ndarray, spk_t: np.ndarray,
-                        spk_nrn: np.ndarray, spk_vdot: np.ndarray, layer_start: np.ndarray) -> int:
-    """The first ``n_spiking`` layers (all of them, or all but a linear output) with per-neuron
-    parameters read from ``p``; input events carry amplitudes ``in_amp``. Layer l's spikes are
-    ``spk_*[layer_start[l]:layer_start[l+1]]``; the last spiking layer fires at most
-    ``max_out`` times per neuron when it is the network's last layer, else ``max_hidden``.
-    Returns STATUS_OK or STATUS_SPIKE_OVERFLOW."""
-    n_layers = n_post.shape[0]
-    layer_start[0] = 0
-    for l in range(n_spiking):
-        mpn = max_out if l == n_layers - 1 else max_hidden
-        a0 = nrn_off[l]
-        a1 = nrn_off[l + 1]
-        if l == 0:
-            end = simulate_layer_pn(in_t, in_src, in_amp, True, n_in_ev, p, off_w[l], off_r[l],
-                                    n_post[l], p[off_al + a0:off_al + a1],
-                                    p[off_be + a0:off_be + a1], p[off_th + a0:off_th + a1],
-                                    t_max, mpn, work[0], work[1], work[2], work[3], iwork, spk_t,
-                                    spk_nrn, spk_vdot, layer_start[l])
-        else:
-            a = layer_start[l - 1]
-            b = layer_start[l]
-            end = simulate_layer_pn(spk_t[a:b], spk_nrn[a:b], in_amp, False, b - a, p,
-                                    off_w[l], off_r[l], n_post[l], p[off_al + a0:off_al + a1],
-                                    p[off_be + a0:off_be + a1], p[off_th + a0:off_th + a1],
-                                    t_max, mpn, work[0], work[1], work[2], work[3], iwork, spk_t,
-                                    spk_nrn, spk_vdot, layer_start[l])
-        if end < 0:
-            return STATUS_SPIKE_OVERFLOW
-        layer_start[l + 1] = end
-    return STATUS_OK
-
-
-@njit(cache=True, nogil=True)
-def fp_rows_pn(in_t: np.ndarray, in_src: np.ndarray, in_amp: np.ndarray, n_in_ev: int,
-               p: np.ndarray, n_post: np.ndarray, off_w: np.ndarray, off_r: np.ndarray,
-               nrn_off: np.ndarray, off_th: int, off_al: int, off_be: int, n_spiking: int,
-               spk_t: np.ndarray, spk_nrn: np.ndarray, spk_vdot: np.ndarray,
-               layer_start: np.ndarray, row_ptr: np.ndarray, row_idx: np.ndarray,
-               row_val: np.ndarray, acc: np.ndarray, mark: np.ndarray,
-               touched: np.ndarray) -> int:
-    """Rows ``df_k/dp`` (CSR) of every spike of the first ``n_spiking`` layers, over weights
-    and the per-neuron theta / alpha / beta (equations above). Scratch as :func:`fp_rows`.
-    Returns STATUS_OK or STATUS_ROW_OVERFLOW."""
-    cap = row_idx.shape[0]
-    nnz = 0
-    row_ptr[0] = 0
-    for l in range(n_spiking):
-        n = n_post[l]
-        ow = off_w[l]
-        orr = off_r[l]
-        for k in range(layer_start[l], layer_start[l + 1]):
-            f = spk_t[k]
-            i = spk_nrn[k]
-            gi = nrn_off[l] + i
-            al = p[off_al + gi]
-            be = p[off_be + gi]
-            th = p[off_th + gi]
-            q_th = off_th + gi
-            q_al = off_al + gi
-            q_be = off_be + gi
-            stamp = k + 1
-            nt = 0
-            nt = _touch(q_th, stamp, mark, acc, touched, nt)
-            nt = _touch(q_al, stamp, mark, acc, touched, nt)
-            nt = _touch(q_be, stamp, mark, acc, touched, nt)
-            acc[q_th] += 1.0
-            if l == 0:
-                for e in range(n_in_ev):
-                    tg = in_t[e]
-                    if tg >= f:
-                        break
-                    s = f - tg
-                    amp = in_amp[e]
-                    idx = ow + in_src[e] * n + i
-                    nt = _touch(idx, stamp, mark, acc, touched, nt)
-                    acc[idx] -= amp * psp(s, al, be)
-                    wa = p[idx] * amp
-                    acc[q_al] -= wa * psp_dalpha(s, al, be)
-                    acc[q_be] -= wa * psp_dbeta(s, al, be)
-            else:
-                for g in range(layer_start[l - 1], layer_start[l]):
-                    tg = spk_t[g]
-                    if tg >= f:
-                        break
-                    s = f - tg
-                    j = spk_nrn[g]
-                    idx = ow + j * n + i
-                    nt = _touch(idx, stamp, mark, acc, touched, nt)
-                    acc[idx] -= psp(s, al, be)
-                    wv = p[idx]
-                    if wv != 0.0:
-                        acc[q_al] -= wv * psp_dalpha(s, al, be)
-                        acc[q_be] -= wv * psp_dbeta(s, al, be)
-                        c = wv * psp_dot(s, al, be)
-                        for q in range(row_ptr[g], row_ptr[g + 1]):
-                            pp = row_idx[q]
-                            nt = _touch(pp, stamp, mark, acc, touched, nt)
-                            acc[pp] += c * row_val[q]
-            for g in range(layer_start[l], k):
-                tg = spk_t[g]
-                if tg >= f:
-                    break
-                s = f - tg
-                j = spk_nrn[g]
-                if j == i:
-                    e = math.exp(-be * s)
-                    acc[q_th] += e
-                    acc[q_be] -= th * s * e
-                    c = th * be * e
-                elif orr >= 0:
-                    idx = orr + j * n + i
-                    nt = _touch(idx, stamp, mark, acc, touched, nt)
-                    acc[idx] -= psp(s, al, be)
-                    wv = p[idx]
-                    acc[q_al] -= wv * psp_dalpha(s, al, be)
-                    acc[q_be] -= wv * psp_dbeta(s, al, be)
-                    c = wv * psp_dot(s, al, be)
-                else:
-                    continue
-                if c != 0.0:
-                    for q in range(row_ptr[g], row_ptr[g + 1]):
-                        pp = row_idx[q]
-                        nt = _touch(pp, stamp, mark, acc, touched, nt)
-                        acc[pp] += c * row_val[q]
-            if nnz + nt > cap:
-                for q in range(nnz):
-                    mark[row_idx[q]] = 0
-                for q in range(nt):
-                    mark[touched[q]] = 0
-                return STATUS_ROW_OVERFLOW
-            inv = 1.0 / spk_vdot[k]
-            for q in range(nt):
-                pp = touched[q]
-                row_idx[nnz] = pp
-                row_val[nnz] = acc[pp] * inv
-                nnz += 1
-            row_ptr[k + 1] = nnz
-    for q in range(nnz):
-        mark[row_idx[q]] = 0
-    return STATUS_OK
+def _pre_event(e: int, m0: int, pre_t: np.ndarray, pre_src: np.ndarray, pre_amp: np.ndarray,
+               has_amp: bool, off_w: int, n_out: int, t_read: np.ndarray, n_read: int):
+    """Presynaptic event e (time-sorted, after readout ``m0 - 1``): (the first readout index
+    after it, or n_read; its amplitude; the start of its row of W_out in ``p``)."""
+    tg = pre_t[e]
+    while m0 < n_read and t_read[m0] <= tg:
+        m0 += 1
+    return m0, (pre_amp[e] if has_amp else 1.0), off_w + pre_src[e] * n_out
 
 
 @njit(cache=True, nogil=True)
@@ -741,19 +720,16 @@ def linear_readout(pre_t: np.ndarray, pre_src: np.ndarray, pre_amp: np.ndarray, 
             v_out[m, o] = bias[o]
     m0 = 0
     for e in range(n_pre):
-        tg = pre_t[e]
-        while m0 < n_read and t_read[m0] <= tg:
-            m0 += 1
+        m0, amp, base = _pre_event(e, m0, pre_t, pre_src, pre_amp, has_amp, off_w, n_out, t_read,
+                                   n_read)
         if m0 >= n_read:
             break
-        amp = pre_amp[e] if has_amp else 1.0
-        base = off_w + pre_src[e] * n_out
         for o in range(n_out):
             wa = p[base + o] * amp
             if wa == 0.0:
                 continue
             for m in range(m0, n_read):
-                v_out[m, o] += wa * psp(t_read[m] - tg, alpha[o], beta[o])
+                v_out[m, o] += wa * psp(t_read[m] - pre_t[e], alpha[o], beta[o])
 
 
 @njit(cache=True, nogil=True)
@@ -767,18 +743,15 @@ def linear_readout_grad(pre_t: np.ndarray, pre_src: np.ndarray, pre_amp: np.ndar
     at ``q_al + o``, beta_o at ``q_be + o``, bias at ``q_b + o``) and, when ``pre_rows``, the
     presynaptic spikes' own dependence through their rows (``row_*``, spike e's row at
     ``row0 + e``): ``dV_o(t)/dg = -W_jo h_o'(t - g)``."""
+    m0 = 0
     for m in range(n_read):
         for o in range(n_out):
             grad[q_b + o] += err[m, o]
-    m0 = 0
     for e in range(n_pre):
-        tg = pre_t[e]
-        while m0 < n_read and t_read[m0] <= tg:
-            m0 += 1
+        m0, amp, base = _pre_event(e, m0, pre_t, pre_src, pre_amp, has_amp, off_w, n_out, t_read,
+                                   n_read)
         if m0 >= n_read:
             break
-        amp = pre_amp[e] if has_amp else 1.0
-        base = off_w + pre_src[e] * n_out
         coef = 0.0
         for o in range(n_out):
             wv = p[base + o]
@@ -792,7 +765,7 @@ def linear_readout_grad(pre_t: np.ndarray, pre_src: np.ndarray, pre_amp: np.ndar
                 er = err[m, o]
                 if er == 0.0:
                     continue
-                s = t_read[m] - tg
+                s = t_read[m] - pre_t[e]
                 gw += er * psp(s, al, be)
                 ga += er * psp_dalpha(s, al, be)
                 gb += er * psp_dbeta(s, al, be)
@@ -853,9 +826,7 @@ def fp_regression_batch(ev_ptr: np.ndarray, ev_t: np.ndarray, ev_src: np.ndarray
                                  layer_start)
         if st != STATUS_OK:
             return st
-        for l in range(n_spk):
-            for k in range(layer_start[l], layer_start[l + 1]):
-                counts[nrn_off[l] + spk_nrn[k]] += 1
+        _count_spikes(n_spk, layer_start, spk_nrn, nrn_off, counts)
         if n_spk > 0:
             s0 = layer_start[n_spk - 1]
             s1 = layer_start[n_spk]

@@ -13,51 +13,37 @@ import math
 import numpy as np
 
 
-def psp_ref(s: np.ndarray | float, alpha: float, beta: float):
-    """h(s) from its definition (limit form when alpha == beta); 0 for s <= 0."""
+def _positive_part(s, alpha: float, beta: float, equal, unequal):
+    """``equal(s)`` (alpha == beta) or ``unequal(s)`` where s > 0, 0 elsewhere (float64)."""
     s = np.asarray(s, dtype=np.float64)
     out = np.zeros_like(s)
     pos = s > 0
-    sp = s[pos]
-    if alpha == beta:
-        out[pos] = sp * np.exp(-alpha * sp)
-    else:
-        out[pos] = (np.exp(-alpha * sp) - np.exp(-beta * sp)) / (beta - alpha)
+    out[pos] = (equal if alpha == beta else unequal)(s[pos])
     return out
+
+
+def _h(sp, alpha: float, beta: float):
+    """h(s) = (exp(-alpha s) - exp(-beta s)) / (beta - alpha) for alpha != beta."""
+    return (np.exp(-alpha * sp) - np.exp(-beta * sp)) / (beta - alpha)
+
+
+def psp_ref(s: np.ndarray | float, alpha: float, beta: float):
+    """h(s) from its definition (limit form when alpha == beta); 0 for s <= 0."""
+    return _positive_part(s, alpha, beta, lambda sp: sp * np.exp(-alpha * sp),
+                          lambda sp: _h(sp, alpha, beta))
 
 
 def psp_dot_ref(s, alpha: float, beta: float):
     """dh/ds from its definition; 0 for s <= 0."""
-    s = np.asarray(s, dtype=np.float64)
-    out = np.zeros_like(s)
-    pos = s > 0
-    sp = s[pos]
-    if alpha == beta:
-        out[pos] = (1.0 - alpha * sp) * np.exp(-alpha * sp)
-    else:
-        out[pos] = (-alpha * np.exp(-alpha * sp) + beta * np.exp(-beta * sp)) / (beta - alpha)
-    return out
+    return _positive_part(
+        s, alpha, beta, lambda sp: (1.0 - alpha * sp) * np.exp(-alpha * sp),
+        lambda sp: (-alpha * np.exp(-alpha * sp) + beta * np.exp(-beta * sp)) / (beta - alpha))
 
 
 class _Layer:
     def __init__(self, w, r):
         self.w = w
         self.r = r
-
-
-def _potential(t, i, pre_t, pre_src, w, own_t, own_nrn, r, alpha, beta, theta):
-    """V_i(t) and I_i(t) from the defining sums over spikes strictly before t."""
-    m = pre_t < t
-    v = float(np.sum(w[pre_src[m], i] * psp_ref(t - pre_t[m], alpha, beta)))
-    cur = float(np.sum(w[pre_src[m], i] * np.exp(-alpha * (t - pre_t[m]))))
-    mo = own_t < t
-    if r is not None:
-        mr = mo & (own_nrn != i)
-        v += float(np.sum(r[own_nrn[mr], i] * psp_ref(t - own_t[mr], alpha, beta)))
-        cur += float(np.sum(r[own_nrn[mr], i] * np.exp(-alpha * (t - own_t[mr]))))
-    ms = mo & (own_nrn == i)
-    v -= theta * float(np.sum(np.exp(-beta * (t - own_t[ms]))))
-    return v, cur
 
 
 def _crossing_ref(t0, t1, vfun, v0, i0, alpha, beta, theta):
@@ -92,52 +78,13 @@ def _crossing_ref(t0, t1, vfun, v0, i0, alpha, beta, theta):
 
 
 def simulate_layer_ref(pre_t, pre_src, w, r, alpha, beta, theta, t_max, max_per_neuron):
-    """One layer: returns (times, neurons) sorted by time (see the kernel's docstring)."""
-    pre_t = np.asarray(pre_t, dtype=np.float64)
-    pre_src = np.asarray(pre_src, dtype=np.int64)
+    """One layer: returns (times, neurons) sorted by time (see the kernel's docstring); the
+    per-neuron twin :func:`simulate_layer_pn_ref` with every neuron's alpha, beta, theta equal
+    and single spikes (amplitude 1)."""
     n = w.shape[1]
-    own_t = np.zeros(0)
-    own_nrn = np.zeros(0, dtype=np.int64)
-    counts = np.zeros(n, dtype=np.int64)
-    t_now = 0.0
-    ev_times = sorted(set(pre_t[pre_t <= t_max].tolist()))
-    while True:
-        nxt = [e for e in ev_times if e > t_now]
-        horizon = min(nxt[0], t_max) if nxt else t_max
-        best, bi = None, -1
-        for i in range(n):
-            if counts[i] >= max_per_neuron:
-                continue
-            v0, i0 = _potential(t_now, i, pre_t, pre_src, w, own_t, own_nrn, r, alpha, beta,
-                                theta)
-            # include events exactly at t_now (they act from t_now on)
-            m = pre_t == t_now
-            i0 += float(np.sum(w[pre_src[m], i]))
-            if r is not None:
-                mr = (own_t == t_now) & (own_nrn != i)
-                i0 += float(np.sum(r[own_nrn[mr], i]))
-            if np.any((own_t == t_now) & (own_nrn == i)):
-                v0 -= theta
-
-            def vfun(t, i=i):
-                pm = pre_t <= t_now
-                om = own_t <= t_now
-                return _potential(t, i, pre_t[pm], pre_src[pm], w, own_t[om], own_nrn[om], r,
-                                  alpha, beta, theta)[0]
-
-            tc = _crossing_ref(t_now, horizon, vfun, v0, i0, alpha, beta, theta)
-            if tc is not None and (best is None or tc < best):
-                best, bi = tc, i
-        if best is not None:
-            own_t = np.append(own_t, best)
-            own_nrn = np.append(own_nrn, bi)
-            counts[bi] += 1
-            t_now = best
-            continue
-        if not nxt or nxt[0] > t_max:
-            break
-        t_now = nxt[0]
-    return own_t, own_nrn
+    layer = {"w": w, "r": r, "alpha": np.full(n, float(alpha)), "beta": np.full(n, float(beta)),
+             "theta": np.full(n, float(theta))}
+    return simulate_layer_pn_ref(pre_t, pre_src, None, layer, t_max, max_per_neuron)
 
 
 def simulate_network_ref(in_t, in_src, layers, alpha, beta, theta, t_max, max_hidden, max_out):
@@ -223,30 +170,14 @@ def spike_jacobian_ref(in_t, in_src, layers, spikes, alpha, beta, theta, own_cou
 
 def psp_dalpha_ref(s, alpha: float, beta: float):
     """dh/dalpha from the closed form (limit ``-s^2 exp(-alpha s) / 2`` at alpha == beta)."""
-    s = np.asarray(s, dtype=np.float64)
-    out = np.zeros_like(s)
-    pos = s > 0
-    sp = s[pos]
-    if alpha == beta:
-        out[pos] = -0.5 * sp * sp * np.exp(-alpha * sp)
-    else:
-        h = (np.exp(-alpha * sp) - np.exp(-beta * sp)) / (beta - alpha)
-        out[pos] = (h - sp * np.exp(-alpha * sp)) / (beta - alpha)
-    return out
+    return _positive_part(s, alpha, beta, lambda sp: -0.5 * sp * sp * np.exp(-alpha * sp),
+                          lambda sp: (_h(sp, alpha, beta) - sp * np.exp(-alpha * sp)) / (beta - alpha))
 
 
 def psp_dbeta_ref(s, alpha: float, beta: float):
     """dh/dbeta from the closed form (limit ``-s^2 exp(-alpha s) / 2`` at alpha == beta)."""
-    s = np.asarray(s, dtype=np.float64)
-    out = np.zeros_like(s)
-    pos = s > 0
-    sp = s[pos]
-    if alpha == beta:
-        out[pos] = -0.5 * sp * sp * np.exp(-alpha * sp)
-    else:
-        h = (np.exp(-alpha * sp) - np.exp(-beta * sp)) / (beta - alpha)
-        out[pos] = (sp * np.exp(-beta * sp) - h) / (beta - alpha)
-    return out
+    return _positive_part(s, alpha, beta, lambda sp: -0.5 * sp * sp * np.exp(-alpha * sp),
+                          lambda sp: (sp * np.exp(-beta * sp) - _h(sp, alpha, beta)) / (beta - alpha))
 
 
 def _potential_pn(t, i, pre_t, pre_src, pre_amp, w, own_t, own_nrn, r, a, b, th):

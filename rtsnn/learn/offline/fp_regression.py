@@ -36,10 +36,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
 from rtsnn.learn.offline import fp_kernels as K
+from rtsnn.learn.offline.fp import FPNetwork
+from rtsnn.learn.offline.fp import _Buffers as _FPBuffers
 
 
 # ---------------------------------------------------------------------------- the network
@@ -119,19 +122,14 @@ class FPRegressionNet:
     def sizes(self) -> list[int]:
         return [w.shape[1] for w in self.w]
 
+    # The weights come first in the vector, laid out, flattened and set exactly as in
+    # :class:`rtsnn.learn.offline.fp.FPNetwork`, whose methods (they read only ``w``, ``r``
+    # and ``sizes``) serve this network too.
+
     def layout(self) -> dict:
         """Offsets of the flat vector (the kernels' layout): weights (W, R per layer), then per
         neuron theta, alpha (or tau_syn), beta (or tau_mem) over all layers, then the bias."""
-        n_post = np.array(self.sizes, np.int64)
-        off_w = np.zeros(len(self.w), np.int64)
-        off_r = np.full(len(self.w), -1, np.int64)
-        p = 0
-        for l, (w, r) in enumerate(zip(self.w, self.r)):
-            off_w[l] = p
-            p += w.size
-            if r is not None:
-                off_r[l] = p
-                p += r.size
+        n_post, off_w, off_r, p = FPNetwork.layout(self)
         nrn_off = np.concatenate([[0], np.cumsum(n_post)]).astype(np.int64)
         n_all = int(nrn_off[-1])
         lay = dict(n_post=n_post, off_w=off_w, off_r=off_r, nrn_off=nrn_off, n_weights=p,
@@ -141,13 +139,8 @@ class FPRegressionNet:
 
     def trainable_vector(self) -> np.ndarray:
         """[weights | theta | tau_syn | tau_mem | bias] (time constants, not rates)."""
-        parts = []
-        for w, r in zip(self.w, self.r):
-            parts.append(w.ravel())
-            if r is not None:
-                parts.append(r.ravel())
-        parts += [np.concatenate(self.theta), np.concatenate(self.tau_syn),
-                  np.concatenate(self.tau_mem), self.bias]
+        parts = [FPNetwork.flat(self), np.concatenate(self.theta), np.concatenate(self.tau_syn),
+                 np.concatenate(self.tau_mem), self.bias]
         return np.concatenate(parts).astype(np.float64)
 
     def kernel_vector(self) -> np.ndarray:
@@ -160,15 +153,7 @@ class FPRegressionNet:
 
     def set_trainable_vector(self, z: np.ndarray) -> None:
         lay = self.layout()
-        p = 0
-        for l, (w, r) in enumerate(zip(self.w, self.r)):
-            self.w[l] = z[p:p + w.size].reshape(w.shape).copy()
-            p += w.size
-            if r is not None:
-                rr = z[p:p + r.size].reshape(r.shape).copy()
-                np.fill_diagonal(rr, 0.0)
-                self.r[l] = rr
-                p += r.size
+        FPNetwork.set_flat(self, z)
         for name, off in (("theta", lay["off_th"]), ("tau_syn", lay["off_al"]), ("tau_mem", lay["off_be"])):
             vals = getattr(self, name)
             for l in range(len(self.w)):
@@ -278,41 +263,15 @@ def events_from_bins(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = Non
 
 
 # ---------------------------------------------------------------------------- evaluation
-class _Buffers:
+class _Buffers(_FPBuffers):
+    """The classifier's kernel buffers (:mod:`rtsnn.learn.offline.fp`: preallocated, grown and
+    the call retried on overflow) sized for a regression network; its layout dict as ``lay``."""
+
     def __init__(self, net: FPRegressionNet, spikes: int = 1 << 14, nnz: int = 1 << 18):
-        self.lay = net.layout()
-        m = int(self.lay["n_post"].max())
-        n_p = self.lay["n_params"]
-        self.work = np.zeros((4, m))
-        self.iwork = np.zeros(m, np.int64)
-        self.acc = np.zeros(n_p)
-        self.mark = np.zeros(n_p, np.int64)
-        self.touched = np.zeros(n_p, np.int64)
-        self._spikes(spikes)
-        self._rows(nnz)
-
-    def _spikes(self, n: int) -> None:
-        self.spk_t = np.zeros(n)
-        self.spk_nrn = np.zeros(n, np.int64)
-        self.spk_vdot = np.zeros(n)
-        self.row_ptr = np.zeros(n + 1, np.int64)
-
-    def _rows(self, n: int) -> None:
-        self.row_idx = np.zeros(n, np.int64)
-        self.row_val = np.zeros(n)
-
-    def grow(self, status: int) -> None:
-        self.mark[:] = 0
-        if status == K.STATUS_SPIKE_OVERFLOW:
-            if self.spk_t.shape[0] > 1 << 26:
-                raise RuntimeError("FP simulation produced more than 2^26 spikes in one sample")
-            self._spikes(self.spk_t.shape[0] * 4)
-        elif status == K.STATUS_ROW_OVERFLOW:
-            if self.row_idx.shape[0] > 1 << 28:
-                raise RuntimeError("FP gradient rows exceed 2^28 entries in one sample")
-            self._rows(self.row_idx.shape[0] * 4)
-        else:  # pragma: no cover - defensive
-            raise RuntimeError(f"unknown FP kernel status {status}")
+        lay = net.layout()
+        sized = SimpleNamespace(layout=lambda: (lay["n_post"], lay["off_w"], lay["off_r"], lay["n_params"]))
+        super().__init__(sized, spikes, nnz)
+        self.lay = lay
 
 
 class FPRegressionEvaluator:
@@ -659,8 +618,8 @@ def fp_regression_to_graph(model, dt_s: float, *, unit_s: float, provenance: dic
     (one tick each); FP's cap of spikes per hidden neuron is not modelled.
     ``model``: a :class:`TrainedFPRegression` (outputs in the target's units) or an
     :class:`FPRegressionNet` (outputs as the network's ``V_o``)."""
-    from rtsnn.snn.graph import Graph, GraphModel
-    from rtsnn.snn.nodes import LI, Affine, CubaLIF, GraphError, Input, Linear, Output
+    from rtsnn.learn.offline.export import exported_graph_model
+    from rtsnn.snn.nodes import LI, Affine, CubaLIF, Input, Linear, Output
 
     if isinstance(model, TrainedFPRegression):
         net, scale, offset = model.net, np.asarray(model.y_sd, float), np.asarray(model.y_mean, float)
@@ -708,12 +667,7 @@ def fp_regression_to_graph(model, dt_s: float, *, unit_s: float, provenance: dic
                           "ends; spikes reach the next layer in the same tick; hidden spike cap not modelled",
         "readout": "out_mem after tick t -> V_o((t+1) D) - b_o; Affine adds the bias and undoes the z-scoring"})
     prov.setdefault("method", "fp_regression_export")
-    try:
-        return GraphModel(Graph(nodes, edges, dt_s=dt_s, integration="exact"), provenance=prov,
-                          output_labels=list(output_labels) if output_labels else None,
-                          output_units=list(output_units) if output_units else None)
-    except GraphError as err:
-        raise ValueError(f"FP regression export: {err}") from None
+    return exported_graph_model("FP regression export", nodes, edges, dt_s, prov, output_labels, output_units)
 
 
 def events_raster(batch: EventBatch, b: int, dt_s: float, unit_s: float, n_ticks: int) -> np.ndarray:

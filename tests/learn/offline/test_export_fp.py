@@ -118,3 +118,17 @@ def test_bad_fp_exports_are_refused():
     gm = fp_to_graph(net, 1e-3, unit_s=UNIT_S, settings=s)
     with pytest.raises(ValueError, match=r"raster must be \(n, T, n_in=2\), got shape \[1, 5, 3\]"):
         graph_first_spikes(gm, np.zeros((1, 5, 3)))
+
+
+def test_exporters_turn_graph_errors_into_one_line_value_errors():
+    """exported_graph_model (the last step of bptt_to_graph and fp_regression_to_graph) names the
+    exporter and the graph's complaint in one line."""
+    from rtsnn.learn.offline.export import exported_graph_model
+    from rtsnn.snn.nodes import Input, Output
+
+    nodes = {"input": Input(shape=(2,)), "output": Output(shape=(2,))}
+    with pytest.raises(ValueError, match=r"^FP regression export: edge input -> nowhere: no node named 'nowhere'$"):
+        exported_graph_model("FP regression export", nodes, [("input", "nowhere")], 1e-3, {})
+    gm = exported_graph_model("FP export", nodes, [("input", "output")], 1e-3, {"method": "x"},
+                              output_labels=["a", "b"])
+    assert gm.graph.integration == "exact" and gm.graph.dt_s == 1e-3 and gm.output_labels == ["a", "b"]
