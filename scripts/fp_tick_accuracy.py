@@ -1,8 +1,9 @@
 """Yin-Yang accuracy of an FP network in continuous time and exported to ticks of 1 ms and finer.
 
 Trains (or loads, ``--load``) an FP Yin-Yang network with the existing code
-(:func:`rtsnn.learn.offline.fp.train_classifier_fp`, the configuration of
-``scripts/reproduce_yinyang.py``: 4(+bias)-150-3, one time unit = 5 ms, window 8 units = 40 ms),
+(:func:`rtsnn.learn.offline.fp.train_classifier_fp`, a named configuration of
+``scripts/reproduce_yinyang.py``, ``--config own`` (default: 4(+bias)-150-3) or ``beyond``;
+one time unit = 5 ms, window ``t_max`` units, 8 = 40 ms),
 exports it with :func:`rtsnn.learn.offline.export.fp_to_graph` at each tick (CubaLIF, exact
 decays, gain h(dt), inputs rounded to the nearest tick; discretisation in that module), saves
 and reloads each graph, runs the 1000 test samples through :class:`GraphNetwork` and reads the
@@ -11,12 +12,17 @@ continuous-time test accuracy, each tick's accuracy, its agreement with FP's cla
 first-spike time error in ticks.
 
     python scripts/fp_tick_accuracy.py --epochs 20 --seed 0
+    python scripts/fp_tick_accuracy.py --config beyond --seed 0   # its own epochs
     python scripts/fp_tick_accuracy.py --load fp_yinyang.npz      # weights saved by --save
+
+``--save`` writes the weights with the settings and encoding (``meta_json``), which
+``scripts/yinyang_session.py --load`` reads too.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -34,44 +40,58 @@ from rtsnn.learn.offline.export import (fp_input_raster, fp_n_ticks, fp_to_graph
 from rtsnn.snn.model_file import load_graph_model, save_model  # noqa: E402
 
 UNIT_S = 5e-3
-SETTINGS = dict(alpha=1.0, beta=1.0, theta=1.0, t_max=8.0, max_hidden_spikes=1, tau0=0.05, tau1=1.0, gamma=0.05)
-TRAIN = dict(lr=5e-3, lr_final=1e-5, batch_size=32, hidden_kick=0.01, grad_clip=0.05, silent_kick=0.05,
-             init=dict(hidden_mean=1.5, hidden_sd=0.8, out_mean=2.0, out_sd=0.1))
 TICKS_S = (1e-3, 0.5e-3, 0.1e-3, 0.01e-3)
 
 
-def _load(path: str) -> fp.TrainedFP:
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"_{name}", Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _load(path: str) -> tuple[fp.TrainedFP, dict]:
     try:
-        with np.load(path) as z:
-            ws = [z[f"w{l}"] for l in range(int(z["n_layers"]))]
-    except (OSError, KeyError, ValueError) as err:
-        raise SystemExit(f"--load {path}: not an FP weights file written by --save ({err})") from None
-    return fp.TrainedFP(fp.FPNetwork(ws), fp.FPSettings(**SETTINGS), [])
+        return _script("yinyang_session")._load_weights(path)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--config", default="own", help="configuration of reproduce_yinyang.py (own | beyond)")
+    ap.add_argument("--epochs", type=int, default=20, help="epochs (0: the configuration's own)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hidden", type=int, default=150)
+    ap.add_argument("--hidden", type=int, default=None, help="hidden neurons (default: the configuration's)")
     ap.add_argument("--load", help="FP weights (.npz from --save) instead of training")
     ap.add_argument("--save", help="write the trained FP weights here (.npz)")
     args = ap.parse_args(argv)
-    if args.epochs < 1 or args.hidden < 1:
-        raise SystemExit("--epochs and --hidden must be >= 1")
-    tr, te = load_yinyang("train"), load_yinyang("test")
-    x_tr, x_te = fp.encode_latency(tr.x), fp.encode_latency(te.x)
+    if args.epochs < 0 or (args.hidden is not None and args.hidden < 1):
+        raise SystemExit("--epochs must be >= 0 and --hidden >= 1")
+    repro = _script("reproduce_yinyang")
+    try:
+        cfg, epochs = repro.named_config(args.config, args.epochs or None)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    if args.hidden is not None:
+        cfg["hidden"] = args.hidden
+    te = load_yinyang("test")
     t0 = time.perf_counter()
     if args.load:
-        m = _load(args.load)
+        m, meta = _load(args.load)
+        enc = meta.get("encoding")
         trained = {"loaded": args.load}
     else:
-        m = fp.train_classifier_fp(x_tr, tr.y, hidden=[args.hidden], n_classes=3, epochs=args.epochs,
-                                   seed=args.seed, settings=fp.FPSettings(**SETTINGS), **TRAIN)
-        trained = {"epochs": args.epochs, "seed": args.seed, "hidden": args.hidden,
-                   "train_s": time.perf_counter() - t0}
+        m = repro.train_model(args.seed, epochs, cfg)
+        enc = cfg.get("encoding")
+        trained = {"config": args.config, "epochs": epochs, "seed": args.seed, "hidden": cfg["hidden"],
+                   "selected_epoch": m.selected_epoch, "train_s": time.perf_counter() - t0}
         if args.save:
-            np.savez(args.save, n_layers=len(m.net.w), **{f"w{l}": w for l, w in enumerate(m.net.w)})
+            meta = {"settings": fp.settings_dict(m.settings), "encoding": enc, "config": args.config,
+                    "seed": args.seed, "epochs": epochs}
+            np.savez(args.save, n_layers=len(m.net.w), meta_json=json.dumps(meta, allow_nan=False),
+                     **{f"w{l}": w for l, w in enumerate(m.net.w)})
+    x_te = repro.encode(te.x, {"encoding": enc} if enc else {})
     t_fp = m.first_spike_times(x_te)
     pred_fp = fp.predict_from_times(t_fp, m.settings.t_max)
     out = {"benchmark": "fp_tick_accuracy", "dataset": "yinyang test (1000)", "unit_s": UNIT_S,

@@ -15,8 +15,22 @@ epochs, every heuristic listed) over the same seeds and prints one JSON line wit
 ``paper_settings``, ``own_settings`` and ``published`` (no timing peers); each finished run is
 also written to stderr as it ends.
 
+``--config beyond`` trains BEYOND_CONFIG (issue 18's "beyond the anchors": 200 hidden,
+beta 0.25, lr 1e-2, 30 epochs, the epoch kept by accuracy on the published validation split;
+every departure from CONFIG is listed beside it). The JSON line also carries ``cpu_s_total``
+(the processes' CPU seconds: on an idle machine ``wall_s`` is about ``cpu_s_total / jobs``),
+``load_avg_1min`` before and after, and ``selected_epochs``.
+
+BPTT (``--method bptt``) rounds the spike times onto a grid (default 1 ms steps, one time unit
+= 5 ms, 40 steps) and trains :func:`rtsnn.learn.offline.bptt.train_classifier`; the ``bptt``
+key of ``--override`` sets the grid (``dt_s``, ``n_steps``, ``unit_s``) and its options
+(``loss``, ``lr``, ``tau_mem_s``, ``hidden``, ...).
+
     python scripts/reproduce_yinyang.py --method fp --seeds 10 --epochs 60 --jobs 2
+    python scripts/reproduce_yinyang.py --config beyond --seeds 10 --jobs 2 --no-compare
     python scripts/reproduce_yinyang.py --paper --seeds 10 --jobs 2
+    python scripts/reproduce_yinyang.py --method bptt --seeds 1 --epochs 20 --no-compare \
+        --override '{"bptt": {"loss": "mean_ce", "lr": 5e-3}}'
 """
 
 from __future__ import annotations
@@ -78,10 +92,39 @@ PAPER_NOTES = [
     "numpy default_rng(seed)",
 ]
 
+# Beyond the anchors (issue 18): chosen on the validation split, seed 0-1 runs (the search is
+# in docs/benchmarks.md). Departures from CONFIG: membrane rate beta 0.25 (tau_mem = 4 tau_syn,
+# as EventProp's 20 ms / 5 ms), 200 hidden neurons with output weights N(1.5, 0.1), lr 1e-2,
+# gradient clip at norm 1 (CONFIG: 0.05), 30 epochs, and the weights of the epoch with the best
+# accuracy on the published validation split (epochs 15-29), never the test set.
+BEYOND_CONFIG = {**CONFIG, "hidden": 200,
+                 "settings": {**CONFIG["settings"], "beta": 0.25},
+                 "init": {**CONFIG["init"], "out_mean": 1.5},
+                 "lr": 1e-2, "grad_clip": 1.0, "select_on_val": True, "val_from_epoch": 15,
+                 # BPTT (--method bptt --epochs 20): spike times on a 0.25 ms grid (D = 0.05 units,
+                 # 160 steps; the 1 ms grid's 0.2 units is what held it at ~92-94 %), 200 LIF,
+                 # per-neuron thresholds and leaks trained, mean cross-entropy on a leaky readout
+                 "bptt": {"dt_s": 2.5e-4, "n_steps": 160, "hidden": [200], "loss": "mean_ce", "lr": 5e-3,
+                          "trainable": ["weights", "threshold", "leak"]}}
+BEYOND_EPOCHS = 30
+NAMED = {"own": (CONFIG, OWN_EPOCHS), "beyond": (BEYOND_CONFIG, BEYOND_EPOCHS)}
 
-def _encode(x, cfg):
+
+def named_config(name, epochs=None):
+    """(configuration, epochs) of a named configuration; ValueError naming an unknown one."""
+    if name not in NAMED:
+        raise ValueError(f"--config must be one of {sorted(NAMED)}, got {name!r}")
+    cfg, ep = NAMED[name]
+    return dict(cfg), int(epochs or ep)
+
+
+def encode(x, cfg):
+    """Features -> spike times with the configuration's ``encoding`` (default: Table 3's)."""
     e = cfg.get("encoding") or {"t_early": 0.15, "t_late": 2.0, "t_bias": 0.9}
     return fp.encode_latency(x, t_early=e["t_early"], t_late=e["t_late"], t_bias=e["t_bias"])
+
+
+_encode = encode
 
 
 def _data(cfg=None):
@@ -92,19 +135,35 @@ def _data(cfg=None):
     return tr, te, _encode(tr.x, cfg), _encode(te.x, cfg)
 
 
+def train_model(seed, epochs, cfg, data=None):
+    """One FP network trained with configuration ``cfg`` on the training set; with
+    ``cfg["select_on_val"]`` the weights of the epoch with the best accuracy on the published
+    validation split (1000 samples, seed 41: held out from training and test) are kept,
+    scored from epoch ``cfg["val_from_epoch"]`` on."""
+    tr, te, xtr, xte = data or _data(cfg)
+    val = {}
+    if cfg.get("select_on_val"):
+        va = load_yinyang("validation")
+        val = dict(x_val=encode(va.x, cfg), y_val=va.y, select_on_val=True,
+                   val_from_epoch=min(int(cfg.get("val_from_epoch", 0)), epochs - 1))
+    return fp.train_classifier_fp(xtr, tr.y, hidden=[cfg["hidden"]], n_classes=3, epochs=epochs,
+                                  seed=seed, settings=fp.FPSettings(**cfg["settings"]),
+                                  lr=cfg["lr"], lr_final=cfg["lr_final"],
+                                  batch_size=cfg["batch_size"], init=cfg["init"],
+                                  hidden_kick=cfg["hidden_kick"], grad_clip=cfg["grad_clip"],
+                                  silent_kick=cfg["silent_kick"], pure=cfg.get("pure", False), **val)
+
+
 def _train_fp(job):
     seed, epochs, cfg = job[:3]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     tr, te, xtr, xte = _data(cfg)
     t0 = time.perf_counter()
-    m = fp.train_classifier_fp(xtr, tr.y, hidden=[cfg["hidden"]], n_classes=3, epochs=epochs,
-                               seed=seed, settings=fp.FPSettings(**cfg["settings"]),
-                               lr=cfg["lr"], lr_final=cfg["lr_final"],
-                               batch_size=cfg["batch_size"], init=cfg["init"],
-                               hidden_kick=cfg["hidden_kick"], grad_clip=cfg["grad_clip"],
-                               silent_kick=cfg["silent_kick"], pure=cfg.get("pure", False))
+    c0 = time.process_time()
+    m = train_model(seed, epochs, cfg, (tr, te, xtr, xte))
     out = {"seed": seed, "test_acc": m.accuracy(xte, te.y), "train_acc": m.accuracy(xtr, tr.y),
-           "wall_s": time.perf_counter() - t0,
+           "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+           "selected_epoch": m.selected_epoch,
            "epoch_s": [h["epoch_s"] for h in m.history], "heuristics": m.heuristics}
     if len(job) > 3:  # --paper: report each run as it ends
         out["which"] = job[3]
@@ -149,19 +208,32 @@ def compare(seeds: int, jobs: int, paper_epochs: int = PAPER_EPOCHS,
                        f"--jobs {jobs}"}
 
 
+def bptt_settings(cfg):
+    """BPTT's settings: ``cfg["bptt"]`` over the defaults (the 1 ms grid of the timing peers,
+    the hidden size and batch of the FP configuration, count cross-entropy on a spiking output).
+    ``dt_s`` and ``n_steps`` set the grid the spike times are rounded onto (``unit_s`` seconds
+    per time unit); other keys go to ``train_classifier`` as options."""
+    b = {"dt_s": DT_S, "n_steps": N_STEPS, "unit_s": UNIT_S, "hidden": [cfg["hidden"]],
+         "lr": cfg.get("bptt_lr", 1e-3), "tau_mem_s": cfg.get("bptt_tau_mem_s", 20e-3),
+         "batch_size": cfg["batch_size"], "loss": "count_ce"}
+    b.update(cfg.get("bptt") or {})
+    return b
+
+
 def _train_bptt(job):
     seed, epochs, cfg = job
     train = load_bptt()
     tr, te, xtr, xte = _data()
-    gtr = times_to_grid(xtr, UNIT_S, DT_S, N_STEPS)
-    gte = times_to_grid(xte, UNIT_S, DT_S, N_STEPS)
+    b = bptt_settings(cfg)
+    grid = {k: b.pop(k) for k in ("unit_s", "dt_s", "n_steps")}
+    gtr = times_to_grid(xtr, grid["unit_s"], grid["dt_s"], grid["n_steps"])
+    gte = times_to_grid(xte, grid["unit_s"], grid["dt_s"], grid["n_steps"])
     t0 = time.perf_counter()
-    m = train(gtr, tr.y, hidden=[cfg["hidden"]], n_classes=3, epochs=epochs, seed=seed,
-              lr=cfg.get("bptt_lr", 1e-3), batch_size=cfg["batch_size"], dt_s=DT_S,
-              tau_mem_s=cfg.get("bptt_tau_mem_s", 20e-3))
+    c0 = time.process_time()
+    m = train(gtr, tr.y, n_classes=3, epochs=epochs, seed=seed, dt_s=grid["dt_s"], **b)
     return {"seed": seed, "test_acc": float(np.mean(np.asarray(m.predict(gte)) == te.y)),
             "train_acc": float(np.mean(np.asarray(m.predict(gtr)) == tr.y)),
-            "wall_s": time.perf_counter() - t0,
+            "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
             "epoch_s": [h["epoch_s"] for h in m.history]}
 
 
@@ -210,7 +282,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compare", action="store_true", help="skip the timing peers")
     ap.add_argument("--timing-only", action="store_true",
                     help="only the timing peers (no seeds trained)")
-    ap.add_argument("--override", default="{}", help="JSON overriding CONFIG keys")
+    ap.add_argument("--override", default="{}", help="JSON overriding the configuration's keys")
+    ap.add_argument("--config", default="own", choices=sorted(NAMED),
+                    help="own: CONFIG (60 epochs); beyond: BEYOND_CONFIG (the >= 98.2 %% attempt)")
     args = ap.parse_args(argv)
     prog = "reproduce_yinyang.py"
     if args.seeds < 1 or (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
@@ -227,16 +301,18 @@ def main(argv=None) -> int:
                 "--method": (args.method, args.method == "fp"),
                 "--override": (args.override, not ov),
                 "--epochs": (args.epochs, args.epochs in (None, PAPER_EPOCHS)),
-                "--timing-only": (True, not args.timing_only)})
+                "--timing-only": (True, not args.timing_only),
+                "--config": (args.config, args.config == "own")})
         except PaperConflict as e:
             return cli_refusal(prog, e)
         emit(compare(args.seeds, args.jobs))
         return 0
+    base, base_epochs = named_config(args.config)
     if args.epochs is None:
-        args.epochs = OWN_EPOCHS
-    cfg = {**CONFIG, **{k: v for k, v in ov.items() if k not in ("settings", "init")}}
-    cfg["settings"] = {**CONFIG["settings"], **ov.get("settings", {})}
-    cfg["init"] = {**CONFIG["init"], **ov.get("init", {})}
+        args.epochs = base_epochs
+    cfg = {**base, **{k: v for k, v in ov.items() if k not in ("settings", "init", "bptt")}}
+    for k in ("settings", "init", "bptt"):
+        cfg[k] = {**base.get(k, {}), **ov.get(k, {})}
     if args.method == "bptt":
         load_bptt()  # fail early with a clear message
     if args.timing_only:
@@ -246,6 +322,7 @@ def main(argv=None) -> int:
         return 0
     fn = _train_fp if args.method == "fp" else _train_bptt
     jobs = [(seed, args.epochs, cfg) for seed in range(args.seeds)]
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     if args.jobs == 1:
         runs = [fn(j) for j in jobs]
@@ -259,9 +336,14 @@ def main(argv=None) -> int:
     rec = {"benchmark": "yinyang", "method": args.method, "seeds": args.seeds,
            "epochs": args.epochs, "test_acc_mean": acc_m, "test_acc_sd": acc_sd,
            "test_acc": accs, "train_acc_mean": float(np.mean([r["train_acc"] for r in runs])),
-           "wall_s": wall, "jobs": args.jobs,
+           "wall_s": wall, "jobs": args.jobs, "config_name": args.config,
+           "cpu_s_total": float(sum(r["cpu_s"] for r in runs)),
+           "load_avg_1min": [load_before, os.getloadavg()[0]], "cpu_count": os.cpu_count(),
+           "selected_epochs": [r.get("selected_epoch") for r in runs],
            "run_wall_s_max": max(r["wall_s"] for r in runs),
            "epoch_s_median": epoch_med, "config": cfg}
+    if args.method == "bptt":
+        rec["bptt_settings"] = bptt_settings(cfg)
     if not args.no_compare:
         rec["timing"] = _timing_peers(cfg)
     emit(rec)

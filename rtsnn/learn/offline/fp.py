@@ -19,7 +19,8 @@ Heuristics (none is in the FP paper; each is named by :func:`heuristics_in_use` 
 given its "off" value): ``silent_kick`` (default 0.05, off: 0), ``hidden_kick`` (default 0,
 off: 0), ``grad_clip`` (default None = off), ``lr_final`` (cosine learning-rate decay, default
 None = constant rate). ``pure=True`` refuses any of them, so a run on the paper's settings is
-exactly Adam on the exact FP gradient of the loss.
+exactly Adam on the exact FP gradient of the loss. Epoch selection on a held-out validation
+set (``select_on_val``) changes no gradient and is not one of them.
 """
 
 from __future__ import annotations
@@ -347,12 +348,15 @@ def heuristics_in_use(*, silent_kick: float = 0.05, hidden_kick: float = 0.0,
 @dataclass
 class TrainedFP:
     """A trained FP classifier: ``predict(in_times)``, ``history`` (per-epoch dicts),
-    ``heuristics`` (the training heuristics that were on, see :func:`heuristics_in_use`)."""
+    ``heuristics`` (the training heuristics that were on, see :func:`heuristics_in_use`),
+    ``selected_epoch`` (validation-based selection, see :func:`train_classifier_fp`)."""
 
     net: FPNetwork
     settings: FPSettings
     history: list[dict]
     heuristics: list[str] = field(default_factory=list)
+    selected_epoch: int | None = None
+    """With ``select_on_val``: the epoch (0-based) whose weights were kept, else None."""
 
     def first_spike_times(self, in_times: np.ndarray) -> np.ndarray:
         x = _check_times("in_times", in_times, self.net.n_in)
@@ -412,7 +416,8 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
                         target_loss: float | None = None, stop_at_train_acc: float | None = None,
                         grad_clip: float | None = None,
                         progress: bool = False,
-                        net: FPNetwork | None = None, pure: bool = False) -> TrainedFP:
+                        net: FPNetwork | None = None, pure: bool = False,
+                        select_on_val: bool = False, val_from_epoch: int = 0) -> TrainedFP:
     """Minibatch Adam on the TTFS loss with exact FP gradients.
 
     ``x_times`` (n, n_in) input spike times (see :func:`encode_latency`); learning rate decays
@@ -424,8 +429,15 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
     1/V' -> inf). History per epoch: loss, train_acc, val_acc (or None), epoch_s, steps,
     silent_label_frac, hidden_active_frac, hidden_spikes_per_sample.
 
+    Validation: with ``x_val``/``y_val`` each epoch's end is scored on them (``val_acc``,
+    from epoch ``val_from_epoch`` on; earlier epochs record None); ``select_on_val`` returns
+    the weights of the epoch with the highest validation accuracy (the latest of equals) and
+    sets ``selected_epoch``. The validation set must be held out from training and from
+    testing: this is epoch selection, never a test-set figure.
+
     Heuristics: ``silent_kick``, ``hidden_kick``, ``grad_clip``, ``lr_final`` (each off at its
     :data:`HEURISTIC_OFF` value); ``pure=True`` raises ValueError naming any that is on.
+    Validation-based selection is not a heuristic (it changes no gradient).
     """
     settings = settings or FPSettings()
     used = heuristics_in_use(silent_kick=silent_kick, hidden_kick=hidden_kick,
@@ -450,9 +462,15 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
         raise ValueError(f"hidden sizes must be >= 1, got {hidden!r}")
     x_times = _check_times("x_times", x_times)
     y = check_labels("y", y, x_times.shape[0], n_classes)
+    if (x_val is None) != (y_val is None):
+        raise ValueError("give both x_val and y_val, or neither")
     if x_val is not None:
         x_val = _check_times("x_val", x_val, x_times.shape[1])
         y_val = check_labels("y_val", y_val, x_val.shape[0], n_classes)
+    if select_on_val and x_val is None:
+        raise ValueError("select_on_val needs a held-out validation set (x_val, y_val)")
+    if not (isinstance(val_from_epoch, int) and 0 <= val_from_epoch < int(epochs)):
+        raise ValueError(f"val_from_epoch must be an int in [0, epochs), got {val_from_epoch!r}")
     if net is None:
         net = init_network(x_times.shape[1], list(hidden), n_classes, seed, **(init or {}))
     ev = FPEvaluator(net, settings)
@@ -472,6 +490,7 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
     total_steps = epochs * n_batches
     nrn_off = np.concatenate([[0], np.cumsum(n_post)])
     history: list[dict] = []
+    best_val, best_theta, best_ep = -1.0, None, None
     for ep in range(int(epochs)):
         t0 = time.perf_counter()
         theta_start = theta.copy()
@@ -524,9 +543,11 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
                "hidden_active_frac": float(np.mean(ep_counts[:nrn_off[-2]] > 0))
                if len(net.w) > 1 else None,
                "hidden_spikes_per_sample": float(ep_counts[:nrn_off[-2]].sum() / n)}
-        if x_val is not None:
+        if x_val is not None and ep >= val_from_epoch:
             _, _, tv, _, _ = ev.run(x_val, y_val, want_grad=False)
             rec["val_acc"] = float(np.mean(predict_from_times(tv, settings.t_max) == y_val))
+            if select_on_val and rec["val_acc"] >= best_val:
+                best_val, best_theta, best_ep = rec["val_acc"], theta.copy(), ep
         history.append(rec)
         if progress:
             print(f"epoch {ep + 1}/{epochs} loss {rec['loss']:.4f} train {rec['train_acc']:.3f}"
@@ -539,8 +560,10 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
             theta = theta_start  # the weights that reached it (before this epoch's updates)
             rec["steps"] = step - n_batches
             break
+    if select_on_val and best_theta is not None:
+        theta = best_theta
     net.set_flat(theta)
-    return TrainedFP(net, settings, history, used)
+    return TrainedFP(net, settings, history, used, best_ep if select_on_val else None)
 
 
 def settings_dict(s: FPSettings) -> dict:
