@@ -18,7 +18,6 @@ over the same inits and prints one JSON line with ``paper_settings``, ``own_sett
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rtsnn.datasets import load_xor  # noqa: E402
 from rtsnn.learn.offline import fp  # noqa: E402
-from rtsnn.learn.offline.fp_repro import (PUBLISHED, PaperConflict, cli_refusal,  # noqa: E402
+from rtsnn.learn.offline.fp_repro import (parse_override, PUBLISHED, PaperConflict, cli_refusal,  # noqa: E402
                                           emit, load_bptt, mean_sd, refuse_paper_conflicts,
                                           times_to_grid, xor_summary)
 
@@ -134,11 +133,9 @@ def main(argv=None) -> int:
     if args.seeds < 1 or args.epochs < 1:
         return cli_refusal(prog, ValueError("--seeds and --epochs must be >= 1"))
     try:
-        ov = json.loads(args.override)
-        if not isinstance(ov, dict):
-            raise ValueError("--override must be a JSON object")
+        ov = parse_override(args.override)
     except ValueError as e:
-        return cli_refusal(prog, ValueError(f"--override: {e}"))
+        return cli_refusal(prog, e)
     if args.paper:
         try:
             refuse_paper_conflicts({"--method": (args.method, args.method == "fp"),

@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rtsnn.datasets import load_yinyang  # noqa: E402
 from rtsnn.learn.offline import fp  # noqa: E402
-from rtsnn.learn.offline.fp_repro import (PUBLISHED, PaperConflict,  # noqa: E402
+from rtsnn.learn.offline.fp_repro import (parse_override, PUBLISHED, PaperConflict,  # noqa: E402
                                           acc_summary, cli_refusal, emit, load_bptt, mean_sd,
                                           refuse_paper_conflicts, snntorch_epoch_seconds,
                                           times_to_grid)
@@ -290,11 +290,9 @@ def main(argv=None) -> int:
     if args.seeds < 1 or (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
         return cli_refusal(prog, ValueError("--seeds, --epochs and --jobs must be >= 1"))
     try:
-        ov = json.loads(args.override)
-        if not isinstance(ov, dict):
-            raise ValueError("--override must be a JSON object")
+        ov = parse_override(args.override)
     except ValueError as e:
-        return cli_refusal(prog, ValueError(f"--override: {e}"))
+        return cli_refusal(prog, e)
     if args.paper:
         try:
             refuse_paper_conflicts({

@@ -153,6 +153,19 @@ def refuse_paper_conflicts(given: dict) -> None:
                                 f"contradicts them (drop {name} or drop --paper)")
 
 
+def parse_override(text: str) -> dict:
+    """The JSON object of a script's ``--override`` option; ValueError naming the option."""
+    import json
+
+    try:
+        ov = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"--override: {err}") from None
+    if not isinstance(ov, dict):
+        raise ValueError("--override: must be a JSON object")
+    return ov
+
+
 def cli_refusal(prog: str, err: Exception) -> int:
     """Print ``prog: error: ...`` as one line on stderr; return the exit status 2."""
     import sys  # noqa: PLC0415
