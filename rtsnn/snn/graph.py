@@ -196,12 +196,7 @@ class Graph:
         if unreached:
             raise GraphError(f"node {unreached[0]!r}: not reachable from the input {self.input_name!r}"
                              + (f" (nor {len(unreached) - 1} more)" if len(unreached) > 1 else ""))
-        order = post[::-1]
-        pos = {n: i for i, n in enumerate(order)}
-        if pos[self.output_name] != len(order) - 1:
-            # every other node must feed the output eventually; a dead branch is a user error
-            pass
-        return order, recurrent
+        return post[::-1], recurrent
 
     def order(self) -> list[str]:
         """Evaluation order of the nodes within one tick."""

@@ -361,7 +361,6 @@ class GraphNetwork:
         accs = {n: st["acc"].copy() for n, st in self._state.items()}
         bufs = {n: b.copy() for n, b in self._buf.items()}
         counters = self._counters.copy()
-        x = self.last_input()
         for fn, args in self._ops:
             fn(*args)
         self._counters[...] = counters
@@ -371,7 +370,6 @@ class GraphNetwork:
             self._state[n]["acc"][...] = a
         for n, b in bufs.items():
             self._buf[n][...] = b
-        del x
 
     def run(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run ``xs`` (T, n_in) float32 from the current state; ``(y (T, n_out), z (T, n_spk))``
