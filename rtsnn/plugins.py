@@ -95,7 +95,10 @@ def build(group: str, name: str, options: dict[str, Any], key: str, origin: str 
     """Load plugin ``name`` from ``group`` and construct it from config ``options`` (plus
     ``extra`` arguments the session supplies, such as the model for a backend, and what the
     class declares it takes of ``context``: :func:`session_arguments`)."""
-    cls = load(group, name)
+    try:
+        cls = load(group, name)
+    except ConfigError as err:
+        raise ConfigError(f"{origin}: {key}.kind: {err}") from None
     if "context" in options:
         raise ConfigError(f"{origin}: {key}.options: context: set by the session (its StageContext), "
                           f"not by a config option")

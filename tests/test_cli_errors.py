@@ -509,12 +509,12 @@ def test_model_convert_a_two_layer_graph_both_ways(tmp_path, capsys):
 
 
 def test_run_names_the_config_of_an_unknown_plugin(tmp_path, capsys):
-    """Found by the fuzz test above: a plugin lookup's error did not name the config file."""
+    """Found by the fuzz test above: a plugin lookup's error did not name the config file, then the key."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text("source: {kind: y, options: {}}\nencoder: {kind: passthrough, options: {n_channels: 2}}\n"
                    "session: {monitor: false, out_dir: " + str(tmp_path / "s") + "}\n")
     rc, out, err = _call(capsys, ["run", cfg])
-    assert rc == 2 and out == "" and err.startswith(f"rtsnn: config error: {cfg}: no rtsnn.sources plugin named 'y'")
+    assert rc == 2 and out == "" and err.startswith(f"rtsnn: config error: {cfg}: source.kind: no rtsnn.sources plugin named 'y'")
     assert len(err.strip().splitlines()) == 1
 
 
