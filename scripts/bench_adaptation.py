@@ -37,7 +37,7 @@ import numpy as np
 from rtsnn.backends.numba_cpu import NumbaCpuBackend
 from rtsnn.learn.online.adaptation import CursorReward, r2_score, recovery_time_s, replay, windowed_r2
 from rtsnn.learn.online.ridge_readout import accumulate_gram, solve_ridge
-from rtsnn.snn import Model, NeuronSettings, load_model, save_model
+from rtsnn.snn import Model, load_model, save_model, single_layer
 from rtsnn.stream import synthetic as S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +45,9 @@ CHEWIE = ROOT / ".." / "shared" / "data" / "neural" / "chewie_20131003_bin100ms.
 
 
 def make_model(n_in: int, n_rec: int, dt_s: float, seed: int, tau_out_s: float, input_rate_hz: float) -> Model:
-    settings = NeuronSettings(model="alif", dt_s=dt_s, tau_mem_s=0.02, tau_adapt_s=0.2, beta_adapt=0.1, v_th=1.0,
-                              refractory_s=0.002, tau_out_s=tau_out_s)
-    m = Model.random(n_in, n_rec, 2, settings, seed=seed, input_rate_hz=input_rate_hz)
+    layer = single_layer("alif", n_rec, tau_mem_s=0.02, tau_adapt_s=0.2, beta_adapt=0.1, v_th=1.0, refractory_s=0.002,
+                         tau_out_s=tau_out_s)
+    m = Model.random(n_in, n_rec, 2, *layer, dt_s=dt_s, seed=seed, input_rate_hz=input_rate_hz)
     m.output_labels, m.output_units = ["vx", "vy"], ["a.u./s", "a.u./s"]
     return m
 

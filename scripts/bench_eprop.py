@@ -20,16 +20,16 @@ import numpy as np
 
 from rtsnn.backends.numba_cpu import NumbaCpuBackend
 from rtsnn.learn.online.eprop import EpropLearner
-from rtsnn.snn.params import Model, NeuronSettings
+from rtsnn.snn.params import Model, single_layer
 
 
 def bench(n_rec: int, ticks: int, every: int, learn: bool, seed: int = 0) -> dict:
-    s = NeuronSettings(model="alif", tau_mem_s=20e-3, tau_adapt_s=200e-3, beta_adapt=0.2, v_th=1.0,
-                       refractory_s=2e-3, tau_out_s=20e-3)
-    model = Model.random(96, n_rec, 2, settings=s, seed=seed, input_gain=1.0, readout_scale=0.1)
+    layer = single_layer("alif", n_rec, tau_mem_s=20e-3, tau_adapt_s=200e-3, beta_adapt=0.2, v_th=1.0,
+                         refractory_s=2e-3, tau_out_s=20e-3)
+    model = Model.random(96, n_rec, 2, *layer, seed=seed, input_gain=1.0, readout_scale=0.1)
     be = NumbaCpuBackend(model)
     lrn = EpropLearner(lr=1e-3, optimizer="adam", feedback="symmetric", update_every_ticks=every, c_reg=1.0)
-    lrn.attach(be, s.dt_s)
+    lrn.attach(be, model.dt_s)
     be.warm_up()
     rng = np.random.default_rng(seed)
     xs = (rng.random((4096, 96)) < 0.02).astype(np.float32)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from rtsnn.learn.online.eprop import EpropOptions, nest_settings, train_sequences
+from rtsnn.learn.online.eprop import EpropOptions, nest_constants, train_sequences
 from rtsnn.learn.online.eprop_reference import run_nest_regression, sine_task
 
 
@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     a = ap.parse_args()
     d = sine_task(a.iters)
-    s = nest_settings(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], d["t_ref_ms"])
+    s = nest_constants(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], d["t_ref_ms"])
     o = EpropOptions(lr=1e-4, feedback="random", optimizer="gd", update_every_ticks=d["xs"].shape[1], loss="mse",
                      conventions="nest_bsshslm_2020", c_reg=300.0)
 

@@ -77,6 +77,7 @@ scripts/requirements-peers.txt)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
@@ -124,16 +125,16 @@ def poisson_raster(n_ticks: int, n_in: int = N_IN, rate_hz: float = INPUT_RATE_H
 
 
 # ---------------------------------------------------------------------------- models
-def network_settings(name: str):
-    from rtsnn.snn import NeuronSettings
+def network_layer(name: str):
+    """``(hidden, trace)`` nodes of network ``name`` (at tick ``DT_S``)."""
+    from rtsnn.snn import single_layer
 
     if name == "alif256":
-        # the settings of the `rtsnn demo` decoder (rtsnn/configs/demo.yaml)
-        return 256, NeuronSettings(model="alif", dt_s=DT_S, tau_mem_s=20e-3, tau_adapt_s=200e-3, beta_adapt=0.1,
-                                   v_th=1.0, refractory_s=2e-3, tau_out_s=50e-3)
+        # the neurons of the `rtsnn demo` decoder (rtsnn/configs/demo.yaml)
+        return single_layer("alif", 256, tau_mem_s=20e-3, tau_adapt_s=200e-3, beta_adapt=0.1, v_th=1.0,
+                            refractory_s=2e-3, tau_out_s=50e-3)
     if name == "lif1024":
-        return 1024, NeuronSettings(model="lif", dt_s=DT_S, tau_mem_s=20e-3, v_th=1.0, refractory_s=0.0,
-                                    tau_out_s=20e-3)
+        return single_layer("lif", 1024, tau_mem_s=20e-3, v_th=1.0, refractory_s=0.0, tau_out_s=20e-3)
     raise ValueError(f"unknown network {name!r}; expected alif256 or lif1024")
 
 
@@ -152,8 +153,8 @@ def calibrated_model(name: str, calib_raster: np.ndarray, target: float = TARGET
     redrawing (and re-solving the eigenvalues of) the whole model each time."""
     from rtsnn.snn import Model
 
-    n_rec, settings = network_settings(name)
-    base = Model.random(N_IN, n_rec, 2, settings, seed=MODEL_SEED, input_gain=1.0,
+    hidden, trace = network_layer(name)
+    base = Model.random(N_IN, hidden.n, 2, hidden, trace, dt_s=DT_S, seed=MODEL_SEED, input_gain=1.0,
                         input_rate_hz=INPUT_RATE_HZ, readout_scale=1.0)
     w_in_1 = base.weights.w_in.copy()
     skip = min(200, calib_raster.shape[0] // 4)
@@ -223,13 +224,13 @@ def bench_rtsnn(model, raster: np.ndarray, warmup: int, peer_ticks: int = 0) -> 
 
 # ---------------------------------------------------------------------------- snnTorch
 def bench_snntorch(model, raster: np.ndarray, warmup: int) -> dict[str, Any]:
-    if model.settings.adaptive:
+    if model.constants.adaptive:
         return {"skipped": "snnTorch 1.0 has no adaptive-threshold (ALIF) neuron"}
     import snntorch as snn
     import torch
 
     torch.set_num_threads(1)
-    s, w = model.settings, model.weights
+    s, w = model.constants, model.weights
     n_rec, n_out = model.n_rec, model.n_out
     with torch.no_grad():
         fc_in = torch.nn.Linear(N_IN, n_rec, bias=False)
@@ -277,7 +278,7 @@ def _brian2_network(model, raster_ref: list, stamps: np.ndarray, n_ticks_cb: lis
     reads the readout and stamps ``stamps[t]``. Returns (net, inp, rec, out, spike_mon)."""
     import brian2 as b2
 
-    s, w = model.settings, model.weights
+    s, w = model.constants, model.weights
     n_rec, n_out = model.n_rec, model.n_out
     eqs = "dv/dt = -v / tau_mem : 1\n"
     if s.adaptive:
@@ -399,7 +400,7 @@ def bench_brian2(model, raster: np.ndarray, warmup: int, naive_ticks: int = 12) 
 
 # ---------------------------------------------------------------------------- NEST
 def _nest_build(model, nest) -> tuple[Any, Any, Any, Any]:
-    s, w = model.settings, model.weights
+    s, w = model.constants, model.weights
     nest.ResetKernel()
     nest.SetKernelStatus({"resolution": DT_S * 1e3, "local_num_threads": 1, "print_time": False,
                           "rng_seed": 1})
@@ -483,7 +484,7 @@ def bench_nest(model, raster: np.ndarray, warmup: int, simulate_ticks: int = 300
         _y = out.get("V_m")
         sim_ns[t] = clock() - t0
     res["simulate_per_tick"] = tick_stats(sim_ns[min(50, m // 4):])
-    model_name = "eprop_iaf_psc_delta_adapt (static synapses)" if model.settings.adaptive else "iaf_psc_delta"
+    model_name = "eprop_iaf_psc_delta_adapt (static synapses)" if model.constants.adaptive else "iaf_psc_delta"
     res["engine"] = f"NEST {nest.__version__}, {model_name}, Prepare / Run(1.0) per tick / Cleanup, 1 thread"
     return res
 
@@ -1031,9 +1032,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         model, gain, calib_act = calibrated_model(net_name, calib)
         models[net_name] = model
-        s = model.settings
         result["models"][net_name] = {
-            "n_in": model.n_in, "n_rec": model.n_rec, "n_out": model.n_out, "neuron": s.to_dict(),
+            "n_in": model.n_in, "n_rec": model.n_rec, "n_out": model.n_out,
+            "neuron": dataclasses.asdict(model.constants),
             "input_gain": round(gain, 4), "calibration_activity": round(calib_act, 5), "seed": MODEL_SEED}
         log(f"[{net_name}] input_gain {gain:.3f} -> calibration activity {100 * calib_act:.2f} % "
             f"({time.perf_counter() - t0:.1f} s)")

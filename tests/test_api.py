@@ -148,9 +148,9 @@ def test_load_outputs_refuses_a_folder_that_is_not_a_session(tmp_path):
 
 
 def test_save_and_load_model_round_trip(tmp_path):
-    from rtsnn.snn import Model, NeuronSettings
+    from rtsnn.snn import Model
 
-    model = Model.random(8, 16, 2, NeuronSettings(dt_s=0.001), seed=3)
+    model = Model.random(8, 16, 2, dt_s=0.001, seed=3)
     path = rtsnn.save_model(tmp_path / "m.npz", model)
     back = rtsnn.load_model(path)
     assert (back.n_in, back.n_rec, back.n_out) == (8, 16, 2)

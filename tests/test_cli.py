@@ -53,7 +53,7 @@ def test_run_json_and_model_info_on_a_real_recording(tmp_path, spike_recording):
 
     import yaml
 
-    from rtsnn.snn import Model, NeuronSettings, save_model
+    from rtsnn.snn import Model, save_model
 
     spike_recording(500, 6, spike_prob=0.1)  # tmp_path / "in.xdf"
     cfg = {"session": {"name": "cli", "pace": "max", "out_dir": str(tmp_path / "s"), "monitor": False},
@@ -68,7 +68,7 @@ def test_run_json_and_model_info_on_a_real_recording(tmp_path, spike_recording):
     assert summary["stage_latency_us"]["learn"]["p99"] is None  # no learner: an empty series is null
     assert Path(summary["folder"], "summary.json").is_file()
 
-    m = Model.random(3, 5, 2, NeuronSettings(), seed=0)
+    m = Model.random(3, 5, 2, seed=0)
     save_model(tmp_path / "m.npz", m)
     p = rtsnn("model", "info", str(tmp_path / "m.npz"), "--json")
     assert p.returncode == 0, p.stderr
@@ -264,10 +264,10 @@ def test_pretrain_emit_writes_nan_as_null(capsys):
 def test_model_convert_prints_the_normalised_path(tmp_path, capsys, monkeypatch):
     import_or_skip("nir", reason="the [nir] extra is not installed")
     from rtsnn.cli import main
-    from rtsnn.snn import Model, NeuronSettings, save_model
+    from rtsnn.snn import Model, save_model
 
     (tmp_path / "sub").mkdir()
-    save_model(tmp_path / "m.npz", Model.random(3, 5, 2, NeuronSettings(), seed=0))
+    save_model(tmp_path / "m.npz", Model.random(3, 5, 2, seed=0))
     monkeypatch.chdir(tmp_path / "sub")
     assert main(["model", "convert", "../m.npz", "./.././m.nir"]) == 0
     assert capsys.readouterr().out.startswith("wrote ../m.nir (NIR, snntorch convention")

@@ -39,10 +39,10 @@ def valid(tmp_path_factory):
     """A valid file of each kind the commands read, by name -> path."""
     from rtsnn.learn.offline.pretrain import training_history
     from rtsnn.recording.xdf_writer import write_xdf_stream
-    from rtsnn.snn import Model, NeuronSettings, save_model
+    from rtsnn.snn import Model, save_model
 
     d = tmp_path_factory.mktemp("valid")
-    save_model(d / "model.npz", Model.random(4, 6, 2, NeuronSettings(), seed=0))
+    save_model(d / "model.npz", Model.random(4, 6, 2, seed=0))
     save_model(d / "graph.npz", _two_layer_graph())
     np.save(d / "in.npy", np.random.default_rng(0).poisson(0.3, (30, 4)).astype(np.float32))
     write_xdf_stream(d / "rec.xdf", (np.random.default_rng(1).random((200, 3)) < 0.1).astype(np.float32), 1000.0,

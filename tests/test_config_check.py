@@ -47,9 +47,9 @@ def _session(**over):
 
 
 def _save_model(path: Path, n_in: int, n_out: int = 2, dt_s: float = 0.001) -> Path:
-    from rtsnn.snn import Model, NeuronSettings, save_model
+    from rtsnn.snn import Model, save_model
 
-    save_model(path, Model.random(n_in, 8, n_out, NeuronSettings(dt_s=dt_s), seed=0))
+    save_model(path, Model.random(n_in, 8, n_out, dt_s=dt_s, seed=0))
     return path
 
 

@@ -105,10 +105,8 @@ def stage_mismatches(cfg: SessionConfig, origin: str = "<config>", *, source: An
 
 
 def model_dt_s(model: Any) -> float | None:
-    """The tick a model was made for: a GraphModel's ``dt_s``, a Model's ``settings.dt_s``."""
+    """The tick a model was made for: its ``dt_s`` (a GraphModel's and a Model's); None if it has none."""
     dt = getattr(model, "dt_s", None)
-    if dt is None:
-        dt = getattr(getattr(model, "settings", None), "dt_s", None)
     return None if dt is None else float(dt)
 
 
@@ -146,7 +144,7 @@ def load_session_model(cfg: SessionConfig, n_in: int, origin: str = "<config>") 
     :class:`~rtsnn.snn.params.Model` for today's single layer, else a
     :class:`~rtsnn.snn.graph.GraphModel`: any graph the backend runs), else a random reservoir
     with ``n_in`` inputs (the encoder's spike channels) at ``session.dt_s``."""
-    from rtsnn.snn import Model, NeuronSettings, load_model  # local: keep import light
+    from rtsnn.snn import Model, layer_from_config, load_model  # local: keep import light
 
     if cfg.model.path and str(cfg.model.path).endswith(".nir"):
         from rtsnn.interop.nir import load_nir
@@ -159,11 +157,11 @@ def load_session_model(cfg: SessionConfig, n_in: int, origin: str = "<config>") 
     if cfg.model.path:
         return load_model(cfg.model.path)
     r = cfg.model.random
-    settings = NeuronSettings(dt_s=cfg.session.dt_s, **r.neuron.model_dump())
+    hidden, trace = layer_from_config(r.neuron, r.n_rec)
     kw: dict[str, Any] = {"spectral_radius": r.spectral_radius}
     if r.input_gain is not None:
         kw["input_gain"] = r.input_gain
-    model = Model.random(n_in, r.n_rec, r.n_out, settings, seed=r.seed, **kw)
+    model = Model.random(n_in, r.n_rec, r.n_out, hidden, trace, dt_s=cfg.session.dt_s, seed=r.seed, **kw)
     if r.output_labels:
         model.output_labels = list(r.output_labels)
     if r.output_units:

@@ -12,8 +12,9 @@ Semantics of one tick (what every engine computes):
 
 A graph has exactly one ``Input`` and one ``Output``. :class:`GraphModel` adds what a model
 file stores beside the graph: output labels and units, provenance and the input contract.
-:func:`graph_from_model` gives today's single recurrent layer (:class:`rtsnn.snn.params.Model`)
-as the smallest graph::
+:func:`graph_from_model` gives the fused kernel's single recurrent layer
+(:class:`rtsnn.snn.params.Model`, whose hidden and trace nodes the graph shares) as the smallest
+graph::
 
     input -> w_in (Linear) -> hidden (LIF | ALIF) -> trace (LI, gain 1) -> w_out (Affine) -> output
                               hidden -> w_rec (Linear) -> hidden        (recurrent)
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from rtsnn.snn.contract import InputContract
-from rtsnn.snn.nodes import (ALIF, LI, LIF, Affine, GraphError, Input, Linear, Node, Output)
+from rtsnn.snn.nodes import Affine, GraphError, Input, Linear, Node, Output
 
 INTEGRATIONS = ("exact", "euler")
 # sizes above these are refused (memory and tick-time guards; raise them here if you must)
@@ -309,19 +310,15 @@ SINGLE = {"input": "input", "w_in": "w_in", "hidden": "hidden", "w_rec": "w_rec"
 
 
 def graph_from_model(model: Any) -> GraphModel:
-    """Today's model (:class:`rtsnn.snn.params.Model`: one recurrent LIF/ALIF layer with scalar
-    settings and a leaky readout trace) as a graph. The weight arrays are shared, not copied."""
-    s, w = model.settings, model.weights
-    n = w.n_rec
-    common = dict(v_th=s.v_th, refractory_s=s.refractory_s, tau_mem_s=s.tau_mem_s, n=n)
-    hidden: Node = (ALIF(tau_adapt_s=s.tau_adapt_s, beta_adapt=s.beta_adapt, **common) if s.model == "alif"
-                    else LIF(**common))
+    """A single-layer :class:`rtsnn.snn.params.Model` as the graph above. The model's nodes and
+    weight arrays are shared, not copied (the nodes are named 'hidden' and 'trace')."""
+    w = model.weights
     nodes: dict[str, Node] = {
         "input": Input(shape=(w.n_in,)),
         "w_in": Linear(weight=w.w_in),
-        "hidden": hidden,
+        "hidden": model.hidden,
         "w_rec": Linear(weight=w.w_rec),
-        "trace": LI(tau_s=s.tau_out_s, n=n),
+        "trace": model.trace,
         "w_out": Affine(weight=w.w_out, bias=w.b_out),
         "output": Output(shape=(w.n_out,)),
     }
@@ -330,21 +327,18 @@ def graph_from_model(model: Any) -> GraphModel:
     # keep the model's own arrays (Linear/Affine made float32 contiguous copies only if needed)
     nodes["w_in"].weight, nodes["w_rec"].weight = w.w_in, w.w_rec  # type: ignore[attr-defined]
     nodes["w_out"].weight, nodes["w_out"].bias = w.w_out, w.b_out  # type: ignore[attr-defined]
-    return GraphModel(Graph(nodes, edges, dt_s=s.dt_s, integration="exact"), provenance=dict(model.provenance),
+    return GraphModel(Graph(nodes, edges, dt_s=model.dt_s, integration="exact"), provenance=dict(model.provenance),
                       output_labels=list(model.output_labels or []), output_units=list(model.output_units or []),
                       input_contract=model.input_contract)
 
 
-def _uniform(arr: np.ndarray) -> bool:
-    return bool(np.all(arr == arr[0]))
-
-
 def model_from_graph(gm: GraphModel) -> Any | None:
     """The :class:`rtsnn.snn.params.Model` a graph is, when it is exactly the single-layer
-    pattern of :func:`graph_from_model` with uniform neuron parameters (subtractive reset at
-    the next tick, ``spike_if`` ``'>='``, unit gains, no leak potential); None otherwise.
-    Arrays are shared."""
-    from rtsnn.snn.params import Model, NeuronSettings, Weights
+    pattern of :func:`graph_from_model` and its nodes are what the fused kernel computes
+    (:func:`rtsnn.snn.params.layer_constants`: uniform parameters, subtractive reset at the
+    next tick, ``spike_if`` ``'>='``, unit gains, no leak potential, time constants > dt_s);
+    None otherwise. Nodes and arrays are shared."""
+    from rtsnn.snn.params import Model, Weights
 
     g = gm.graph
     kinds = {name: node.kind for name, node in g.nodes.items()}
@@ -356,32 +350,13 @@ def model_from_graph(gm: GraphModel) -> Any | None:
             ("hidden", "trace"), ("trace", "w_out"), ("w_out", "output")}
     if set(g.edges) != want or g.edges.index(("w_in", "hidden")) > g.edges.index(("w_rec", "hidden")):
         return None
-    h, tr = g.nodes["hidden"], g.nodes["trace"]
-    per_neuron = [h.tau_mem_s, h.v_th, h.refractory_s, tr.tau_s]  # type: ignore[attr-defined]
-    if h.kind == "ALIF":
-        per_neuron += [h.tau_adapt_s, h.beta_adapt]  # type: ignore[attr-defined]
-    # every neuron field the fused kernel does not have must be at its value there: reset by
-    # subtraction at the next tick, spike when v >= v_th (a NIR import says '>'), unit gain, no leak
-    if not all(_uniform(a) for a in per_neuron) or h.reset_at != "next" or np.any(h.reset != 0) \
-            or h.spike_if != ">=" or np.any(h.gain != 1) or np.any(h.v_leak != 0) or np.any(tr.gain != 1) \
-            or np.any(tr.v_leak != 0):
+    if np.any(np.diagonal(g.nodes["w_rec"].weight)):  # type: ignore[attr-defined]
         return None
-    if np.any(np.diagonal(g.nodes["w_rec"].weight)):
-        return None
-    dt = g.dt_s
-    if not (h.tau_mem_s[0] > dt and tr.tau_s[0] > dt):
-        return None
-    kw: dict[str, Any] = dict(model=h.kind.lower(), dt_s=dt, tau_mem_s=float(h.tau_mem_s[0]), v_th=float(h.v_th[0]),
-                              refractory_s=float(h.refractory_s[0]), tau_out_s=float(tr.tau_s[0]))
-    if h.kind == "ALIF":
-        if not h.tau_adapt_s[0] > dt:
-            return None
-        kw.update(tau_adapt_s=float(h.tau_adapt_s[0]), beta_adapt=float(h.beta_adapt[0]))
     try:
-        settings = NeuronSettings(**kw)
-        weights = Weights(g.nodes["w_in"].weight, g.nodes["w_rec"].weight, g.nodes["w_out"].weight,
-                          g.nodes["w_out"].bias)
+        weights = Weights(g.nodes["w_in"].weight, g.nodes["w_rec"].weight,  # type: ignore[attr-defined]
+                          g.nodes["w_out"].weight, g.nodes["w_out"].bias)  # type: ignore[attr-defined]
+        return Model(g.nodes["hidden"], g.nodes["trace"], weights, g.dt_s,  # type: ignore[arg-type]
+                     provenance=dict(gm.provenance), output_labels=list(gm.output_labels or []),
+                     output_units=list(gm.output_units or []), input_contract=gm.input_contract)
     except ValueError:
         return None
-    return Model(settings, weights, provenance=dict(gm.provenance), output_labels=list(gm.output_labels or []),
-                 output_units=list(gm.output_units or []), input_contract=gm.input_contract)

@@ -1,7 +1,7 @@
 """Numba kernels of one SNN step (float32, write into preallocated buffers, no allocation).
 
 Equations (discrete time, one step of ``dt_s``; ``alpha, rho, kappa`` the per-step decays of
-:class:`rtsnn.snn.params.NeuronSettings`)::
+:class:`rtsnn.snn.params.LayerConstants`)::
 
     I[t] = w_in^T x[t] + w_rec^T z[t-1]                 input current (x: input spike counts)
     v[t] = alpha v[t-1] + I[t] - v_th z[t-1]            membrane, reset by subtraction

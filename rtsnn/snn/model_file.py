@@ -26,7 +26,8 @@ Layout (``np.savez``, uncompressed zip; zip CRCs catch flipped bytes)::
     w_in (n_in, n_rec) float32, w_rec (n_rec, n_rec), w_out (n_rec, n_out), b_out (n_out,)
     header.json   uint8 array holding UTF-8 JSON:
         format "rtsnn-model", format_version 1, neuron_model, dt_s,
-        settings {every NeuronSettings field}, shapes {array name: [dims]},
+        settings {model, dt_s, tau_mem_s, tau_adapt_s, beta_adapt, v_th, refractory_s,
+                  tau_out_s}, shapes {array name: [dims]},
         n_in, n_rec, n_out, output_labels, output_units,
         provenance {created_utc, rtsnn_version, method / how trained, ...},
         input_contract (optional) {n_channels, channel_labels, dt_s, encoder {kind, options},
@@ -61,7 +62,7 @@ from rtsnn.errors import RtsnnValueError
 from rtsnn.snn.contract import InputContract
 from rtsnn.snn.graph import Graph, GraphModel, graph_from_model, model_from_graph
 from rtsnn.snn.nodes import GraphError, node_from_parts
-from rtsnn.snn.params import Model, NeuronSettings, Weights
+from rtsnn.snn.params import NEURON_MODELS, Model, Weights, single_layer
 
 FORMAT = "rtsnn-model"
 FORMAT_VERSION = 2
@@ -384,14 +385,53 @@ def _load_v1(npz: Any, header: dict[str, Any], path: Path) -> Model:
         raise ModelFileError(f"model file {path}: header 'settings' must be an object, got {settings_d!r}")
     if not isinstance(header["provenance"], dict):
         raise ModelFileError(f"model file {path}: header 'provenance' must be an object")
+    dt_s, layer = _v1_settings(settings_d, path)
     try:
-        settings = NeuronSettings.from_dict(settings_d)
+        hidden, trace = single_layer(layer.pop("model"), arrays["w_in"].shape[1], **layer)
         weights = Weights(**arrays)
-        return Model(settings, weights, provenance=dict(header["provenance"]),
+        return Model(hidden, trace, weights, dt_s, provenance=dict(header["provenance"]),
                      output_labels=header["output_labels"], output_units=header["output_units"],
                      input_contract=_parse_contract(header, path))
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"model file {path}: {err}") from err
+
+
+# the neuron settings a v1 header holds, and the values a v1 reader took for a missing one
+V1_SETTINGS_DEFAULTS: dict[str, Any] = {"model": "lif", "dt_s": 1e-3, "tau_mem_s": 20e-3, "tau_adapt_s": 200e-3,
+                                        "beta_adapt": 0.0, "v_th": 1.0, "refractory_s": 0.0, "tau_out_s": 20e-3}
+
+
+def _v1_settings(d: dict[str, Any], path: Path) -> tuple[float, dict[str, Any]]:
+    """``(dt_s, single_layer keyword arguments with 'model')`` of a v1 header's ``settings``,
+    every value checked (errors name the file and the key)."""
+    unknown = sorted(set(d) - set(V1_SETTINGS_DEFAULTS))
+    if unknown:
+        raise ModelFileError(f"model file {path}: header 'settings': unknown key(s) {', '.join(unknown)}; expected "
+                             f"some of {', '.join(V1_SETTINGS_DEFAULTS)}")
+    out = {**V1_SETTINGS_DEFAULTS, **d}
+
+    def bad(key: str, what: str) -> ModelFileError:
+        return ModelFileError(f"model file {path}: header 'settings'.{key}: {what}, got {out[key]!r}")
+
+    if out["model"] not in NEURON_MODELS:
+        raise bad("model", f"must be one of {', '.join(NEURON_MODELS)}")
+    for key in V1_SETTINGS_DEFAULTS:
+        if key == "model":
+            continue
+        v = out[key]
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v):
+            raise bad(key, "must be a finite number")
+        if key in ("beta_adapt", "refractory_s") and v < 0:
+            raise bad(key, "must be >= 0")
+        if key not in ("beta_adapt", "refractory_s") and v <= 0:
+            raise bad(key, "must be > 0")
+    dt_s = float(out.pop("dt_s"))
+    for key in ("tau_mem_s", "tau_adapt_s", "tau_out_s"):
+        if not out[key] > dt_s:
+            raise bad(key, f"must be larger than dt_s ({dt_s:g} s; are the units seconds?)")
+    if out["model"] == "lif":
+        del out["tau_adapt_s"], out["beta_adapt"]  # a LIF layer has no adaptation
+    return dt_s, out
 
 
 def _load_v2(npz: Any, header: dict[str, Any], path: Path) -> GraphModel:

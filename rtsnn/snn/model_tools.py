@@ -200,7 +200,7 @@ def simulate_file(model_path: str | os.PathLike[str], input_path: str | os.PathL
         ys[t] = net.readout()
         spikes += int(np.count_nonzero(net.spikes()))
     write_npy_atomic(out, ys)
-    dt_s = model.dt_s if isinstance(model, GraphModel) else model.settings.dt_s
+    dt_s = model.dt_s
     return {"model": str(model_path), "input": str(input_path), "output": str(out), "ticks": int(xs.shape[0]),
             "n_in": int(model.n_in), "n_out": int(model.n_out), "dt_s": float(dt_s),
             "output_labels": list(model.output_labels or []), "output_units": list(model.output_units or []),

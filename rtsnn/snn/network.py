@@ -40,7 +40,7 @@ class Network:
         self.propagation = propagation
         self.auto_threshold = float(auto_threshold)
         self.n_in, self.n_rec, self.n_out = model.n_in, model.n_rec, model.n_out
-        s = model.settings
+        s = model.constants
         f32 = np.float32
         # Python floats (the kernel rounds them to float32): numpy scalars cost ~5x more to
         # pass through numba's dispatcher.

@@ -1,15 +1,29 @@
-"""The three kinds of values of an SNN model (NIR/Rockpool-like taxonomy, kept small):
+"""The single-layer model of the fused kernel, and the values it is made of.
 
-* :class:`NeuronSettings` -- fixed simulation settings (frozen): neuron model, ``dt_s``,
-  time constants, threshold, adaptation strength, refractory period, readout filter.
+The neuron description is the node dataclass of :mod:`rtsnn.snn.nodes` (one parameter type per
+neuron kind, per-neuron arrays). A :class:`Model` is the smallest model graph the fused kernel
+(:mod:`rtsnn.snn.kernels`) runs, held as its parts:
+
+* ``hidden`` -- a :class:`~rtsnn.snn.nodes.LIF` or :class:`~rtsnn.snn.nodes.ALIF` node of
+  ``n_rec`` neurons, ``trace`` -- an :class:`~rtsnn.snn.nodes.LI` node (the readout trace), and
+  the tick ``dt_s``;
 * :class:`Weights` -- trainable parameters (float32 arrays): ``w_in`` (n_in, n_rec),
-  ``w_rec`` (n_rec, n_rec, zero diagonal), ``w_out`` (n_rec, n_out), ``b_out`` (n_out,).
-* :class:`NetworkState` -- runtime state (float32 arrays, ``refr`` int32): membrane ``v``,
-  adaptation ``a``, spikes ``z``, refractory countdown ``refr``, readout trace ``r``,
-  output ``y``.
+  ``w_rec`` (n_rec, n_rec, zero diagonal), ``w_out`` (n_rec, n_out), ``b_out`` (n_out,);
+* provenance, output labels/units and the optional input contract.
 
-:class:`Model` bundles settings and weights with provenance and output labels/units;
-model files (:mod:`rtsnn.snn.model_file`) store exactly a Model, checkpoints add a state.
+:class:`NetworkState` is the runtime state (float32 arrays, ``refr`` int32): membrane ``v``,
+adaptation ``a``, spikes ``z``, refractory countdown ``refr``, readout trace ``r``, output ``y``.
+
+:class:`LayerConstants` is no model description: it is the handful of per-step scalars the
+fused kernel, its numpy reference and e-prop compute with, derived from the nodes by
+:func:`layer_constants` (``alpha = exp(-dt_s/tau_mem_s)``, ``rho = exp(-dt_s/tau_adapt_s)``,
+``kappa = exp(-dt_s/tau_s)`` of the trace, ``n_ref = round(refractory_s/dt_s)``).
+
+The fused kernel has one value per parameter for the whole layer, so a Model's nodes must be
+uniform over the neurons and at the kernel's fixed choices (subtractive reset at the next tick,
+spike when ``v >= v_th``, unit gains, no leak potential); anything else is a model graph
+(:class:`rtsnn.snn.graph.GraphModel`), run by :mod:`rtsnn.snn.graph_network`. Model files
+(:mod:`rtsnn.snn.model_file`) store a Model as that graph; checkpoints add a state.
 """
 
 from __future__ import annotations
@@ -17,15 +31,17 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from rtsnn.snn.contract import InputContract
+from rtsnn.snn.nodes import ALIF, LI, LIF, GraphError
 
 NEURON_MODELS = ("lif", "alif")
 EXACT_RADIUS_MAX_N = 1024  # Model.random: above this, the circular-law radius instead of eigvals
+_AS_GRAPH = "a network that differs runs as a graph (rtsnn.snn.graph.GraphModel)"
 
 
 def _require(cond: bool, msg: str) -> None:
@@ -34,86 +50,130 @@ def _require(cond: bool, msg: str) -> None:
 
 
 def _finite_positive(name: str, value: float) -> None:
-    _require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-             and value > 0, f"{name} must be a finite number > 0, got {value!r}")
+    _require(isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+             and math.isfinite(value) and value > 0, f"{name} must be a finite number > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
-class NeuronSettings:
-    """Fixed simulation settings (units in the names; time constants in seconds).
+class LayerConstants:
+    """The per-step scalars of the fused single-layer kernel (derived, never a model description;
+    built only by :func:`layer_constants`).
 
-    Per step of ``dt_s`` the decay factors are ``alpha = exp(-dt_s/tau_mem_s)`` (membrane),
-    ``rho = exp(-dt_s/tau_adapt_s)`` (adaptation, ALIF only) and
-    ``kappa = exp(-dt_s/tau_out_s)`` (readout trace). ``beta_adapt`` scales the adaptive
-    threshold ``A = v_th + beta_adapt * a`` of ALIF neurons; it is ignored for ``'lif'``.
-    ``refractory_s`` is rounded to ``n_ref = round(refractory_s / dt_s)`` steps (0 disables).
+    ``alpha = exp(-dt_s/tau_mem_s)`` membrane decay, ``rho = exp(-dt_s/tau_adapt_s)`` adaptation
+    decay and ``beta_adapt`` the adaptive threshold's strength (``A = v_th + beta_adapt a``) of
+    ALIF neurons -- for LIF ``tau_adapt_s = rho = beta_adapt = 0`` (no adaptation state) --
+    ``kappa = exp(-dt_s/tau_out_s)`` readout-trace decay, ``n_ref = round(refractory_s/dt_s)``
+    refractory steps (0: none). ``model`` is ``'lif'`` or ``'alif'``; ``adaptive`` is
+    ``model == 'alif'``. Times in seconds.
     """
 
-    model: str = "lif"
-    dt_s: float = 1e-3
-    tau_mem_s: float = 20e-3
-    tau_adapt_s: float = 200e-3
-    beta_adapt: float = 0.0
-    v_th: float = 1.0
-    refractory_s: float = 0.0
-    tau_out_s: float = 20e-3
+    dt_s: float
+    model: str
+    adaptive: bool
+    alpha: float
+    rho: float
+    kappa: float
+    v_th: float
+    beta_adapt: float
+    n_ref: int
+    tau_mem_s: float
+    tau_adapt_s: float
+    tau_out_s: float
+    refractory_s: float
 
-    def __post_init__(self) -> None:
-        _require(self.model in NEURON_MODELS,
-                 f"NeuronSettings.model must be one of {', '.join(NEURON_MODELS)}, got {self.model!r}")
-        _finite_positive("NeuronSettings.dt_s", self.dt_s)
-        for name in ("tau_mem_s", "tau_adapt_s", "tau_out_s"):
-            tau = getattr(self, name)
-            _finite_positive(f"NeuronSettings.{name}", tau)
-            # tau <= dt makes the exponential-Euler decay degenerate (the state forgets
-            # everything within one step); almost always a unit error (ms given as s).
-            _require(tau > self.dt_s, f"NeuronSettings.{name} ({tau} s) must be larger than dt_s "
-                                      f"({self.dt_s} s); are the units seconds?")
-        _finite_positive("NeuronSettings.v_th", self.v_th)
-        _require(isinstance(self.beta_adapt, (int, float)) and math.isfinite(self.beta_adapt)
-                 and self.beta_adapt >= 0,
-                 f"NeuronSettings.beta_adapt must be a finite number >= 0, got {self.beta_adapt!r}")
-        _require(isinstance(self.refractory_s, (int, float)) and math.isfinite(self.refractory_s)
-                 and self.refractory_s >= 0,
-                 f"NeuronSettings.refractory_s must be a finite number >= 0, got {self.refractory_s!r}")
-        _require(self.refractory_s / self.dt_s < 2**30,
-                 f"NeuronSettings.refractory_s ({self.refractory_s} s) is absurdly long for dt_s {self.dt_s}")
 
-    @property
-    def alpha(self) -> float:
-        """Membrane decay per step, ``exp(-dt_s/tau_mem_s)``."""
-        return math.exp(-self.dt_s / self.tau_mem_s)
+def _uniform_value(role: str, node: Any, fld: str) -> float:
+    arr = np.asarray(getattr(node, fld))
+    if not bool(np.all(arr == arr[0])):
+        raise GraphError(f"node {role!r}: {fld}: the fused single-layer model needs one value for every neuron, "
+                         f"got {np.unique(arr).size} different values; {_AS_GRAPH}")
+    return float(arr[0])
 
-    @property
-    def rho(self) -> float:
-        """Adaptation decay per step, ``exp(-dt_s/tau_adapt_s)``."""
-        return math.exp(-self.dt_s / self.tau_adapt_s)
 
-    @property
-    def kappa(self) -> float:
-        """Readout-trace decay per step, ``exp(-dt_s/tau_out_s)``."""
-        return math.exp(-self.dt_s / self.tau_out_s)
+def layer_constants(hidden: LIF | ALIF, trace: LI, dt_s: float) -> LayerConstants:
+    """The fused kernel's constants of ``hidden`` (LIF | ALIF) and ``trace`` (LI) at tick ``dt_s``.
 
-    @property
-    def n_ref(self) -> int:
-        """Refractory period in steps, ``round(refractory_s/dt_s)``."""
-        return int(round(self.refractory_s / self.dt_s))
+    Raises a one-line :class:`~rtsnn.snn.nodes.GraphError` (a ValueError) naming the node
+    ('hidden' / 'trace') and field when the nodes are not what the fused kernel computes:
+    every parameter uniform over the neurons, ``hidden.n == trace.n``, hidden reset
+    ``'subtract'`` at ``'next'``, ``spike_if`` ``'>='``, ``gain`` 1 and ``v_leak`` 0 on both
+    nodes, and every time constant > ``dt_s`` (a time constant at or below the tick is almost
+    always a unit error: milliseconds given as seconds).
+    """
+    _finite_positive("Model.dt_s", dt_s)
+    dt_s = float(dt_s)
+    if type(hidden) not in (LIF, ALIF):
+        raise GraphError(f"node 'hidden': kind: the fused single-layer model needs a LIF or ALIF node, got "
+                         f"{type(hidden).__name__}; {_AS_GRAPH}")
+    if type(trace) is not LI:
+        raise GraphError(f"node 'trace': kind: the fused single-layer model needs an LI node, got "
+                         f"{type(trace).__name__}; {_AS_GRAPH}")
+    if trace.n != hidden.n:
+        raise GraphError(f"node 'trace': n: must equal the hidden layer's n ({hidden.n}), got {trace.n}")
+    if np.any(hidden.reset != 0):
+        raise GraphError(f"node 'hidden': reset: the fused single-layer model resets by 'subtract', got 'zero' "
+                         f"for {int(np.count_nonzero(hidden.reset))} neuron(s); {_AS_GRAPH}")
+    if hidden.reset_at != "next":
+        raise GraphError(f"node 'hidden': reset_at: the fused single-layer model resets at 'next', got "
+                         f"{hidden.reset_at!r}; {_AS_GRAPH}")
+    if hidden.spike_if != ">=":
+        raise GraphError(f"node 'hidden': spike_if: the fused single-layer model spikes when v >= v_th, got "
+                         f"{hidden.spike_if!r}; {_AS_GRAPH}")
+    for role, node in (("hidden", hidden), ("trace", trace)):
+        for fld, want in (("gain", 1.0), ("v_leak", 0.0)):
+            arr = getattr(node, fld)
+            if np.any(arr != want):
+                raise GraphError(f"node {role!r}: {fld}: the fused single-layer model has {fld} {want:g}, got "
+                                 f"{float(arr[np.flatnonzero(arr != want)[0]])!r}; {_AS_GRAPH}")
+    adaptive = type(hidden).__name__ == "ALIF"
+    val = {fld: _uniform_value("hidden", hidden, fld) for fld in ("tau_mem_s", "v_th", "refractory_s")}
+    if adaptive:
+        val.update({fld: _uniform_value("hidden", hidden, fld) for fld in ("tau_adapt_s", "beta_adapt")})
+    tau_out_s = _uniform_value("trace", trace, "tau_s")
+    taus = [("hidden", "tau_mem_s", val["tau_mem_s"]), ("trace", "tau_s", tau_out_s)]
+    if adaptive:
+        taus.append(("hidden", "tau_adapt_s", val["tau_adapt_s"]))
+    for role, fld, tau in taus:
+        # tau <= dt makes the exponential decay degenerate (the state forgets everything within
+        # one step); almost always a unit error (ms given as s)
+        if not tau > dt_s:
+            raise GraphError(f"node {role!r}: {fld}: {tau:g} s must be larger than dt_s ({dt_s:g} s); "
+                             f"are the units seconds?")
+    if not val["refractory_s"] / dt_s < 2**30:
+        raise GraphError(f"node 'hidden': refractory_s: {val['refractory_s']:g} s is absurdly long for dt_s "
+                         f"{dt_s:g} s")
+    tau_adapt_s = val.get("tau_adapt_s", 0.0)
+    return LayerConstants(
+        dt_s=dt_s, model="alif" if adaptive else "lif", adaptive=adaptive,
+        alpha=math.exp(-dt_s / val["tau_mem_s"]),
+        rho=math.exp(-dt_s / tau_adapt_s) if adaptive else 0.0,
+        kappa=math.exp(-dt_s / tau_out_s), v_th=val["v_th"], beta_adapt=val.get("beta_adapt", 0.0),
+        n_ref=int(round(val["refractory_s"] / dt_s)), tau_mem_s=val["tau_mem_s"], tau_adapt_s=tau_adapt_s,
+        tau_out_s=tau_out_s, refractory_s=val["refractory_s"])
 
-    @property
-    def adaptive(self) -> bool:
-        """True for ALIF (threshold adaptation active)."""
-        return self.model == "alif"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def single_layer(model: str, n: int, *, tau_mem_s: float = 20e-3, tau_adapt_s: float = 200e-3,
+                 beta_adapt: float = 0.0, v_th: float = 1.0, refractory_s: float = 0.0,
+                 tau_out_s: float = 20e-3) -> tuple[LIF | ALIF, LI]:
+    """``(hidden, trace)`` nodes of ``n`` neurons for a :class:`Model`, every parameter uniform:
+    ``'lif'`` gives a :class:`~rtsnn.snn.nodes.LIF` (``tau_adapt_s`` and ``beta_adapt`` are not
+    used), ``'alif'`` an :class:`~rtsnn.snn.nodes.ALIF`; the trace is an LI node with
+    ``tau_s = tau_out_s``. Named ``'hidden'`` and ``'trace'``."""
+    _require(model in NEURON_MODELS, f"neuron model must be one of {', '.join(NEURON_MODELS)}, got {model!r}")
+    _require(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1,
+             f"n must be an int >= 1, got {n!r}")
+    common = dict(name="hidden", n=int(n), tau_mem_s=tau_mem_s, v_th=v_th, refractory_s=refractory_s)
+    hidden: LIF | ALIF = (ALIF(tau_adapt_s=tau_adapt_s, beta_adapt=beta_adapt, **common) if model == "alif"
+                          else LIF(**common))
+    return hidden, LI(name="trace", tau_s=tau_out_s, n=int(n))
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> NeuronSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        _require(not unknown, f"unknown neuron setting(s) {', '.join(unknown)}; expected some of "
-                              f"{', '.join(sorted(known))}")
-        return cls(**d)
+
+def layer_from_config(cfg: Any, n: int) -> tuple[LIF | ALIF, LI]:
+    """``(hidden, trace)`` of ``n`` neurons from a :class:`rtsnn.config.NeuronConfig` (its fields
+    are :func:`single_layer`'s keyword arguments)."""
+    return single_layer(cfg.model, n, tau_mem_s=cfg.tau_mem_s, tau_adapt_s=cfg.tau_adapt_s,
+                        beta_adapt=cfg.beta_adapt, v_th=cfg.v_th, refractory_s=cfg.refractory_s,
+                        tau_out_s=cfg.tau_out_s)
 
 
 def _as_f32(name: str, arr: Any, ndim: int) -> np.ndarray:
@@ -230,28 +290,37 @@ def _check_labels(name: str, values: list[str], n_out: int) -> list[str]:
     return values
 
 
+
+
 @dataclass
 class Model:
-    """Settings + weights + description: everything a model file holds.
+    """The fused kernel's single recurrent layer: everything a single-layer model file holds.
 
-    ``provenance`` is a JSON-serialisable dict saying where the model came from (method,
-    seed, training data and losses ...). ``output_labels``/``output_units`` default to
-    ``y0, y1, ...`` and ``a.u.``. ``input_contract`` (optional) says what the model expects at
-    its input (:class:`rtsnn.snn.contract.InputContract`: channels, tick, encoder); its
-    ``dt_s`` must be the model's.
+    ``hidden`` (:class:`~rtsnn.snn.nodes.LIF` | :class:`~rtsnn.snn.nodes.ALIF`) and ``trace``
+    (:class:`~rtsnn.snn.nodes.LI`) are the neuron description, ``weights`` the trainable
+    parameters, ``dt_s`` the tick. The nodes must be what the fused kernel computes (see
+    :func:`layer_constants`; a violation raises a ValueError naming the node and field), with
+    ``hidden.n == trace.n == weights.n_rec``. ``provenance`` is a JSON-serialisable dict saying
+    where the model came from (method, seed, training data and losses ...).
+    ``output_labels``/``output_units`` default to ``y0, y1, ...`` and ``a.u.``.
+    ``input_contract`` (optional) says what the model expects at its input
+    (:class:`rtsnn.snn.contract.InputContract`: channels, tick, encoder); its ``dt_s`` must be
+    the model's. :attr:`constants` gives the kernel's scalars.
     """
 
-    settings: NeuronSettings
+    hidden: LIF | ALIF
+    trace: LI
     weights: Weights
+    dt_s: float
     provenance: dict[str, Any] = field(default_factory=dict)
     output_labels: list[str] | None = None
     output_units: list[str] | None = None
     input_contract: InputContract | None = None
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.settings, NeuronSettings),
-                 f"Model.settings must be NeuronSettings, got {type(self.settings).__name__}")
         _require(isinstance(self.weights, Weights), f"Model.weights must be Weights, got {type(self.weights).__name__}")
+        if self.provenance is None:
+            self.provenance = {}
         if self.output_labels is None:
             self.output_labels = [f"y{k}" for k in range(self.n_out)]
         if self.output_units is None:
@@ -259,8 +328,13 @@ class Model:
         self.validate()
 
     def validate(self) -> None:
-        """Re-check everything (labels may have been reassigned after construction)."""
+        """Re-check everything (labels or nodes may have been changed after construction)."""
         self.weights.validate()
+        c = layer_constants(self.hidden, self.trace, self.dt_s)
+        self.dt_s = c.dt_s
+        if self.hidden.n != self.weights.n_rec:
+            raise GraphError(f"node 'hidden': n: must equal the weights' n_rec ({self.weights.n_rec}), got "
+                             f"{self.hidden.n}")
         self.output_labels = _check_labels("output_labels", self.output_labels or [], self.n_out)
         self.output_units = _check_labels("output_units", self.output_units or [], self.n_out)
         _require(isinstance(self.provenance, dict), f"provenance must be a dict, got {type(self.provenance).__name__}")
@@ -268,12 +342,17 @@ class Model:
             json.dumps(self.provenance)
         except (TypeError, ValueError) as err:
             raise ValueError(f"provenance must be JSON-serialisable: {err}") from err
-        c = self.input_contract
-        if c is not None:
-            _require(isinstance(c, InputContract),
-                     f"input_contract must be an InputContract or None, got {type(c).__name__}")
-            _require(math.isclose(c.dt_s, self.settings.dt_s, rel_tol=1e-9),
-                     f"input_contract.dt_s ({c.dt_s:g} s) differs from the model's dt_s ({self.settings.dt_s:g} s)")
+        ic = self.input_contract
+        if ic is not None:
+            _require(isinstance(ic, InputContract),
+                     f"input_contract must be an InputContract or None, got {type(ic).__name__}")
+            _require(math.isclose(ic.dt_s, self.dt_s, rel_tol=1e-9),
+                     f"input_contract.dt_s ({ic.dt_s:g} s) differs from the model's dt_s ({self.dt_s:g} s)")
+
+    @property
+    def constants(self) -> LayerConstants:
+        """The fused kernel's scalars (:func:`layer_constants` of the nodes and ``dt_s``)."""
+        return layer_constants(self.hidden, self.trace, self.dt_s)
 
     @property
     def n_in(self) -> int:
@@ -288,15 +367,18 @@ class Model:
         return self.weights.n_out
 
     def copy(self) -> Model:
-        return Model(self.settings, self.weights.copy(), copy.deepcopy(self.provenance),
-                     list(self.output_labels or []), list(self.output_units or []), self.input_contract)
+        """A copy with its own weights and nodes (the input contract, immutable, is shared)."""
+        return Model(copy.deepcopy(self.hidden), copy.deepcopy(self.trace), self.weights.copy(), self.dt_s,
+                     copy.deepcopy(self.provenance), list(self.output_labels or []), list(self.output_units or []),
+                     self.input_contract)
 
     @classmethod
-    def random(cls, n_in: int, n_rec: int, n_out: int, settings: NeuronSettings | None = None,
-               seed: int = 0, input_gain: float = 1.0, spectral_radius: float = 0.5,
+    def random(cls, n_in: int, n_rec: int, n_out: int, hidden: LIF | ALIF | None = None, trace: LI | None = None,
+               dt_s: float = 1e-3, seed: int = 0, input_gain: float = 1.0, spectral_radius: float = 0.5,
                input_rate_hz: float = 20.0, rec_density: float = 1.0,
                readout_scale: float = 0.0) -> Model:
-        """A random reservoir (Gaussian weights) with documented scaling.
+        """A random reservoir (Gaussian weights) with documented scaling; ``hidden`` and ``trace``
+        default to ``single_layer('lif', n_rec)`` (they must have ``n_rec`` neurons).
 
         Input weights ``w_in ~ N(0, sigma_in^2)`` with
         ``sigma_in = input_gain * v_th * sqrt((1 - alpha^2) / (n_in * p))``, ``p = input_rate_hz * dt_s``
@@ -318,7 +400,12 @@ class Model:
         ``w_out`` is zero (a readout is calibrated or trained later) unless ``readout_scale``
         > 0, then ``N(0, (readout_scale / sqrt(n_rec))^2)``. ``b_out`` is zero.
         """
-        settings = settings if settings is not None else NeuronSettings()
+        _require(isinstance(n_rec, (int, np.integer)) and n_rec >= 1,
+                 f"Model.random: n_rec must be an int >= 1, got {n_rec!r}")
+        if hidden is None or trace is None:
+            default_hidden, default_trace = single_layer("lif", int(n_rec))
+            hidden = default_hidden if hidden is None else hidden
+            trace = default_trace if trace is None else trace
         for name, n in (("n_in", n_in), ("n_rec", n_rec), ("n_out", n_out)):
             _require(isinstance(n, (int, np.integer)) and n >= 1, f"Model.random: {name} must be an int >= 1, got {n!r}")
         _finite_positive("Model.random: input_gain", input_gain)
@@ -329,8 +416,9 @@ class Model:
         _require(math.isfinite(readout_scale) and readout_scale >= 0,
                  f"Model.random: readout_scale must be >= 0, got {readout_scale!r}")
         rng = np.random.default_rng(seed)
-        alpha, v_th = settings.alpha, settings.v_th
-        p = min(input_rate_hz * settings.dt_s, 1.0)
+        c = layer_constants(hidden, trace, dt_s)
+        alpha, v_th = c.alpha, c.v_th
+        p = min(input_rate_hz * c.dt_s, 1.0)
         sigma_in = input_gain * v_th * math.sqrt((1.0 - alpha**2) / (n_in * p))
         w_in = rng.standard_normal((n_in, n_rec)) * sigma_in
 
@@ -356,4 +444,4 @@ class Model:
         prov = {"method": "random_reservoir", "seed": int(seed), "input_gain": float(input_gain),
                 "spectral_radius": float(spectral_radius), "input_rate_hz": float(input_rate_hz),
                 "rec_density": float(rec_density), "readout_scale": float(readout_scale)}
-        return cls(settings, weights, provenance=prov)
+        return cls(hidden, trace, weights, dt_s, provenance=prov)

@@ -4,14 +4,13 @@ import pytest
 from rtsnn import plugins
 from rtsnn.backends.numba_cpu import NumbaCpuBackend
 from rtsnn.protocols import Backend
-from rtsnn.snn import Model, Network, NeuronSettings
+from rtsnn.snn import Model, Network, single_layer
 
 F32 = np.float32
 
 
 def _model():
-    s = NeuronSettings(model="alif", beta_adapt=0.1, refractory_s=2e-3)
-    return Model.random(8, 30, 2, s, seed=1, input_gain=2.0, readout_scale=1.0)
+    return Model.random(8, 30, 2, *single_layer("alif", 30, beta_adapt=0.1, refractory_s=2e-3), seed=1, input_gain=2.0, readout_scale=1.0)
 
 
 def test_implements_backend_protocol_and_matches_network():

@@ -13,7 +13,7 @@ from rtsnn.backends.numba_cpu import NumbaCpuBackend
 from rtsnn.snn.graph import graph_from_model
 from rtsnn.snn.graph_network import GraphNetwork
 from rtsnn.snn.network import Network
-from rtsnn.snn.params import Model, NeuronSettings
+from rtsnn.snn.params import Model, single_layer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn" / "online"))
 from graph_models import deep_graph  # noqa: E402
@@ -64,7 +64,7 @@ def test_graph_without_a_readout_trace_has_no_readout_weights():
 
 
 def test_single_layer_graph_runs_the_fused_network_on_the_same_arrays():
-    m = Model.random(8, 16, 2, NeuronSettings(model="alif", beta_adapt=0.2), seed=3)
+    m = Model.random(8, 16, 2, *single_layer("alif", 16, beta_adapt=0.2), seed=3)
     be = NumbaCpuBackend(graph_from_model(m))
     assert isinstance(be.network, Network) and not be.is_graph and be.graph_model is None
     assert isinstance(be.model, Model) and be.model.weights.w_in is m.weights.w_in

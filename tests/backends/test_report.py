@@ -10,7 +10,7 @@ import pytest
 from conftest import import_or_skip
 
 from rtsnn.cli import main
-from rtsnn.snn import Model, NeuronSettings
+from rtsnn.snn import Model, single_layer
 from rtsnn.snn.model_file import save_model
 from rtsnn.snn.params import Weights
 
@@ -24,7 +24,7 @@ def _save(tmp_path, model, name="m.npz"):
 
 
 def test_xylo_report_fits_and_estimates_cycles(tmp_path, capsys):
-    m = Model.random(16, 200, 2, NeuronSettings(), seed=0, rec_density=0.1, readout_scale=1.0)
+    m = Model.random(16, 200, 2, seed=0, rec_density=0.1, readout_scale=1.0)
     assert main(["backend", "report", _save(tmp_path, m), "--backend", "xylo", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["fits"] and rep["neurons"]["hidden"] == 200
@@ -45,7 +45,7 @@ def test_xylo_report_fits_and_estimates_cycles(tmp_path, capsys):
 
 
 def test_steps_per_tick_multiply_the_cycles_of_a_tick(tmp_path, capsys):
-    m = Model.random(16, 200, 2, NeuronSettings(), seed=0, rec_density=0.1, readout_scale=1.0)
+    m = Model.random(16, 200, 2, seed=0, rec_density=0.1, readout_scale=1.0)
     path = _save(tmp_path, m)
     reps = []
     for k in ("1", "4"):
@@ -61,25 +61,25 @@ def test_steps_per_tick_multiply_the_cycles_of_a_tick(tmp_path, capsys):
 
 
 def test_slow_clock_does_not_fit_real_time(tmp_path, capsys):
-    m = Model.random(16, 400, 2, NeuronSettings(), seed=0, rec_density=0.1)
+    m = Model.random(16, 400, 2, seed=0, rec_density=0.1)
     assert main(["backend", "report", _save(tmp_path, m), "--clock-mhz", "1", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["real_time"]["worst_case"] is False and rep["real_time"]["min_clock_hz_worst_case"] > 1e6
 
 
 def test_model_that_does_not_fit_lists_every_violation_and_exits_1(tmp_path, capsys):
-    s = NeuronSettings(model="alif", beta_adapt=0.1)
     w = Weights(np.full((20, 50), 0.1), np.zeros((50, 50)), np.full((50, 9), 0.1), np.zeros(9))
-    assert main(["backend", "report", _save(tmp_path, Model(s, w)), "--backend", "xylo"]) == 1
+    m = Model(*single_layer("alif", 50, beta_adapt=0.1), w, 1e-3)
+    assert main(["backend", "report", _save(tmp_path, m), "--backend", "xylo"]) == 1
     out = capsys.readouterr().out
     assert "DOES NOT FIT: 3 violation(s)" in out
     assert "n_in (input channels)" in out and "n_out (output neurons)" in out and "neuron model" in out
-    assert main(["backend", "report", _save(tmp_path, Model(s, w)), "--lenient", "--json"]) == 1
+    assert main(["backend", "report", _save(tmp_path, m), "--lenient", "--json"]) == 1
     assert len(json.loads(capsys.readouterr().out)["violations"]) == 2
 
 
 def test_numba_cpu_report_and_bad_input(tmp_path, capsys):
-    m = Model.random(8, 30, 2, NeuronSettings(), seed=0)
+    m = Model.random(8, 30, 2, seed=0)
     assert main(["backend", "report", _save(tmp_path, m), "--backend", "numba_cpu", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["memory_bytes"]["weights"] == 4 * (8 * 30 + 30 * 30 + 30 * 2 + 2)

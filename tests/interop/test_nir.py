@@ -12,7 +12,7 @@ nir = import_or_skip("nir", reason="NIR support needs `pip install nir` (in the 
 
 from rtsnn.interop.nir import (decay_to_tau_r, from_nir, load_nir, save_nir, tau_r_to_decay,  # noqa: E402
                                to_nir)
-from rtsnn.snn import Model, Network, NeuronSettings  # noqa: E402
+from rtsnn.snn import Model, Network, single_layer  # noqa: E402
 from rtsnn.snn import nodes as N  # noqa: E402
 from rtsnn.snn.graph import Graph, GraphModel  # noqa: E402
 from rtsnn.snn.graph_network import GraphNetwork  # noqa: E402
@@ -20,7 +20,7 @@ from rtsnn.snn.model_file import ModelFileError  # noqa: E402
 
 
 def _model(seed=0, **kw):
-    m = Model.random(5, 16, 2, NeuronSettings(**kw), seed=seed, input_gain=2.0, readout_scale=1.0)
+    m = Model.random(5, 16, 2, *single_layer(kw.pop("model", "lif"), 16, **kw), seed=seed, input_gain=2.0, readout_scale=1.0)
     m.weights.b_out[:] = [0.5, -0.25]
     m.output_labels, m.output_units = ["vx", "vy"], ["m/s", "m/s"]
     return m
@@ -112,7 +112,7 @@ def test_single_layer_model_round_trips_bit_for_bit(tmp_path, convention):
     assert m2.output_labels == ["vx", "vy"] and m2.output_units == ["m/s", "m/s"]
     np.testing.assert_array_equal(m2.weights.w_in, m.weights.w_in)
     np.testing.assert_array_equal(m2.weights.w_rec, m.weights.w_rec)
-    assert np.float32(m2.settings.alpha) == np.float32(m.settings.alpha)
+    assert np.float32(m2.constants.alpha) == np.float32(m.constants.alpha)
     xs = np.random.default_rng(1).poisson(0.3, (300, 5)).astype(np.float32)
     y1, z1 = Network(m).run(xs)
     y2, z2 = Network(m2).run(xs)

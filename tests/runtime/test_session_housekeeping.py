@@ -116,10 +116,10 @@ def test_the_session_folder_is_0700_and_every_file_0600_whatever_the_umask(tmp_p
 # ---------------------------------------------------------------------------- failed starts
 
 def test_a_model_that_does_not_fit_fails_before_any_folder_is_made(tmp_path, spike_recording):
-    from rtsnn.snn import Model, NeuronSettings, save_model
+    from rtsnn.snn import Model, save_model
 
     path, _ = spike_recording(50, 4)
-    model = save_model(tmp_path / "m3.npz", Model.random(3, 8, 2, NeuronSettings(dt_s=1e-3), seed=0))
+    model = save_model(tmp_path / "m3.npz", Model.random(3, 8, 2, dt_s=1e-3, seed=0))
     cfg = _config(tmp_path / "out", path)
     cfg["model"] = {"path": str(model)}
     with pytest.raises(ConfigError, match="model has 3 inputs but the encoder produces 4"):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rtsnn.snn import (ALIF, IF, LI, LIF, Affine, AvgPool2d, Conv2d, CubaLIF, Delay, Flatten, Graph, GraphError,
-                       GraphModel, Input, Linear, Model, NeuronSettings, Output, SumPool2d, graph_from_model,
-                       model_from_graph)
+                       GraphModel, Input, Linear, Model, Output, SumPool2d, graph_from_model,
+                       model_from_graph, single_layer)
 from rtsnn.snn.nodes import MAX_DELAY_STEPS, node_from_parts
 
 F32 = np.float32
@@ -199,8 +199,8 @@ def test_conv_kinds_construct_with_their_shapes():
 
 
 def test_single_layer_model_as_a_graph_and_back():
-    s = NeuronSettings(model="alif", beta_adapt=0.2, refractory_s=2e-3, tau_out_s=0.05)
-    m = Model.random(5, 7, 2, s, seed=1, readout_scale=1.0)
+    m = Model.random(5, 7, 2, *single_layer("alif", 7, beta_adapt=0.2, refractory_s=2e-3, tau_out_s=0.05), seed=1,
+                     readout_scale=1.0)
     m.output_labels = ["vx", "vy"]
     gm = graph_from_model(m)
     g = gm.graph
@@ -208,15 +208,17 @@ def test_single_layer_model_as_a_graph_and_back():
         "input:Input", "w_in:Linear", "hidden:ALIF", "trace:LI", "w_out:Affine", "output:Output", "w_rec:Linear"]
     assert g.is_recurrent("w_rec", "hidden")
     assert g.nodes["w_in"].weight is m.weights.w_in  # shared, not copied
+    assert g.nodes["hidden"] is m.hidden and g.nodes["trace"] is m.trace  # the model's own nodes
     back = model_from_graph(gm)
-    assert back is not None and back.settings == s and back.output_labels == ["vx", "vy"]
+    assert back is not None and back.hidden is m.hidden and back.constants == m.constants
+    assert back.output_labels == ["vx", "vy"]
     assert back.weights.w_rec is m.weights.w_rec
     # anything beyond the pattern stays a graph
     for change in (lambda: setattr(g.nodes["hidden"], "reset_at", "now"),
                    lambda: setattr(g.nodes["hidden"], "spike_if", ">"),
                    lambda: g.nodes["hidden"].tau_mem_s.__setitem__(0, 0.03),
                    lambda: g.nodes["trace"].gain.__setitem__(1, 2.0)):
-        gm2 = graph_from_model(m)
+        gm2 = graph_from_model(m.copy())  # a copy: the graph shares the model's nodes
         g = gm2.graph
         change()
         assert model_from_graph(gm2) is None
@@ -246,10 +248,10 @@ def test_a_strict_threshold_graph_is_not_run_by_the_fused_network():
     as a graph, and where v hits v_th exactly it stays silent while the fused '>=' model spikes."""
     from rtsnn.snn import GraphNetwork, Network, build_network
 
-    m = Model.random(1, 1, 1, NeuronSettings(model="lif", v_th=0.5, tau_out_s=0.05), seed=0, readout_scale=1.0)
+    m = Model.random(1, 1, 1, *single_layer("lif", 1, v_th=0.5, tau_out_s=0.05), seed=0, readout_scale=1.0)
     m.weights.w_in[...] = 0.5
     m.weights.w_rec[...] = 0.0
-    strict = graph_from_model(m)
+    strict = graph_from_model(m.copy())
     strict.graph.nodes["hidden"].spike_if = ">"
     assert model_from_graph(strict) is None
     net_ge, net_gt = build_network(graph_from_model(m)), build_network(strict)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rtsnn.snn import (ALIF, IF, LI, LIF, Affine, CubaLIF, Delay, Graph, GraphModel, GraphNetwork, Input, Linear,
-                       Model, Network, NeuronSettings, Output, build_network, graph_from_model, simulate)
+                       Model, Network, Output, build_network, graph_from_model, simulate, single_layer)
 from rtsnn.snn.graph_reference import reference_run
 
 F32 = np.float32
@@ -143,8 +143,8 @@ def test_single_input_chain_matches_the_reference_bit_for_bit(mode):
 
 @pytest.mark.parametrize("model_kind", ["lif", "alif"])
 def test_single_layer_graph_spikes_exactly_as_the_fused_network(model_kind):
-    s = NeuronSettings(model=model_kind, beta_adapt=0.2, refractory_s=2e-3, tau_out_s=30e-3)
-    m = Model.random(12, 40, 2, s, seed=7, input_gain=1.5, readout_scale=1.0)
+    layer = single_layer(model_kind, 40, beta_adapt=0.2, refractory_s=2e-3, tau_out_s=30e-3)
+    m = Model.random(12, 40, 2, *layer, seed=7, input_gain=1.5, readout_scale=1.0)
     m.weights.b_out[:] = [0.3, -0.1]
     xs = _inputs(5, 400, 12, rate=0.05)
     y_net, z_net = Network(m).run(xs)

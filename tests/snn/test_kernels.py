@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from rtsnn.snn import NetworkState, NeuronSettings, Weights
+from rtsnn.snn import LayerConstants, NetworkState, Weights, layer_constants, single_layer
 from rtsnn.snn import kernels as K
 from rtsnn.snn.reference import propagate_reference, readout_reference, step_reference
 
@@ -52,18 +52,22 @@ def test_readout_matches_reference(n_rec, n_out, seed):
     np.testing.assert_allclose(y, readout_reference(r, w_out, b_out), rtol=1e-5, atol=1e-5)
 
 
-def _kernel_args(s: NeuronSettings, w: Weights, state: NetworkState, cur, counters, mode, auto_threshold=0.2):
+def _kernel_args(s: LayerConstants, w: Weights, state: NetworkState, cur, counters, mode, auto_threshold=0.2):
     return (w.w_in, w.w_rec, w.w_out, w.b_out, state.v, state.a, state.z, state.refr, state.r, state.y,
             cur, counters, s.alpha, s.rho, s.kappa, s.v_th, s.beta_adapt, s.n_ref, s.adaptive, mode,
             auto_threshold)
 
 
-def _threshold(s: NeuronSettings, a: np.ndarray) -> np.ndarray:
+def _threshold(s: LayerConstants, a: np.ndarray) -> np.ndarray:
     return F32(s.v_th) + F32(s.beta_adapt) * a if s.adaptive else np.full_like(a, s.v_th)
 
 
+def _constants(model: str = "lif", dt_s: float = 1e-3, **kw) -> LayerConstants:
+    return layer_constants(*single_layer(model, 1, **kw), dt_s)
+
+
 neuron_settings = st.builds(
-    NeuronSettings,
+    _constants,
     model=st.sampled_from(["lif", "alif"]),
     dt_s=st.just(1e-3),
     tau_mem_s=st.floats(2e-3, 0.1),
@@ -147,7 +151,7 @@ def test_auto_mode_switches_on_activity():
     """'auto' takes the dense path exactly when the previous step's spike fraction >= threshold."""
     rng = np.random.default_rng(3)
     n_in, n_rec = 10, 50
-    s = NeuronSettings(model="lif")
+    s = _constants("lif")
     w = _weights(rng, n_in, n_rec, 1, scale_in=2.0, scale_rec=0.1)
     state = NetworkState.zeros(n_rec, 1)
     counters = np.zeros(K.N_COUNTERS, np.int64)
@@ -165,7 +169,7 @@ def test_auto_mode_switches_on_activity():
 def test_refractory_period_counts_steps():
     """Constant strong drive: a neuron with n_ref = 3 spikes every 4th step; membrane keeps
     integrating while refractory."""
-    s = NeuronSettings(model="lif", refractory_s=3e-3, tau_mem_s=20e-3, v_th=1.0)
+    s = _constants("lif", refractory_s=3e-3, tau_mem_s=20e-3, v_th=1.0)
     w = Weights(np.full((1, 1), 5.0, F32), np.zeros((1, 1), F32), np.ones((1, 1), F32), np.zeros(1, F32))
     state = NetworkState.zeros(1, 1)
     counters = np.zeros(K.N_COUNTERS, np.int64)
@@ -184,7 +188,7 @@ def test_alif_threshold_adapts():
     w = Weights(np.full((1, 1), 0.6, F32), np.zeros((1, 1), F32), np.ones((1, 1), F32), np.zeros(1, F32))
     counts = {}
     for model, beta in (("lif", 0.0), ("alif", 0.5)):
-        s = NeuronSettings(model=model, beta_adapt=beta, tau_adapt_s=0.2)
+        s = _constants(model, beta_adapt=beta, tau_adapt_s=0.2)
         state = NetworkState.zeros(1, 1)
         args = _kernel_args(s, w, state, np.zeros(1, F32), np.zeros(K.N_COUNTERS, np.int64), K.MODE_DENSE)
         a_expected, z_prev, n = F32(0.0), F32(0.0), 0
@@ -204,9 +208,9 @@ def test_bound_entry_points_follow_the_buffer_they_were_bound_for():
     of the buffers first seen; a different buffer (here a strided view) is validated and bound
     anew, and gives the same result as a contiguous copy."""
     from rtsnn.encode.binning import PassthroughEncoder
-    from rtsnn.snn import Model, Network, NeuronSettings
+    from rtsnn.snn import Model, Network
 
-    m = Model.random(6, 20, 2, NeuronSettings(), seed=3, input_gain=3.0, readout_scale=1.0)
+    m = Model.random(6, 20, 2, seed=3, input_gain=3.0, readout_scale=1.0)
     rng = np.random.default_rng(0)
     xs = (rng.random((200, 6)) < 0.3).astype(np.float32)
     a, b = Network(m), Network(m)

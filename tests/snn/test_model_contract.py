@@ -18,7 +18,7 @@ import yaml
 from rtsnn.cli import main
 from rtsnn.config import ConfigError, parse_config
 from rtsnn.runtime.session import Session, stage_mismatches
-from rtsnn.snn import Model, ModelFileError, NeuronSettings, load_model, read_header, save_model
+from rtsnn.snn import Model, ModelFileError, load_model, read_header, save_model, single_layer
 from rtsnn.snn.contract import InputContract
 
 
@@ -31,7 +31,7 @@ def _contract(**over) -> InputContract:
 
 
 def _model(contract: InputContract | None = None, n_in: int = 4, dt_s: float = 0.01) -> Model:
-    m = Model.random(n_in, 12, 2, NeuronSettings(dt_s=dt_s), seed=3)
+    m = Model.random(n_in, 12, 2, dt_s=dt_s, seed=3)
     m.input_contract = contract
     m.validate()
     return m
@@ -282,7 +282,7 @@ def test_an_online_learners_checkpoint_keeps_the_contract(tmp_path):
 
     contract = _contract(n_channels=8, dt_s=1e-3, encoder_kind="passthrough", encoder_options={"n_channels": 8},
                          channel_labels=())
-    model = Model.random(8, 20, 2, NeuronSettings(model="lif", tau_mem_s=20e-3, tau_out_s=20e-3), seed=1,
+    model = Model.random(8, 20, 2, *single_layer("lif", 20, tau_mem_s=20e-3, tau_out_s=20e-3), seed=1,
                          input_gain=1.5, readout_scale=0.1)
     model.input_contract = contract
     be = NumbaCpuBackend(model)

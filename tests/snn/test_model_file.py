@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from rtsnn.snn import (ALIF, IF, LI, LIF, Affine, AvgPool2d, Conv2d, CubaLIF, Delay, Flatten, FORMAT_VERSION, Graph,
-                       GraphModel, GraphNetwork, Input, Linear, Model, ModelFileError, Network, NeuronSettings, Output,
-                       SumPool2d, load_graph_model, load_model, read_header, save_model, simulate)
+                       GraphModel, GraphNetwork, Input, Linear, Model, ModelFileError, Network, Output,
+                       SumPool2d, layer_constants, load_graph_model, load_model, read_header, save_model, simulate,
+                       single_layer)
 from rtsnn.snn import model_file as MF
 from rtsnn.snn.contract import InputContract
 from rtsnn.snn.graph_reference import reference_run
@@ -30,8 +31,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 # ------------------------------------------------------------------ helpers
 @pytest.fixture
 def model():
-    s = NeuronSettings(model="alif", beta_adapt=0.1, refractory_s=2e-3, tau_out_s=0.05)
-    m = Model.random(6, 10, 2, s, seed=3, readout_scale=1.0)
+    layer = single_layer("alif", 10, beta_adapt=0.1, refractory_s=2e-3, tau_out_s=0.05)
+    m = Model.random(6, 10, 2, *layer, seed=3, readout_scale=1.0)
     m.weights.b_out[:] = [0.25, -1.5]
     m.output_labels = ["vx", "vy"]
     m.output_units = ["m/s", "m/s"]
@@ -154,7 +155,7 @@ def _load_error(path, fn=load_model) -> str:
 def test_round_trip_single_layer(tmp_path, model):
     path = save_model(tmp_path / "m.npz", model)
     loaded = load_model(path)
-    assert isinstance(loaded, Model) and loaded.settings == model.settings
+    assert isinstance(loaded, Model) and loaded.constants == model.constants
     for k in ("w_in", "w_rec", "w_out", "b_out"):
         np.testing.assert_array_equal(getattr(loaded.weights, k), getattr(model.weights, k))
         assert getattr(loaded.weights, k).dtype == F32
@@ -534,7 +535,7 @@ def test_v1_fixtures_load_and_compute_what_they_computed():
         path = FIXTURES / f"{name}.npz"
         assert read_header(path)["format_version"] == 1
         m = load_model(path)
-        assert isinstance(m, Model) and m.settings.model == model_kind
+        assert isinstance(m, Model) and m.constants.model == model_kind
         assert (m.n_in, m.n_rec, m.n_out) == (n_in, n_rec, n_out)
         xs, ys = expected[f"xs_{name}"], expected[f"ys_{name}"]
         y, z = Network(m).run(xs)
@@ -549,8 +550,11 @@ def test_v1_fixtures_load_and_compute_what_they_computed():
         np.testing.assert_allclose(y_g, ys, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(simulate(gm, xs), ys)  # build_network runs the fused Network
     alif = load_model(FIXTURES / "alif_contract_v1.npz")
-    assert alif.settings == NeuronSettings(model="alif", dt_s=2e-3, tau_mem_s=20e-3, tau_adapt_s=100e-3,
-                                           beta_adapt=0.2, tau_out_s=40e-3)
+    assert alif.constants == layer_constants(*single_layer("alif", 10, tau_mem_s=20e-3, tau_adapt_s=100e-3,
+                                                           beta_adapt=0.2, tau_out_s=40e-3), 2e-3)
+    lif = load_model(FIXTURES / "lif_v1.npz")
+    assert lif.constants == layer_constants(*single_layer("lif", 8, tau_mem_s=10e-3, refractory_s=2e-3,
+                                                         tau_out_s=30e-3), 1e-3)
     assert alif.output_labels == ["x", "y", "grip"] and alif.output_units == ["m/s", "m/s", "a.u."]
     assert alif.input_contract == InputContract(n_channels=5, dt_s=2e-3, encoder_kind="passthrough",
                                                 encoder_options={"n_channels": 5},
@@ -566,7 +570,7 @@ def test_v1_file_saved_again_is_v2_and_the_same_model(tmp_path):
     h = read_header(p)
     assert h["format_version"] == 2 and h["provenance"]["created_utc"] == "2026-12-01T00:00:00+00:00"
     again = load_model(p)
-    assert isinstance(again, Model) and again.settings == m.settings and again.input_contract == m.input_contract
+    assert isinstance(again, Model) and again.constants == m.constants and again.input_contract == m.input_contract
     xs = expected["xs_alif_contract_v1"]
     np.testing.assert_array_equal(Network(again).run(xs)[0], expected["ys_alif_contract_v1"])
 
@@ -576,10 +580,17 @@ def _set_settings(**kw):
 
 
 @pytest.mark.parametrize("edit, fragment", [
-    (_set_settings(tau_mem_s=-1.0), "NeuronSettings.tau_mem_s must be a finite number > 0, got -1.0"),
-    (_set_settings(tau_out_s=1e-4), "NeuronSettings.tau_out_s (0.0001 s) must be larger than dt_s"),
-    (_set_settings(tau_syn_s=5e-3), "unknown neuron setting(s) tau_syn_s"),
-    (_set_settings(model="izhikevich"), "NeuronSettings.model must be one of"),
+    (_set_settings(tau_mem_s=-1.0), "header 'settings'.tau_mem_s: must be > 0, got -1.0"),
+    (_set_settings(tau_out_s=1e-4), "header 'settings'.tau_out_s: must be larger than dt_s (0.002 s; are the units "
+                                    "seconds?), got 0.0001"),
+    (_set_settings(tau_adapt_s=2e-3), "header 'settings'.tau_adapt_s: must be larger than dt_s"),
+    (_set_settings(dt_s=0.0), "header 'settings'.dt_s: must be > 0, got 0.0"),
+    (_set_settings(v_th="1.0"), "header 'settings'.v_th: must be a finite number, got '1.0'"),
+    (_set_settings(beta_adapt=float("nan")), "header 'settings'.beta_adapt: must be a finite number, got nan"),
+    (_set_settings(refractory_s=-1e-3), "header 'settings'.refractory_s: must be >= 0, got -0.001"),
+    (_set_settings(refractory_s=True), "header 'settings'.refractory_s: must be a finite number, got True"),
+    (_set_settings(tau_syn_s=5e-3), "header 'settings': unknown key(s) tau_syn_s; expected some of model, dt_s"),
+    (_set_settings(model="izhikevich"), "header 'settings'.model: must be one of lif, alif, got 'izhikevich'"),
     (lambda h: h.pop("settings"), "lacks required key(s) settings"),
     (lambda h: h.update(settings=[1, 2]), "header 'settings' must be an object"),
     (lambda h: h.update(shapes=["w_in", "w_rec"]), "header 'shapes' must be an object, got list"),
@@ -623,7 +634,7 @@ def test_a_member_flagged_encrypted_or_with_an_unknown_compression_is_a_model_fi
     import struct
 
     src = tmp_path / "m.npz"
-    save_model(src, Model.random(3, 4, 2, NeuronSettings(), seed=0))
+    save_model(src, Model.random(3, 4, 2, seed=0))
     raw = bytearray(src.read_bytes())
     cd = raw.find(b"PK\x01\x02")  # the first central-directory entry
     for name, patch in (("enc.npz", lambda b: struct.pack_into("<H", b, cd + 8, struct.unpack_from("<H", b, cd + 8)[0] | 1)),

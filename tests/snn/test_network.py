@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rtsnn.snn import Model, Network, NeuronSettings, Weights
+from rtsnn.snn import Model, Network, Weights, single_layer
 from rtsnn.snn.reference import run_reference
 
 F32 = np.float32
 
 
 def _model(model="alif", n_in=12, n_rec=40, n_out=2, seed=0, **kw):
-    s = NeuronSettings(model=model, beta_adapt=0.1 if model == "alif" else 0.0, refractory_s=2e-3)
-    m = Model.random(n_in, n_rec, n_out, s, seed=seed, input_gain=2.0, spectral_radius=0.9,
+    layer = single_layer(model, n_rec, beta_adapt=0.1 if model == "alif" else 0.0, refractory_s=2e-3)
+    m = Model.random(n_in, n_rec, n_out, *layer, seed=seed, input_gain=2.0, spectral_radius=0.9,
                      readout_scale=1.0, **kw)
     m.weights.b_out[:] = np.arange(n_out, dtype=F32)
     return m
@@ -30,7 +30,7 @@ def test_run_equals_repeated_step_and_reference():
         np.testing.assert_array_equal(net_b.readout(), y_run[t])
         np.testing.assert_array_equal(net_b.spikes(), z_run[t])
     assert 0.01 < z_run.mean() < 0.5  # the test exercises spiking
-    y_ref, z_ref = run_reference(m.settings, m.weights, xs[:30])
+    y_ref, z_ref = run_reference(m.constants, m.weights, xs[:30])
     np.testing.assert_array_equal(z_run[:30], z_ref)  # early steps: no time for rounding to diverge
     np.testing.assert_allclose(y_run[:30], y_ref, rtol=1e-4, atol=1e-4)
 
@@ -73,7 +73,7 @@ def test_readout_is_trace_form_of_leaky_integrator():
     net = Network(m)
     xs = _poisson(np.random.default_rng(1), 200, m.n_in, 0.3)
     y, z = net.run(xs)
-    kappa = m.settings.kappa
+    kappa = m.constants.kappa
     y_leaky = np.zeros_like(y)
     prev = np.zeros(m.n_out)
     for t in range(len(xs)):
@@ -150,8 +150,8 @@ def test_lif_ignores_beta_and_alif_uses_it():
     xs = _poisson(np.random.default_rng(5), 300, base.n_in, 0.3)
     z = {}
     for model, beta in (("lif", 0.0), ("lif", 5.0), ("alif", 5.0)):
-        s = NeuronSettings(model=model, beta_adapt=beta, refractory_s=2e-3)
-        z[(model, beta)] = Network(Model(s, w.copy())).run(xs)[1]
+        layer = single_layer(model, base.n_rec, beta_adapt=beta, refractory_s=2e-3)
+        z[(model, beta)] = Network(Model(*layer, w.copy(), 1e-3)).run(xs)[1]
     np.testing.assert_array_equal(z[("lif", 0.0)], z[("lif", 5.0)])
     assert z[("alif", 5.0)].sum() < z[("lif", 0.0)].sum()
 
@@ -159,8 +159,7 @@ def test_lif_ignores_beta_and_alif_uses_it():
 def test_random_reservoir_fires_moderately_for_20hz_poisson():
     """The documented default scaling: 96 inputs at 20 Hz drive a few % of neurons per step."""
     for model in ("lif", "alif"):
-        s = NeuronSettings(model=model, beta_adapt=0.1)
-        net = Network(Model.random(96, 256, 2, s, seed=0))
+        net = Network(Model.random(96, 256, 2, *single_layer(model, 256, beta_adapt=0.1), seed=0))
         xs = _poisson(np.random.default_rng(6), 2000, 96, 0.02)
         _, z = net.run(xs)
         rate = z[500:].mean()

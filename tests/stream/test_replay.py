@@ -293,7 +293,7 @@ def test_file_source_ticks_release_each_dt_window(tmp_path):
 
 
 def test_file_source_is_deterministic_through_a_network():
-    from rtsnn.snn import Model, Network, NeuronSettings
+    from rtsnn.snn import Model, Network
 
     path = data_file("neural/mc_maze_trial_748.csv")
 
@@ -303,7 +303,7 @@ def test_file_source_is_deterministic_through_a_network():
         teacher = XdfFileSource(str(path), "kinematics", n_channels=8, dt_s=1e-3, **layout)
         src.open()
         teacher.open()
-        model = Model.random(182, 64, 2, NeuronSettings(dt_s=1e-3), seed=5, input_gain=3.0, readout_scale=1.0)
+        model = Model.random(182, 64, 2, dt_s=1e-3, seed=5, input_gain=3.0, readout_scale=1.0)
         net = Network(model)
         buf, tsb = np.zeros((1024, 182), np.float32), np.zeros(1024)
         tbuf, ttsb = np.zeros((1024, 8), np.float32), np.zeros(1024)

@@ -151,11 +151,11 @@ def test_session_replays_a_camera_recording_tick_by_tick_deterministically(tmp_p
     events of its 1 ms of camera time, every event is consumed, and two runs decode the same."""
     from rtsnn.config import parse_config
     from rtsnn.runtime.session import Session
-    from rtsnn.snn import Model, NeuronSettings, save_model
+    from rtsnn.snn import Model, save_model
 
     path = DATA / "dvxplorer_sample.aedat4"
     n_in = 8 * 6 * 2  # grid cells x polarity channels
-    save_model(tmp_path / "m.npz", Model.random(n_in, 64, 2, NeuronSettings(), seed=0, input_gain=2.0,
+    save_model(tmp_path / "m.npz", Model.random(n_in, 64, 2, seed=0, input_gain=2.0,
                                                 readout_scale=1.0))
     ref = DvsFileSource(str(path), speed="max")
     ref.open()

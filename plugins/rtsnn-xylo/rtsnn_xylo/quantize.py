@@ -142,7 +142,7 @@ def map_model(model: Model, quantization: str = "global", threshold_max: int = 4
             or not 1 <= threshold_max <= limits.threshold_max:
         raise ValueError(f"threshold_max must be an int in 1..{limits.threshold_max}, got {threshold_max!r}")
     steps_per_tick = check_steps_per_tick(steps_per_tick)
-    s, w = model.settings, model.weights
+    s, w = model.constants, model.weights
     dt = s.dt_s / steps_per_tick
     rep = DrcReport()
     unsupported = []

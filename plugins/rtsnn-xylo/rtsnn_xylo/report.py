@@ -69,7 +69,7 @@ def xylo_report(model: Model | GraphModel, clock_hz: float = XYLO2.clock_hz, mar
     if not (np.isfinite(clock_hz) and clock_hz > 0):
         raise ValueError(f"clock_hz must be > 0, got {clock_hz!r}")
     is_graph = isinstance(model, GraphModel)
-    dt_s = model.dt_s if is_graph else model.settings.dt_s
+    dt_s = model.dt_s
     n_hidden = _graph_hidden(model) if is_graph else model.n_rec
     out: dict[str, Any] = {"backend": "xylo", "chip": XYLO2.name, "dt_s": dt_s, "clock_hz": clock_hz,
                            "neurons": {"inputs": model.n_in, "hidden": n_hidden, "outputs": model.n_out,

@@ -10,7 +10,7 @@ import pytest
 
 from rtsnn import plugins
 from rtsnn.protocols import Backend
-from rtsnn.snn import Model, Network, NeuronSettings
+from rtsnn.snn import Model, Network, single_layer
 from rtsnn.snn.params import Weights
 from rtsnn_xylo.backend import XyloBackend
 from rtsnn_xylo.drc import DrcError, check, require_fit
@@ -24,8 +24,8 @@ needs_xylosim = pytest.mark.skipif(not xylosim_available() and not os.environ.ge
 
 
 def _model(n_in=16, n_rec=60, n_out=2, seed=1, **kw):
-    s = NeuronSettings(tau_out_s=0.02, **kw)
-    return Model.random(n_in, n_rec, n_out, s, seed=seed, input_gain=2.0, readout_scale=1.0, rec_density=0.3)
+    layer = single_layer(kw.pop("model", "lif"), n_rec, tau_out_s=0.02, **kw)
+    return Model.random(n_in, n_rec, n_out, *layer, seed=seed, input_gain=2.0, readout_scale=1.0, rec_density=0.3)
 
 
 def _inputs(n_in=16, T=1500, seed=0):
@@ -136,12 +136,12 @@ def test_bad_input_counts_are_repaired_and_counted():
 
 
 def test_model_that_does_not_fit_lists_every_violation():
-    s = NeuronSettings(model="alif", beta_adapt=0.2, refractory_s=2e-3, tau_mem_s=100.0)
     n_in, n_rec, n_out = 20, 1001, 9
+    layer = single_layer("alif", n_rec, beta_adapt=0.2, refractory_s=2e-3, tau_mem_s=100.0)
     w = Weights(np.full((n_in, n_rec), 0.1), np.full((n_rec, n_rec), 0.01) - np.eye(n_rec) * 0.01,
                 np.full((n_rec, n_out), 0.1), np.zeros(n_out))
     with pytest.raises(DrcError) as info:
-        XyloBackend(Model(s, w), simulator="reference")
+        XyloBackend(Model(*layer, w, 1e-3), simulator="reference")
     msg = str(info.value)
     params = {v.parameter for v in info.value.report.violations}
     for p in ("n_in (input channels)", "n_hid (hidden neurons)", "n_out (output neurons)", "neuron model",
@@ -201,7 +201,7 @@ def test_quantisation_bounds_and_options():
     m = _model()
     cfg, rep = map_model(m)
     assert rep.ok and cfg.threshold.max() <= 4095 and np.abs(cfg.w_in).max() <= 127
-    assert cfg.dash_mem[0] == tau_to_dash(m.settings.tau_mem_s, m.settings.dt_s) == 4
+    assert cfg.dash_mem[0] == tau_to_dash(m.constants.tau_mem_s, m.dt_s) == 4
     assert cfg.notes["weight_rel_error"] < 0.05
     with pytest.raises(ValueError, match="quantization must be one of global, per_neuron"):
         map_model(m, quantization="per_layer")

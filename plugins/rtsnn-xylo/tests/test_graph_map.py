@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from rtsnn.snn import Model, NeuronSettings
+from rtsnn.snn import Model, single_layer
 from rtsnn.snn.graph import Graph, GraphModel, graph_from_model
 from rtsnn.snn.graph_network import simulate
 from rtsnn.snn.nodes import ALIF, IF, LI, LIF, Affine, Conv2d, CubaLIF, Delay, Input, Linear, Output
@@ -136,8 +136,7 @@ def test_spiking_readout_backend_outputs_the_ticks_output_spikes():
 
 
 def test_single_layer_graph_maps_exactly_like_the_model():
-    s = NeuronSettings(tau_out_s=0.02)
-    m = Model.random(16, 60, 2, s, seed=1, input_gain=2.0, readout_scale=1.0, rec_density=0.3)
+    m = Model.random(16, 60, 2, *single_layer("lif", 60, tau_out_s=0.02), seed=1, input_gain=2.0, readout_scale=1.0, rec_density=0.3)
     a, _ = map_model(m)
     b, _ = map_graph(graph_from_model(m))
     for k in ("w_in", "w_rec", "w_out", "threshold", "threshold_out", "dash_mem", "dash_syn", "dash_mem_out",

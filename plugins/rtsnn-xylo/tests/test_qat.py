@@ -108,13 +108,13 @@ def _tiny_yinyang():
 
 
 def test_qat_beats_post_training_quantisation():
-    from rtsnn.learn.offline.bptt import to_model, train_classifier
+    from rtsnn.learn.offline.bptt import train_classifier
     from rtsnn_xylo.quantize import map_model
 
     xtr, ytr, xte, yte = _tiny_yinyang()
     clf = train_classifier(xtr, ytr, hidden=[16], n_classes=3, epochs=4, seed=0, lr=5e-3, loss="mean_ce",
                            tau_mem_s=16e-3, tau_out_s=16e-3, log=None)
-    cfg, _ = map_model(to_model(clf.spec, clf.params), quantization="per_neuron")
+    cfg, _ = map_model(clf.to_model(), quantization="per_neuron")
     acc = lambda c, x, y: float(np.mean(np.argmax(chip_predict_logits(c, x), axis=1) == y))  # noqa: E731
     ptq = acc(cfg, xte, yte)
     res = qat_finetune(cfg, xtr, ytr, epochs=3, lr=0.3, seed=0)

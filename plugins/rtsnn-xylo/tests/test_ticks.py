@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsnn.snn import Model, NeuronSettings
+from rtsnn.snn import Model, single_layer
 from rtsnn_xylo.backend import XyloBackend
 from rtsnn_xylo.int_kernels import IntNetwork
 from rtsnn_xylo.qat import chip_outputs, qat_finetune
@@ -52,8 +52,8 @@ def test_tick_rows_refuses_a_partial_tick():
 
 
 def _model(seed=1, dt_s=4e-3):
-    s = NeuronSettings(model="lif", dt_s=dt_s, tau_mem_s=32e-3, tau_out_s=32e-3, refractory_s=0.0, beta_adapt=0.0)
-    return Model.random(16, 40, 2, s, seed=seed, input_gain=2.0, readout_scale=1.0, rec_density=0.3)
+    layer = single_layer("lif", 40, tau_mem_s=32e-3, tau_out_s=32e-3, refractory_s=0.0, beta_adapt=0.0)
+    return Model.random(16, 40, 2, *layer, dt_s=dt_s, seed=seed, input_gain=2.0, readout_scale=1.0, rec_density=0.3)
 
 
 def test_mapping_puts_the_decays_on_the_chip_step():

@@ -594,8 +594,8 @@ def _rate_scale(model: Any, n_rec: int) -> float | np.ndarray:
             raise ValueError(f"actor_critic: readout trace {parts[0]!r} has {scale.shape[0]} neurons, the backend's "
                              f"features {n_rec}")
         return scale
-    settings = getattr(model, "settings", None)
-    return 1.0 / float(settings.tau_out_s) if settings is not None else 1.0 / 20e-3
+    constants = getattr(model, "constants", None)
+    return 1.0 / float(constants.tau_out_s) if constants is not None else 1.0 / 20e-3
 
 
 class ActorCriticLearner:

@@ -23,7 +23,7 @@ Two conventions (``conventions=``):
   reach the readout one step late) cancel: the loss compares ``y[t]`` (including ``z[t]``)
   with ``y*[t]``. NEST's ``t_ref`` of N steps silences N - 1 steps (its countdown is
   decremented before the spike test), i.e. the runtime's ``n_ref = N - 1``; see
-  :func:`nest_settings`.
+  :func:`nest_constants`.
 
 On a model graph the live learner trains the **last** recurrent layer
 (:func:`rtsnn.learn.online.needs.find_last_layer`): its input ``x[t]`` is the spikes of the layer
@@ -34,6 +34,7 @@ that layer as the network. A graph without such a layer is refused with the reas
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -44,7 +45,7 @@ from rtsnn.learn.online import eprop_kernels as K
 from rtsnn.learn.online.guards import CheckpointWriter, LearningGuard
 from rtsnn.learn.online.needs import NEEDS_LAYER, LastLayer, describe, find_last_layer, last_layer_problem
 from rtsnn.snn.graph import GraphModel
-from rtsnn.snn.params import Model, NeuronSettings
+from rtsnn.snn.params import LayerConstants, Model, layer_constants, single_layer
 
 CONVENTIONS = ("native", "nest_bsshslm_2020")
 FEEDBACKS = ("symmetric", "random", "adaptive")
@@ -152,20 +153,22 @@ class EpropOptions:
         return asdict(self)
 
 
-def nest_settings(tau_m_ms: float, tau_out_ms: float, v_th: float, t_ref_ms: float = 0.0,
-                  adapt_tau_ms: float = 2000.0, adapt_beta: float = 0.0, model: str = "lif",
-                  dt_ms: float = 1.0) -> NeuronSettings:
-    """Runtime settings equal to NEST's ``eprop_*_bsshslm_2020`` parameters (NEST's ``t_ref``
-    of N steps silences N - 1 steps, so the runtime's refractory period is one step shorter)."""
+def nest_constants(tau_m_ms: float, tau_out_ms: float, v_th: float, t_ref_ms: float = 0.0,
+                   adapt_tau_ms: float = 2000.0, adapt_beta: float = 0.0, model: str = "lif",
+                   dt_ms: float = 1.0) -> LayerConstants:
+    """The fused kernel's constants equal to NEST's ``eprop_*_bsshslm_2020`` parameters (NEST's
+    ``t_ref`` of N steps silences N - 1 steps, so the runtime's refractory period is one step
+    shorter). ``adapt_tau_ms`` and ``adapt_beta`` are used for ``model='alif'`` only."""
     n_ref = max(int(round(t_ref_ms / dt_ms)) - 1, 0)
-    return NeuronSettings(model=model, dt_s=dt_ms * 1e-3, tau_mem_s=tau_m_ms * 1e-3,
-                          tau_adapt_s=adapt_tau_ms * 1e-3, beta_adapt=adapt_beta, v_th=v_th,
-                          refractory_s=n_ref * dt_ms * 1e-3, tau_out_s=tau_out_ms * 1e-3)
+    hidden, trace = single_layer(model, 1, tau_mem_s=tau_m_ms * 1e-3, tau_adapt_s=adapt_tau_ms * 1e-3,
+                                 beta_adapt=adapt_beta, v_th=v_th, refractory_s=n_ref * dt_ms * 1e-3,
+                                 tau_out_s=tau_out_ms * 1e-3)
+    return layer_constants(hidden, trace, dt_ms * 1e-3)
 
 
-def convention_scalars(settings: NeuronSettings, options: EpropOptions) -> dict[str, float]:
+def convention_scalars(constants: LayerConstants, options: EpropOptions) -> dict[str, float]:
     """``zeta, g_e, g_out`` and the weight scales (runtime weight = scale * learned weight)."""
-    alpha, kappa = settings.alpha, settings.kappa
+    alpha, kappa = constants.alpha, constants.kappa
     if options.conventions == "nest_bsshslm_2020":
         zeta = 1.0 if options.regular_spike_arrival else 1.0 - alpha
         return {"zeta": zeta, "g_e": 1.0 - kappa, "g_out": 1.0 - kappa,
@@ -205,22 +208,22 @@ class EpropCore:
     per-neuron adaptation strength (0 for LIF neurons).
     """
 
-    def __init__(self, settings: NeuronSettings, options: EpropOptions, w_in: np.ndarray, w_rec: np.ndarray,
+    def __init__(self, constants: LayerConstants, options: EpropOptions, w_in: np.ndarray, w_rec: np.ndarray,
                  w_out: np.ndarray, b_out: np.ndarray, beta: np.ndarray | None = None,
                  dtype: Any = np.float32, feedback: np.ndarray | None = None):
-        self.settings, self.options = settings, options
+        self.constants, self.options = constants, options
         self.dtype = np.dtype(dtype)
         o = options
         self.n_in, self.n_rec = w_in.shape
         self.n_out = w_out.shape[1]
-        self.conv = convention_scalars(settings, options)
+        self.conv = convention_scalars(constants, options)
         dt = self.dtype
         self.w_in = np.array(w_in, dt)
         self.w_rec = np.array(w_rec, dt)
         self.w_out = np.array(w_out, dt)
         self.b_out = np.array(b_out, dt)
         if beta is None:
-            beta = np.full(self.n_rec, settings.beta_adapt if settings.adaptive else 0.0)
+            beta = np.full(self.n_rec, constants.beta_adapt if constants.adaptive else 0.0)
         self.beta = np.ascontiguousarray(beta, dt)
         if self.beta.shape != (self.n_rec,):
             raise ValueError(f"beta must have shape (n_rec,) = ({self.n_rec},), got {self.beta.shape}")
@@ -258,14 +261,15 @@ class EpropCore:
         self.adam_s = {n: np.zeros_like(getattr(self, n)) for n in names}
         self.p = np.zeros(K.N_PARAMS, np.float64)
         p = self.p
-        p[K.P_ALPHA], p[K.P_KAPPA], p[K.P_RHO] = settings.alpha, settings.kappa, settings.rho
-        p[K.P_VTH], p[K.P_GAMMA], p[K.P_ZETA] = settings.v_th, o.gamma, self.conv["zeta"]
-        p[K.P_GE], p[K.P_GOUT], p[K.P_NREF] = self.conv["g_e"], self.conv["g_out"], settings.n_ref
+        c = constants
+        p[K.P_ALPHA], p[K.P_KAPPA], p[K.P_RHO] = c.alpha, c.kappa, c.rho
+        p[K.P_VTH], p[K.P_GAMMA], p[K.P_ZETA] = c.v_th, o.gamma, self.conv["zeta"]
+        p[K.P_GE], p[K.P_GOUT], p[K.P_NREF] = self.conv["g_e"], self.conv["g_out"], c.n_ref
         p[K.P_ADAPTIVE] = float(self.adaptive)
-        f_target = o.reg_rate_hz * settings.dt_s  # spikes per step
+        f_target = o.reg_rate_hz * c.dt_s  # spikes per step
         p[K.P_FTARGET] = f_target
         if o.c_reg > 0 and o.reg_mode == "online":
-            n_avg = o.tau_reg_s / settings.dt_s
+            n_avg = o.tau_reg_s / c.dt_s
             p[K.P_KREG] = math.exp(-1.0 / n_avg)
             p[K.P_CREG_TICK] = o.c_reg / o.update_every_ticks
         else:
@@ -302,7 +306,7 @@ class EpropCore:
         if n_ticks == 0:
             return 0
         if self.track_esum:
-            f_t = o.reg_rate_hz * self.settings.dt_s
+            f_t = o.reg_rate_hz * self.constants.dt_s
             self._window_coef[:] = o.c_reg * (g.count / n_ticks - f_t) / n_ticks
             K.add_window_regulariser(g.grad_in, g.esum_in, self._window_coef)
             if self.learn_rec:
@@ -387,7 +391,7 @@ def compute_error(y: np.ndarray, target: np.ndarray, loss: str, out: np.ndarray)
 
 
 # ---------------------------------------------------------------------------- offline driver
-def train_sequences(settings: NeuronSettings, options: EpropOptions, w_in, w_rec, w_out, xs: np.ndarray,
+def train_sequences(constants: LayerConstants, options: EpropOptions, w_in, w_rec, w_out, xs: np.ndarray,
                     targets: np.ndarray, beta: np.ndarray | None = None, feedback: np.ndarray | None = None,
                     err_mask: np.ndarray | None = None, dtype: Any = np.float64) -> dict[str, Any]:
     """Train on sequences with the state reset at each start and one update per sequence
@@ -399,7 +403,7 @@ def train_sequences(settings: NeuronSettings, options: EpropOptions, w_in, w_rec
     masked steps), the final weights and the EpropCore.
     """
     n_iter, n_t, n_in = xs.shape
-    core = EpropCore(settings, options, w_in, w_rec, w_out, np.zeros(np.shape(w_out)[1]), beta=beta,
+    core = EpropCore(constants, options, w_in, w_rec, w_out, np.zeros(np.shape(w_out)[1]), beta=beta,
                      dtype=dtype, feedback=feedback)
     n_rec, n_out = core.n_rec, core.n_out
     dt = core.dtype
@@ -542,17 +546,17 @@ class EpropLearner:
     def attach(self, backend: Any, dt_s: float) -> None:
         view = _BackendView(backend)
         model = view.model
-        settings = model.settings
-        if abs(settings.dt_s - dt_s) > 1e-12:
-            raise ValueError(f"eprop: session dt_s {dt_s} differs from the model's dt_s {settings.dt_s}")
+        constants = model.constants
+        if abs(constants.dt_s - dt_s) > 1e-12:
+            raise ValueError(f"eprop: session dt_s {dt_s} differs from the model's dt_s {constants.dt_s}")
         o = self.options
         if o.loss == "cross_entropy" and model.n_out < 2:
             raise ValueError("eprop: loss 'cross_entropy' needs n_out >= 2")
-        conv = convention_scalars(settings, o)
+        conv = convention_scalars(constants, o)
         w = model.weights
         self.view = view
         self.rt = (w.w_in, w.w_rec, w.w_out, w.b_out)
-        self.core = EpropCore(settings, o, w.w_in / conv["scale_in"], w.w_rec / conv["scale_rec"],
+        self.core = EpropCore(constants, o, w.w_in / conv["scale_in"], w.w_rec / conv["scale_rec"],
                               w.w_out / conv["scale_out"], w.b_out, dtype=np.float32)
         self.guard = LearningGuard(self.core.state_arrays(), o.max_abs_weight, o.max_growth)
         self._check_arrays = list(self.core.state_arrays().values())
@@ -567,7 +571,7 @@ class EpropLearner:
         """Compile every kernel on scratch copies (the real buffers are left untouched)."""
         c = self.core
         assert c is not None
-        scratch = EpropCore(c.settings, c.options, c.w_in, c.w_rec, c.w_out, c.b_out, beta=c.beta, dtype=c.dtype)
+        scratch = EpropCore(c.constants, c.options, c.w_in, c.w_rec, c.w_out, c.b_out, beta=c.beta, dtype=c.dtype)
         x = np.zeros(c.n_in, np.float32)
         z, v, a = np.zeros(c.n_rec, np.float32), np.zeros(c.n_rec, np.float32), np.zeros(c.n_rec, np.float32)
         scratch.tick(x, z, v, a, np.zeros(c.n_out, np.float32))
@@ -736,8 +740,9 @@ class EpropLearner:
         prov = dict(view.model.provenance)
         prov["eprop"] = record
         m = view.model
-        return Model(m.settings, w, prov, list(m.output_labels or []), list(m.output_units or []),
-                     m.input_contract)  # adapted weights, same input: the checkpoint keeps the contract
+        # adapted weights, same input: the checkpoint keeps the contract
+        return Model(copy.deepcopy(m.hidden), copy.deepcopy(m.trace), w, m.dt_s, prov, list(m.output_labels or []),
+                     list(m.output_units or []), m.input_contract)
 
     def close(self) -> None:
         """Session end: check the running weights once more (a final commit, or a rollback when

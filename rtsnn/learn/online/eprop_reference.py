@@ -190,17 +190,17 @@ def evidence_task(n_iter: int = 5, seed: int = 1) -> dict:
 
 
 def golden_setup(task: str, n_iter: int = 5):
-    """``(settings, options, task dict)`` of NEST's golden runs with NEST's conventions."""
-    from rtsnn.learn.online.eprop import EpropOptions, nest_settings
+    """``(constants, options, task dict)`` of NEST's golden runs with NEST's conventions."""
+    from rtsnn.learn.online.eprop import EpropOptions, nest_constants
 
     if task == "sine":
         d = sine_task(n_iter)
-        settings = nest_settings(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], d["t_ref_ms"])
+        constants = nest_constants(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], d["t_ref_ms"])
         options = EpropOptions(lr=1e-4, feedback="random", optimizer="gd", update_every_ticks=d["xs"].shape[1],
                                loss="mse", conventions="nest_bsshslm_2020", c_reg=300.0, reg_rate_hz=10.0)
     elif task == "evidence":
         d = evidence_task(n_iter)
-        settings = nest_settings(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], d["t_ref_ms"], d["adapt_tau_ms"],
+        constants = nest_constants(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], d["t_ref_ms"], d["adapt_tau_ms"],
                                  d["adapt_beta"], model="alif")
         options = EpropOptions(lr=5e-3, feedback="random", optimizer="adam", update_every_ticks=d["xs"].shape[1],
                                loss="cross_entropy", conventions="nest_bsshslm_2020", regular_spike_arrival=True,
@@ -208,15 +208,15 @@ def golden_setup(task: str, n_iter: int = 5):
                                learning_window_ticks=d["learning_window"])
     else:
         raise ValueError(f"task must be one of {', '.join(GOLDEN)}, got {task!r}")
-    return settings, options, d
+    return constants, options, d
 
 
 def run_golden(task: str, dtype: str = "float64", n_iter: int = 5) -> list[float]:
     """Train NEST's golden task with NEST's conventions; return the per-iteration losses."""
     from rtsnn.learn.online.eprop import train_sequences
 
-    settings, options, d = golden_setup(task, n_iter)
-    res = train_sequences(settings, options, d["w_in"], d["w_rec"], d["w_out"], d["xs"], d["targets"],
+    constants, options, d = golden_setup(task, n_iter)
+    res = train_sequences(constants, options, d["w_in"], d["w_rec"], d["w_out"], d["xs"], d["targets"],
                           beta=d.get("beta"), feedback=d["feedback"], err_mask=d.get("err_mask"),
                           dtype=np.dtype(dtype))
     return res["losses"]

@@ -181,7 +181,7 @@ def _why_not_single(g: Graph, hidden: str, w_rec: str, trace: str) -> str:
     for name, fld in taus:
         if not float(np.asarray(getattr(g.nodes[name], fld))[0]) > g.dt_s:
             return f"node {name!r}: {fld} is not longer than the tick ({g.dt_s:g} s)"
-    return f"node {hidden!r}: settings today's single-layer model cannot hold"
+    return f"node {hidden!r}: parameters the fused single-layer model cannot hold"
 
 
 def last_layer_problem(model: Any) -> str | None:

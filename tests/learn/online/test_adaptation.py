@@ -12,7 +12,7 @@ from rtsnn.learn.online.adaptation import (CursorReward, RidgeThenEpropLearner, 
                                            recovery_time_s, replay, windowed_r2)
 from rtsnn.learn.online.eprop import EpropLearner
 from rtsnn.learn.online.ridge_readout import accumulate_gram, solve_ridge
-from rtsnn.snn import Model, NeuronSettings
+from rtsnn.snn import Model, single_layer
 from rtsnn.stream.synthetic import SyntheticUser
 
 
@@ -118,9 +118,9 @@ def test_cursor_reward_pays_on_entering_the_target():
 
 # ---------------------------------------------------------------------------- adaptation
 def _model(n_in: int, seed: int = 0) -> Model:
-    s = NeuronSettings(model="alif", dt_s=0.002, tau_mem_s=0.02, tau_adapt_s=0.2, beta_adapt=0.1, v_th=1.0,
-                       refractory_s=0.002, tau_out_s=0.05)
-    return Model.random(n_in, 64, 2, s, seed=seed, input_rate_hz=20.0)
+    layer = single_layer("alif", 64, tau_mem_s=0.02, tau_adapt_s=0.2, beta_adapt=0.1, v_th=1.0, refractory_s=0.002,
+                         tau_out_s=0.05)
+    return Model.random(n_in, 64, 2, *layer, dt_s=0.002, seed=seed, input_rate_hz=20.0)
 
 
 def test_eprop_recovers_after_rotation_and_frozen_does_not():
@@ -143,7 +143,8 @@ def test_eprop_recovers_after_rotation_and_frozen_does_not():
     tail = slice(len(vel) - int(10.0 / dt), None)
     scores = {}
     for name in ("frozen", "eprop", "eprop_lr0"):
-        b = NumbaCpuBackend(Model(model.settings, model.weights.copy(), {}, ["vx", "vy"], ["", ""]))
+        b = NumbaCpuBackend(Model(model.hidden, model.trace, model.weights.copy(), model.dt_s, {}, ["vx", "vy"],
+                                  ["", ""]))
         learner = None
         if name != "frozen":
             learner = EpropLearner(lr=2e-3 if name == "eprop" else 1e-12, update_every_ticks=100, train_rec=False)

@@ -7,7 +7,7 @@ import pytest
 from rtsnn.backends.numba_cpu import NumbaCpuBackend
 from rtsnn.learn.online.eprop import EpropLearner, EpropOptions
 from rtsnn.learn.online.eprop_reference import GOLDEN, golden_setup
-from rtsnn.snn.params import Model, NeuronSettings, Weights
+from rtsnn.snn.params import Model, Weights, single_layer
 
 
 def _drive(learner, backend, xs, targets, reset_each=None, deferred=False):
@@ -30,13 +30,17 @@ def _drive(learner, backend, xs, targets, reset_each=None, deferred=False):
 def test_learner_on_runtime_reproduces_golden_sine():
     """The live learner on the runtime's float32 network (NEST conventions, weights installed
     as zeta W) gives NEST's golden sine losses."""
-    settings, options, d = golden_setup("sine")
-    conv_zeta = 1 - settings.alpha
-    model = Model(settings, Weights(d["w_in"] * conv_zeta, d["w_rec"] * conv_zeta, d["w_out"] * (1 - settings.kappa),
-                                    np.zeros(1)))
+    c, options, d = golden_setup("sine")
+    conv_zeta = 1 - c.alpha
+    n_rec = d["w_rec"].shape[0]
+    layer = single_layer(c.model, n_rec, tau_mem_s=c.tau_mem_s, v_th=c.v_th, refractory_s=c.refractory_s,
+                         tau_out_s=c.tau_out_s)
+    model = Model(*layer, Weights(d["w_in"] * conv_zeta, d["w_rec"] * conv_zeta, d["w_out"] * (1 - c.kappa),
+                                  np.zeros(1)), c.dt_s)
+    assert model.constants == c
     be = NumbaCpuBackend(model, propagation="dense")
     lrn = EpropLearner(**{**options.to_dict(), "defer": True, "reset_on_update": True})
-    lrn.attach(be, settings.dt_s)
+    lrn.attach(be, c.dt_s)
     lrn.core.B[...] = d["feedback"]
     be.warm_up()
     n_iter, n_t = d["xs"].shape[:2]
@@ -50,9 +54,9 @@ def test_learner_on_runtime_reproduces_golden_sine():
 
 
 def _regression_setup(model_kind, seed=0):
-    s = NeuronSettings(model=model_kind, tau_mem_s=20e-3, tau_out_s=20e-3, v_th=1.0, beta_adapt=0.5,
-                       tau_adapt_s=200e-3, refractory_s=2e-3)
-    model = Model.random(12, 40, 2, settings=s, seed=seed, input_gain=1.5, spectral_radius=0.5, readout_scale=0.1)
+    layer = single_layer(model_kind, 40, tau_mem_s=20e-3, tau_out_s=20e-3, v_th=1.0, beta_adapt=0.5,
+                         tau_adapt_s=200e-3, refractory_s=2e-3)
+    model = Model.random(12, 40, 2, *layer, seed=seed, input_gain=1.5, spectral_radius=0.5, readout_scale=0.1)
     rng = np.random.default_rng(seed)
     n_t = 6000
     rates = 0.03 + 0.03 * np.sin(np.arange(n_t)[:, None] / 100.0 + np.arange(12)[None] * 0.5)
@@ -107,7 +111,7 @@ def test_learner_rejects_backend_without_state():
 
 def test_cross_entropy_needs_two_outputs():
     model, _, _ = _regression_setup("lif")
-    m1 = Model(model.settings, Weights(model.weights.w_in, model.weights.w_rec, model.weights.w_out[:, :1],
-                                       np.zeros(1)))
+    m1 = Model(model.hidden, model.trace, Weights(model.weights.w_in, model.weights.w_rec,
+                                                  model.weights.w_out[:, :1], np.zeros(1)), model.dt_s)
     with pytest.raises(ValueError, match="cross_entropy"):
         EpropLearner(loss="cross_entropy").attach(NumbaCpuBackend(m1), 1e-3)

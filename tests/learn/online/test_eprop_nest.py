@@ -6,7 +6,7 @@ import pytest
 
 from conftest import import_or_skip
 
-from rtsnn.learn.online.eprop import EpropOptions, nest_settings, train_sequences
+from rtsnn.learn.online.eprop import EpropOptions, nest_constants, train_sequences
 from rtsnn.learn.online.eprop_reference import GOLDEN, run_golden, sine_task
 
 
@@ -21,7 +21,7 @@ def test_golden_sine_float32():
 
 
 def _ours(d, lr, t_ref_ms):
-    s = nest_settings(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], t_ref_ms)
+    s = nest_constants(d["tau_m_ms"], d["tau_out_ms"], d["v_th"], t_ref_ms)
     o = EpropOptions(lr=lr, feedback="random", optimizer="gd", update_every_ticks=d["xs"].shape[1], loss="mse",
                      conventions="nest_bsshslm_2020", c_reg=300.0, reg_rate_hz=10.0)
     return train_sequences(s, o, d["w_in"], d["w_rec"], d["w_out"], d["xs"], d["targets"],

@@ -18,13 +18,13 @@ from rtsnn.snn.graph import GraphModel
 from rtsnn.snn.graph_network import GraphNetwork
 from rtsnn.snn.model_file import load_graph_model, load_model, save_model
 from rtsnn.snn.network import Network
-from rtsnn.snn.params import Model, NeuronSettings
+from rtsnn.snn.params import Model, single_layer
 
 
 def _setup(model_kind, seed=0, n_t=3000):
-    s = NeuronSettings(model=model_kind, tau_mem_s=20e-3, tau_out_s=20e-3, v_th=1.0, beta_adapt=0.5,
-                       tau_adapt_s=200e-3, refractory_s=2e-3)
-    model = Model.random(12, 40, 2, settings=s, seed=seed, input_gain=1.5, spectral_radius=0.5, readout_scale=0.1)
+    layer = single_layer(model_kind, 40, tau_mem_s=20e-3, tau_out_s=20e-3, v_th=1.0, beta_adapt=0.5,
+                         tau_adapt_s=200e-3, refractory_s=2e-3)
+    model = Model.random(12, 40, 2, *layer, seed=seed, input_gain=1.5, spectral_radius=0.5, readout_scale=0.1)
     rng = np.random.default_rng(seed)
     rates = 0.03 + 0.03 * np.sin(np.arange(n_t)[:, None] / 100.0 + np.arange(12)[None] * 0.5)
     xs = (rng.random((n_t, 12)) < rates).astype(np.float32)
@@ -48,7 +48,7 @@ def _same_as_producer(path, producer: Model, xs):
     """The saved file, loaded as a graph and as a Model, runs as ``producer`` from rest."""
     gm = load_graph_model(path)
     assert isinstance(gm, GraphModel)
-    assert {n: node.kind for n, node in gm.graph.nodes.items()}["hidden"] == ("ALIF" if producer.settings.adaptive
+    assert {n: node.kind for n, node in gm.graph.nodes.items()}["hidden"] == ("ALIF" if producer.constants.adaptive
                                                                                else "LIF")
     y_ref, z_ref = Network(producer, propagation="dense").run(xs)
     assert z_ref.sum() > 50 and np.abs(y_ref).max() > 0.1
@@ -80,9 +80,7 @@ def test_eprop_checkpoint_loads_as_graph_and_runs_as_the_adapted_network(tmp_pat
     saved = load_model(ck)
     for k in ("w_in", "w_rec", "w_out", "b_out"):
         np.testing.assert_array_equal(getattr(saved.weights, k), getattr(w, k), err_msg=k)
-    unused = () if model_kind == "alif" else ("tau_adapt_s", "beta_adapt")  # a LIF graph has no adaptation
-    want = {k: v for k, v in be.model.settings.to_dict().items() if k not in unused}
-    assert {k: v for k, v in saved.settings.to_dict().items() if k not in unused} == want
+    assert saved.constants == be.model.constants
     assert saved.provenance["eprop"]["updates"] == lrn.stats()["updates"]
     _same_as_producer(ck, be.model, xs[2000:])
 

@@ -9,12 +9,12 @@ from rtsnn.backends.numba_cpu import NumbaCpuBackend
 from rtsnn.learn.online.eprop import EpropLearner
 from rtsnn.learn.online.guards import CheckpointWriter, LearningGuard
 from rtsnn.snn.model_file import load_model
-from rtsnn.snn.params import Model, NeuronSettings
+from rtsnn.snn.params import Model, single_layer
 
 
 def _setup(**opts):
-    s = NeuronSettings(model="lif", tau_mem_s=20e-3, tau_out_s=20e-3, v_th=1.0)
-    model = Model.random(8, 30, 2, settings=s, seed=1, input_gain=1.5, readout_scale=0.1)
+    layer = single_layer("lif", 30, tau_mem_s=20e-3, tau_out_s=20e-3, v_th=1.0)
+    model = Model.random(8, 30, 2, *layer, seed=1, input_gain=1.5, readout_scale=0.1)
     be = NumbaCpuBackend(model)
     lrn = EpropLearner(**opts)
     lrn.attach(be, 1e-3)

@@ -22,7 +22,7 @@ from rtsnn.learn.online.reward_eprop import RewardEpropLearner
 from rtsnn.learn.online.ridge_readout import RidgeReadoutLearner
 from rtsnn.snn.graph import graph_from_model
 from rtsnn.snn.model_file import load_graph_model
-from rtsnn.snn.params import Model, NeuronSettings
+from rtsnn.snn.params import Model, single_layer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from graph_models import deep_graph  # noqa: E402
@@ -44,12 +44,13 @@ def test_last_layer_of_a_deep_graph_shares_its_arrays_and_keeps_the_names():
     assert w.w_in is nodes["w1"].weight and w.w_rec is nodes["r1"].weight
     assert w.w_out is nodes["w_out"].weight and w.b_out is nodes["w_out"].bias
     assert all(node.name == name for name, node in nodes.items())  # the graph's nodes keep their names
-    s = layer.model.settings
+    s = layer.model.constants
     assert (s.model, s.dt_s, s.tau_mem_s, s.tau_out_s) == ("lif", 0.01, 0.05, 0.1)
+    assert layer.model.hidden is not nodes["l1"]  # the layer's Model holds copies of the nodes
 
 
 def test_single_layer_graph_is_its_own_last_layer():
-    m = Model.random(6, 9, 2, NeuronSettings(model="alif"), seed=0)
+    m = Model.random(6, 9, 2, *single_layer("alif", 9), seed=0)
     layer, _ = find_last_layer(graph_from_model(m))
     assert layer is not None and layer.from_input and layer.frozen == []
     assert layer.model.weights.w_in is m.weights.w_in
@@ -120,7 +121,7 @@ def test_eprop_trains_the_last_layer_as_the_single_layer_fed_the_previous_spikes
     w0, w1 = gm.graph.nodes["w0"].weight.copy(), gm.graph.nodes["w1"].weight.copy()
     layer, _ = find_last_layer(gm)
     lm = layer.model
-    single = Model(lm.settings, lm.weights.copy())  # the same layer, its own arrays
+    single = Model(lm.hidden, lm.trace, lm.weights.copy(), lm.dt_s)  # the same layer, its own arrays
     opts = dict(lr=5e-3, optimizer="adam", update_every_ticks=50, defer=False,
                 checkpoint_path=str(tmp_path / "deep.npz"))
     n_t = 1100  # 22 windows: the guard keeps the weights of the 20th as its last good copy

@@ -10,12 +10,12 @@ from rtsnn import plugins
 from rtsnn.backends.numba_cpu import NumbaCpuBackend
 from rtsnn.learn.online.reward import QueueRewardSource
 from rtsnn.learn.online.reward_eprop import RewardEpropLearner
-from rtsnn.snn import Model, NeuronSettings
+from rtsnn.snn import Model, single_layer
 
 
 def _backend(seed=0):
-    s = NeuronSettings(model="lif", tau_mem_s=20e-3, tau_out_s=50e-3, v_th=1.0, refractory_s=0.0)
-    m = Model.random(16, 40, 1, s, seed=seed, input_gain=2.0, readout_scale=0.05)
+    layer = single_layer("lif", 40, tau_mem_s=20e-3, tau_out_s=50e-3, v_th=1.0, refractory_s=0.0)
+    m = Model.random(16, 40, 1, *layer, seed=seed, input_gain=2.0, readout_scale=0.05)
     return NumbaCpuBackend(m)
 
 
