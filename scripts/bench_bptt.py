@@ -27,13 +27,14 @@ def main() -> None:
     xs = [((rng.random((a.steps, a.batch, a.n_in)) < 0.05) * 1.0).astype(np.float32) for _ in range(a.batches)]
     ys = [rng.integers(0, a.n_out, a.batch) for _ in range(a.batches)]
 
-    from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+    from rtsnn.learn.offline.bptt_engine import Engine, init_params
+    from rtsnn.learn.offline.bptt_graph import BpttOptions, layered_graph
     from rtsnn.learn.offline.losses import count_ce
     from rtsnn.learn.offline.optim import Adam
 
-    spec = NetSpec(n_in=a.n_in, layers=(a.hidden, a.n_out), recurrent=(False, False), detach_reset=True)
-    eng = Engine(spec)
-    p = init_params(spec, 0, input_scale=8.0)
+    graph = layered_graph(a.n_in, (a.hidden, a.n_out), (False, False), None)
+    eng = Engine(graph, BpttOptions(detach_reset=True))
+    p = init_params(graph, 0, input_scale=8.0)
     opt = Adam(lr=1e-3)
     keys = ["w0", "w1"]
 

@@ -120,9 +120,9 @@ def run_one(job: tuple[str, int, int]) -> dict:
                                init_weights=init, data_init=False, x_val=gte, y_val=te.y, **sg)
         p0 = {k: v.copy() for k, v in clf.params.items()}
         p0.update(init)
-        c0 = TrainedClassifier(spec=clf.spec, params=p0, loss=clf.loss)
+        c0 = TrainedClassifier(graph=clf.graph, params=p0, loss=clf.loss, options=clf.options)
         init_acc = c0.accuracy(gte, te.y)
-        tape = Engine(clf.spec).forward(p0, np.ascontiguousarray(gtr[:500].transpose(1, 0, 2)))
+        tape = Engine(clf.graph, clf.options).forward(p0, np.ascontiguousarray(gtr[:500].transpose(1, 0, 2)))
         hist = [{"epoch": h["epoch"], "loss": h["loss"], "test_acc": h["val_acc"]} for h in clf.history]
         extra = {"init_spikes_per_sample": [float(c.sum() / 500) for c in tape.spike_counts]}
     return {"method": method, "seed": seed, "init_test_acc": float(init_acc), "history": hist,

@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins" / "rtsnn-xylo"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from rtsnn.learn.offline.bptt import to_model  # noqa: E402
 from rtsnn_xylo.mismatch import jitter_accuracy, mismatch_gradient, weight_gradient  # noqa: E402
 from rtsnn_xylo.qat import qat_finetune  # noqa: E402
 from rtsnn_xylo.quantize import map_model  # noqa: E402
@@ -48,7 +47,7 @@ def main(argv=None) -> int:
     clf = train_classifier(gtr, tr.y, hidden=[a.hidden], n_classes=3, epochs=a.epochs, seed=a.seed, lr=3e-3,
                            loss="mean_ce", dt_s=1e-3, tau_mem_s=16e-3, tau_out_s=16e-3, log=None)
     # mismatch gradient of the float model on 256 training samples
-    eng = Engine(clf.spec, dtype=np.float64)
+    eng = Engine(clf.graph, clf.options, dtype=np.float64)
     xb = np.ascontiguousarray(gtr[:256].transpose(1, 0, 2), np.float64)
     loss = lambda out: mean_ce(out, tr.y[:256])  # noqa: E731
     g0 = weight_gradient(eng, clf.params, xb, loss)
@@ -58,7 +57,7 @@ def main(argv=None) -> int:
         dp = rng.uniform(-a.jitter, a.jitter, clf.params[key].shape) * clf.params[key]
         m = mismatch_gradient(eng, clf.params, xb, loss, {key: dp / np.abs(dp).max()}, eps=1e-6)
         mg[key] = float(np.linalg.norm(m["w0"]) * np.abs(dp).max() / np.linalg.norm(g0["w0"]))
-    cfg, _ = map_model(to_model(clf.spec, clf.params), quantization="per_neuron")
+    cfg, _ = map_model(clf.to_model(), quantization="per_neuron")
     plain = qat_finetune(cfg, gtr, tr.y, epochs=a.qat_epochs, seed=a.seed)
     noisy = qat_finetune(cfg, gtr, tr.y, epochs=a.qat_epochs, seed=a.seed, threshold_jitter=a.jitter)
     rp = jitter_accuracy(plain.config, gte, te.y, jitter=a.jitter, n_draws=a.draws, seed=a.seed + 1)

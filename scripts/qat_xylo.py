@@ -57,7 +57,7 @@ def yinyang(seed: int, epochs: int, qat_epochs: int, hidden: int) -> dict:
                            loss="mean_ce", batch_size=32, dt_s=1e-3, tau_mem_s=16e-3, tau_out_s=16e-3,
                            log=None)
     float_acc = clf.accuracy(gte, te.y)
-    model = to_model(clf.spec, clf.params)
+    model = clf.to_model()
     cfg, _ = map_model(model, quantization="per_neuron")
     acc = lambda c: float(np.mean(np.argmax(chip_predict_logits(c, gte), axis=1) == te.y))  # noqa: E731
     ptq_acc = acc(cfg)
@@ -85,7 +85,8 @@ def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int, qat_lr: float =
            val_frac: float = 0.0) -> dict:
     from rtsnn.datasets.neural import BinnedSession, load_chewie
     from rtsnn.learn.offline.bptt import FitConfig, data_init, fit
-    from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+    from rtsnn.learn.offline.bptt_engine import Engine, init_params
+    from rtsnn.learn.offline.bptt_graph import layered_graph
     from rtsnn.learn.offline.pretrain import r2_score, split_trials, to_sequences
 
     t0 = time.perf_counter()
@@ -102,10 +103,9 @@ def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int, qat_lr: float =
     sel = m_tr > 0
     v_mean, v_sd = v_tr[sel].mean(axis=0), v_tr[sel].std(axis=0) + 1e-12
     z_tr = (v_tr - v_mean) / v_sd * m_tr[..., None]
-    spec = NetSpec(n_in=16, layers=(hidden,), recurrent=(True,), n_out=2, dt_s=s.bin_s, tau_mem_s=0.4,
-                   tau_out_s=0.4, v_th=1.0)
-    eng = Engine(spec, dtype=np.float32)
-    params = init_params(spec, seed, spectral_radius=0.9)
+    graph = layered_graph(16, (hidden,), (True,), 2, dt_s=s.bin_s, tau_mem_s=0.4, tau_out_s=0.4, v_th=1.0)
+    eng = Engine(graph, dtype=np.float32)
+    params = init_params(graph, seed, spectral_radius=0.9)
     data_init(eng, params, x_tr[:, :64])
 
     def masked_mse(out, target):
@@ -125,7 +125,7 @@ def chewie(seed: int, epochs: int, qat_epochs: int, hidden: int, qat_lr: float =
     p2 = dict(params)
     p2["w_out"] = params["w_out"] * v_sd[None, :]
     p2["b_out"] = params["b_out"] * v_sd + v_mean
-    model = to_model(spec, p2)
+    model = to_model(graph, p2)
     cfg, _ = map_model(model, quantization="per_neuron", steps_per_tick=steps_per_bin)
     xs_tr, xs_te = x_tr.transpose(1, 0, 2), x_te.transpose(1, 0, 2)
 

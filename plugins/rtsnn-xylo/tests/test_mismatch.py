@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+from rtsnn.learn.offline.bptt_engine import Engine, init_params
+from rtsnn.learn.offline.bptt_graph import BpttOptions, layered_graph
 from rtsnn.learn.offline.losses import mean_ce
 from rtsnn_xylo.mismatch import jitter_accuracy, jitter_dash, mismatch_gradient, weight_gradient
 from rtsnn_xylo.qat import check_counts
@@ -14,9 +15,9 @@ from test_qat import _cfg
 
 
 def _net(seed=0):
-    spec = NetSpec(n_in=3, layers=(6,), recurrent=(True,), n_out=2, surrogate="sigmoid")
-    eng = Engine(spec, dtype=np.float64)
-    p = init_params(spec, seed)
+    graph = layered_graph(3, (6,), (True,), 2)
+    eng = Engine(graph, BpttOptions(surrogate="sigmoid"), dtype=np.float64)
+    p = init_params(graph, seed)
     rng = np.random.default_rng(seed)
     p["w0"] = rng.normal(0.6, 0.5, p["w0"].shape)
     x = (rng.random((25, 4, 3)) < 0.3).astype(np.float64)

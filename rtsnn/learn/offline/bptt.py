@@ -19,11 +19,13 @@ from typing import Any, Callable
 import numpy as np
 
 from rtsnn.errors import RtsnnRuntimeError
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+from rtsnn.learn.offline.bptt_engine import Engine, init_params
+from rtsnn.learn.offline.bptt_graph import BpttOptions, layered_graph, typical
 from rtsnn.learn.offline.checkpoint import load_checkpoint, save_checkpoint
 from rtsnn.learn.offline.losses import (CLASSIFICATION_LOSSES, classification_logits, compute_loss,
                                         homeostatic_reg, spike_count_reg)
 from rtsnn.learn.offline.optim import Adam
+from rtsnn.snn.graph import Graph
 
 
 class TrainingDiverged(RtsnnRuntimeError):
@@ -72,15 +74,13 @@ def data_init(engine: Engine, params: dict[str, np.ndarray], x_tbn: np.ndarray, 
     mean ``bias * v_th`` over time, samples and neurons (layer by layer, with the actual spikes
     of the rescaled layer below). LSUV-style; makes training start from a responsive network
     whatever the input encoding."""
-    spec = engine.spec
-    import re
-    for l in range(len(spec.layers)):
-        sub = NetSpec.from_dict({**spec.to_dict(), "layers": spec.layers[: l + 1],
-                                 "recurrent": spec.recurrent[: l + 1], "n_out": None, "tau_out2_s": None})
-        eng = Engine(sub, dtype=np.float64)
-        sp = {k: v for k, v in params.items()
-              if k == "delay_logits" or ((m := re.fullmatch(r"(w|r|alpha|vth)(\d+)", k)) and int(m.group(2)) <= l)}
-        h = x_tbn if l == 0 else eng.forward(sp, x_tbn).records[0][0][l - 1][3]
+    plan = engine.plan
+    # the spikes of layer l-1 do not depend on the layers above: the whole network's forward
+    # pass (float64, full tape) gives them, with the layers up to l-1 already rescaled
+    eng = Engine(engine.graph, engine.options, dtype=np.float64)
+    for l in range(len(plan.layers)):
+        v_th = typical(plan.v_th[l])  # the graph's initial threshold of the layer
+        h = x_tbn if l == 0 else eng.forward(params, x_tbn).records[0][0][l - 1][3]
         T, B, _ = h.shape
         cur = (h.reshape(T * B, -1) @ params[f"w{l}"]).reshape(T, B, -1)
         u = np.empty_like(cur)
@@ -91,15 +91,15 @@ def data_init(engine: Engine, params: dict[str, np.ndarray], x_tbn: np.ndarray, 
             u[t] = acc
         sd = float(u.std())
         if sd > 0:
-            params[f"w{l}"] *= gain * spec.v_th / sd
-            u *= gain * spec.v_th / sd
+            params[f"w{l}"] *= gain * v_th / sd
+            u *= gain * v_th / sd
         if bias:
             # shift by a constant current so the mean membrane is bias * v_th: add it to all
             # weights proportionally to the mean input of each presynaptic channel
             mean_in = h.mean(axis=(0, 1))
             tot = float(mean_in.sum())
             if tot > 0:
-                du = bias * spec.v_th - float(u.mean())
+                du = bias * v_th - float(u.mean())
                 params[f"w{l}"] += du * (1 - float(np.mean(a))) / tot
 
 
@@ -161,7 +161,7 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
     ``get_batch(indices) -> (x (T, B, n_in), target)``; ``loss_name`` names a loss of
     :mod:`rtsnn.learn.offline.losses` or is a callable ``(out, target) -> (loss, d_out)``; ``evaluate(params)`` adds metrics
     (e.g. accuracies) to each epoch's history entry. With ``cfg.checkpoint_path`` the params,
-    Adam state, history and ``meta`` are saved atomically after every epoch; on
+    Adam state, history, ``meta``, the engine's graph and options are saved atomically after every epoch; on
     KeyboardInterrupt the current params are saved first (the interrupted epoch is redone on
     resume). With ``cfg.resume`` an existing checkpoint is loaded and training continues at its
     epoch. A non-finite or exploding loss raises :class:`TrainingDiverged` and leaves the last
@@ -193,7 +193,8 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
         arrays = {f"param/{k}": v for k, v in params.items()}
         arrays.update(opt.state_arrays())
         save_checkpoint(ck, arrays, {"epoch": epoch, "history": history, "adam_steps": opt.step_count,
-                                     "calib": list(engine.calib), **(meta or {})})
+                                     "calib": list(engine.calib), "bptt_options": engine.options.to_dict(),
+                                     **(meta or {})}, graph=engine.graph)
 
     bs = max(1, min(cfg.batch_size, n_samples))
     first_loss = history[0]["loss"] if history else None
@@ -218,14 +219,14 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
                 else:
                     loss, dy = compute_loss(loss_name, tape.y, tb, **loss_kw)
                 T, B = xb.shape[0], xb.shape[1]
-                dz_reg = [np.zeros(n) for n in engine.spec.layers]
+                dz_reg = [np.zeros(n) for n in engine.plan.layers]
                 for l, counts in enumerate(tape.spike_counts):
                     if cfg.reg_count:
                         v, d = spike_count_reg(counts, B, T, cfg.reg_count)
                         loss += v
                         dz_reg[l] += d
                     if cfg.reg_rate:
-                        v, d = homeostatic_reg(counts, B, T, engine.spec.dt_s, cfg.target_rate_hz, cfg.reg_rate)
+                        v, d = homeostatic_reg(counts, B, T, engine.plan.dt_s, cfg.target_rate_hz, cfg.reg_rate)
                         loss += v
                         dz_reg[l] += d
                 if not math.isfinite(loss) or (first_loss is not None and loss > cfg.diverge_factor * max(first_loss, 1e-12)):
@@ -274,22 +275,24 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
 
 
 # ------------------------------------------------------------------ classifier API
-def to_graph(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1.0, out_offset: Any = 0.0,
+def to_graph(graph: Graph, params: dict[str, np.ndarray], options: BpttOptions | None = None, *,
+             out_scale: Any = 1.0, out_offset: Any = 0.0,
              provenance: dict | None = None, output_labels: list[str] | None = None,
              output_units: list[str] | None = None):
     """The trained network as a :class:`rtsnn.snn.graph.GraphModel`, nothing dropped: any
     depth, recurrent or not per layer, per-neuron ``alpha{l}`` / ``vth{l}``, ALIF, refractory,
     the readout (single or double exponential) rescaled as
     ``y = out_scale * (w_out^T r + b_out) + out_offset``, soft input delays as ``Delay``
-    nodes; no readout (``n_out`` None): the output is the last layer's spikes. Mapping and
-    numerics: :mod:`rtsnn.learn.offline.export`."""
+    nodes; no readout: the output is the last layer's spikes. ``graph`` and ``options`` are
+    what was trained (:class:`Engine`'s). Mapping and numerics: :mod:`rtsnn.learn.offline.export`."""
     from rtsnn.learn.offline.export import bptt_to_graph
 
-    return bptt_to_graph(spec, params, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
+    return bptt_to_graph(graph, params, options, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
                          output_labels=output_labels, output_units=output_units)
 
 
-def to_model(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1.0, out_offset: Any = 0.0,
+def to_model(graph: Graph, params: dict[str, np.ndarray], options: BpttOptions | None = None, *,
+             out_scale: Any = 1.0, out_offset: Any = 0.0,
              provenance: dict | None = None, output_labels: list[str] | None = None,
              output_units: list[str] | None = None):
     """What :func:`to_graph` gives, as the runtime's single-layer :class:`rtsnn.snn.Model`
@@ -300,7 +303,7 @@ def to_model(spec: NetSpec, params: dict[str, np.ndarray], *, out_scale: Any = 1
     :func:`rtsnn.snn.graph_network.build_network` runs; nothing trained is dropped."""
     from rtsnn.learn.offline.export import single_layer_model
 
-    gm = to_graph(spec, params, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
+    gm = to_graph(graph, params, options, out_scale=out_scale, out_offset=out_offset, provenance=provenance,
                   output_labels=output_labels, output_units=output_units)
     model = single_layer_model(gm)
     return gm if model is None else model
@@ -312,11 +315,14 @@ class TrainedClassifier:
     dt grid; ``history`` has one dict per epoch (``loss``, ``train_acc``, ``val_acc`` when
     validation data was given, ``epoch_s``); ``params`` the float64 weights (``w0``, ``w1``,
     ... feedforward, ``r{l}`` recurrent, ``alpha{l}``/``vth{l}`` per-neuron leak/threshold,
-    ``w_out``/``b_out``/``kappa`` for readout losses); ``spec`` the architecture."""
+    ``w_out``/``b_out``/``kappa`` for readout losses); ``graph`` the model graph trained
+    (architecture and initial neuron parameters, :mod:`rtsnn.learn.offline.bptt_graph`) and
+    ``options`` the training options; :meth:`to_model` gives the trained model."""
 
-    spec: NetSpec
+    graph: Graph
     params: dict[str, np.ndarray]
     loss: str
+    options: BpttOptions = field(default_factory=BpttOptions)
     history: list[dict] = field(default_factory=list)
     calib: list[float] = field(default_factory=list)
     loss_kw: dict = field(default_factory=dict)
@@ -326,15 +332,23 @@ class TrainedClassifier:
         """Seconds of training per epoch (same as ``[h['epoch_s'] for h in history]``)."""
         return [h["epoch_s"] for h in self.history]
 
+    def to_graph(self, **kw):
+        """The trained network as a :class:`rtsnn.snn.graph.GraphModel` (:func:`to_graph`)."""
+        return to_graph(self.graph, self.params, self.options, **kw)
+
+    def to_model(self, **kw):
+        """The trained network as :func:`to_model` gives it (a single-layer Model or a GraphModel)."""
+        return to_model(self.graph, self.params, self.options, **kw)
+
     def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        x = check_inputs(x, "x", self.spec.n_in)
-        eng = Engine(self.spec, dtype=np.float32)
+        eng = Engine(self.graph, self.options, dtype=np.float32)
+        x = check_inputs(x, "x", eng.plan.n_in)
         out = []
         for i in range(0, x.shape[0], batch_size):
             xb = np.ascontiguousarray(x[i:i + batch_size].transpose(1, 0, 2))
             y = eng.forward(self.params, xb).y
             lg = classification_logits(y, self.loss, **self.loss_kw)
-            if self.spec.n_out is None:  # a spiking output layer
+            if eng.plan.n_out is None:  # a spiking output layer
                 # ties in spike counts are common: earlier spikes break them
                 T = y.shape[0]
                 lg = lg + 1e-3 * np.tensordot(1.0 - np.arange(T) / T, y.astype(np.float64), axes=(0, 0))
@@ -370,7 +384,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
     softmax relaxation), ``reg_count``, ``reg_rate``,
     ``target_rate_hz``, ``calibrate_every``, ``checkpoint_steps`` (BPTT recompute segments),
     ``checkpoint_path``/``resume`` (per-epoch checkpoints), ``tau_steps`` (first_spike),
-    ``dtype`` (float32), ``reset`` ('subtract' or 'zero', see :class:`NetSpec`), ``output``
+    ``dtype`` (float32), ``reset`` ('subtract' or 'zero', see :mod:`rtsnn.learn.offline.bptt_engine`), ``output``
     ('spiking': a spiking output layer of ``n_classes`` neurons whose spikes are the loss's
     ``out``, or 'readout': the leaky readout; default 'spiking' for ``count_ce``/``first_spike``
     and 'readout' for ``mean_ce``/``rate_ce``; ``rate_ce`` on a spiking output is snnTorch's
@@ -411,20 +425,21 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
     spiking_out = output == "spiking"
     layers = tuple(int(n) for n in hidden) + ((n_classes,) if spiking_out else ())
     rec = tuple([bool(recurrent)] * len(hidden)) + ((False,) if spiking_out else ())
-    spec = NetSpec(n_in=int(x.shape[2]), layers=layers, recurrent=rec,
-                   n_out=None if spiking_out else n_classes, model=neuron, dt_s=dt_s, tau_mem_s=tau_mem_s,
-                   tau_adapt_s=opts.get("tau_adapt_s", 200e-3), beta_adapt=opts.get("beta_adapt", 0.0),
-                   v_th=opts.get("v_th", 1.0), refractory_s=opts.get("refractory_s", 0.0),
-                   tau_out_s=opts.get("tau_out_s", max(20e-3, 2 * dt_s)), surrogate=surrogate,
-                   surrogate_param=opts.get("surrogate_param"), detach_reset=opts.get("detach_reset", False),
-                   tau_out2_s=None if spiking_out else opts.get("tau_out2_s"),
-                   max_delay_steps=int(opts.get("max_delay_steps", 0)), reset=opts.get("reset", "subtract"))
-    engine = Engine(spec, dtype=opts.get("dtype", np.float32), checkpoint_steps=opts.get("checkpoint_steps"))
-    params = init_params(spec, seed, spectral_radius=opts.get("spectral_radius", 0.9))
+    graph = layered_graph(int(x.shape[2]), layers, rec, None if spiking_out else n_classes, dt_s=dt_s, model=neuron,
+                          tau_mem_s=tau_mem_s, tau_adapt_s=opts.get("tau_adapt_s", 200e-3),
+                          beta_adapt=opts.get("beta_adapt", 0.0), v_th=opts.get("v_th", 1.0),
+                          refractory_s=opts.get("refractory_s", 0.0), reset=opts.get("reset", "subtract"),
+                          tau_out_s=opts.get("tau_out_s", max(20e-3, 2 * dt_s)),
+                          tau_out2_s=None if spiking_out else opts.get("tau_out2_s"))
+    options = BpttOptions(surrogate=surrogate, surrogate_param=opts.get("surrogate_param"),
+                          detach_reset=opts.get("detach_reset", False),
+                          max_delay_steps=int(opts.get("max_delay_steps", 0)))
+    engine = Engine(graph, options, dtype=opts.get("dtype", np.float32), checkpoint_steps=opts.get("checkpoint_steps"))
+    params = init_params(graph, seed, options, spectral_radius=opts.get("spectral_radius", 0.9))
     sg_scale = opts.get("surrogate_scale", 1.0)
     if not (isinstance(sg_scale, (int, float)) and math.isfinite(sg_scale) and sg_scale > 0):
         raise ValueError(f"surrogate_scale must be a finite number > 0, got {sg_scale!r}")
-    engine.calib = [float(sg_scale)] * len(spec.layers)
+    engine.calib = [float(sg_scale)] * len(engine.plan.layers)
     for k, w in (opts.get("init_weights") or {}).items():
         if k not in params:
             raise ValueError(f"init_weights: unknown parameter {k!r}; the network has {', '.join(params)}")
@@ -439,7 +454,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
         data_init(engine, params, np.ascontiguousarray(x[init_idx].transpose(1, 0, 2), dtype=np.float64),
                   gain=opts.get("init_gain", 1.0), bias=opts.get("init_bias", 0.0))
     loss_kw = {"tau_steps": opts["tau_steps"]} if (loss == "first_spike" and "tau_steps" in opts) else {}
-    clf = TrainedClassifier(spec=spec, params=params, loss=loss, loss_kw=loss_kw)
+    clf = TrainedClassifier(graph=graph, params=params, loss=loss, options=options, loss_kw=loss_kw)
 
     def get_batch(idx):
         return np.ascontiguousarray(x[np.sort(idx)].transpose(1, 0, 2)), y[np.sort(idx)]
@@ -457,7 +472,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
                     checkpoint_path=opts.get("checkpoint_path"), resume=opts.get("resume", False),
                     progress=progress, seed=seed)
     _, history = fit(engine, params, x.shape[0], get_batch, loss, cfg, loss_kw=loss_kw, evaluate=evaluate,
-                     meta={"spec": spec.to_dict(), "loss": loss}, log=opts.get("log", sys.stderr))
+                     meta={"loss": loss}, log=opts.get("log", sys.stderr))
     clf.history = history
     clf.calib = list(engine.calib)
     return clf

@@ -1,6 +1,10 @@
 """BPTT engine: a stack of spiking LIF/ALIF layers (feedforward of any depth, each optionally
 recurrent) plus an optional leaky readout, forward and backward through time with the numba
-kernels of :mod:`rtsnn.learn.offline.bptt_kernels`.
+kernels of :mod:`rtsnn.learn.offline.bptt_kernels`. The network is a model graph of the
+layered pattern of :mod:`rtsnn.learn.offline.bptt_graph` (architecture and initial neuron
+parameters; :func:`~rtsnn.learn.offline.bptt_graph.layered_graph` builds the usual one) and
+the training options :class:`~rtsnn.learn.offline.bptt_graph.BpttOptions`; :class:`Engine`
+compiles the graph once into a per-layer plan.
 
 Layer ``l`` receives the spikes of layer ``l-1`` of the *same* step (the input ``x`` for
 ``l = 0``), as the runtime does between input and hidden layer. Parameters live in a dict of
@@ -11,15 +15,15 @@ float64 arrays (the optimiser's master copy)::
     alpha{l}  (n_l,)           membrane decay per step (trainable leak)
     vth{l}    (n_l,)           threshold (trainable)
     w_out     (n_L, n_out), b_out (n_out,), kappa (1,)   readout (when ``n_out`` is set)
-    kappa2    (1,)             second readout stage (``tau_out2_s`` set: double exponential)
-    delay_logits (n_in, n_0, D+1)  input synaptic delays (``max_delay_steps = D > 0``)
+    kappa2    (1,)             second readout stage (a second LI node: double exponential)
+    delay_logits (n_in, n_0, D+1)  input synaptic delays (``options.max_delay_steps = D > 0``)
 
 Neurons reset by subtraction (``reset='subtract'``, the default: ``v - v_th`` at the tick after
 a spike) or to zero (``reset='zero'``: ``v[t] = alpha (1 - z[t-1]) v[t-1] + I[t]``, snnTorch's
 ``Leaky(reset_mechanism='zero')``); ``detach_reset`` cuts the reset's gradient path in both.
 
-Readout: ``r[t] = kappa r[t-1] + z_L[t]``, ``y = r w_out + b_out``; with ``tau_out2_s`` a
-second stage ``q[t] = kappa2 q[t-1] + r[t]`` and ``y = q w_out + b_out``: the spikes are
+Readout: ``r[t] = kappa r[t-1] + z_L[t]``, ``y = r w_out + b_out``; with a second LI node
+(``tau_out2_s``) a second stage ``q[t] = kappa2 q[t-1] + r[t]`` and ``y = q w_out + b_out``: the spikes are
 filtered by ``(kappa^(t+1) - kappa2^(t+1)) / (kappa - kappa2)``, a difference of exponentials
 (rise and decay both trainable through ``kappa`` and ``kappa2``).
 
@@ -40,140 +44,55 @@ The network runs in ``dtype`` (float32 for training speed, float64 for gradient 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rtsnn.learn.offline.bptt_kernels import (layer_backward, layer_forward, matmul_transposed, outer_accumulate,
                                               readout_backward, readout_forward, sparse_matmul)
+from rtsnn.learn.offline.bptt_graph import BpttOptions, compile_graph, typical
 from rtsnn.learn.offline.surrogate import surrogate_id
+from rtsnn.snn.graph import Graph
 
 
-@dataclass(frozen=True)
-class NetSpec:
-    """Architecture and fixed dynamics (units in the names)."""
+def init_params(graph: Graph, seed: int, options: BpttOptions | None = None, *, input_scale: float = 1.0,
+                spectral_radius: float = 0.9, readout_scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Initial parameters of the layered ``graph`` (:mod:`rtsnn.learn.offline.bptt_graph`): the
+    per-neuron decays ``alpha{l}`` and thresholds ``vth{l}`` of each layer's node, the readout
+    decays ``kappa`` (``kappa2``) of its LI stage(s), random weights.
 
-    n_in: int
-    layers: tuple[int, ...]
-    recurrent: tuple[bool, ...]
-    n_out: int | None = None  # leaky readout size; None: the output is the last layer's spikes
-    model: str = "lif"
-    dt_s: float = 1e-3
-    tau_mem_s: float = 20e-3
-    tau_adapt_s: float = 200e-3
-    beta_adapt: float = 0.0
-    v_th: float = 1.0
-    refractory_s: float = 0.0
-    tau_out_s: float = 20e-3
-    surrogate: str = "fast_sigmoid"
-    surrogate_param: float | None = None
-    detach_reset: bool = False
-    tau_out2_s: float | None = None  # second readout stage: a double-exponential readout filter
-    max_delay_steps: int = 0  # > 0: trainable input synaptic delays 0..max_delay_steps steps
-    reset: str = "subtract"  # 'subtract': v - v_th z[t-1]; 'zero': v = 0 after a spike (next tick)
-
-    def __post_init__(self) -> None:
-        if self.tau_out2_s is not None and not (isinstance(self.tau_out2_s, (int, float))
-                                                and math.isfinite(self.tau_out2_s) and self.tau_out2_s > 0):
-            raise ValueError(f"tau_out2_s must be None or a finite number > 0, got {self.tau_out2_s!r}")
-        if self.tau_out2_s is not None and self.n_out is None:
-            raise ValueError("tau_out2_s (a double-exponential readout) needs a readout: set n_out")
-        if not (isinstance(self.max_delay_steps, int) and 0 <= self.max_delay_steps <= 256):
-            raise ValueError(f"max_delay_steps must be an int in [0, 256], got {self.max_delay_steps!r}")
-        if not (isinstance(self.n_in, int) and self.n_in >= 1):
-            raise ValueError(f"n_in must be an int >= 1, got {self.n_in!r}")
-        if len(self.layers) < 1 or any(not isinstance(n, int) or n < 1 for n in self.layers):
-            raise ValueError(f"layers must be a non-empty list of ints >= 1, got {self.layers!r}")
-        if len(self.recurrent) != len(self.layers):
-            raise ValueError(f"recurrent must have one flag per layer ({len(self.layers)}), got {self.recurrent!r}")
-        if self.reset not in ("subtract", "zero"):
-            raise ValueError(f"reset must be 'subtract' or 'zero', got {self.reset!r}")
-        if self.model not in ("lif", "alif"):
-            raise ValueError(f"model must be 'lif' or 'alif', got {self.model!r}")
-        for name in ("dt_s", "tau_mem_s", "tau_adapt_s", "tau_out_s", "v_th"):
-            val = getattr(self, name)
-            if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {val!r}")
-        for name in ("beta_adapt", "refractory_s"):
-            val = getattr(self, name)
-            if not (math.isfinite(val) and val >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {val!r}")
-        surrogate_id(self.surrogate, self.surrogate_param)
-
-    @property
-    def alpha(self) -> float:
-        return math.exp(-self.dt_s / self.tau_mem_s)
-
-    @property
-    def rho(self) -> float:
-        return math.exp(-self.dt_s / self.tau_adapt_s)
-
-    @property
-    def kappa(self) -> float:
-        return math.exp(-self.dt_s / self.tau_out_s)
-
-    @property
-    def kappa2(self) -> float | None:
-        return None if self.tau_out2_s is None else math.exp(-self.dt_s / self.tau_out2_s)
-
-    @property
-    def n_ref(self) -> int:
-        return int(round(self.refractory_s / self.dt_s))
-
-    @property
-    def beta(self) -> float:
-        return float(self.beta_adapt) if self.model == "alif" else 0.0
-
-    @property
-    def n_output(self) -> int:
-        return self.n_out if self.n_out is not None else self.layers[-1]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["layers"] = list(self.layers)
-        d["recurrent"] = list(self.recurrent)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> NetSpec:
-        d = dict(d)
-        d["layers"] = tuple(d["layers"])
-        d["recurrent"] = tuple(bool(r) for r in d["recurrent"])
-        return cls(**d)
-
-
-def init_params(spec: NetSpec, seed: int, *, input_scale: float = 1.0, spectral_radius: float = 0.9,
-                readout_scale: float = 1.0) -> dict[str, np.ndarray]:
-    """Random parameters: ``w{l} ~ N(0, (input_scale * v_th (1 - alpha) * 4 / sqrt(fan_in))^2)``...
-
-    Precisely: feedforward weights have standard deviation ``input_scale * g / sqrt(fan_in)``
-    with ``g = 3 v_th (1 - alpha)`` (so a layer driven by ~fan_in/3 coincident inputs is near
-    threshold); recurrent weights are Gaussian, zero diagonal, rescaled so the spectral radius
+    Feedforward weights have standard deviation ``input_scale * g / sqrt(fan_in)`` with
+    ``g = 3 v_th (1 - alpha)`` (so a layer driven by ~fan_in/3 coincident inputs is near
+    threshold; ``v_th``, ``alpha``: the layer's value, or its mean when it varies over the
+    neurons); recurrent weights are Gaussian, zero diagonal, rescaled so the spectral radius
     of the spike-to-spike gain ``r / ((1 - alpha) v_th)`` equals ``spectral_radius`` (the
     convention of :meth:`rtsnn.snn.params.Model.random`); the readout is
-    ``N(0, (readout_scale / sqrt(n_L))^2)``.
+    ``N(0, (readout_scale / sqrt(n_L))^2)``; input delay logits (``options.max_delay_steps``
+    > 0) start at zero (every delay equally likely). The graph's own weights are not read.
     """
+    plan = compile_graph(graph, options)
     rng = np.random.default_rng(seed)
     p: dict[str, np.ndarray] = {}
-    n_prev = spec.n_in
-    a = spec.alpha
-    for l, (n, rec) in enumerate(zip(spec.layers, spec.recurrent)):
-        g = 3.0 * spec.v_th * (1.0 - a)
+    n_prev = plan.n_in
+    for l, (n, rec) in enumerate(zip(plan.layers, plan.recurrent)):
+        a = typical(plan.alpha[l])
+        v_th = typical(plan.v_th[l])
+        g = 3.0 * v_th * (1.0 - a)
         p[f"w{l}"] = rng.standard_normal((n_prev, n)) * input_scale * g / math.sqrt(n_prev)
         if rec:
-            p[f"r{l}"] = recurrent_init(n, spectral_radius * (1.0 - a) * spec.v_th, rng)
-        p[f"alpha{l}"] = np.full(n, a)
-        p[f"vth{l}"] = np.full(n, float(spec.v_th))
+            p[f"r{l}"] = recurrent_init(n, spectral_radius * (1.0 - a) * v_th, rng)
+        p[f"alpha{l}"] = plan.alpha[l].copy()
+        p[f"vth{l}"] = plan.v_th[l].copy()
         n_prev = n
-    if spec.n_out is not None:
-        p["w_out"] = rng.standard_normal((n_prev, spec.n_out)) * readout_scale / math.sqrt(n_prev)
-        p["b_out"] = np.zeros(spec.n_out)
-        p["kappa"] = np.array([spec.kappa])
-        if spec.kappa2 is not None:
-            p["kappa2"] = np.array([spec.kappa2])
-    if spec.max_delay_steps > 0:
+    if plan.n_out is not None:
+        p["w_out"] = rng.standard_normal((n_prev, plan.n_out)) * readout_scale / math.sqrt(n_prev)
+        p["b_out"] = np.zeros(plan.n_out)
+        p["kappa"] = np.array([plan.kappa])
+        if plan.kappa2 is not None:
+            p["kappa2"] = np.array([plan.kappa2])
+    if plan.max_delay_steps > 0:
         # uniform over the delays at first: the relaxation starts undecided
-        p["delay_logits"] = np.zeros((spec.n_in, spec.layers[0], spec.max_delay_steps + 1))
+        p["delay_logits"] = np.zeros((plan.n_in, plan.layers[0], plan.max_delay_steps + 1))
     return p
 
 
@@ -227,18 +146,25 @@ def shifted(x: np.ndarray, d: int, t0: int, t1: int) -> np.ndarray:
 
 
 class Engine:
-    """Forward/backward of a :class:`NetSpec` network for given parameters.
+    """Forward/backward of a layered model graph (:mod:`rtsnn.learn.offline.bptt_graph`) for
+    given parameters, with the training ``options`` (:class:`BpttOptions`; default ones when
+    None). The graph is compiled once into a per-layer plan; a graph BPTT cannot train is
+    refused there (:class:`rtsnn.snn.nodes.GraphError` naming the node and field).
 
     ``calib`` holds the per-layer surrogate scales ``s_l`` (default 1)."""
 
-    def __init__(self, spec: NetSpec, dtype=np.float32, checkpoint_steps: int | None = None):
+    def __init__(self, graph: Graph, options: BpttOptions | None = None, dtype=np.float32,
+                 checkpoint_steps: int | None = None):
         if checkpoint_steps is not None and (not isinstance(checkpoint_steps, int) or checkpoint_steps < 1):
             raise ValueError(f"checkpoint_steps must be None or an int >= 1, got {checkpoint_steps!r}")
-        self.spec = spec
+        self.graph = graph
+        self.options = BpttOptions() if options is None else options
+        self.plan = compile_graph(graph, self.options)
+        plan = self.plan
         self.dtype = np.dtype(dtype)
         self.checkpoint_steps = checkpoint_steps
-        self.kind, self.sg_param = surrogate_id(spec.surrogate, spec.surrogate_param)
-        self.calib = [1.0] * len(spec.layers)
+        self.kind, self.sg_param = surrogate_id(plan.surrogate, plan.surrogate_param)
+        self.calib = [1.0] * len(plan.layers)
 
     # ---------------------------------------------------------------- forward
     def _cast(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -247,9 +173,9 @@ class Engine:
     def _zero_states(self, B: int):
         dt = self.dtype
         states = [_LayerState(np.zeros((B, n), dt), np.zeros((B, n), dt), np.zeros((B, n), dt),
-                              np.zeros((B, n), np.int64)) for n in self.spec.layers]
+                              np.zeros((B, n), np.int64)) for n in self.plan.layers]
         # readout traces: stage r (and q for a double-exponential readout)
-        r = np.zeros((2 if self.spec.tau_out2_s is not None else 1, B, self.spec.layers[-1]), dt)
+        r = np.zeros((2 if self.plan.tau_out2_s is not None else 1, B, self.plan.layers[-1]), dt)
         return states, r
 
     def _delayed_current(self, cp, x: np.ndarray) -> np.ndarray:
@@ -257,7 +183,7 @@ class Engine:
         T, B, _ = x.shape
         p = delay_probs(np.asarray(cp["delay_logits"], np.float64))
         w0 = np.asarray(cp["w0"], np.float64)
-        out = np.zeros((T, B, self.spec.layers[0]), self.dtype)
+        out = np.zeros((T, B, self.plan.layers[0]), self.dtype)
         tmp = np.empty_like(out)
         for d in range(p.shape[-1]):
             sparse_matmul(shifted(x, d, 0, T), np.ascontiguousarray(w0 * p[..., d], dtype=self.dtype), tmp)
@@ -265,12 +191,12 @@ class Engine:
         return out
 
     def _segment(self, cp, x_seg, states, r, keep: bool, counts=None, iff0=None):
-        spec = self.spec
+        plan = self.plan
         Ts, B, _ = x_seg.shape
         h = x_seg
         recs = []
         empty = np.zeros((1, 1), self.dtype)
-        for l, n in enumerate(spec.layers):
+        for l, n in enumerate(plan.layers):
             st = states[l]
             z0 = st.z.copy()
             v0 = st.v.copy()
@@ -284,11 +210,11 @@ class Engine:
             as_ = np.empty_like(vs)
             zs = np.empty_like(vs)
             ms = np.empty_like(vs)
-            rec = spec.recurrent[l]
+            rec = plan.recurrent[l]
             args = (iff, cp[f"r{l}"] if rec else empty, rec, cp[f"alpha{l}"], cp[f"vth{l}"],
-                    spec.rho, spec.beta, spec.n_ref, spec.model == "alif",
+                    plan.rho, plan.beta, plan.n_ref, plan.model == "alif",
                     st.v, st.a, st.z, st.refr, vs, as_, zs, ms)
-            if spec.reset == "zero":
+            if plan.reset == "zero":
                 layer_forward(*args, True)
             else:
                 layer_forward(*args)
@@ -297,17 +223,17 @@ class Engine:
             recs.append((h, vs, as_, zs, ms, z0, v0) if keep else None)
             h = zs
         ro = None
-        if spec.n_out is not None:
+        if plan.n_out is not None:
             r0 = r.copy()
             rs = np.empty_like(h)
             readout_forward(h, float(cp["kappa"][0]), r[0], rs)
             top = rs
             qs = None
-            if spec.tau_out2_s is not None:  # second stage of the double exponential
+            if plan.tau_out2_s is not None:  # second stage of the double exponential
                 qs = np.empty_like(h)
                 readout_forward(rs, float(cp["kappa2"][0]), r[1], qs)
                 top = qs
-            y = np.empty((Ts, B, spec.n_out), self.dtype)
+            y = np.empty((Ts, B, plan.n_out), self.dtype)
             sparse_matmul(top, cp["w_out"], y)
             y += cp["b_out"]
             ro = (rs, r0, qs) if keep else None
@@ -318,17 +244,17 @@ class Engine:
     def forward(self, params: dict[str, np.ndarray], x: np.ndarray) -> Tape:
         """Run the network on ``x`` (T, B, n_in); returns a :class:`Tape` (``tape.y`` the output)."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        if x.ndim != 3 or x.shape[2] != self.spec.n_in:
-            raise ValueError(f"x must be (T, B, n_in={self.spec.n_in}), got shape {x.shape}")
+        if x.ndim != 3 or x.shape[2] != self.plan.n_in:
+            raise ValueError(f"x must be (T, B, n_in={self.plan.n_in}), got shape {x.shape}")
         T, B, _ = x.shape
         cp = self._cast(params)
         K = self.checkpoint_steps or T
         segs = [(t0, min(t0 + K, T)) for t0 in range(0, T, K)]
         states, r = self._zero_states(B)
-        counts = [np.zeros(n) for n in self.spec.layers]
+        counts = [np.zeros(n) for n in self.plan.layers]
         ys, starts, records = [], [], []
         keep = self.checkpoint_steps is None
-        iff0 = self._delayed_current(cp, x) if self.spec.max_delay_steps > 0 else None
+        iff0 = self._delayed_current(cp, x) if self.plan.max_delay_steps > 0 else None
         for t0, t1 in segs:
             starts.append(None if keep else ([s.copy() for s in states], r.copy()))
             y, rec = self._segment(cp, x[t0:t1], states, r, keep, counts,
@@ -344,20 +270,20 @@ class Engine:
         """Gradients (float64 dict, keys as ``params``) of a loss whose derivative with respect
         to ``tape.y`` is ``dy`` (T, B, n_output). ``dz_reg[l]`` (n_l,) is added to dL/dz of
         layer l at every step and sample (regularisers)."""
-        spec = self.spec
+        plan = self.plan
         cp = self._cast(params)
         T, B, _ = tape.y.shape
         if dy.shape != tape.y.shape:
             raise ValueError(f"dy must have the shape of the output {tape.y.shape}, got {dy.shape}")
         grads = {k: np.zeros_like(v, dtype=np.float64) for k, v in params.items()}
-        L = len(spec.layers)
-        ev = [np.zeros((B, n)) for n in spec.layers]
-        ea = [np.zeros((B, n)) for n in spec.layers]
-        er = np.zeros((B, spec.layers[-1]))
-        eq = np.zeros((B, spec.layers[-1]))
+        L = len(plan.layers)
+        ev = [np.zeros((B, n)) for n in plan.layers]
+        ea = [np.zeros((B, n)) for n in plan.layers]
+        er = np.zeros((B, plan.layers[-1]))
+        eq = np.zeros((B, plan.layers[-1]))
         empty = np.zeros((1, 1), self.dtype)
         dk = dk2 = 0.0
-        delays = spec.max_delay_steps > 0
+        delays = plan.max_delay_steps > 0
         if delays:
             p_delay = delay_probs(np.asarray(params["delay_logits"], np.float64))
             w0_64 = np.asarray(params["w0"], np.float64)
@@ -372,19 +298,19 @@ class Engine:
                                            iff0=None if tape.iff0 is None else tape.iff0[t0:t1])
             recs, ro = rec_all
             dys = np.ascontiguousarray(dy[t0:t1], dtype=self.dtype)
-            if spec.n_out is not None:
+            if plan.n_out is not None:
                 rs, r0, qs = ro
                 top = rs if qs is None else qs
                 outer_accumulate(top, dys, grads["w_out"])
                 grads["b_out"] += dys.sum(axis=(0, 1), dtype=np.float64)
-                d_top = np.empty((Ts, B, spec.layers[-1]), self.dtype)
+                d_top = np.empty((Ts, B, plan.layers[-1]), self.dtype)
                 matmul_transposed(dys, cp["w_out"], d_top)
                 if qs is not None:  # through the second stage first: its input adjoint is dL/dr
-                    d_rs = np.zeros((Ts, B, spec.layers[-1]), np.float64)
+                    d_rs = np.zeros((Ts, B, plan.layers[-1]), np.float64)
                     dk2 += readout_backward(d_top, qs, r0[1], float(cp["kappa2"][0]), eq, d_rs)
                 else:
                     d_rs = d_top
-                ext = np.zeros((Ts, B, spec.layers[-1]), np.float64)
+                ext = np.zeros((Ts, B, plan.layers[-1]), np.float64)
                 dk += readout_backward(d_rs, rs, r0[0], float(cp["kappa"][0]), er, ext)
             else:
                 ext = dys.astype(np.float64)
@@ -392,13 +318,13 @@ class Engine:
                 h, vs, as_, zs, ms, z0, v0 = recs[l]
                 if dz_reg is not None and dz_reg[l] is not None:
                     ext = ext + dz_reg[l]
-                rec = spec.recurrent[l]
-                d_cur = np.empty((Ts, B, spec.layers[l]), np.float64)
+                rec = plan.recurrent[l]
+                d_cur = np.empty((Ts, B, plan.layers[l]), np.float64)
                 layer_backward(np.ascontiguousarray(ext, dtype=np.float64), vs, as_, zs, ms, z0, v0,
                                cp[f"r{l}"] if rec else empty, rec,
-                               cp[f"alpha{l}"], cp[f"vth{l}"], spec.rho, spec.beta, spec.model == "alif",
-                               self.kind, self.sg_param, float(self.calib[l]), spec.detach_reset,
-                               ev[l], ea[l], d_cur, grads[f"alpha{l}"], grads[f"vth{l}"], spec.reset == "zero")
+                               cp[f"alpha{l}"], cp[f"vth{l}"], plan.rho, plan.beta, plan.model == "alif",
+                               self.kind, self.sg_param, float(self.calib[l]), plan.detach_reset,
+                               ev[l], ea[l], d_cur, grads[f"alpha{l}"], grads[f"vth{l}"], plan.reset == "zero")
                 if l == 0 and delays:
                     for d in range(p_delay.shape[-1]):
                         o = np.zeros_like(w0_64)
@@ -414,11 +340,11 @@ class Engine:
                     np.fill_diagonal(g, 0.0)
                     grads[f"r{l}"] += g
                 if l > 0:
-                    ext = np.empty((Ts, B, spec.layers[l - 1]), np.float64)
+                    ext = np.empty((Ts, B, plan.layers[l - 1]), np.float64)
                     matmul_transposed(d_cur, params[f"w{l}"].astype(np.float64), ext)
-        if spec.n_out is not None:
+        if plan.n_out is not None:
             grads["kappa"][0] = dk
-            if spec.tau_out2_s is not None:
+            if plan.tau_out2_s is not None:
                 grads["kappa2"][0] = dk2
         if delays:  # softmax Jacobian: dL/dlogit = p (dL/dp - sum_d p dL/dp)
             grads["delay_logits"] += p_delay * (g_p - np.sum(p_delay * g_p, axis=-1, keepdims=True))
@@ -436,7 +362,7 @@ class Engine:
         out = []
         for l, rec in enumerate(tape.records[0][0]):
             _, vs, as_, _, ms, _, _ = rec
-            thr = params[f"vth{l}"] + self.spec.beta * as_
+            thr = params[f"vth{l}"] + self.plan.beta * as_
             out.append(float(np.mean(surrogate_grad_np(vs - thr, self.kind, self.sg_param) * ms)))
         return out
 
@@ -446,12 +372,12 @@ class Engine:
         section 1; ``W_{L+1}`` is ``w_out`` or 1 for a spiking output layer), clipped to
         [lo, hi]; the last layer keeps 1 when it is the (spiking) output. Returns the scales."""
         gm = self.surrogate_mean(params, x)
-        L = len(self.spec.layers)
+        L = len(self.plan.layers)
         scales = []
         for l in range(L):
             if l + 1 < L:
                 wn = float(np.linalg.norm(params[f"w{l + 1}"], 2))
-            elif self.spec.n_out is not None:
+            elif self.plan.n_out is not None:
                 wn = float(np.linalg.norm(params["w_out"], 2))
             else:
                 scales.append(1.0)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtsnn.learn.offline.bptt_engine import NetSpec
+from rtsnn.learn.offline.bptt_graph import BpttOptions, compile_graph
 from rtsnn.learn.offline.surrogate import surrogate_grad_np, surrogate_id
 
 
-def forward_reference(spec: NetSpec, params: dict[str, np.ndarray], x: np.ndarray) -> dict:
-    """Returns a dict with ``y`` (T, B, n_output) and per-layer lists ``v, a, z, m`` of
-    (T, B, n) arrays, plus ``r`` (T, B, n_L) when there is a readout."""
+def forward_reference(graph, params: dict[str, np.ndarray], x: np.ndarray,
+                      options: BpttOptions | None = None) -> dict:
+    """The layered ``graph`` (:mod:`rtsnn.learn.offline.bptt_graph`; reset by subtraction, a
+    single-exponential readout, no delays) run with ``params``: a dict with ``y`` (T, B,
+    n_output) and per-layer lists ``v, a, z, m`` of (T, B, n) arrays, plus ``r`` (T, B, n_L)
+    when there is a readout."""
+    spec = compile_graph(graph, options)
     x = np.asarray(x, dtype=np.float64)
     T, B, _ = x.shape
     L = len(spec.layers)
@@ -53,9 +57,12 @@ def forward_reference(spec: NetSpec, params: dict[str, np.ndarray], x: np.ndarra
     return out
 
 
-def backward_reference(spec: NetSpec, params: dict[str, np.ndarray], x: np.ndarray, fwd: dict,
-                       dy: np.ndarray, calib: list[float] | None = None) -> dict[str, np.ndarray]:
-    """Gradients of a loss with ``dL/dy = dy`` (T, B, n_output), float64."""
+def backward_reference(graph, params: dict[str, np.ndarray], x: np.ndarray, fwd: dict,
+                       dy: np.ndarray, calib: list[float] | None = None,
+                       options: BpttOptions | None = None) -> dict[str, np.ndarray]:
+    """Gradients of a loss with ``dL/dy = dy`` (T, B, n_output), float64 (``graph``, ``options``
+    as for :func:`forward_reference`)."""
+    spec = compile_graph(graph, options)
     x = np.asarray(x, dtype=np.float64)
     T, B, _ = x.shape
     L = len(spec.layers)

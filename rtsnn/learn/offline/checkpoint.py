@@ -2,6 +2,14 @@
 pickle). Written to a temporary file in the same folder, flushed and ``os.replace``-d over
 the target, so a crash or Ctrl-C during the write never leaves a truncated checkpoint: the
 file on disk is always the previous complete one or the new complete one.
+
+A BPTT checkpoint (:func:`rtsnn.learn.offline.bptt.fit`) also holds what was trained: the
+model graph (its nodes' scalar fields and edges in ``meta['graph']``, its nodes' arrays as
+``graph/<node>/<field>``, the model file's layout) and the training options in
+``meta['bptt_options']``; :func:`checkpoint_graph` reads them back. Version 1 checkpoints
+(written before the graph) stored the architecture as ``meta['spec']``, a flat dict (n_in,
+layers, recurrent, n_out, model, dt_s, tau_mem_s, ...); they still load, the dict converted
+to the equivalent layered graph.
 """
 
 from __future__ import annotations
@@ -18,19 +26,29 @@ import numpy as np
 from rtsnn.snn.model_file import write_npz_atomic
 
 FORMAT = "rtsnn-bptt-checkpoint"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+GRAPH_PREFIX = "graph/"
 
 
 class CheckpointError(RtsnnValueError):
     """An unreadable or foreign checkpoint file."""
 
 
-def save_checkpoint(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
-    """Write ``arrays`` and the JSON-serialisable ``meta`` atomically to ``path``."""
+def save_checkpoint(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                    graph: Any = None) -> Path:
+    """Write ``arrays`` and the JSON-serialisable ``meta`` atomically to ``path``; with ``graph``
+    (a :class:`rtsnn.snn.graph.Graph`) also the graph (``meta['graph']`` and ``graph/...`` arrays)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = json.dumps({"format": FORMAT, "version": VERSION, "meta": meta})
     payload = {k: np.asarray(v) for k, v in arrays.items()}
+    if graph is not None:
+        from rtsnn.learn.offline.bptt_graph import graph_to_parts
+
+        g_meta, g_arrays = graph_to_parts(graph)
+        meta = {**meta, "graph": g_meta}
+        payload.update({GRAPH_PREFIX + k: np.asarray(v) for k, v in g_arrays.items()})
+    header = json.dumps({"format": FORMAT, "version": VERSION, "meta": meta})
     payload["__header__"] = np.frombuffer(header.encode(), dtype=np.uint8)
     return write_npz_atomic(path, payload)
 
@@ -52,7 +70,26 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray]
         header = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: corrupt checkpoint header ({err})") from None
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise CheckpointError(f"{path}: expected format {FORMAT} v{VERSION}, got "
+    if header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
+        raise CheckpointError(f"{path}: expected format {FORMAT} v{'/v'.join(map(str, READABLE_VERSIONS))}, got "
                               f"{header.get('format')!r} v{header.get('version')!r}")
     return arrays, header["meta"]
+
+
+def checkpoint_graph(path: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """``(graph, options)`` a checkpoint was trained with (:class:`rtsnn.snn.graph.Graph`,
+    :class:`rtsnn.learn.offline.bptt_graph.BpttOptions`); a version 1 checkpoint's
+    ``meta['spec']`` is converted to the equivalent layered graph. CheckpointError when the
+    checkpoint holds neither."""
+    from rtsnn.learn.offline.bptt_graph import BpttOptions, graph_from_parts, graph_from_spec_dict
+
+    arrays, meta = load_checkpoint(path)
+    try:
+        if "graph" in meta:
+            g_arrays = {k[len(GRAPH_PREFIX):]: v for k, v in arrays.items() if k.startswith(GRAPH_PREFIX)}
+            return graph_from_parts(meta["graph"], g_arrays), BpttOptions.from_dict(meta.get("bptt_options") or {})
+        if "spec" in meta:
+            return graph_from_spec_dict(meta["spec"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: the checkpoint's network is unreadable: {err}") from None
+    raise CheckpointError(f"{path}: the checkpoint holds no network (neither 'graph' nor 'spec' in its header)")

@@ -1,7 +1,9 @@
 """What the offline trainers trained, as a model graph (:mod:`rtsnn.snn.graph`), nothing dropped.
 
-BPTT (:mod:`rtsnn.learn.offline.bptt_engine`): :func:`bptt_to_graph` maps a :class:`NetSpec`
-and its parameter dict onto graph nodes, one for one::
+BPTT (:mod:`rtsnn.learn.offline.bptt_engine`): :func:`bptt_to_graph` writes a parameter dict
+into a copy of the layered graph that was trained (:mod:`rtsnn.learn.offline.bptt_graph`;
+its node names, shown here as :func:`~rtsnn.learn.offline.bptt_graph.layered_graph` names
+them), one for one::
 
     input ──> w0 (Linear) ──> layer0 (LIF | ALIF) ──> w1 ──> layer1 ... ──> layer{L-1}
                               layer{l} ──> r{l} (Linear) ──> layer{l}       (recurrent layers)
@@ -72,11 +74,12 @@ from rtsnn.snn.nodes import ALIF, LI, LIF, Affine, CubaLIF, Delay, GraphError, I
 # ---------------------------------------------------------------------------- helpers
 
 
-def tau_from_decay(decay: Any, dt_s: float, key: str, default_tau_s: float | None = None) -> np.ndarray:
+def tau_from_decay(decay: Any, dt_s: float, key: str, default_tau_s: Any = None) -> np.ndarray:
     """Time constants (float64) whose per-tick decay ``exp(-dt_s / tau)`` rounds to the same
     float32 as ``decay`` (the engine's float32 cast of its parameter). ``decay`` 0 maps to a
     tiny tau (decay exactly 0), 1 to a huge one (decay exactly 1); where ``decay`` equals
-    ``exp(-dt_s / default_tau_s)`` exactly, ``default_tau_s`` itself is used. ValueError naming
+    ``exp(-dt_s / default_tau_s)`` exactly, ``default_tau_s`` itself is used (one number, or one
+    per element). ValueError naming
     ``key`` when a decay lies outside [0, 1] or is not finite."""
     a = np.atleast_1d(np.asarray(decay, np.float64))
     if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a > 1):
@@ -86,8 +89,10 @@ def tau_from_decay(decay: Any, dt_s: float, key: str, default_tau_s: float | Non
         tau = np.where((a > 0) & (a < 1), -dt_s / np.log(np.clip(a, 1e-300, 1 - 1e-16)), 0.0)
     tau[a == 0] = dt_s / 1000.0  # exp(-1000) is 0 in float64
     tau[a == 1] = 1e300  # exp(-dt/1e300) is 1 in float64
-    if default_tau_s is not None:
-        tau[a == math.exp(-dt_s / default_tau_s)] = default_tau_s
+    if default_tau_s is not None:  # one number, or one per element of decay
+        d = np.broadcast_to(np.asarray(default_tau_s, np.float64), a.shape)
+        hit = a == np.array([math.exp(-dt_s / float(t)) for t in d.ravel()]).reshape(a.shape)
+        tau[hit] = d[hit]
     want = a.astype(np.float32)
     for _ in range(200):  # exp(ln a) is within a few float64 ulps of a: a few nudges at most
         got = np.exp(-dt_s / tau).astype(np.float32)
@@ -129,88 +134,110 @@ def delay_probabilities(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def bptt_to_graph(spec: Any, params: dict[str, np.ndarray], *, out_scale: Any = 1.0, out_offset: Any = 0.0,
-                  provenance: dict | None = None, output_labels: list[str] | None = None,
+def bptt_to_graph(graph: Graph, params: dict[str, np.ndarray], options: Any = None, *, out_scale: Any = 1.0,
+                  out_offset: Any = 0.0, provenance: dict | None = None, output_labels: list[str] | None = None,
                   output_units: list[str] | None = None) -> GraphModel:
-    """The graph of a trained BPTT network (:class:`rtsnn.learn.offline.bptt_engine.NetSpec`
-    and its params dict; layout and equations in the module docstring). The readout is
-    rescaled as ``y = out_scale * (w_out^T q + b_out) + out_offset`` (e.g. z-scored targets
-    back to units); without a readout ``out_scale``/``out_offset`` must keep their defaults.
-    ValueError naming the parameter key when a parameter is missing, misshapen or not finite."""
-    dt = float(spec.dt_s)
-    layers = list(spec.layers)
+    """The trained BPTT network: a copy of the layered ``graph`` that was trained
+    (:mod:`rtsnn.learn.offline.bptt_graph`, same node names) with the trained ``params``
+    written into it (layout and equations in the module docstring); ``options``
+    (:class:`~rtsnn.learn.offline.bptt_graph.BpttOptions`) says whether there are input delays.
+    The readout is rescaled as ``y = out_scale * (w_out^T q + b_out) + out_offset`` (e.g.
+    z-scored targets back to units); without a readout ``out_scale``/``out_offset`` must keep
+    their defaults. ValueError naming the parameter key when a parameter is missing, misshapen
+    or not finite; GraphError naming the node when ``graph`` is not a graph BPTT trains."""
+    from rtsnn.learn.offline.bptt_graph import BpttOptions, compile_graph
+
+    options = BpttOptions() if options is None else options
+    plan = compile_graph(graph, options)
+    names = plan.names
+    dt = float(plan.dt_s)
+    layers = list(plan.layers)
     L = len(layers)
-    nodes: dict[str, Node] = {"input": Input(shape=(spec.n_in,))}
+    n_in = plan.n_in
+    src_nodes = graph.nodes
+    inp, first, w0n = names["input"], names["layer"][0], names["w"][0]
+    nodes: dict[str, Node] = {inp: Input(shape=src_nodes[inp].shape)}  # type: ignore[attr-defined]
     edges: list[tuple[str, str]] = []
     # layer 0's input: plain or through the delay lines
-    D = int(spec.max_delay_steps)
-    w0 = _param(params, "w0", (spec.n_in, layers[0]), "layer 0's input weights (n_in, n_0)")
+    D = int(plan.max_delay_steps)
+    w0 = _param(params, "w0", (n_in, layers[0]), "layer 0's input weights (n_in, n_0)")
     if D > 0:
-        logits = _param(params, "delay_logits", (spec.n_in, layers[0], D + 1),
+        logits = _param(params, "delay_logits", (n_in, layers[0], D + 1),
                         f"input delays 0..{D} steps (n_in, n_0, D+1)")
         p = delay_probabilities(logits)
         for d in range(D + 1):
-            src = "input"
+            src = inp
             if d > 0:
                 src = f"delay{d}"
-                nodes[src] = Delay(steps=d, n=spec.n_in)
-                edges.append(("input", src))
-            proj = f"w0_d{d}"
+                nodes[src] = Delay(steps=d, n=n_in)
+                edges.append((inp, src))
+            proj = f"{w0n}_d{d}"
             nodes[proj] = Linear(weight=w0 * p[..., d])  # the engine's float64 product, then float32
-            edges += [(src, proj), (proj, "layer0")]
+            edges += [(src, proj), (proj, first)]
     else:
-        nodes["w0"] = Linear(weight=w0)
-        edges += [("input", "w0"), ("w0", "layer0")]
-    n_prev = spec.n_in
+        nodes[w0n] = Linear(weight=w0)
+        edges += [(inp, w0n), (w0n, first)]
+    n_prev = n_in
     for l, n in enumerate(layers):
-        name = f"layer{l}"
+        name = names["layer"][l]
         if l > 0:
+            wn = names["w"][l]
             w = _param(params, f"w{l}", (n_prev, n), f"layer {l}'s input weights (n_{l - 1}, n_{l})")
-            nodes[f"w{l}"] = Linear(weight=w)
-            edges += [(f"layer{l - 1}", f"w{l}"), (f"w{l}", name)]
+            nodes[wn] = Linear(weight=w)
+            edges += [(names["layer"][l - 1], wn), (wn, name)]
         alpha = _param(params, f"alpha{l}", (n,), f"layer {l}'s membrane decay per tick")
         vth = _param(params, f"vth{l}", (n,), f"layer {l}'s thresholds")
         if np.any(vth <= 0):
             raise ValueError(f"params['vth{l}']: thresholds must be > 0, got {float(vth.min())!r}")
-        common: dict[str, Any] = dict(tau_mem_s=tau_from_decay(alpha, dt, f"alpha{l}", spec.tau_mem_s), v_th=vth,
-                                      refractory_s=float(spec.refractory_s),
-                                      reset=getattr(spec, "reset", "subtract"), reset_at="next", n=n)
-        nodes[name] = (ALIF(tau_adapt_s=float(spec.tau_adapt_s), beta_adapt=float(spec.beta_adapt), **common)
-                       if spec.model == "alif" else LIF(**common))
-        if spec.recurrent[l]:
+        old = src_nodes[name]
+        common: dict[str, Any] = dict(tau_mem_s=tau_from_decay(alpha, dt, f"alpha{l}", plan.tau_mem_s[l]), v_th=vth,
+                                      refractory_s=old.refractory_s.copy(), reset=plan.reset,  # type: ignore[attr-defined]
+                                      reset_at="next", n=n)
+        if plan.model == "alif":
+            # the graph's own time constant under 'exact' integration; else the one whose exact decay is rho
+            tau_adapt = (old.tau_adapt_s.copy() if graph.integration == "exact"  # type: ignore[attr-defined]
+                         else tau_from_decay(np.full(n, plan.rho), dt, "rho"))
+            nodes[name] = ALIF(tau_adapt_s=tau_adapt, beta_adapt=old.beta_adapt.copy(), **common)  # type: ignore[attr-defined]
+        else:
+            nodes[name] = LIF(**common)
+        rn = names["r"][l]
+        if rn is not None:
             r = _param(params, f"r{l}", (n, n), f"layer {l}'s recurrent weights (n_{l}, n_{l})")
-            nodes[f"r{l}"] = Linear(weight=r)
-            edges += [(name, f"r{l}"), (f"r{l}", name)]  # after the feedforward edge: the engine's order
+            nodes[rn] = Linear(weight=r)
+            edges += [(name, rn), (rn, name)]  # after the feedforward edge: the engine's order
         n_prev = n
-    last = f"layer{L - 1}"
-    if spec.n_out is not None:
-        n_out = int(spec.n_out)
+    last = names["layer"][L - 1]
+    out = names["output"]
+    if plan.n_out is not None:
+        n_out = int(plan.n_out)
         scale = _per_output("out_scale", out_scale, n_out)
         offset = _per_output("out_offset", out_offset, n_out)
-        default_kappa = math.exp(-dt / spec.tau_out_s)
         kappa = _param(params, "kappa", (1,), "readout decay per tick") if "kappa" in params \
-            else np.array([default_kappa])
-        nodes["trace"] = LI(tau_s=tau_from_decay(kappa, dt, "kappa", spec.tau_out_s)[0], gain=1.0, n=n_prev)
-        edges.append((last, "trace"))
-        top = "trace"
-        if spec.tau_out2_s is not None:
+            else np.array([plan.kappa])
+        tr = names["trace"]
+        nodes[tr] = LI(tau_s=tau_from_decay(kappa, dt, "kappa", plan.tau_out_s)[0], gain=1.0, n=n_prev)
+        edges.append((last, tr))
+        top = tr
+        if plan.kappa2 is not None:
+            tr2 = names["trace2"]
             kappa2 = _param(params, "kappa2", (1,), "second readout stage's decay per tick")
-            nodes["trace2"] = LI(tau_s=tau_from_decay(kappa2, dt, "kappa2", spec.tau_out2_s)[0], gain=1.0, n=n_prev)
-            edges.append(("trace", "trace2"))
-            top = "trace2"
+            nodes[tr2] = LI(tau_s=tau_from_decay(kappa2, dt, "kappa2", plan.tau_out2_s)[0], gain=1.0, n=n_prev)
+            edges.append((tr, tr2))
+            top = tr2
         w_out = _param(params, "w_out", (n_prev, n_out), "readout weights (n_L, n_out)")
         b_out = _param(params, "b_out", (n_out,), "readout bias")
-        nodes["w_out"] = Affine(weight=w_out * scale[None, :], bias=b_out * scale + offset)
-        nodes["output"] = Output(shape=(n_out,))
-        edges += [(top, "w_out"), ("w_out", "output")]
+        wo = names["w_out"]
+        nodes[wo] = Affine(weight=w_out * scale[None, :], bias=b_out * scale + offset)
+        nodes[out] = Output(shape=(n_out,))
+        edges += [(top, wo), (wo, out)]
     else:
         if np.any(np.asarray(out_scale, np.float64) != 1) or np.any(np.asarray(out_offset, np.float64) != 0):
-            raise ValueError("out_scale/out_offset rescale a readout; this network has none (n_out is None: its "
-                             "output is the last layer's spikes)")
-        nodes["output"] = Output(shape=(n_prev,))
-        edges.append((last, "output"))
+            raise ValueError("out_scale/out_offset rescale a readout; this network has none (its output is the "
+                             "last layer's spikes)")
+        nodes[out] = Output(shape=(n_prev,))
+        edges.append((last, out))
     prov = dict(provenance or {})
-    prov.setdefault("export", {"from": "bptt", "spec": spec.to_dict(),
+    prov.setdefault("export", {"from": "bptt", "bptt_options": options.to_dict(),
                                "notes": "rtsnn.learn.offline.export.bptt_to_graph: every trained parameter "
                                         "(per-neuron alpha/vth, readout decays, delays) kept"})
     return exported_graph_model("BPTT export", nodes, edges, dt, prov, output_labels, output_units)
@@ -232,19 +259,34 @@ def exported_graph_model(what: str, nodes: dict[str, Node], edges: list[tuple[st
 def single_layer_model(gm: GraphModel) -> Any | None:
     """The :class:`rtsnn.snn.params.Model` a :func:`bptt_to_graph` graph is, when it is one
     layer with a single-exponential readout, no delays and uniform neuron parameters (a
-    feedforward layer gets a zero ``w_rec``); None otherwise."""
+    feedforward layer gets a zero ``w_rec``); None otherwise. Nodes are found by their place
+    in the pattern (any names)."""
     g = gm.graph
-    want = {"input": "Input", "w0": "Linear", "layer0": None, "trace": "LI", "w_out": "Affine", "output": "Output"}
-    names = set(g.nodes) - {"r0"}
-    if names != set(want) or any(k and g.nodes[n].kind != k for n, k in want.items()):
+    kinds = sorted(node.kind for node in g.nodes.values())
+    if kinds not in (sorted(["Input", "Linear", "LIF", "LI", "Affine", "Output"]),
+                     sorted(["Input", "Linear", "ALIF", "LI", "Affine", "Output"]),
+                     sorted(["Input", "Linear", "Linear", "LIF", "LI", "Affine", "Output"]),
+                     sorted(["Input", "Linear", "Linear", "ALIF", "LI", "Affine", "Output"])):
         return None
-    hidden = g.nodes["layer0"]
-    if hidden.kind not in ("LIF", "ALIF"):
+    w_in_name = g.successors(g.input_name)
+    if len(w_in_name) != 1 or g.nodes[w_in_name[0]].kind != "Linear":
+        return None
+    hid = g.successors(w_in_name[0])
+    if len(hid) != 1 or g.nodes[hid[0]].kind not in ("LIF", "ALIF"):
+        return None
+    hidden = g.nodes[hid[0]]
+    recs = [p for p in g.predecessors(hid[0]) if p != w_in_name[0]]
+    traces = [s for s in g.successors(hid[0]) if g.nodes[s].kind == "LI"]
+    if len(recs) > 1 or len(traces) != 1:
+        return None
+    trace = g.nodes[traces[0]]
+    w_out = [s for s in g.successors(traces[0])]
+    if len(w_out) != 1 or g.nodes[w_out[0]].kind != "Affine" or g.successors(w_out[0]) != [g.output_name]:
         return None
     n = hidden.n  # type: ignore[attr-defined]
-    rec = g.nodes["r0"] if "r0" in g.nodes else Linear(weight=np.zeros((n, n), np.float32))
-    nodes = {"input": g.nodes["input"], "w_in": g.nodes["w0"], "hidden": hidden, "w_rec": rec,
-             "trace": g.nodes["trace"], "w_out": g.nodes["w_out"], "output": g.nodes["output"]}
+    rec = g.nodes[recs[0]] if recs else Linear(weight=np.zeros((n, n), np.float32))
+    nodes = {"input": g.nodes[g.input_name], "w_in": g.nodes[w_in_name[0]], "hidden": hidden, "w_rec": rec,
+             "trace": trace, "w_out": g.nodes[w_out[0]], "output": g.nodes[g.output_name]}
     edges = [("input", "w_in"), ("w_in", "hidden"), ("hidden", "w_rec"), ("w_rec", "hidden"),
              ("hidden", "trace"), ("trace", "w_out"), ("w_out", "output")]
     try:

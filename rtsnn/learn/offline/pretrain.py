@@ -48,7 +48,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rtsnn.datasets.neural import BinnedSession
 from rtsnn.learn.offline.bptt import FitConfig, data_init, fit
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+from rtsnn.config import NeuronConfig
+from rtsnn.learn.offline.bptt_engine import Engine, init_params
+from rtsnn.learn.offline.bptt_graph import BpttOptions, layered_graph
 from rtsnn.learn.offline.baselines import csp_lda, fit_wiener, history_features, r2_score, wiener_filter, wiener_score
 from rtsnn.learn.offline.checkpoint import load_checkpoint
 from rtsnn.learn.offline.pretrain_data import (ClassesSpec, EncoderSection, InputSpec, TargetSpec, TickData, TrialsSpec,
@@ -122,21 +124,25 @@ class DataConfig(_Strict):
                                        "target": TargetSpec(stream="vel"), "trials": TrialsSpec(stream="trial")})
 
 
-class NeuronPretrain(_Strict):
-    model: Literal["lif", "alif"] = "lif"
-    tau_mem_s: float = Field(0.3, gt=0)
-    tau_adapt_s: float = Field(1.0, gt=0)
-    beta_adapt: float = Field(0.0, ge=0)
-    v_th: float = Field(1.0, gt=0)
-    refractory_s: float = Field(0.0, ge=0)
-    tau_out_s: float = Field(0.3, gt=0)
+# the pretrained decoder's neurons unless the config says otherwise: slow enough for binned
+# neural data (bins of tens of ms); a key the config's model.neuron leaves out keeps its value here
+PRETRAIN_NEURON = NeuronConfig(model="lif", tau_mem_s=0.3, tau_adapt_s=1.0, beta_adapt=0.0, v_th=1.0,
+                               refractory_s=0.0, tau_out_s=0.3)
 
 
 class ModelPretrain(_Strict):
     n_rec: int = Field(128, ge=1)
     recurrent: bool = True
     spectral_radius: float = Field(0.9, ge=0)
-    neuron: NeuronPretrain = NeuronPretrain()
+    neuron: NeuronConfig = Field(PRETRAIN_NEURON, description="the session config's neuron section; defaults: "
+                                 "PRETRAIN_NEURON (lif, tau_mem_s 0.3, tau_adapt_s 1.0, beta_adapt 0, v_th 1, "
+                                 "refractory_s 0, tau_out_s 0.3)")
+
+    @field_validator("neuron", mode="before")
+    @classmethod
+    def _pretrain_defaults(cls, v: Any) -> Any:
+        # keys left out take PRETRAIN_NEURON's values, not NeuronConfig's session defaults
+        return {**PRETRAIN_NEURON.model_dump(), **v} if isinstance(v, dict) else v
 
 
 class TrainPretrain(_Strict):
@@ -337,20 +343,27 @@ def to_sequences(session: BinnedSession, trials: np.ndarray):
 
 
 # ------------------------------------------------------------------ training
-def build_spec(cfg: PretrainConfig, n_in: int, n_out: int, dt_s: float) -> NetSpec:
+def build_graph(cfg: PretrainConfig, n_in: int, n_out: int, dt_s: float):
+    """``(graph, options)`` of the decoder ``cfg`` describes: ``input -> w0 -> layer0`` (one
+    LIF/ALIF layer of ``model.n_rec`` neurons, recurrent when ``model.recurrent``) ``-> trace ->
+    w_out -> output`` (:func:`rtsnn.learn.offline.bptt_graph.layered_graph`), and the
+    surrogate choices of ``train``. ValueError naming the key when a time constant does not
+    exceed ``dt_s``."""
     n = cfg.model.neuron
     for key in ("tau_mem_s", "tau_adapt_s", "tau_out_s"):
         if getattr(n, key) <= dt_s:
             raise ValueError(f"model.neuron.{key} ({getattr(n, key)}) must exceed the model dt_s = bin width ({dt_s})")
-    return NetSpec(n_in=n_in, layers=(cfg.model.n_rec,), recurrent=(cfg.model.recurrent,), n_out=n_out,
-                   model=n.model, dt_s=dt_s, tau_mem_s=n.tau_mem_s, tau_adapt_s=n.tau_adapt_s,
-                   beta_adapt=n.beta_adapt, v_th=n.v_th, refractory_s=n.refractory_s, tau_out_s=n.tau_out_s,
-                   surrogate=cfg.train.surrogate, surrogate_param=cfg.train.surrogate_param,
-                   detach_reset=cfg.train.detach_reset)
+    graph = layered_graph(n_in, (cfg.model.n_rec,), (cfg.model.recurrent,), n_out, dt_s=dt_s, model=n.model,
+                          tau_mem_s=n.tau_mem_s, tau_adapt_s=n.tau_adapt_s, beta_adapt=n.beta_adapt, v_th=n.v_th,
+                          refractory_s=n.refractory_s, tau_out_s=n.tau_out_s)
+    options = BpttOptions(surrogate=cfg.train.surrogate, surrogate_param=cfg.train.surrogate_param,
+                          detach_reset=cfg.train.detach_reset)
+    return graph, options
 
 
-def to_runtime_model(spec: NetSpec, params: dict[str, np.ndarray], v_mean: np.ndarray, v_sd: np.ndarray,
-                     provenance: dict, labels: list[str] | None = None, units: list[str] | None = None):
+def to_runtime_model(graph, params: dict[str, np.ndarray], v_mean: np.ndarray, v_sd: np.ndarray,
+                     provenance: dict, labels: list[str] | None = None, units: list[str] | None = None,
+                     options: BpttOptions | None = None):
     """The trained network with nothing dropped (:func:`rtsnn.learn.offline.bptt.to_model`):
     today's single-layer :class:`rtsnn.snn.Model` when it is that pattern, else the full
     :class:`rtsnn.snn.graph.GraphModel` (any depth, per-neuron values, a readout decay below
@@ -360,7 +373,7 @@ def to_runtime_model(spec: NetSpec, params: dict[str, np.ndarray], v_mean: np.nd
 
     if labels is None:
         labels = ["vx", "vy"][: len(v_mean)] if len(v_mean) <= 2 else None
-    return to_model(spec, params, out_scale=v_sd, out_offset=v_mean, provenance=provenance,
+    return to_model(graph, params, options, out_scale=v_sd, out_offset=v_mean, provenance=provenance,
                     output_labels=labels, output_units=units or ["a.u./s"] * len(v_mean))
 
 
@@ -409,9 +422,9 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     _, y_va, m_va, bounds_va = whole_stream(data, va)  # the same stream, scored on the validation ticks
     val_key = ("val_acc_continuous" if classify else "val_r2_continuous") if va.size else None
     n_out = len(data.class_names) if classify else data.target.shape[1]
-    spec = build_spec(cfg, data.x.shape[1], n_out, data.dt_s)
-    engine = Engine(spec, dtype=np.float32, checkpoint_steps=t.checkpoint_steps)
-    params = init_params(spec, t.seed, spectral_radius=cfg.model.spectral_radius)
+    graph, options = build_graph(cfg, data.x.shape[1], n_out, data.dt_s)
+    engine = Engine(graph, options, dtype=np.float32, checkpoint_steps=t.checkpoint_steps)
+    params = init_params(graph, t.seed, options, spectral_radius=cfg.model.spectral_radius)
     data_init(engine, params, x_tr[:, : min(64, x_tr.shape[1])], gain=t.init_gain)
 
     if classify:
@@ -488,14 +501,14 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
         return metrics
 
     _, history = fit(engine, params, x_tr.shape[1], get_batch, task_loss, fcfg, evaluate=evaluate_hook,
-                     meta={"spec": spec.to_dict()}, log=log)
+                     log=log)
     selected_epoch = len(history)
     if t.select == "best_validation" and best["params"] is not None:
         params.update(best["params"])
         selected_epoch = best["epoch"]
 
     final = evaluate(params)
-    rate_hz = float(forward(params, x_co).spike_counts[0].sum() / (m_co.size * spec.layers[0] * spec.dt_s))
+    rate_hz = float(forward(params, x_co).spike_counts[0].sum() / (m_co.size * cfg.model.n_rec * data.dt_s))
     about: dict[str, Any] = {
         "data": data.name, "task": data.task, "dt_s": data.dt_s, "n_channels": data.n_channels,
         "n_inputs": int(data.x.shape[1]), "encoder": data.encoder, "train_trials": int(tr.size),
@@ -551,7 +564,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
             "input": f"{data.n_channels}-channel stream through encoder {data.encoder['kind']} at dt_s {data.dt_s:g}"}
     if cfg.data.kind != "synthetic" and cfg.data.resolved().input.scale != 1.0:
         prov["input_scale"] = cfg.data.resolved().input.scale
-    model = to_runtime_model(spec, params, y_mean, y_sd, prov, labels=out_labels, units=out_units)
+    model = to_runtime_model(graph, params, y_mean, y_sd, prov, labels=out_labels, units=out_units, options=options)
     model.input_contract = input_contract_of(data, cfg)
     from rtsnn.snn.model_file import save_model
 
@@ -564,7 +577,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
         baseline={"name": base_name, "heldout_metric": _finite_or_none(base_metric),
                   "heldout_metric_continuous": _finite_or_none(base_co)}))
     return {**about, **figures, "repairs": data.repairs,
-            "n_rec": spec.layers[0], "neuron": spec.model, "epochs": len(history),
+            "n_rec": cfg.model.n_rec, "neuron": cfg.model.neuron.model, "epochs": len(history),
             "epoch_s_median": float(np.median([h["epoch_s"] for h in history])) if history else None,
             "hidden_rate_hz": rate_hz, "model_path": str(out_path),
             "history_path": str(hist_path), "session_config_path": str(scfg_path),

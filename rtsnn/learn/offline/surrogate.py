@@ -18,7 +18,7 @@ straight-through estimator ``ste`` (:data:`ESTIMATORS`) does not: it passes the 
 unchanged, ``dz/du := 1``, which with the default ``p = inf`` is exactly snnTorch's
 ``surrogate.straight_through_estimator()`` (its backward returns ``grad_output`` as it is); a
 finite ``p`` restricts it to a window ``|u - theta| <= p`` around the threshold.
-:data:`SURROGATE_KINDS` holds every family a :class:`~rtsnn.learn.offline.bptt_engine.NetSpec`
+:data:`SURROGATE_KINDS` holds every family :class:`~rtsnn.learn.offline.bptt_graph.BpttOptions`
 accepts. ``g`` is evaluated by :func:`surrogate_grad` (numba) and
 :func:`surrogate_grad_np` (numpy reference).
 

@@ -11,7 +11,9 @@ import pytest
 from rtsnn.snn.graph import GraphModel
 
 from rtsnn.learn.offline.bptt import to_model, trainable_keys
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, delay_probs, init_params, shifted
+from rtsnn.learn.offline.bptt_engine import Engine, delay_probs, init_params, shifted
+
+from _bptt_nets import net
 
 
 def _inputs(rng, T, B, n_in, p=0.3):
@@ -23,22 +25,22 @@ def _inputs(rng, T, B, n_in, p=0.3):
 def test_delays_equal_a_network_on_shifted_input_copies(recurrent, checkpoint_steps):
     rng = np.random.default_rng(3)
     D, n_in, T, B = 3, 4, 30, 2
-    spec = NetSpec(n_in=n_in, layers=(10,), recurrent=(recurrent,), n_out=2, max_delay_steps=D, tau_mem_s=10e-3)
-    params = init_params(spec, 1)
+    graph, opts = net(n_in, (10,), (recurrent,), 2, max_delay_steps=D, tau_mem_s=10e-3)
+    params = init_params(graph, 1, opts)
     params["w0"] *= 4.0
     params["delay_logits"] = rng.normal(0, 1.5, params["delay_logits"].shape)
     x = _inputs(rng, T, B, n_in)
     dy = rng.standard_normal((T, B, 2))
-    eng = Engine(spec, dtype=np.float64, checkpoint_steps=checkpoint_steps)
+    eng = Engine(graph, opts, dtype=np.float64, checkpoint_steps=checkpoint_steps)
     tape = eng.forward(params, x)
     g = eng.backward(params, tape, dy)
     # the same network without delays, its input [x[t], x[t-1], ..., x[t-D]] and weights w0 * p_d
     p = delay_probs(params["delay_logits"])
-    spec_aug = NetSpec(n_in=n_in * (D + 1), layers=(10,), recurrent=(recurrent,), n_out=2, tau_mem_s=10e-3)
+    graph_aug, _ = net(n_in * (D + 1), (10,), (recurrent,), 2, tau_mem_s=10e-3)
     params_aug = {k: v.copy() for k, v in params.items() if k != "delay_logits"}
     params_aug["w0"] = np.concatenate([params["w0"] * p[..., d] for d in range(D + 1)], axis=0)
     x_aug = np.concatenate([shifted(x, d, 0, T) for d in range(D + 1)], axis=2)
-    eng_aug = Engine(spec_aug, dtype=np.float64)
+    eng_aug = Engine(graph_aug, dtype=np.float64)
     tape_aug = eng_aug.forward(params_aug, x_aug)
     g_aug = eng_aug.backward(params_aug, tape_aug, dy)
     np.testing.assert_allclose(tape.y, tape_aug.y, rtol=1e-12, atol=1e-12)
@@ -55,12 +57,12 @@ def test_delays_equal_a_network_on_shifted_input_copies(recurrent, checkpoint_st
 
 def test_double_exponential_readout_filter_and_exact_gradients():
     rng = np.random.default_rng(5)
-    spec = NetSpec(n_in=5, layers=(12,), recurrent=(True,), n_out=2, tau_out_s=8e-3, tau_out2_s=3e-3)
-    params = init_params(spec, 2)
+    graph, _ = net(5, (12,), (True,), 2, tau_out_s=8e-3, tau_out2_s=3e-3)
+    params = init_params(graph, 2)
     params["w0"] *= 4.0
     x = _inputs(rng, 40, 3, 5)
     dy = rng.standard_normal((40, 3, 2))
-    eng = Engine(spec, dtype=np.float64)
+    eng = Engine(graph, dtype=np.float64)
     tape = eng.forward(params, x)
     z = tape.records[0][0][0][3]  # hidden spikes
     assert z.sum() > 0
@@ -87,17 +89,17 @@ def test_double_exponential_readout_filter_and_exact_gradients():
 
 
 def test_trainable_groups_bad_specs_and_runtime_export():
-    spec = NetSpec(n_in=3, layers=(4,), recurrent=(False,), n_out=2, tau_out2_s=5e-3, max_delay_steps=2)
-    params = init_params(spec, 0)
+    graph, opts = net(3, (4,), (False,), 2, tau_out2_s=5e-3, max_delay_steps=2)
+    params = init_params(graph, 0, opts)
     assert params["delay_logits"].shape == (3, 4, 3) and "kappa2" in params
     assert set(trainable_keys(params, ("readout_tau", "delays"))) == {"kappa", "kappa2", "delay_logits"}
-    assert isinstance(to_model(spec, params), GraphModel)  # exported in full (tested in test_export_bptt.py)
+    assert isinstance(to_model(graph, params, opts), GraphModel)  # exported in full (tested in test_export_bptt.py)
     with pytest.raises(ValueError, match="tau_out2_s must be None or a finite number > 0"):
-        NetSpec(n_in=3, layers=(4,), recurrent=(False,), n_out=2, tau_out2_s=-1.0)
+        net(3, (4,), (False,), 2, tau_out2_s=-1.0)
     with pytest.raises(ValueError, match="needs a readout"):
-        NetSpec(n_in=3, layers=(4,), recurrent=(False,), tau_out2_s=5e-3)
+        net(3, (4,), (False,), tau_out2_s=5e-3)
     with pytest.raises(ValueError, match="max_delay_steps must be an int"):
-        NetSpec(n_in=3, layers=(4,), recurrent=(False,), max_delay_steps=-1)
+        net(3, (4,), (False,), max_delay_steps=-1)
 
 
 def test_training_sharpens_the_delay_distributions():

@@ -10,13 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+from _bptt_nets import net, plan
+
+from rtsnn.learn.offline.bptt_engine import Engine, init_params
 from rtsnn.learn.offline.bptt_reference import backward_reference, forward_reference
 from rtsnn.learn.offline.surrogate import SURROGATES, surrogate_grad_array, surrogate_grad_np, surrogate_id
 
 
-def _params(spec, rng):
-    p = init_params(spec, int(rng.integers(1 << 30)))
+def _params(g, o, rng):
+    p = init_params(g, int(rng.integers(1 << 30)), o)
+    spec = plan(g, o)
     n_prev = spec.n_in
     for l, n in enumerate(spec.layers):
         p[f"w{l}"] = rng.normal(0.2, 0.7, (n_prev, n))
@@ -38,31 +41,31 @@ def test_kernels_match_reference(seed, n_layers, model, sg, detach, readout, n_r
     rng = np.random.default_rng(seed)
     layers = tuple(int(n) for n in rng.integers(1, 7, n_layers))
     rec = tuple(bool(b) for b in rng.integers(0, 2, n_layers))
-    spec = NetSpec(n_in=int(rng.integers(1, 5)), layers=layers, recurrent=rec, n_out=2 if readout else None,
-                   model=model, beta_adapt=0.5, refractory_s=n_ref * 1e-3, surrogate=sg, detach_reset=detach)
-    p = _params(spec, rng)
+    g, o = net(int(rng.integers(1, 5)), layers, rec, 2 if readout else None,
+               model=model, beta_adapt=0.5, refractory_s=n_ref * 1e-3, surrogate=sg, detach_reset=detach)
+    spec = plan(g, o)
+    p = _params(g, o, rng)
     x = (rng.random((T, B, spec.n_in)) < 0.4) * rng.uniform(0.5, 2.0, (T, B, spec.n_in))
     dy = rng.standard_normal((T, B, spec.n_output))
-    eng = Engine(spec, dtype=np.float64, checkpoint_steps=int(rng.integers(1, 8)) if rng.random() < 0.5 else None)
+    eng = Engine(g, o, dtype=np.float64, checkpoint_steps=int(rng.integers(1, 8)) if rng.random() < 0.5 else None)
     tape = eng.forward(p, x)
-    ref = forward_reference(spec, p, x)
+    ref = forward_reference(g, p, x, o)
     np.testing.assert_allclose(tape.y, ref["y"], rtol=1e-12, atol=1e-12)
-    g = eng.backward(p, tape, dy)
-    gr = backward_reference(spec, p, x, ref, dy)
-    assert set(g) == set(gr)
-    for k in g:
-        np.testing.assert_allclose(g[k], gr[k], rtol=1e-9, atol=1e-11 * max(1.0, np.abs(gr[k]).max()), err_msg=k)
+    gk = eng.backward(p, tape, dy)
+    gr = backward_reference(g, p, x, ref, dy, options=o)
+    assert set(gk) == set(gr)
+    for k in gk:
+        np.testing.assert_allclose(gk[k], gr[k], rtol=1e-9, atol=1e-11 * max(1.0, np.abs(gr[k]).max()), err_msg=k)
 
 
 def test_checkpointed_equals_full_on_long_sequence():
     rng = np.random.default_rng(3)
-    spec = NetSpec(n_in=8, layers=(20, 10), recurrent=(True, True), n_out=3, model="alif", beta_adapt=0.2,
-                   refractory_s=2e-3)
-    p = _params(spec, rng)
+    g, o = net(8, (20, 10), (True, True), 3, model="alif", beta_adapt=0.2, refractory_s=2e-3)
+    p = _params(g, o, rng)
     x = (rng.random((500, 4, 8)) < 0.1) * 1.0
     dy = rng.standard_normal((500, 4, 3))
-    full = Engine(spec, dtype=np.float64)
-    ck = Engine(spec, dtype=np.float64, checkpoint_steps=37)
+    full = Engine(g, o, dtype=np.float64)
+    ck = Engine(g, o, dtype=np.float64, checkpoint_steps=37)
     t_full, t_ck = full.forward(p, x), ck.forward(p, x)
     assert t_full.records[0] is not None and all(r is None for r in t_ck.records)  # ck keeps no tape
     np.testing.assert_array_equal(t_full.y, t_ck.y)
@@ -94,17 +97,17 @@ def test_surrogate_bad_input():
 
 
 def test_engine_rejects_bad_input():
-    spec = NetSpec(n_in=3, layers=(4,), recurrent=(False,))
-    eng = Engine(spec)
-    p = init_params(spec, 0)
+    g, _ = net(3, (4,), (False,))
+    eng = Engine(g)
+    p = init_params(g, 0)
     with pytest.raises(ValueError, match=r"x must be \(T, B, n_in=3\)"):
         eng.forward(p, np.zeros((5, 2, 4)))
     with pytest.raises(ValueError, match="checkpoint_steps"):
-        Engine(spec, checkpoint_steps=0)
+        Engine(g, checkpoint_steps=0)
     with pytest.raises(ValueError, match="recurrent must have one flag per layer"):
-        NetSpec(n_in=3, layers=(4, 4), recurrent=(False,))
+        net(3, (4, 4), (False,))
     with pytest.raises(ValueError, match="tau_mem_s"):
-        NetSpec(n_in=3, layers=(4,), recurrent=(False,), tau_mem_s=-1.0)
+        net(3, (4,), (False,), tau_mem_s=-1.0)
     tape = eng.forward(p, np.zeros((5, 2, 3)))
     with pytest.raises(ValueError, match="dy must have the shape"):
         eng.backward(p, tape, np.zeros((5, 2, 7)))
@@ -117,22 +120,21 @@ def test_training_forward_equals_runtime_network(model):
     from rtsnn.snn.network import Network
 
     rng = np.random.default_rng(5)
-    spec = NetSpec(n_in=10, layers=(30,), recurrent=(True,), n_out=2, model=model, beta_adapt=0.1,
-                   refractory_s=2e-3, tau_out_s=30e-3)
-    p = init_params(spec, 1)
+    g, o = net(10, (30,), (True,), 2, model=model, beta_adapt=0.1, refractory_s=2e-3, tau_out_s=30e-3)
+    p = init_params(g, 1, o)
     p["w0"] = rng.normal(0.05, 0.3, (10, 30))
     p["r0"] = rng.normal(0, 0.1, (30, 30))
     np.fill_diagonal(p["r0"], 0)
     p["w_out"] = rng.normal(0, 0.5, (30, 2))
     p["b_out"] = rng.normal(0, 0.1, 2)
     x = (rng.random((300, 1, 10)) < 0.2).astype(np.float32)
-    y_train = Engine(spec, dtype=np.float32).forward(p, x).y[:, 0]
-    model_rt = to_runtime_model(spec, p, np.zeros(2), np.ones(2), {})
-    net = Network(model_rt, propagation="dense")
+    y_train = Engine(g, o, dtype=np.float32).forward(p, x).y[:, 0]
+    model_rt = to_runtime_model(g, p, np.zeros(2), np.ones(2), {}, options=o)
+    rt = Network(model_rt, propagation="dense")
     ys = []
     for t in range(300):
-        net.step(x[t, 0])
-        ys.append(net.readout().copy())
+        rt.step(x[t, 0])
+        ys.append(rt.readout().copy())
     ys = np.array(ys)
     assert np.abs(ys).max() > 0.1
     np.testing.assert_allclose(ys, y_train, rtol=1e-4, atol=1e-4)
@@ -193,12 +195,11 @@ def test_layer_forward_and_gradients_equal_the_previous_loop(monkeypatch, dtype,
     assert 0.02 < outs[0][6].mean() < 0.6 and outs[0][7].min() == 0.0  # spikes and refractory steps
 
     # through the engine: forward and backward with the previous loop patched in
-    spec = NetSpec(n_in=6, layers=(12, 5), recurrent=(True, False), n_out=2, model=model, beta_adapt=0.4,
-                   refractory_s=1e-3)
-    p = _params(spec, rng)
+    g, o = net(6, (12, 5), (True, False), 2, model=model, beta_adapt=0.4, refractory_s=1e-3)
+    p = _params(g, o, rng)
     x = (rng.random((80, 2, 6)) < 0.3) * 1.0
     dy = rng.standard_normal((80, 2, 2))
-    eng = Engine(spec, dtype=dtype)
+    eng = Engine(g, o, dtype=dtype)
     tape = eng.forward(p, x)
     grads = eng.backward(p, tape, dy)
     monkeypatch.setattr(bptt_engine, "layer_forward", _old_layer_forward_np)

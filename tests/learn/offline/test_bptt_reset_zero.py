@@ -1,4 +1,4 @@
-"""Reset to zero in BPTT (``NetSpec(reset='zero')``): ``v[t] = alpha (1 - z[t-1]) v[t-1] + I[t]``.
+"""Reset to zero in BPTT (``layered_graph(..., reset='zero')``): ``v[t] = alpha (1 - z[t-1]) v[t-1] + I[t]``.
 
 1. The kernels (:func:`layer_forward` / :func:`layer_backward` with ``reset_zero``) equal a
    plain-numpy twin written here from the equations of :mod:`rtsnn.learn.offline.bptt_kernels`.
@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from conftest import import_or_skip
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+from _bptt_nets import net, plan
+from rtsnn.learn.offline.bptt_engine import Engine, init_params
+from rtsnn.learn.offline.bptt_graph import graph_from_spec_dict
 from rtsnn.learn.offline.bptt_kernels import layer_backward, layer_forward
 from rtsnn.learn.offline.surrogate import surrogate_grad_np, surrogate_id
 
@@ -171,11 +173,12 @@ def test_engine_equals_autograd_of_the_reset_zero_equations(model, recurrent, n_
     the surrogate as the Heaviside's derivative."""
     torch = import_or_skip("torch")
     rng = np.random.default_rng(23 + n_ref)
-    spec = NetSpec(n_in=5, layers=(10, 6), recurrent=recurrent, n_out=3, model=model, beta_adapt=0.3,
+    graph, opts = net(n_in=5, layers=(10, 6), recurrent=recurrent, n_out=3, model=model, beta_adapt=0.3,
                    refractory_s=n_ref * 1e-3, tau_mem_s=12e-3, reset="zero", surrogate=sg,
                    surrogate_param=None if sg == "ste" else 3.0)
+    spec = plan(graph, opts)
     kind, psg = surrogate_id(spec.surrogate, spec.surrogate_param)
-    p = init_params(spec, 4)
+    p = init_params(graph, 4, opts)
     n_prev = spec.n_in
     for l, n in enumerate(spec.layers):
         p[f"w{l}"] = rng.normal(0.2, 0.6, (n_prev, n))
@@ -225,7 +228,7 @@ def test_engine_equals_autograd_of_the_reset_zero_equations(model, recurrent, n_
         ys.append(r @ tp["w_out"] + tp["b_out"])
     y_t = torch.stack(ys)
     (y_t * torch.tensor(dy)).sum().backward()
-    eng = Engine(spec, dtype=np.float64)
+    eng = Engine(graph, opts, dtype=np.float64)
     tape = eng.forward(p, x)
     g = eng.backward(p, tape, dy)
     np.testing.assert_allclose(tape.y, y_t.detach().numpy(), rtol=1e-12, atol=1e-12)
@@ -242,15 +245,16 @@ def test_engine_equals_autograd_of_the_reset_zero_equations(model, recurrent, n_
 
 def test_checkpointed_reset_zero_equals_full():
     rng = np.random.default_rng(9)
-    spec = NetSpec(n_in=5, layers=(12, 7), recurrent=(True, True), n_out=2, model="alif", beta_adapt=0.3,
+    graph, opts = net(n_in=5, layers=(12, 7), recurrent=(True, True), n_out=2, model="alif", beta_adapt=0.3,
                    refractory_s=2e-3, reset="zero", surrogate="triangular")
-    p = init_params(spec, 2)
+    spec = plan(graph, opts)
+    p = init_params(graph, 2, opts)
     p["w0"] = rng.normal(0.3, 0.8, p["w0"].shape)
     p["w1"] = rng.normal(0.3, 0.8, p["w1"].shape)
     x = (rng.random((50, 3, 5)) < 0.4) * 1.0
     dy = rng.standard_normal((50, 3, 2))
-    full = Engine(spec, dtype=np.float64)
-    ck = Engine(spec, dtype=np.float64, checkpoint_steps=7)
+    full = Engine(graph, opts, dtype=np.float64)
+    ck = Engine(graph, opts, dtype=np.float64, checkpoint_steps=7)
     g_full = full.backward(p, full.forward(p, x), dy)
     g_ck = ck.backward(p, ck.forward(p, x), dy)
     for k in g_full:
@@ -283,10 +287,11 @@ def test_reset_zero_equals_snntorch_leaky(sg, recurrent):
     from snntorch import surrogate as sts
 
     rng = np.random.default_rng(17 + 3 * len(sg) + recurrent[0])  # fixed per case
-    spec = NetSpec(n_in=6, layers=(12, 9), recurrent=recurrent, n_out=3, tau_mem_s=10e-3, surrogate=sg,
+    graph, opts = net(n_in=6, layers=(12, 9), recurrent=recurrent, n_out=3, tau_mem_s=10e-3, surrogate=sg,
                    detach_reset=True, reset="zero")
+    spec = plan(graph, opts)
     kind, psg = surrogate_id(sg)
-    params = init_params(spec, 3)
+    params = init_params(graph, 3, opts)
     n_prev = spec.n_in
     for l, n in enumerate(spec.layers):
         params[f"w{l}"] = rng.normal(0.15, 0.6, (n_prev, n))
@@ -302,7 +307,7 @@ def test_reset_zero_equals_snntorch_leaky(sg, recurrent):
 
     tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    neurons = [snn.Leaky(beta=f64(spec.alpha), threshold=f64(spec.v_th), spike_grad=_spike_grad(sts, torch, sg, psg),
+    neurons = [snn.Leaky(beta=f64(spec.alpha[0][0]), threshold=f64(spec.v_th[0][0]), spike_grad=_spike_grad(sts, torch, sg, psg),
                          reset_mechanism="zero") for _ in spec.layers]
     mems = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
     prev = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
@@ -323,7 +328,7 @@ def test_reset_zero_equals_snntorch_leaky(sg, recurrent):
     y_t = torch.stack(ys)
     (y_t * torch.tensor(dy)).sum().backward()
 
-    eng = Engine(spec, dtype=np.float64)
+    eng = Engine(graph, opts, dtype=np.float64)
     tape = eng.forward(params, x)
     g = eng.backward(params, tape, dy)
     for l, rec in enumerate(tape.records[0][0]):
@@ -342,11 +347,13 @@ def test_reset_zero_equals_snntorch_leaky(sg, recurrent):
         assert err <= 1e-6, (k, err)
 
 
-def test_netspec_reset_refuses_unknown_mode():
+def test_reset_refuses_unknown_mode_and_old_dicts_default_to_subtract():
     with pytest.raises(ValueError, match="reset must be 'subtract' or 'zero'"):
-        NetSpec(n_in=2, layers=(3,), recurrent=(False,), reset="to_rest")
-    spec = NetSpec(n_in=2, layers=(3,), recurrent=(False,), reset="zero")
-    assert NetSpec.from_dict(spec.to_dict()) == spec
-    old = spec.to_dict()
-    del old["reset"]  # a checkpoint written before the option existed
-    assert NetSpec.from_dict(old).reset == "subtract"
+        net(n_in=2, layers=(3,), recurrent=(False,), reset="to_rest")
+    graph, opts = net(n_in=2, layers=(3,), recurrent=(False,), reset="zero")
+    assert plan(graph, opts).reset == "zero"
+    # an architecture dict of a checkpoint written before the option existed
+    old = {"n_in": 2, "layers": [3], "recurrent": [False], "n_out": None, "model": "lif", "dt_s": 1e-3}
+    g_old, _ = graph_from_spec_dict(old)
+    assert plan(g_old).reset == "subtract"
+    assert plan(graph_from_spec_dict({**old, "reset": "zero"})[0]).reset == "zero"

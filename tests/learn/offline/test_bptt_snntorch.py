@@ -30,7 +30,8 @@ torch = import_or_skip("torch")
 snn = import_or_skip("snntorch")
 from snntorch import surrogate as sts  # noqa: E402
 
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params  # noqa: E402
+from rtsnn.learn.offline.bptt_engine import Engine, init_params  # noqa: E402
+from _bptt_nets import net, plan  # noqa: E402
 from rtsnn.learn.offline.surrogate import DEFAULT_PARAM, SURROGATES  # noqa: E402
 
 RTOL = 1e-5
@@ -62,8 +63,9 @@ def _net(rng, recurrent, n_out=3):
     return spec_kw
 
 
-def _random_params(spec: NetSpec, rng) -> dict[str, np.ndarray]:
-    p = init_params(spec, int(rng.integers(1 << 30)))
+def _random_params(graph, opts, rng) -> dict[str, np.ndarray]:
+    p = init_params(graph, int(rng.integers(1 << 30)), opts)
+    spec = plan(graph, opts)
     n_prev = spec.n_in
     for l, n in enumerate(spec.layers):  # strong enough that every layer spikes
         p[f"w{l}"] = rng.normal(0.15, 0.6, (n_prev, n))
@@ -82,19 +84,19 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-def _ours(spec, params, x, dy, checkpoint_steps=None):
-    eng = Engine(spec, dtype=np.float64, checkpoint_steps=checkpoint_steps)
+def _ours(graph, opts, params, x, dy, checkpoint_steps=None):
+    eng = Engine(graph, opts, dtype=np.float64, checkpoint_steps=checkpoint_steps)
     tape = eng.forward(params, x)
     return tape, eng.backward(params, tape, dy)
 
 
-def _snntorch_grads(spec: NetSpec, params, x, dy, sg_name, sg_p):
+def _snntorch_grads(spec, params, x, dy, sg_name, sg_p):
     tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     # beta and threshold as float64 tensors: snnTorch stores a Python float as a float32 buffer,
     # which leaves the spikes (and y) unchanged but moves every membrane by ~1e-8 and the
     # surrogate gradients by up to ~1e-5
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    neurons = [snn.Leaky(beta=f64(spec.alpha), threshold=f64(spec.v_th), spike_grad=_spike_grad(sg_name, sg_p),
+    neurons = [snn.Leaky(beta=f64(spec.alpha[0][0]), threshold=f64(spec.v_th[0][0]), spike_grad=_spike_grad(sg_name, sg_p),
                          reset_mechanism="subtract") for _ in spec.layers]
     T, B, _ = x.shape
     xt = torch.tensor(x, dtype=torch.float64)
@@ -125,13 +127,14 @@ def test_gradients_equal_snntorch(sg_name, recurrent):
     # a fixed seed per case (Python's str hash changes from run to run)
     rng = np.random.default_rng(zlib.crc32(repr((sg_name, recurrent)).encode()))
     p_sg = DEFAULT_PARAM[sg_name] * float(rng.uniform(0.5, 1.5))
-    spec = NetSpec(**_net(rng, recurrent), surrogate=sg_name, surrogate_param=p_sg, detach_reset=True)
-    params = _random_params(spec, rng)
+    graph, opts = net(**_net(rng, recurrent), surrogate=sg_name, surrogate_param=p_sg, detach_reset=True)
+    spec = plan(graph, opts)
+    params = _random_params(graph, opts, rng)
     T, B = 40, 3
     x = (rng.random((T, B, spec.n_in)) < 0.3) * rng.uniform(0.5, 1.5, (T, B, spec.n_in))
     dy = rng.standard_normal((T, B, 3))
     y_t, g_t = _snntorch_grads(spec, params, x, dy, sg_name, p_sg)
-    tape, g = _ours(spec, params, x, dy)
+    tape, g = _ours(graph, opts, params, x, dy)
     np.testing.assert_allclose(tape.y, y_t, rtol=1e-12, atol=1e-12)
     rates = [float(rec[3].mean()) for rec in tape.records[0][0]]
     assert all(0.01 < fr < 0.9 for fr in rates), f"both layers must spike for a meaningful check: {rates}"
@@ -145,7 +148,7 @@ def test_gradients_equal_snntorch(sg_name, recurrent):
 
 
 # ------------------------------------------------------------------ plain torch autograd model
-def _torch_model_grads(spec: NetSpec, params, x, dy, calib=None):
+def _torch_model_grads(spec, params, x, dy, calib=None):
     """Our equations in torch with a custom autograd Heaviside; the refractory mask is computed
     without gradient. Trainable alpha/vth per neuron."""
     from rtsnn.learn.offline.surrogate import surrogate_grad_np, surrogate_id
@@ -218,9 +221,10 @@ def test_gradients_equal_torch_autograd(case, checkpoint_steps):
     kw = CASES[case]
     rng = np.random.default_rng(100 + case)
     sg = list(SURROGATES)[case % len(SURROGATES)]
-    spec = NetSpec(n_in=5, layers=(10, 8, 6), dt_s=1e-3, tau_mem_s=15e-3, tau_adapt_s=50e-3,
+    graph, opts = net(n_in=5, layers=(10, 8, 6), dt_s=1e-3, tau_mem_s=15e-3, tau_adapt_s=50e-3,
                    beta_adapt=0.4, surrogate=sg, **kw)
-    params = _random_params(spec, rng)
+    spec = plan(graph, opts)
+    params = _random_params(graph, opts, rng)
     for l, n in enumerate(spec.layers):  # heterogeneous trainable leak and threshold
         params[f"alpha{l}"] = rng.uniform(0.8, 0.97, n)
         params[f"vth{l}"] = rng.uniform(0.7, 1.3, n)
@@ -229,7 +233,7 @@ def test_gradients_equal_torch_autograd(case, checkpoint_steps):
     dy = rng.standard_normal((T, B, spec.n_output))
     calib = [1.3, 0.7, 1.0]
     y_t, g_t = _torch_model_grads(spec, params, x, dy, calib)
-    eng = Engine(spec, dtype=np.float64, checkpoint_steps=checkpoint_steps)
+    eng = Engine(graph, opts, dtype=np.float64, checkpoint_steps=checkpoint_steps)
     eng.calib = calib
     tape = eng.forward(params, x)
     g = eng.backward(params, tape, dy)

@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 
 from rtsnn.learn.offline.bptt import FitConfig, TrainingDiverged, fit
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
-from rtsnn.learn.offline.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rtsnn.learn.offline.bptt_engine import Engine, init_params
+from rtsnn.learn.offline.bptt_graph import BpttOptions, compile_graph, layered_graph
+from rtsnn.learn.offline.checkpoint import CheckpointError, checkpoint_graph, load_checkpoint, save_checkpoint
 
-SPEC = NetSpec(n_in=6, layers=(12, 3), recurrent=(True, False))
+GRAPH = layered_graph(6, (12, 3), (True, False), None)
 RNG = np.random.default_rng(0)
 X = ((RNG.random((20, 40, 6)) < 0.3) * 1.0).astype(np.float32)  # (T, N, n_in)
 Y = RNG.integers(0, 3, 40)
 
 
 def _setup():
-    eng = Engine(SPEC)
-    p = init_params(SPEC, 0, input_scale=6.0)
+    eng = Engine(GRAPH)
+    p = init_params(GRAPH, 0, input_scale=6.0)
     return eng, p
 
 
@@ -117,7 +118,86 @@ def test_resume_refuses_other_network(tmp_path):
     eng, p = _setup()
     ck = tmp_path / "ck.npz"
     fit(eng, p, 40, _get_batch, "count_ce", FitConfig(epochs=1, batch_size=8, checkpoint_path=str(ck)))
-    other = NetSpec(n_in=6, layers=(7, 3), recurrent=(True, False))
+    other = layered_graph(6, (7, 3), (True, False), None)
     with pytest.raises(ValueError, match="parameter 'w0' has shape"):
         fit(Engine(other), init_params(other, 0), 40, _get_batch, "count_ce",
             FitConfig(epochs=2, batch_size=8, checkpoint_path=str(ck), resume=True))
+
+
+def test_checkpoint_holds_the_trained_graph_and_options(tmp_path):
+    """fit writes the engine's graph (per-neuron values included) and options into the
+    checkpoint; checkpoint_graph gives them back."""
+    g = layered_graph(6, (12, 3), (True, False), None, model="alif", beta_adapt=0.2, refractory_s=2e-3,
+                      v_th=[np.linspace(0.8, 1.2, 12), 1.0], tau_mem_s=[15e-3, np.linspace(10e-3, 30e-3, 3)])
+    opts = BpttOptions(surrogate="triangular", surrogate_param=0.7, detach_reset=True)
+    eng = Engine(g, opts)
+    p = init_params(g, 0, opts, input_scale=6.0)
+    ck = tmp_path / "ck.npz"
+    fit(eng, p, 40, _get_batch, "count_ce", FitConfig(epochs=1, batch_size=8, checkpoint_path=str(ck)))
+    g2, opts2 = checkpoint_graph(ck)
+    assert opts2 == opts
+    assert g2.summary() == g.summary()
+    for name, node in g.nodes.items():
+        assert node.meta() == g2.nodes[name].meta()
+        for k, arr in node.arrays().items():
+            np.testing.assert_array_equal(g2.nodes[name].arrays()[k], arr, err_msg=f"{name}/{k}")
+    # the restored graph trains exactly as the original: same initial parameters
+    p2 = init_params(g2, 0, opts2, input_scale=6.0)
+    for k, v in init_params(g, 0, opts, input_scale=6.0).items():
+        np.testing.assert_array_equal(p2[k], v, err_msg=k)
+
+
+def _write_v1_checkpoint(path, spec: dict, params: dict) -> None:
+    """A checkpoint exactly as version 1 wrote it (before the graph): params, Adam state,
+    and the architecture as a flat dict in meta['spec']."""
+    import json
+
+    header = json.dumps({"format": "rtsnn-bptt-checkpoint", "version": 1,
+                         "meta": {"epoch": 1, "history": [{"epoch": 1, "loss": 1.0, "epoch_s": 0.1}],
+                                  "adam_steps": 5, "calib": [1.0, 1.0], "spec": spec, "loss": "mean_ce"}})
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"adam_m/{k}": np.zeros_like(v) for k, v in params.items()})
+    arrays.update({f"adam_v/{k}": np.zeros_like(v) for k, v in params.items()})
+    arrays["__header__"] = np.frombuffer(header.encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def test_version_1_checkpoint_still_loads(tmp_path):
+    spec = {"n_in": 6, "layers": [12, 3], "recurrent": [True, False], "n_out": 2, "model": "alif", "dt_s": 0.002,
+            "tau_mem_s": 0.015, "tau_adapt_s": 0.1, "beta_adapt": 0.3, "v_th": 0.9, "refractory_s": 0.004,
+            "tau_out_s": 0.03, "surrogate": "atan", "surrogate_param": 2.0, "detach_reset": True,
+            "tau_out2_s": 0.01, "max_delay_steps": 2, "reset": "zero"}
+    g_want = layered_graph(6, (12, 3), (True, False), 2, dt_s=0.002, model="alif", tau_mem_s=0.015,
+                           tau_adapt_s=0.1, beta_adapt=0.3, v_th=0.9, refractory_s=0.004, reset="zero",
+                           tau_out_s=0.03, tau_out2_s=0.01)
+    o_want = BpttOptions(surrogate="atan", surrogate_param=2.0, detach_reset=True, max_delay_steps=2)
+    params = init_params(g_want, 3, o_want)
+    ck = tmp_path / "v1.npz"
+    _write_v1_checkpoint(ck, spec, params)
+    arrays, meta = load_checkpoint(ck)
+    assert meta["epoch"] == 1 and "graph" not in meta
+    g, opts = checkpoint_graph(ck)
+    assert opts == o_want
+    plan, want = compile_graph(g, opts), compile_graph(g_want, o_want)
+    for f in ("n_in", "layers", "recurrent", "n_out", "model", "dt_s", "rho", "beta", "n_ref", "reset", "kappa",
+              "kappa2"):
+        assert getattr(plan, f) == getattr(want, f), f
+    for l in range(2):
+        np.testing.assert_array_equal(plan.alpha[l], want.alpha[l])
+        np.testing.assert_array_equal(plan.v_th[l], want.v_th[l])
+    # and training resumes from it (the parameters come from the file)
+    p = init_params(g, 0, opts)
+    fit(Engine(g, opts), p, 40, lambda idx: (X[:, np.sort(idx)], Y[np.sort(idx)] % 2), "mean_ce",
+        FitConfig(epochs=2, batch_size=8, checkpoint_path=str(ck), resume=True), log=None)
+    assert load_checkpoint(ck)[1]["epoch"] == 2 and checkpoint_graph(ck)[1] == o_want
+    # an older dict without 'reset' (checkpoints before that option): reset by subtraction
+    spec_old = {k: v for k, v in spec.items() if k != "reset"}
+    _write_v1_checkpoint(ck, spec_old, params)
+    assert compile_graph(*checkpoint_graph(ck)).reset == "subtract"
+
+
+def test_checkpoint_without_a_network_is_refused(tmp_path):
+    ck = tmp_path / "c.npz"
+    save_checkpoint(ck, {"a": np.arange(3.0)}, {"epoch": 1})
+    with pytest.raises(CheckpointError, match="holds no network"):
+        checkpoint_graph(ck)

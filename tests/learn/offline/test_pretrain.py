@@ -36,6 +36,30 @@ def test_schema_refuses_bad_values_naming_the_key():
         parse_pretrain_config({**base, "train": {"surrogate": "relu"}})
 
 
+
+def test_neuron_section_is_the_session_neuron_config_with_pretrain_defaults():
+    """model.neuron is rtsnn.config.NeuronConfig; keys a config leaves out take the pretrain
+    defaults (PRETRAIN_NEURON: lif, tau_mem_s 0.3, tau_adapt_s 1.0, beta_adapt 0, v_th 1,
+    refractory_s 0, tau_out_s 0.3), not the session's; the graph built from it carries them."""
+    from rtsnn.config import NeuronConfig
+    from rtsnn.learn.offline.bptt_graph import compile_graph
+    from rtsnn.learn.offline.pretrain import PRETRAIN_NEURON, build_graph
+
+    base = {"data": {"kind": "synthetic"}}
+    want = dict(model="lif", tau_mem_s=0.3, tau_adapt_s=1.0, beta_adapt=0.0, v_th=1.0, refractory_s=0.0, tau_out_s=0.3)
+    assert PRETRAIN_NEURON.model_dump() == want
+    cfg = parse_pretrain_config(base)
+    assert isinstance(cfg.model.neuron, NeuronConfig) and cfg.model.neuron == PRETRAIN_NEURON
+    part = parse_pretrain_config({**base, "model": {"neuron": {"model": "alif", "tau_mem_s": 0.2}}}).model.neuron
+    assert part.model_dump() == {**want, "model": "alif", "tau_mem_s": 0.2}
+    graph, opts = build_graph(parse_pretrain_config(
+        {**base, "model": {"n_rec": 7, "recurrent": False, "neuron": {"model": "alif", "beta_adapt": 0.2}},
+         "train": {"surrogate": "atan"}}), 5, 2, 0.02)
+    plan = compile_graph(graph, opts)
+    assert plan.layers == (7,) and plan.recurrent == (False,) and plan.n_out == 2 and plan.model == "alif"
+    assert plan.beta == 0.2 and plan.tau_adapt_s == 1.0 and opts.surrogate == "atan"
+    np.testing.assert_array_equal(graph.nodes["layer0"].tau_mem_s, np.full(7, 0.3))
+
 def test_session_data_errors_name_the_array(tmp_path):
     c = np.ones((10, 3))
     with pytest.raises(ValueError, match="vel contains 1 NaN/inf values"):
@@ -101,7 +125,7 @@ def test_pretrain_cli_on_chewie(tmp_path, capsys):
     assert res["test_trials"] == 32 and res["train_trials"] == 127
     assert -1.0 < res["snn_r2"] <= 1.0 and 0.5 < res["wiener_r2"] <= 1.0
     model = load_model(tmp_path / "model.npz")
-    assert model.settings.dt_s == pytest.approx(0.1)
+    assert model.dt_s == pytest.approx(0.1)
     assert model.n_in == 174 and model.n_out == 2 and model.output_labels == ["vel_0", "vel_1"]
     assert (tmp_path / "ck.npz").is_file()
 

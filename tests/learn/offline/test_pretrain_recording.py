@@ -99,7 +99,7 @@ def test_regression_from_an_xdf_target_stream_reports_reset_and_continuous(tmp_p
     # the rates follow the velocity: the Wiener filter on 5 ticks of counts recovers it
     assert res["wiener_r2_reset"] > 0.5 and res["wiener_r2_continuous"] > 0.5
     model = load_model(tmp_path / "m.npz")
-    assert model.output_labels == ["vx", "vy"] and model.settings.dt_s == pytest.approx(0.05)
+    assert model.output_labels == ["vx", "vy"] and model.dt_s == pytest.approx(0.05)
     c = model.input_contract
     assert c.encoder_kind == "passthrough" and c.encoder_options == {"n_channels": 8}
     assert c.channel_labels == tuple(f"u{i}" for i in range(8))

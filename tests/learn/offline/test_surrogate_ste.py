@@ -11,7 +11,10 @@ import pytest
 
 from conftest import import_or_skip
 from rtsnn.learn.offline.bptt import train_classifier
-from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+from rtsnn.learn.offline.bptt_engine import Engine, init_params
+from rtsnn.learn.offline.bptt_graph import BpttOptions
+
+from _bptt_nets import net, plan
 from rtsnn.learn.offline.surrogate import (ESTIMATORS, SURROGATE_KINDS, SURROGATES, surrogate_grad_array,
                                            surrogate_grad_np, surrogate_id)
 
@@ -42,7 +45,7 @@ def test_inf_only_for_ste():
     with pytest.raises(ValueError, match="surrogate must be one of .*ste"):
         surrogate_id("straight_through")
     with pytest.raises(ValueError, match="surrogate must be one of"):
-        NetSpec(n_in=2, layers=(3,), recurrent=(False,), surrogate="STE")
+        BpttOptions(surrogate="STE")
 
 
 def test_ste_equals_snntorch_elementwise():
@@ -72,9 +75,10 @@ def test_ste_network_gradients_equal_snntorch(reset, recurrent):
     from snntorch import surrogate as sts
 
     rng = np.random.default_rng(31 + 2 * recurrent[0] + (reset == "zero"))
-    spec = NetSpec(n_in=6, layers=(12, 9), recurrent=recurrent, n_out=3, tau_mem_s=10e-3, surrogate="ste",
+    graph, opts = net(n_in=6, layers=(12, 9), recurrent=recurrent, n_out=3, tau_mem_s=10e-3, surrogate="ste",
                    detach_reset=True, reset=reset)
-    params = init_params(spec, 1)
+    spec = plan(graph, opts)
+    params = init_params(graph, 1, opts)
     n_prev = spec.n_in
     for l, n in enumerate(spec.layers):
         params[f"w{l}"] = rng.normal(0.15, 0.6, (n_prev, n))
@@ -91,7 +95,7 @@ def test_ste_network_gradients_equal_snntorch(reset, recurrent):
 
     tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    neurons = [snn.Leaky(beta=f64(spec.alpha), threshold=f64(spec.v_th), reset_mechanism=reset,
+    neurons = [snn.Leaky(beta=f64(spec.alpha[0][0]), threshold=f64(spec.v_th[0][0]), reset_mechanism=reset,
                          spike_grad=sts.straight_through_estimator()) for _ in spec.layers]
     mems = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
     prev = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
@@ -109,7 +113,7 @@ def test_ste_network_gradients_equal_snntorch(reset, recurrent):
     y_t = torch.stack(ys)
     (y_t * torch.tensor(dy)).sum().backward()
 
-    eng = Engine(spec, dtype=np.float64)
+    eng = Engine(graph, opts, dtype=np.float64)
     tape = eng.forward(params, x)
     g = eng.backward(params, tape, dy)
     np.testing.assert_allclose(tape.y, y_t.detach().numpy(), rtol=1e-12, atol=1e-12)
@@ -134,7 +138,8 @@ def test_train_classifier_with_ste_rate_ce_on_spiking_output_learns():
     x[np.arange(n), :, y] = (rng.random((n, T)) < 0.6)
     clf = train_classifier(x, y, hidden=[10], n_classes=3, epochs=12, seed=0, lr=2e-2, loss="rate_ce",
                            output="spiking", surrogate="ste", reset="zero", detach_reset=True, batch_size=20)
-    assert clf.spec.n_out is None and clf.spec.layers == (10, 3) and clf.spec.reset == "zero"
+    spec = plan(clf.graph, clf.options)
+    assert spec.n_out is None and spec.layers == (10, 3) and spec.reset == "zero"
     assert clf.history[-1]["loss"] < clf.history[0]["loss"]
     assert clf.history[-1]["train_acc"] >= 0.8
 

@@ -6,7 +6,12 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from rtsnn.learn.online.eprop import EpropOptions, train_sequences
-from rtsnn.snn.params import NeuronSettings
+from rtsnn.snn.params import layer_constants, single_layer
+
+
+def _constants():
+    """The LIF layer of these tests: tau_mem 20 ms, readout tau 15 ms, v_th 0.4, dt 1 ms."""
+    return layer_constants(*single_layer("lif", 1, tau_mem_s=20e-3, tau_out_s=15e-3, v_th=0.4), 1e-3)
 
 
 def _forward(alpha, kappa, v_th, zeta, g_out, w_in, w_out, x):
@@ -47,7 +52,7 @@ def bptt_gradient(alpha, kappa, v_th, gamma, zeta, g_out, w_in, w_out, x, target
        st.sampled_from(["native", "nest_bsshslm_2020"]))
 def test_eprop_equals_bptt_without_recurrence(seed, n_in, n_rec, n_out, n_t, conventions):
     rng = np.random.default_rng(seed)
-    s = NeuronSettings(model="lif", tau_mem_s=20e-3, tau_out_s=15e-3, v_th=0.4)
+    s = _constants()
     alpha, kappa = s.alpha, s.kappa
     zeta, g = (1 - alpha, 1 - kappa) if conventions != "native" else (1.0, 1.0)
     w_in = rng.normal(0, 1.0 / (zeta * np.sqrt(n_in)), (n_in, n_rec))
@@ -72,21 +77,22 @@ def test_eprop_equals_the_offline_bptt_engine_without_recurrence(seed, n_in, n_r
     """The same claim against the package's own offline BPTT (rtsnn.learn.offline.bptt_engine):
     triangular surrogate of half width v_th (e-prop's pseudo-derivative with gamma = 1), reset
     detached, no recurrence, readout y_t = kappa y_{t-1} + z_t w_out (b_out = 0)."""
-    from rtsnn.learn.offline.bptt_engine import Engine, NetSpec, init_params
+    from rtsnn.learn.offline.bptt_engine import Engine, init_params
+    from rtsnn.learn.offline.bptt_graph import BpttOptions, layered_graph
 
     rng = np.random.default_rng(seed)
-    s = NeuronSettings(model="lif", tau_mem_s=20e-3, tau_out_s=15e-3, v_th=0.4)
+    s = _constants()
     w_in = rng.normal(0, 1.0 / np.sqrt(n_in), (n_in, n_rec))
     w_out = rng.normal(0, 1, (n_rec, n_out))
     x = (rng.random((n_t, n_in)) < 0.3).astype(float)
     target = rng.normal(size=(n_t, n_out))
-    spec = NetSpec(n_in=n_in, layers=(n_rec,), recurrent=(False,), n_out=n_out, dt_s=s.dt_s, tau_mem_s=s.tau_mem_s,
-                   tau_out_s=s.tau_out_s, v_th=s.v_th, surrogate="triangular", surrogate_param=s.v_th,
-                   detach_reset=True)
-    params = init_params(spec, 0)
+    graph = layered_graph(n_in, (n_rec,), (False,), n_out, dt_s=s.dt_s, tau_mem_s=s.tau_mem_s,
+                          tau_out_s=s.tau_out_s, v_th=s.v_th)
+    opts = BpttOptions(surrogate="triangular", surrogate_param=s.v_th, detach_reset=True)
+    params = init_params(graph, 0, opts)
     assert set(params) >= {"w0", "w_out", "b_out", "kappa"} and "r0" not in params
     params.update(w0=w_in.copy(), w_out=w_out.copy(), b_out=np.zeros(n_out), kappa=np.array([s.kappa]))
-    eng = Engine(spec, dtype=np.float64)
+    eng = Engine(graph, opts, dtype=np.float64)
     tape = eng.forward(params, x[:, None, :])
     grads = eng.backward(params, tape, tape.y - target[:, None, :])
 
