@@ -80,12 +80,7 @@ class LslEventSource(LslSource):
 
     def _connect(self, info: pylsl.StreamInfo) -> _Conn:
         conn = _EventConn(info, N_WIRE, self.max_samples, self._max_buflen)
-        try:
-            conn.inlet.open_stream(timeout=min(self.resolve_timeout_s, 5.0))
-            full = conn.inlet.info(timeout=min(self.resolve_timeout_s, 5.0))
-        except Exception:
-            conn.destroy()
-            raise
+        full = self._open_inlet(conn)
         geo = geometry_of(full)
         if self.expected_geometry is not None and geo is not None and geo != self.expected_geometry:
             conn.destroy()
@@ -107,15 +102,8 @@ class LslEventSource(LslSource):
         puller = conn.puller
         n = puller.pull(cap)
         now = lslraw.local_clock()
-        if puller.error != 0:
-            if puller.error == lslraw.LSL_LOST_ERROR:
-                self._lose(conn, by_liblsl=True)
-            else:
-                self.errors += 1
-            return 0
-        if n == 0:
-            if now - (self._last_sample_s if not self.in_gap else conn.attached_at) > self.loss_timeout_s:
-                self._lose(conn, by_liblsl=False)
+        if puller.error != 0 or n == 0:
+            self._nothing_pulled(conn, puller.error, now)
             return 0
         self._last_sample_s = now
         if self.in_gap:

@@ -23,7 +23,6 @@ graph::
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 
 from rtsnn.snn.contract import InputContract
 from rtsnn.snn.nodes import Affine, GraphError, Input, Linear, Node, Output
+from rtsnn.snn.params import check_model_metadata
 
 INTEGRATIONS = ("exact", "euler")
 # sizes above these are refused (memory and tick-time guards; raise them here if you must)
@@ -273,19 +273,7 @@ class GraphModel:
         self.graph.validate()
         self.output_labels = _labels("output_labels", self.output_labels, self.n_out, "y")
         self.output_units = _labels("output_units", self.output_units, self.n_out, "a.u.")
-        if not isinstance(self.provenance, dict):
-            raise GraphError(f"model: provenance must be a dict, got {type(self.provenance).__name__}")
-        try:
-            json.dumps(self.provenance, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise GraphError(f"model: provenance must be JSON-serialisable: {err}") from None
-        c = self.input_contract
-        if c is not None:
-            if not isinstance(c, InputContract):
-                raise GraphError(f"model: input_contract must be an InputContract, got {type(c).__name__}")
-            if not math.isclose(c.dt_s, self.graph.dt_s, rel_tol=1e-9):
-                raise GraphError(f"model: input_contract.dt_s ({c.dt_s:g} s) differs from the graph's dt_s "
-                                 f"({self.graph.dt_s:g} s)")
+        check_model_metadata(self.provenance, self.input_contract, self.graph.dt_s, "graph's")
 
     @property
     def dt_s(self) -> float:

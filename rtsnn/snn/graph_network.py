@@ -38,10 +38,11 @@ from rtsnn.snn import kernels as K
 from rtsnn.snn import neuron_kernels as NK
 from rtsnn.snn import projection_kernels as PK
 from rtsnn.snn.graph import Graph, GraphModel, model_from_graph
+from rtsnn.snn.network import (Network, PropagationCounters, check_propagation, check_readout_finite,
+                                check_run_input, check_step_input)
 from rtsnn.snn.nodes import GraphError, Node
 
-_F32 = np.dtype(np.float32)
-PROPAGATION = ("dense", "event", "auto")
+PROPAGATION = tuple(K.MODES)  # ("dense", "event", "auto")
 
 # kinds compiled by other modules: kind -> compile function (node, src_view, out_buffer) -> op list
 _EXTERNAL_COMPILERS: dict[str, Callable[..., list[tuple[Callable, tuple]]]] = {}
@@ -56,7 +57,7 @@ def _f32(a: Any) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, np.float64).astype(np.float32))
 
 
-class GraphNetwork:
+class GraphNetwork(PropagationCounters):
     """Runs a :class:`~rtsnn.snn.graph.GraphModel` one tick at a time.
 
     ``propagation``: ``'dense'``, ``'event'`` (skip zero presynaptic entries) or ``'auto'``.
@@ -72,8 +73,7 @@ class GraphNetwork:
     def __init__(self, model: GraphModel, propagation: str = "auto", auto_threshold: float = 0.2):
         if not isinstance(model, GraphModel):
             raise ValueError(f"GraphNetwork needs a GraphModel, got {type(model).__name__}")
-        if propagation not in PROPAGATION:
-            raise ValueError(f"propagation must be one of {', '.join(PROPAGATION)}, got {propagation!r}")
+        check_propagation(propagation)
         model.validate()
         self.model = model
         self.graph: Graph = model.graph
@@ -275,10 +275,7 @@ class GraphNetwork:
     def step(self, spikes_in: np.ndarray) -> None:
         """Advance one tick with input ``spikes_in`` (float32, n_in)."""
         if spikes_in is not self._checked_in:
-            if not isinstance(spikes_in, np.ndarray) or spikes_in.dtype != _F32 or spikes_in.shape != (self.n_in,):
-                raise ValueError(f"spikes_in must be float32 of shape ({self.n_in},), got "
-                                 f"{getattr(spikes_in, 'dtype', type(spikes_in).__name__)} of shape "
-                                 f"{getattr(spikes_in, 'shape', None)}")
+            check_step_input(spikes_in, self.n_in)
             self._bind(spikes_in)
             self._checked_in = spikes_in
         for fn, args in self._ops:
@@ -329,8 +326,7 @@ class GraphNetwork:
         w_out, b_out = np.asarray(w_out), np.asarray(b_out)
         if w_out.shape != w.shape or b_out.shape != b.shape:
             raise ValueError(f"readout must be {w.shape} and {b.shape}, got {w_out.shape} and {b_out.shape}")
-        if not (np.all(np.isfinite(w_out)) and np.all(np.isfinite(b_out))):
-            raise ValueError("w_out and b_out must be finite; got NaN or inf")
+        check_readout_finite(w_out, b_out)
         w[...] = w_out
         b[...] = b_out
         y = self.readout()
@@ -374,9 +370,7 @@ class GraphNetwork:
     def run(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run ``xs`` (T, n_in) float32 from the current state; ``(y (T, n_out), z (T, n_spk))``
         with ``z`` the spikes of :meth:`spikes`' node."""
-        xs = np.asarray(xs)
-        if xs.ndim != 2 or xs.shape[1] != self.n_in or xs.dtype != _F32:
-            raise ValueError(f"xs must be float32 (T, n_in={self.n_in}), got {xs.dtype} {xs.shape}")
+        xs = check_run_input(xs, self.n_in, "xs")
         buf = np.zeros(self.n_in, np.float32)
         ys = np.zeros((xs.shape[0], self.n_out), np.float32)
         zs = np.zeros((xs.shape[0], self.spikes().shape[0]), np.float32)
@@ -387,15 +381,7 @@ class GraphNetwork:
             zs[t] = self.spikes()
         return ys, zs
 
-    @property
-    def n_steps_dense(self) -> int:
-        """Projection steps that ran dense (one per projection per tick; see the module docstring)."""
-        return int(self._counters[K.CNT_DENSE])
-
-    @property
-    def n_steps_event(self) -> int:
-        """Projection steps that ran event-driven (one per projection per tick)."""
-        return int(self._counters[K.CNT_EVENT])
+    # n_steps_dense, n_steps_event (one count per projection per tick): PropagationCounters
 
     @property
     def n_active(self) -> int:
@@ -405,7 +391,6 @@ class GraphNetwork:
 def build_network(model: Any, propagation: str = "auto", auto_threshold: float = 0.2) -> Any:
     """The network that runs ``model`` (a :class:`rtsnn.snn.params.Model` or a
     :class:`GraphModel`): the fused single-layer Network for today's model, else a GraphNetwork."""
-    from rtsnn.snn.network import Network
     from rtsnn.snn.params import Model
 
     if isinstance(model, Model):

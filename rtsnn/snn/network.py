@@ -19,7 +19,55 @@ from rtsnn.snn.params import Model, NetworkState
 _F32 = np.dtype(np.float32)
 
 
-class Network:
+# ---------------------------------------------------------------------- shared with GraphNetwork
+def check_propagation(propagation: str) -> None:
+    """Refuse a ``propagation`` that is not one of :data:`rtsnn.snn.kernels.MODES`."""
+    if propagation not in K.MODES:
+        raise ValueError(f"propagation must be one of {', '.join(K.MODES)}, got {propagation!r}")
+
+
+def check_step_input(spikes_in: object, n_in: int) -> None:
+    """Refuse a step input that is not a float32 array of shape ``(n_in,)`` (the networks call
+    this once per new input buffer, not every tick)."""
+    if not isinstance(spikes_in, np.ndarray) or spikes_in.dtype != _F32 or spikes_in.shape != (n_in,):
+        raise ValueError(f"spikes_in must be float32 of shape ({n_in},), "
+                         f"got {getattr(spikes_in, 'dtype', type(spikes_in).__name__)} of shape "
+                         f"{getattr(spikes_in, 'shape', None)}")
+
+
+def check_run_input(xs: object, n_in: int, name: str) -> np.ndarray:
+    """``xs`` as a C-contiguous float32 ``(T, n_in)`` array; refuses any other dtype or shape
+    (the message names the argument ``name``)."""
+    xs = np.asarray(xs)
+    if xs.ndim != 2 or xs.shape[1] != n_in or xs.dtype != _F32:
+        raise ValueError(f"{name} must be float32 (T, n_in={n_in}), got {xs.dtype} of shape {xs.shape}")
+    return np.ascontiguousarray(xs)
+
+
+def check_readout_finite(w_out: np.ndarray, b_out: np.ndarray) -> None:
+    """Refuse readout weights with a NaN or an infinity."""
+    if not (np.all(np.isfinite(w_out)) and np.all(np.isfinite(b_out))):
+        raise ValueError("w_out and b_out must be finite; got NaN or inf")
+
+
+class PropagationCounters:
+    """The propagation counters of a network that keeps them in ``self._counters``
+    (int64, :data:`rtsnn.snn.kernels.N_COUNTERS`; the kernels add one per projection step)."""
+
+    _counters: np.ndarray
+
+    @property
+    def n_steps_dense(self) -> int:
+        """How many projection steps propagated densely."""
+        return int(self._counters[K.CNT_DENSE])
+
+    @property
+    def n_steps_event(self) -> int:
+        """How many projection steps propagated event-driven."""
+        return int(self._counters[K.CNT_EVENT])
+
+
+class Network(PropagationCounters):
     """Simulates a :class:`~rtsnn.snn.params.Model` one ``dt_s`` step at a time.
 
     ``propagation``: ``'dense'``, ``'event'`` (skip silent presynaptic neurons) or ``'auto'``
@@ -31,8 +79,7 @@ class Network:
     def __init__(self, model: Model, propagation: str = "auto", auto_threshold: float = 0.2):
         if not isinstance(model, Model):
             raise ValueError(f"Network needs a rtsnn.snn.Model, got {type(model).__name__}")
-        if propagation not in K.MODES:
-            raise ValueError(f"propagation must be one of {', '.join(K.MODES)}, got {propagation!r}")
+        check_propagation(propagation)
         if not (isinstance(auto_threshold, (int, float)) and 0.0 <= auto_threshold <= 1.0):
             raise ValueError(f"auto_threshold must be a fraction in [0, 1], got {auto_threshold!r}")
         model.validate()
@@ -86,11 +133,7 @@ class Network:
     def step(self, spikes_in: np.ndarray) -> None:
         """Advance one ``dt_s`` with input spike counts ``spikes_in`` (float32, n_in)."""
         if spikes_in is not self._checked_in:  # the session hands the same buffer every tick
-            if not isinstance(spikes_in, np.ndarray) or spikes_in.dtype != _F32 \
-                    or spikes_in.shape != (self.n_in,):
-                raise ValueError(f"spikes_in must be float32 of shape ({self.n_in},), "
-                                 f"got {getattr(spikes_in, 'dtype', type(spikes_in).__name__)} of shape "
-                                 f"{getattr(spikes_in, 'shape', None)}")
+            check_step_input(spikes_in, self.n_in)
             self._checked_in = spikes_in
             # the compiled entry point for exactly these argument types (skips the dispatcher's
             # type resolution, ~0.7 us a tick); valid while the buffers are these same objects
@@ -128,8 +171,7 @@ class Network:
             raise ValueError(f"w_out must have shape {self._w_out.shape} (n_rec, n_out), got {w_out.shape}")
         if b_out.shape != self._b_out.shape:
             raise ValueError(f"b_out must have shape {self._b_out.shape} (n_out,), got {b_out.shape}")
-        if not (np.all(np.isfinite(w_out)) and np.all(np.isfinite(b_out))):
-            raise ValueError("w_out and b_out must be finite; got NaN or inf")
+        check_readout_finite(w_out, b_out)
         self._w_out[...] = w_out
         self._b_out[...] = b_out
         K.readout_update(self.state.r, self._w_out, self._b_out, self.state.y)
@@ -175,12 +217,7 @@ class Network:
     def run(self, spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run ``spikes`` (float32, (T, n_in)) from the current state; return
         ``(y (T, n_out), z (T, n_rec))``. The state advances as with T calls of :meth:`step`."""
-        spikes = np.asarray(spikes)
-        if spikes.ndim != 2 or spikes.shape[1] != self.n_in:
-            raise ValueError(f"spikes must be (T, n_in={self.n_in}), got shape {spikes.shape}")
-        if spikes.dtype != _F32:
-            raise ValueError(f"spikes must be float32, got {spikes.dtype}")
-        spikes = np.ascontiguousarray(spikes)
+        spikes = check_run_input(spikes, self.n_in, "spikes")
         n_t = spikes.shape[0]
         ys = np.zeros((n_t, self.n_out), np.float32)
         zs = np.zeros((n_t, self.n_rec), np.float32)
@@ -188,16 +225,7 @@ class Network:
         return ys, zs
 
     # ------------------------------------------------------------------ counters
-    @property
-    def n_steps_dense(self) -> int:
-        """How many steps propagated densely."""
-        return int(self._counters[K.CNT_DENSE])
-
-    @property
-    def n_steps_event(self) -> int:
-        """How many steps propagated event-driven."""
-        return int(self._counters[K.CNT_EVENT])
-
+    # n_steps_dense, n_steps_event: PropagationCounters
     @property
     def n_active(self) -> int:
         """Number of neurons that spiked in the last step."""

@@ -283,6 +283,28 @@ class NetworkState:
             dst[...] = src
 
 
+def check_model_metadata(provenance: Any, input_contract: Any, dt_s: float, whose: str) -> None:
+    """Refuse what a model file stores beside the network when it cannot be stored or does not
+    fit (shared by :class:`Model` and :class:`rtsnn.snn.graph.GraphModel`): ``provenance`` must be a
+    dict that strict JSON can write (no NaN or infinity), ``input_contract`` None or an
+    :class:`~rtsnn.snn.contract.InputContract` whose ``dt_s`` equals ``dt_s`` (relative
+    tolerance 1e-9). ``whose`` names the tick's owner in the message (``"model's"``,
+    ``"graph's"``). Raises :class:`GraphError` starting ``model:``."""
+    if not isinstance(provenance, dict):
+        raise GraphError(f"model: provenance must be a dict, got {type(provenance).__name__}")
+    try:
+        json.dumps(provenance, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise GraphError(f"model: provenance must be JSON-serialisable: {err}") from None
+    if input_contract is not None:
+        if not isinstance(input_contract, InputContract):
+            raise GraphError(f"model: input_contract must be an InputContract or None, got "
+                             f"{type(input_contract).__name__}")
+        if not math.isclose(input_contract.dt_s, dt_s, rel_tol=1e-9):
+            raise GraphError(f"model: input_contract.dt_s ({input_contract.dt_s:g} s) differs from the {whose} "
+                             f"dt_s ({dt_s:g} s)")
+
+
 def _check_labels(name: str, values: list[str], n_out: int) -> list[str]:
     values = list(values)
     _require(all(isinstance(s, str) for s in values), f"{name} must be strings, got {values!r}")
@@ -337,17 +359,7 @@ class Model:
                              f"{self.hidden.n}")
         self.output_labels = _check_labels("output_labels", self.output_labels or [], self.n_out)
         self.output_units = _check_labels("output_units", self.output_units or [], self.n_out)
-        _require(isinstance(self.provenance, dict), f"provenance must be a dict, got {type(self.provenance).__name__}")
-        try:
-            json.dumps(self.provenance)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"provenance must be JSON-serialisable: {err}") from err
-        ic = self.input_contract
-        if ic is not None:
-            _require(isinstance(ic, InputContract),
-                     f"input_contract must be an InputContract or None, got {type(ic).__name__}")
-            _require(math.isclose(ic.dt_s, self.dt_s, rel_tol=1e-9),
-                     f"input_contract.dt_s ({ic.dt_s:g} s) differs from the model's dt_s ({self.dt_s:g} s)")
+        check_model_metadata(self.provenance, self.input_contract, self.dt_s, "model's")
 
     @property
     def constants(self) -> LayerConstants:

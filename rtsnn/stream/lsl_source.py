@@ -216,14 +216,19 @@ class LslSource:
             raise StreamMismatchError(f"{label} has channel format {fmt!r}, config expects "
                                       f"{self.channel_format!r}{where}")
 
-    def _connect(self, info: pylsl.StreamInfo) -> _Conn:
-        conn = _Conn(info, self.n_channels, self.max_samples, self._max_buflen)
+    def _open_inlet(self, conn: _Conn) -> pylsl.StreamInfo:
+        """Open ``conn``'s stream and return its full info (with the description); on any
+        failure ``conn`` is destroyed and the error raised."""
         try:
             conn.inlet.open_stream(timeout=min(self.resolve_timeout_s, 5.0))
-            full = conn.inlet.info(timeout=min(self.resolve_timeout_s, 5.0))
+            return conn.inlet.info(timeout=min(self.resolve_timeout_s, 5.0))
         except Exception:
             conn.destroy()
             raise
+
+    def _connect(self, info: pylsl.StreamInfo) -> _Conn:
+        conn = _Conn(info, self.n_channels, self.max_samples, self._max_buflen)
+        full = self._open_inlet(conn)
         self.channel_labels = channel_labels_of(full)
         self.nominal_srate_hz = float(full.nominal_srate())
         return conn
@@ -283,15 +288,8 @@ class LslSource:
         puller = conn.puller
         n = puller.pull(cap)
         now = lslraw.local_clock()
-        if puller.error != 0:
-            if puller.error == lslraw.LSL_LOST_ERROR:
-                self._lose(conn, by_liblsl=True)
-                return 0
-            self.errors += 1
-            return 0
-        if n == 0:
-            if now - (self._last_sample_s if not self.in_gap else conn.attached_at) > self.loss_timeout_s:
-                self._lose(conn, by_liblsl=False)
+        if puller.error != 0 or n == 0:
+            self._nothing_pulled(conn, puller.error, now)
             return 0
         self._last_sample_s = now
         if self.in_gap:  # first sample through a re-attached inlet: the gap is over
@@ -300,6 +298,18 @@ class LslSource:
         return repair_chunk(puller.data, puller.timestamps, n, self._offset_s, now, self.max_backlog_s,
                             self.max_jump_s, self._policy, self._last_good, self._prev_ts, samples_out,
                             timestamps_out, self._counters)
+
+    def _nothing_pulled(self, conn: _Conn, error: int, now: float) -> None:
+        """Compute thread, a pull that brought no sample: liblsl's lost error loses the inlet,
+        another error is counted in ``errors``; no error but a silence (since the last sample,
+        or since the inlet was attached while in a gap) longer than ``loss_timeout_s`` loses it."""
+        if error != 0:
+            if error == lslraw.LSL_LOST_ERROR:
+                self._lose(conn, by_liblsl=True)
+            else:
+                self.errors += 1
+        elif now - (self._last_sample_s if not self.in_gap else conn.attached_at) > self.loss_timeout_s:
+            self._lose(conn, by_liblsl=False)
 
     def _lose(self, conn: _Conn, by_liblsl: bool) -> None:
         """Compute thread: detach the inlet and leave it to the monitor."""

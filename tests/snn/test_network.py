@@ -109,7 +109,7 @@ def test_step_rejects_bad_input():
         net.step(np.zeros(11, F32))
     with pytest.raises(ValueError, match="got float64"):
         net.step(np.zeros(12))
-    with pytest.raises(ValueError, match=r"spikes must be \(T, n_in=12\)"):
+    with pytest.raises(ValueError, match=r"spikes must be float32 \(T, n_in=12\), got float32 of shape \(5, 3\)"):
         net.run(np.zeros((5, 3), F32))
     with pytest.raises(ValueError, match="spikes must be float32"):
         net.run(np.zeros((5, 12)))

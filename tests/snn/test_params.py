@@ -207,3 +207,26 @@ def test_model_copy_owns_its_nodes_and_weights():
     m.hidden.reset_at = "now"  # a node changed after construction: validate() re-checks it
     with pytest.raises(ValueError, match="node 'hidden': reset_at:"):
         m.validate()
+
+
+def test_model_and_graph_model_refuse_the_same_metadata():
+    """Model and GraphModel share one metadata check: provenance strict JSON (no NaN), input
+    contract at the model's tick; both raise a GraphError starting 'model:'."""
+    from rtsnn.snn.graph import graph_from_model
+    from rtsnn.snn.nodes import GraphError
+
+    m = Model(*single_layer("lif", 4), Weights(**_w()), 1e-3)
+    gm = graph_from_model(m)
+    for obj in (m, gm):
+        obj.provenance = {"loss": float("nan")}
+        with pytest.raises(GraphError, match="model: provenance must be JSON-serialisable"):
+            obj.validate()
+        obj.provenance = ["not", "a", "dict"]
+        with pytest.raises(GraphError, match="model: provenance must be a dict, got list"):
+            obj.validate()
+        obj.provenance = {}
+        obj.input_contract = "contract"
+        with pytest.raises(GraphError, match="model: input_contract must be an InputContract or None, got str"):
+            obj.validate()
+        obj.input_contract = None
+        obj.validate()

@@ -380,3 +380,37 @@ def test_pin_none_takes_any_matching_stream(opened):
 def test_bad_pin_refused():
     with pytest.raises(ValueError, match="pin must be one of identity, none"):
         LslSource(name="x", n_channels=1, pin="maybe")
+
+
+def test_an_empty_pull_counts_an_error_or_loses_the_inlet_after_the_silence():
+    """The no-sample branch both LSL sources share (``_nothing_pulled``): liblsl's lost error
+    loses the inlet at once, another error is only counted, and silence loses it only once it
+    is longer than ``loss_timeout_s`` since the last sample (or since attaching, in a gap)."""
+
+    class FakeConn:
+        uid = "fake-uid"
+        attached_at = 100.0
+
+    def attached(src):
+        conn = FakeConn()
+        src._conn, src.connected, src.in_gap, src._last_sample_s = conn, True, False, 10.0
+        return conn
+
+    src = LslSource(name=unique(), n_channels=2, loss_timeout_s=0.5)
+    conn = attached(src)
+    src._nothing_pulled(conn, 0, 10.4)  # silent 0.4 s < 0.5 s
+    assert src.connected and src.errors == 0 and src.losses == 0
+    src._nothing_pulled(conn, -1, 10.4)  # an error other than LSL_LOST_ERROR: counted only
+    assert src.connected and src.errors == 1 and src.losses == 0
+    src._nothing_pulled(conn, 0, 10.6)  # silent 0.6 s > 0.5 s: lost
+    assert not src.connected and src.in_gap and src.losses == 1 and src._lost_uid == "fake-uid"
+    assert not src._lost_by_liblsl
+    conn = attached(src)
+    src._nothing_pulled(conn, lslraw.LSL_LOST_ERROR, 10.0)
+    assert not src.connected and src.losses == 2 and src._lost_by_liblsl and src.errors == 1
+    conn = attached(src)
+    src.in_gap = True  # re-attached in a gap: the silence counts from attached_at (100 s)
+    src._nothing_pulled(conn, 0, 100.4)
+    assert src.connected and src.losses == 2
+    src._nothing_pulled(conn, 0, 100.6)
+    assert not src.connected and src.losses == 2  # still the same gap: not a new loss

@@ -51,7 +51,6 @@ chip; hidden -> output spikes arrive one step late; quantisation rounding.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +59,8 @@ import numpy as np
 from rtsnn.snn.graph import GraphModel
 from rtsnn.snn.nodes import LI, Node
 from rtsnn_xylo.drc import DrcError, DrcReport, check
-from rtsnn_xylo.quantize import (QUANTIZATIONS, READOUTS, _shift_for, quantise_hidden, quantise_trace_readout)
+from rtsnn_xylo.quantize import (check_map_options, neuron_scale, quantise_hidden, quantise_threshold,
+                                 quantise_trace_readout, quantise_weights, weight_rel_error)
 from rtsnn_xylo.spec import XYLO2, XyloConfig, XyloLimits
 from rtsnn_xylo.ticks import check_steps_per_tick
 
@@ -293,13 +293,7 @@ def map_graph(gm: GraphModel, quantization: str = "global", threshold_max: int =
     spiking readout neurons are read as their output spikes (``config.notes['readout'] = 'spikes'``)."""
     if not isinstance(gm, GraphModel):
         raise ValueError(f"map_graph needs a rtsnn GraphModel, got {type(gm).__name__}")
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
-    if isinstance(threshold_max, bool) or not isinstance(threshold_max, (int, np.integer)) \
-            or not 1 <= threshold_max <= limits.threshold_max:
-        raise ValueError(f"threshold_max must be an int in 1..{limits.threshold_max}, got {threshold_max!r}")
+    check_map_options(quantization, readout, threshold_max, limits)
     k = check_steps_per_tick(steps_per_tick)
     g = gm.graph
     nodes = g.nodes
@@ -422,7 +416,7 @@ def map_graph(gm: GraphModel, quantization: str = "global", threshold_max: int =
                             f"feed-forward edge(s) {', '.join(chains)} carry the previous chip step's spikes, "
                             f"so the readout sees the graph's last hidden layer {depth} chip step(s) late "
                             f"(beside the readout's own step)")
-    err = _rel_err(w_in, w_rec, w_in_q << ws_in, w_rec_q << ws_rec, scale)
+    err = weight_rel_error(w_in, w_rec, w_in_q << ws_in, w_rec_q << ws_rec, scale)
     cfg = XyloConfig(
         w_in=z3, w_rec=r3, w_out=w_out_q, threshold=threshold, threshold_out=threshold_out,
         dash_mem=dash_mem, dash_syn=np.repeat(dash_syn[:, None], 2, axis=1), dash_mem_out=dash_mem_out,
@@ -490,24 +484,6 @@ def _quantise_spiking_readout(w_out: np.ndarray, v_th: np.ndarray, quantization:
     """Readout neurons: int8 weights with one shift, integer thresholds; per-output scale
     ``s`` (``'global'``: one) as large as the threshold cap and the weight range allow."""
     v_th = np.asarray(v_th, np.float64)
-    col_max = np.abs(w_out).max(axis=0, initial=0.0)
-    s_th = threshold_max / v_th
-    w_cap = limits.weight_max * 2**limits.weight_shift_max
-    if quantization == "global":
-        m = float(col_max.max(initial=0.0))
-        s = np.full(v_th.shape, min(float(s_th.min()), w_cap / m) if m > 0 else float(s_th.min()))
-    else:
-        s = np.where(col_max > 0, np.minimum(s_th, w_cap / np.where(col_max > 0, col_max, 1.0)), s_th)
-    ws = _shift_for(float((np.abs(w_out) * s).max(initial=0.0)), 1.0)
-    w_q = np.rint(w_out * s / 2**ws).astype(np.int64)
-    th = np.maximum(np.rint(v_th * s), 1).astype(np.int64)
-    return w_q, ws, th, s
-
-
-def _rel_err(w_in: np.ndarray, w_rec: np.ndarray, w_in_eff: np.ndarray, w_rec_eff: np.ndarray,
-             scale: np.ndarray) -> float:
-    """RMS quantisation error of the hidden weights relative to their RMS (float units)."""
-    err = np.concatenate([(w_in_eff / scale - w_in).ravel(), (w_rec_eff / scale - w_rec).ravel()])
-    ref = np.concatenate([w_in.ravel(), w_rec.ravel()])
-    rms = float(np.sqrt(np.mean(ref**2)))
-    return float(np.sqrt(np.mean(err**2)) / rms) if rms > 0 and math.isfinite(rms) else 0.0
+    s = neuron_scale(np.abs(w_out).max(axis=0, initial=0.0), v_th, quantization, threshold_max, limits)
+    w_q, ws = quantise_weights(w_out, s)
+    return w_q, ws, quantise_threshold(v_th, s), s

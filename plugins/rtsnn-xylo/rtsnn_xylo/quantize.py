@@ -71,6 +71,46 @@ def _shift_for(max_abs: float, s_max: float) -> int:
     return 7
 
 
+def check_map_options(quantization: str, readout: str, threshold_max: int, limits: XyloLimits) -> None:
+    """Refuse a bad mapping option of :func:`map_model` or :func:`rtsnn_xylo.graph_map.map_graph`
+    (``ValueError`` naming the option): ``quantization`` in :data:`QUANTIZATIONS`, ``readout``
+    in :data:`READOUTS`, ``threshold_max`` an int in ``1..limits.threshold_max``."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    if isinstance(threshold_max, bool) or not isinstance(threshold_max, (int, np.integer)) \
+            or not 1 <= threshold_max <= limits.threshold_max:
+        raise ValueError(f"threshold_max must be an int in 1..{limits.threshold_max}, got {threshold_max!r}")
+
+
+def neuron_scale(col_max: np.ndarray, v_th: np.ndarray, quantization: str, threshold_max: int,
+                 limits: XyloLimits = XYLO2) -> np.ndarray:
+    """Per-neuron integer scale ``s`` (``V_chip = s v``) from each neuron's largest incoming
+    ``|w|`` (``col_max``, float units) and threshold ``v_th``: as large as both the threshold
+    cap (``s <= threshold_max / v_th``) and the weight range (``s <= weight_max 2^weight_shift_max
+    / col_max``) allow; ``'global'``: the smallest over all neurons, for every neuron."""
+    s_th = threshold_max / v_th
+    w_cap = limits.weight_max * 2**limits.weight_shift_max
+    if quantization == "global":
+        m = float(col_max.max(initial=0.0))
+        s_min = float(s_th.min())
+        return np.full(v_th.shape, min(s_min, w_cap / m) if m > 0 else s_min)
+    return np.where(col_max > 0, np.minimum(s_th, w_cap / np.where(col_max > 0, col_max, 1.0)), s_th)
+
+
+def quantise_weights(w: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(w_q, ws)``: ``w_q = round(w s / 2^ws)`` (int64, ``s`` per column) with ``ws`` the
+    smallest shift that fits every weight into int8 (:func:`_shift_for`)."""
+    ws = _shift_for(float((np.abs(w) * scale).max(initial=0.0)), 1.0)
+    return np.rint(w * scale / 2**ws).astype(np.int64), ws
+
+
+def quantise_threshold(v_th: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Integer thresholds ``max(round(v_th s), 1)`` (int64)."""
+    return np.maximum(np.rint(v_th * scale), 1).astype(np.int64)
+
+
 def quantise_hidden(w_in: np.ndarray, w_rec: np.ndarray, v_th: np.ndarray, quantization: str, threshold_max: int,
                     limits: XyloLimits = XYLO2) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray]:
     """Hidden weights (float, ``(n_in, n)`` and ``(n, n)``, row = presynaptic, in units of the
@@ -80,22 +120,11 @@ def quantise_hidden(w_in: np.ndarray, w_rec: np.ndarray, v_th: np.ndarray, quant
     w_in = np.asarray(w_in, np.float64)
     w_rec = np.asarray(w_rec, np.float64)
     v_th = np.asarray(v_th, np.float64)
-    n = v_th.shape[0]
     col_max = np.maximum(np.abs(w_in).max(axis=0, initial=0.0), np.abs(w_rec).max(axis=0, initial=0.0))
-    s_th = threshold_max / v_th
-    w_cap = limits.weight_max * 2**limits.weight_shift_max
-    if quantization == "global":
-        m = float(col_max.max(initial=0.0))
-        s_min = float(s_th.min())
-        scale = np.full(n, min(s_min, w_cap / m) if m > 0 else s_min)
-    else:
-        scale = np.where(col_max > 0, np.minimum(s_th, w_cap / np.where(col_max > 0, col_max, 1.0)), s_th)
-    ws_in = _shift_for(float((np.abs(w_in) * scale).max(initial=0.0)), 1.0)
-    ws_rec = _shift_for(float((np.abs(w_rec) * scale).max(initial=0.0)), 1.0)
-    w_in_q = np.rint(w_in * scale / 2**ws_in).astype(np.int64)
-    w_rec_q = np.rint(w_rec * scale / 2**ws_rec).astype(np.int64)
-    threshold = np.maximum(np.rint(v_th * scale), 1).astype(np.int64)
-    return w_in_q, w_rec_q, ws_in, ws_rec, threshold, scale
+    scale = neuron_scale(col_max, v_th, quantization, threshold_max, limits)
+    w_in_q, ws_in = quantise_weights(w_in, scale)
+    w_rec_q, ws_rec = quantise_weights(w_rec, scale)
+    return w_in_q, w_rec_q, ws_in, ws_rec, quantise_threshold(v_th, scale), scale
 
 
 def quantise_trace_readout(w_out: np.ndarray, dash_out: np.ndarray, readout: str, quantization: str,
@@ -134,13 +163,7 @@ def map_model(model: Model, quantization: str = "global", threshold_max: int = 4
     the decays are mapped at the step, ``config.dt_s`` is the step."""
     if not isinstance(model, Model):
         raise ValueError(f"map_model needs a rtsnn Model, got {type(model).__name__}")
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
-    if isinstance(threshold_max, bool) or not isinstance(threshold_max, (int, np.integer)) \
-            or not 1 <= threshold_max <= limits.threshold_max:
-        raise ValueError(f"threshold_max must be an int in 1..{limits.threshold_max}, got {threshold_max!r}")
+    check_map_options(quantization, readout, threshold_max, limits)
     steps_per_tick = check_steps_per_tick(steps_per_tick)
     s, w = model.constants, model.weights
     dt = s.dt_s / steps_per_tick
@@ -180,16 +203,21 @@ def map_model(model: Model, quantization: str = "global", threshold_max: int = 4
         notes={"quantization": quantization, "readout": readout, "threshold_max": int(threshold_max),
                "hidden_scale_min": float(scale.min()), "hidden_scale_max": float(scale.max()),
                "tau_mem_s_chip": dash_to_tau(dash_mem, dt), "tau_out_s_chip": dash_to_tau(dash_out, dt),
-               "weight_rel_error": _rel_err(w, w_in_q << ws_in, w_rec_q << ws_rec, scale)})
+               "weight_rel_error": weight_rel_error(w.w_in, w.w_rec, w_in_q << ws_in, w_rec_q << ws_rec, scale)})
     rep.extend(check(cfg, limits))
     if not rep.ok:
         raise DrcError(rep, limits)
     return cfg, rep
 
 
-def _rel_err(w, w_in_eff: np.ndarray, w_rec_eff: np.ndarray, scale: np.ndarray) -> float:
-    """RMS quantisation error of the hidden weights relative to their RMS (float units)."""
-    err = np.concatenate([(w_in_eff / scale - w.w_in).ravel(), (w_rec_eff / scale - w.w_rec).ravel()])
-    ref = np.concatenate([w.w_in.ravel(), w.w_rec.ravel()])
-    rms = float(np.sqrt(np.mean(ref.astype(np.float64) ** 2)))
-    return float(np.sqrt(np.mean(err**2)) / rms) if rms > 0 else 0.0
+def weight_rel_error(w_in: np.ndarray, w_rec: np.ndarray, w_in_eff: np.ndarray, w_rec_eff: np.ndarray,
+                     scale: np.ndarray) -> float:
+    """RMS quantisation error of the hidden weights relative to their RMS (float units):
+    ``rms(w_eff / s - w) / rms(w)`` over ``w_in`` and ``w_rec`` together (0 when ``rms(w)`` is
+    0 or not finite)."""
+    w_in = np.asarray(w_in, np.float64)
+    w_rec = np.asarray(w_rec, np.float64)
+    err = np.concatenate([(w_in_eff / scale - w_in).ravel(), (w_rec_eff / scale - w_rec).ravel()])
+    ref = np.concatenate([w_in.ravel(), w_rec.ravel()])
+    rms = float(np.sqrt(np.mean(ref**2)))
+    return float(np.sqrt(np.mean(err**2)) / rms) if rms > 0 and math.isfinite(rms) else 0.0

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from xylo_helpers import readout_rel_error, run_backend
 
 from rtsnn import plugins
 from rtsnn.protocols import Backend
@@ -32,14 +33,6 @@ def _inputs(n_in=16, T=1500, seed=0):
     return np.random.default_rng(seed).poisson(0.05, (T, n_in)).astype(np.float32)
 
 
-def _run(be, xs):
-    out = np.zeros((len(xs), be.n_out), np.float32)
-    for t in range(len(xs)):
-        be.step(xs[t])
-        out[t] = be.readout()
-    return out
-
-
 def test_entry_point_and_protocol():
     assert plugins.load("rtsnn.backends", "xylo") is XyloBackend
     be = XyloBackend(_model(), simulator="reference")
@@ -58,7 +51,7 @@ def test_chip_decodes_like_the_float_model(quantization):
     y_float, z_float = Network(m).run(xs)
     be = XyloBackend(m, simulator="reference", quantization=quantization)
     be.warm_up()
-    y_chip = _run(be, xs)
+    y_chip = run_backend(be, xs)
     for k in range(m.n_out):
         r = np.corrcoef(y_chip[1:, k], y_float[:-1, k])[0, 1]
         assert r > 0.9, f"output {k}: correlation {r:.3f} with the float model"
@@ -71,8 +64,8 @@ def test_xylosim_and_reference_backends_agree_bit_for_bit(readout):
     m = _model(seed=4)
     xs = _inputs(T=400, seed=2)
     xs[5, 3] = 30.0  # over the 15-event cap: clipped identically
-    a = _run(XyloBackend(m, simulator="xylosim", readout=readout), xs)
-    b = _run(XyloBackend(m, simulator="reference", readout=readout), xs)
+    a = run_backend(XyloBackend(m, simulator="xylosim", readout=readout), xs)
+    b = run_backend(XyloBackend(m, simulator="reference", readout=readout), xs)
     np.testing.assert_array_equal(a, b)
     assert np.abs(a).max() > 0
 
@@ -81,7 +74,7 @@ def test_vmem_readout_also_tracks_float_model():
     m = _model(seed=2)
     xs = _inputs(seed=5)
     y_float, _ = Network(m).run(xs)
-    y_chip = _run(XyloBackend(m, simulator="reference", readout="vmem"), xs)
+    y_chip = run_backend(XyloBackend(m, simulator="reference", readout="vmem"), xs)
     assert np.corrcoef(y_chip[2:, 0], y_float[:-2, 0])[0, 1] > 0.8
 
 
@@ -93,14 +86,8 @@ def test_features_and_set_readout_requantise_the_chip_readout():
     w_new = rng.standard_normal((60, 2)).astype(np.float32) * 0.3
     b_new = np.array([0.5, -1.0], np.float32)
     be.set_readout(w_new, b_new)
-    ys, preds = [], []
-    for t in range(len(xs)):
-        be.step(xs[t])
-        ys.append(be.readout().copy())
-        preds.append(be.features() @ w_new + b_new)
-    ys, preds = np.array(ys), np.array(preds)
     # readout = quantised w_out^T (chip trace) + b_out: close to the float prediction
-    err = np.abs(ys - preds).max() / (np.abs(preds - b_new).max() + 1e-9)
+    err = readout_rel_error(be, xs, w_new, b_new)
     assert err < 0.05, f"relative readout error {err:.3f}"
     np.testing.assert_array_equal(m.weights.w_out, w_new)
     with pytest.raises(ValueError, match="w_out must have shape"):
@@ -115,11 +102,11 @@ def test_set_readout_on_xylosim_matches_reference():
     outs = []
     for sim in ("xylosim", "reference"):
         be = XyloBackend(m.copy(), simulator=sim)
-        _run(be, xs[:100])
+        run_backend(be, xs[:100])
         be.set_readout(w_new, np.zeros(2, np.float32))
         import gc
         gc.collect()  # the replaced synapse lists must stay alive
-        outs.append(_run(be, xs[100:]))
+        outs.append(run_backend(be, xs[100:]))
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
@@ -257,7 +244,7 @@ def test_session_with_the_xylo_backend_decodes_like_the_backend_stepped_by_hand(
     rows = np.fromfile(f"{summary['folder']}/outputs.f64", "<f8").reshape(-1, cols)
     be = XyloBackend(m, simulator=simulator)
     be.warm_up()
-    np.testing.assert_array_equal(rows[:, 3:3 + m.n_out], _run(be, xs).astype(np.float64))
+    np.testing.assert_array_equal(rows[:, 3:3 + m.n_out], run_backend(be, xs).astype(np.float64))
     assert np.abs(rows[:, 3:3 + m.n_out]).max() > 0
     assert session.backend.spikes() is session.backend.spikes()  # one view, updated in place
     assert session.monitor.tap._spikes is not None

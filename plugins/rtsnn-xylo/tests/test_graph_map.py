@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from xylo_helpers import readout_rel_error, run_backend
 
 from rtsnn.snn import Model, single_layer
 from rtsnn.snn.graph import Graph, GraphModel, graph_from_model
@@ -65,14 +66,6 @@ def _inputs(T=600, seed=1, n_in=N_IN, rate=0.05):
     return np.random.default_rng(seed).poisson(rate, (T, n_in)).astype(np.float32)
 
 
-def _run(be, xs):
-    out = np.zeros((len(xs), be.n_out), np.float32)
-    for t in range(len(xs)):
-        be.step(xs[t])
-        out[t] = be.readout()
-    return out
-
-
 def _same(a, b, label):
     for k in KEYS:
         np.testing.assert_array_equal(np.asarray(a[k], np.int64), np.asarray(b[k], np.int64),
@@ -111,12 +104,12 @@ def test_backend_runs_a_cuba_graph_like_the_float_graph(simulator):
     y_float = simulate(gm, xs)
     be = XyloBackend(gm, simulator=simulator)
     be.warm_up()
-    y_chip = _run(be, xs)
+    y_chip = run_backend(be, xs)
     for k in range(N_OUT):
         r = np.corrcoef(y_chip[1:, k], y_float[:-1, k])[0, 1]
         assert r > 0.75, f"output {k}: correlation {r:.3f} with the float graph"
     if simulator == "xylosim":
-        np.testing.assert_array_equal(y_chip, _run(XyloBackend(gm, simulator="reference"), xs))
+        np.testing.assert_array_equal(y_chip, run_backend(XyloBackend(gm, simulator="reference"), xs))
     assert be.n_rec == 40 and be.spikes().shape == (40,)
 
 
@@ -124,7 +117,7 @@ def test_backend_runs_a_cuba_graph_like_the_float_graph(simulator):
 def test_spiking_readout_backend_outputs_the_ticks_output_spikes():
     gm = _cuba_graph(readout="spikes", seed=2)
     xs = _inputs(T=300, rate=0.1)
-    outs = [_run(XyloBackend(gm, simulator=s, steps_per_tick=2), xs) for s in ("xylosim", "reference")]
+    outs = [run_backend(XyloBackend(gm, simulator=s, steps_per_tick=2), xs) for s in ("xylosim", "reference")]
     np.testing.assert_array_equal(outs[0], outs[1])
     cfg = XyloBackend(gm, simulator="reference", steps_per_tick=2).config
     from rtsnn_xylo.ticks import spread_counts
@@ -146,8 +139,8 @@ def test_single_layer_graph_maps_exactly_like_the_model():
     assert (a.weight_shift_in, a.weight_shift_rec) == (b.weight_shift_in, b.weight_shift_rec)
     # the backend takes the graph too, decoding identically to the Model
     xs = _inputs(T=300)
-    np.testing.assert_array_equal(_run(XyloBackend(m, simulator="reference"), xs),
-                                  _run(XyloBackend(graph_from_model(m), simulator="reference"), xs))
+    np.testing.assert_array_equal(run_backend(XyloBackend(m, simulator="reference"), xs),
+                                  run_backend(XyloBackend(graph_from_model(m), simulator="reference"), xs))
 
 
 def test_set_readout_on_a_graph_requantises_and_updates_the_affine():
@@ -158,14 +151,7 @@ def test_set_readout_on_a_graph_requantises_and_updates_the_affine():
     be.set_readout(w_new, b_new)
     np.testing.assert_array_equal(gm.graph.nodes["w_out"].weight, w_new)
     np.testing.assert_array_equal(gm.graph.nodes["w_out"].bias, b_new)
-    xs = _inputs(T=500, seed=5)
-    ys, preds = [], []
-    for t in range(len(xs)):
-        be.step(xs[t])
-        ys.append(be.readout().copy())
-        preds.append(be.features() @ w_new + b_new)
-    ys, preds = np.array(ys), np.array(preds)
-    err = np.abs(ys - preds).max() / (np.abs(preds - b_new).max() + 1e-9)
+    err = readout_rel_error(be, _inputs(T=500, seed=5), w_new, b_new)
     assert err < 0.05, f"relative readout error {err:.3f}"
 
 
@@ -335,5 +321,5 @@ def test_session_runs_a_graph_model_file_on_the_xylo_backend(tmp_path, simulator
     rows = np.fromfile(f"{summary['folder']}/outputs.f64", "<f8").reshape(-1, 3 + 2 * N_OUT)
     be = XyloBackend(gm, simulator=simulator)
     be.warm_up()
-    np.testing.assert_array_equal(rows[:, 3:3 + N_OUT], _run(be, xs).astype(np.float64))
+    np.testing.assert_array_equal(rows[:, 3:3 + N_OUT], run_backend(be, xs).astype(np.float64))
     assert np.abs(rows[:, 3:3 + N_OUT]).max() > 0

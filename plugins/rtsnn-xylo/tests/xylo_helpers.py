@@ -1,4 +1,5 @@
-"""Hypothesis strategies for random integer Xylo networks (shared by the plugin's tests)."""
+"""Helpers shared by the plugin's tests: hypothesis strategies for random integer Xylo networks,
+and stepping a backend through an input."""
 
 from __future__ import annotations
 
@@ -46,3 +47,25 @@ def inputs(draw, n_in: int, max_t: int = 25) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lam = draw(st.sampled_from([0.1, 1.0, 8.0, 15.0]))
     return np.minimum(rng.poisson(lam, (T, n_in)), 40).astype(np.int64)  # > 15 tests the cap
+
+
+def run_backend(backend, xs: np.ndarray) -> np.ndarray:
+    """Step ``backend`` through ``xs`` (T, n_in); its readout after each step, (T, n_out) float32."""
+    out = np.zeros((len(xs), backend.n_out), np.float32)
+    for t in range(len(xs)):
+        backend.step(xs[t])
+        out[t] = backend.readout()
+    return out
+
+
+def readout_rel_error(backend, xs: np.ndarray, w_out: np.ndarray, b_out: np.ndarray) -> float:
+    """Step ``backend`` through ``xs`` and return the largest deviation of its readout from the
+    float prediction ``features @ w_out + b_out``, relative to the prediction's largest swing
+    ``max |features @ w_out|`` (the readout check of the single-layer and the graph backend)."""
+    ys, preds = [], []
+    for t in range(len(xs)):
+        backend.step(xs[t])
+        ys.append(backend.readout().copy())
+        preds.append(backend.features() @ w_out + b_out)
+    ys, preds = np.array(ys), np.array(preds)
+    return float(np.abs(ys - preds).max() / (np.abs(preds - b_out).max() + 1e-9))
