@@ -185,10 +185,14 @@ class OutputPretrain(_Strict):
     checkpoint_path: str | None = None
 
 
-# per-epoch metrics of run_pretrain's held-out evaluation a sweep can rank trials by, and
-# the direction that is better for each (sweep.mode defaults to it)
-SWEEP_METRICS = {"test_r2": "max", "test_r2_continuous": "max", "test_acc": "max", "test_acc_continuous": "max",
-                 "test_loss": "min"}
+# per-epoch metrics of run_pretrain's evaluation a sweep can rank trials by, and the direction
+# that is better for each (sweep.mode defaults to it). val_*: the validation trials
+# (train.validation_fraction) on the continuous stream -- what a sweep selects on; test_*: the
+# held-out test trials -- reported, and ranked on only with sweep.select_on_test
+SWEEP_VALIDATION_METRICS = {"val_r2_continuous": "max", "val_acc_continuous": "max", "val_loss_continuous": "min"}
+SWEEP_TEST_METRICS = {"test_r2": "max", "test_r2_continuous": "max", "test_acc": "max", "test_acc_continuous": "max",
+                      "test_loss": "min"}
+SWEEP_METRICS = {**SWEEP_VALIDATION_METRICS, **SWEEP_TEST_METRICS}
 
 
 class SweepParam(_Strict):
@@ -230,8 +234,13 @@ class SweepConfig(_Strict):
     space: dict[str, SweepParam] = Field(default_factory=dict, description="dotted config key -> its search space")
     num_samples: int = Field(1, ge=1, description="draws of the random keys; the grid is repeated for each")
     seed: int = Field(0, description="seed of the random draws")
-    metric: Literal["test_r2", "test_r2_continuous", "test_acc", "test_acc_continuous", "test_loss"] = "test_r2"
-    mode: Literal["max", "min"] | None = Field(None, description="default: min for test_loss, else max")
+    metric: Literal["val_r2_continuous", "val_acc_continuous", "val_loss_continuous", "test_r2", "test_r2_continuous",
+                    "test_acc", "test_acc_continuous", "test_loss"] | None = Field(
+        None, description="what trials are ranked (and ASHA-stopped) by; default: val_r2_continuous "
+                          "(classification: val_acc_continuous; with select_on_test: test_r2 / test_acc)")
+    select_on_test: bool = Field(False, description="allow ranking on a test_* metric (the best trial's test "
+                                 "figures are then optimistically biased; the results say selected_on: test)")
+    mode: Literal["max", "min"] | None = Field(None, description="default: min for the losses, else max")
     scheduler: AshaOptions | None = Field(None, description="asha (max_t = train.epochs) or none")
     max_concurrent_trials: int | None = Field(None, ge=1, description="default: the cluster's CPUs")
 
@@ -246,6 +255,11 @@ class SweepConfig(_Strict):
     def best_mode(self) -> str:
         return self.mode or SWEEP_METRICS[self.metric]
 
+    @property
+    def selected_on(self) -> str:
+        """The split trials are ranked on: ``validation`` (a ``val_*`` metric) or ``test``."""
+        return "test" if self.metric in SWEEP_TEST_METRICS else "validation"
+
 
 class PretrainConfig(_Strict):
     data: DataConfig
@@ -255,6 +269,18 @@ class PretrainConfig(_Strict):
     baseline: BaselinePretrain = BaselinePretrain()
     output: OutputPretrain = OutputPretrain()
     sweep: SweepConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sweep_metric(cls, v: Any) -> Any:
+        # sweep.metric left out: the task's figure on validation (on test with select_on_test)
+        if isinstance(v, dict) and isinstance(v.get("sweep"), dict) and v["sweep"].get("metric") is None:
+            data = v.get("data")
+            classify = isinstance(data, dict) and data.get("classes") is not None
+            test = v["sweep"].get("select_on_test") is True
+            metric = ("test_" if test else "val_") + ("acc" if classify else "r2") + ("" if test else "_continuous")
+            v = {**v, "sweep": {**v["sweep"], "metric": metric}}
+        return v
 
     @model_validator(mode="after")
     def _taus_exceed_dt(self) -> "PretrainConfig":
@@ -280,11 +306,36 @@ def parse_pretrain_config(data: Any, origin: str = "<config>") -> PretrainConfig
             msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
             lines.append(f"{origin}: {key}: {msg}{got}")
         raise ValueError("\n".join(lines)) from None
-    if cfg.sweep is not None:  # every value of the search space must make a valid config
+    if cfg.sweep is not None:  # ranked on validation unless told; every value of the space must make a valid config
+        check_sweep_selection(cfg, origin)
         from rtsnn.learn.offline.sweep import check_space
 
         check_space(cfg, origin)
     return cfg
+
+
+def check_sweep_selection(cfg: PretrainConfig, origin: str) -> None:
+    """Raise ValueError (one line naming ``origin`` and the key) unless the sweep ranks trials on
+    a split the test trials are not part of: a ``val_*`` metric needs
+    ``train.validation_fraction > 0``; a ``test_*`` metric needs ``sweep.select_on_test: true``
+    (and ``select_on_test`` a test metric); the metric must be one the task produces."""
+    s = cfg.sweep
+    classify = cfg.data.classes is not None
+    if s.select_on_test and s.metric not in SWEEP_TEST_METRICS:
+        raise ValueError(f"{origin}: sweep.select_on_test: true but sweep.metric {s.metric!r} is a validation metric; "
+                         f"drop select_on_test (or rank on a test_* metric)")
+    if s.metric in SWEEP_TEST_METRICS and not s.select_on_test:
+        raise ValueError(f"{origin}: sweep.metric: {s.metric!r} ranks trials on the test split, which biases the best "
+                         f"trial's test figure; use {'val_acc_continuous' if classify else 'val_r2_continuous'} "
+                         f"(with train.validation_fraction > 0), or set sweep.select_on_test: true to accept that")
+    task, wrong, right = ("classification", "r2", "acc") if classify else ("regression", "acc", "r2")
+    if f"_{wrong}" in s.metric:
+        raise ValueError(f"{origin}: sweep.metric: {s.metric!r} is not a {task} metric; use "
+                         f"{s.metric.replace(wrong, right)}")
+    if s.metric in SWEEP_VALIDATION_METRICS and cfg.train.validation_fraction == 0:
+        raise ValueError(f"{origin}: train.validation_fraction: a sweep ranks trials by sweep.metric {s.metric!r} on "
+                         f"a validation split; set train.validation_fraction > 0 (e.g. 0.15), or sweep.select_on_test:"
+                         f" true to rank on the test split (its figure for the best trial is then biased)")
 
 
 def load_pretrain_config(path: str | Path) -> PretrainConfig:
@@ -399,7 +450,9 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     """Train, evaluate against the baseline, save the model; returns the result dict.
     ``on_epoch(epoch, metrics)``, when given, is called after each epoch's held-out
     evaluation with the epoch number (from 1) and its metrics (``test_loss``, ``test_r2``,
-    ``test_r2_continuous``; classification: ``test_acc``, ``test_acc_continuous``)."""
+    ``test_r2_continuous``; classification: ``test_acc``, ``test_acc_continuous``; with
+    ``train.validation_fraction > 0`` also ``val_r2_continuous`` / ``val_acc_continuous`` and
+    ``val_loss_continuous``: the task loss over the validation ticks of the continuous run)."""
     from rtsnn.learn.offline.losses import rate_ce
 
     t_start = time.perf_counter()
@@ -471,6 +524,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
                        "test_acc_continuous": _class_accuracy(out_co, y_co, m_co, bounds)}
             if val_key:
                 metrics[val_key] = _class_accuracy(out_co, y_va, m_va, bounds_va)
+                metrics["val_loss_continuous"] = task_loss(out_co, (y_va, m_va))[0]
             return metrics
         loss, _ = task_loss(out, ((y_te - y_mean) / y_sd * m_te[..., None], m_te))
         pred, pred_co = out * y_sd + y_mean, out_co * y_sd + y_mean
@@ -478,6 +532,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
                    "test_r2_continuous": r2_score(pred_co[m_co > 0], y_co[m_co > 0])[0]}
         if val_key:
             metrics[val_key] = r2_score(pred_co[m_va > 0], y_va[m_va > 0])[0]
+            metrics["val_loss_continuous"] = task_loss(out_co, ((y_va - y_mean) / y_sd * m_va[..., None], m_va))[0]
         return metrics
 
     trainable = ("weights", "readout_tau") if t.train_readout_tau else ("weights",)
@@ -516,7 +571,8 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
         "select": t.select, "selected_epoch": selected_epoch}
     if val_key:  # the chosen epoch's validation figure (continuous stream, validation ticks)
         about.update(validation_trials=int(va.size), validation_bins=int(m_va.sum()),
-                     **{val_key.replace("val_", "validation_"): final[val_key]})
+                     **{val_key.replace("val_", "validation_"): final[val_key],
+                        "validation_loss_continuous": final["val_loss_continuous"]})
     if classify:
         cl = np.array([data.labels[np.flatnonzero(data.trial == i)[0]] for i in te])
         ct = np.array([data.labels[np.flatnonzero(data.trial == i)[0]] for i in tr])

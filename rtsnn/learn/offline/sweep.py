@@ -8,6 +8,12 @@ the model) holds Tune's experiment (``tune/``, restorable with ``--resume``), th
 (``results.csv``, ``results.json``: one row per trial) and ``sweep.json`` (what was run). The
 best completed trial's model and its history file are copied to ``output.model_path``.
 
+Trials are ranked (and stopped by ASHA) on ``sweep.metric``, by default a figure of the
+validation trials (``train.validation_fraction``, which a sweep therefore requires): the test
+trials choose nothing, so the best trial's test figures stay an unbiased estimate. Ranking on a
+test metric needs ``sweep.select_on_test: true``; the results then say ``selected_on: test``
+and warn that the best trial's test figures are optimistically biased.
+
 Without Ray (the ``[sweep]`` extra) or with ``--no-ray`` the same trials run one after another
 in this process (random keys drawn with numpy from ``sweep.seed``; no early stopping), with the
 same table and the same ``--resume``.
@@ -36,10 +42,15 @@ import yaml
 from rtsnn.extras import MissingExtraError, install_hint, require
 from rtsnn.jsonout import json_safe
 
-# a trial's final held-out figures (run_pretrain's result): regression, then classification
-FINAL_KEYS = ("snn_r2", "snn_r2_continuous", "wiener_r2", "snn_acc", "snn_acc_continuous", "csp_lda_acc")
-RESULT_COLUMNS = ("trial_id", "status", "epochs", "final_metric", "best_metric", "best_epoch", *FINAL_KEYS,
-                  "wall_s", "model_path", "error")
+# a trial's figures for the model it saved (run_pretrain's result): on the validation trials
+# (continuous stream), then on the test trials (regression, then classification)
+VALIDATION_KEYS = ("validation_r2_continuous", "validation_acc_continuous", "validation_loss_continuous")
+TEST_KEYS = ("snn_r2", "snn_r2_continuous", "wiener_r2", "snn_acc", "snn_acc_continuous", "csp_lda_acc")
+FINAL_KEYS = (*VALIDATION_KEYS, *TEST_KEYS)
+RESULT_COLUMNS = ("trial_id", "status", "epochs", "final_metric", "best_metric", "best_epoch", "selected_epoch",
+                  "selected_metric", *FINAL_KEYS, "wall_s", "model_path", "error")
+TEST_SELECTION_WARNING = ("trials were ranked on the test split (sweep.select_on_test): the best trial's test "
+                          "figures are optimistically biased; rank on a validation metric for a figure to report")
 # keys a sweep may not vary: the sweep itself, and where models go (set per trial)
 FORBIDDEN_PREFIXES = ("sweep", "output")
 
@@ -197,7 +208,7 @@ def tune_space(sweep, tune) -> dict[str, Any]:
 class Plan:
     """What every trial needs, picklable (it travels to Ray workers): the base config without
     its sweep section, the folder relative paths in it are resolved against, the model file
-    name, the metric and the epoch count."""
+    name, the metric (and the split it is scored on) and the epoch count."""
     base: dict
     base_dir: str
     model_name: str
@@ -205,6 +216,7 @@ class Plan:
     mode: str
     epochs: int
     space_keys: tuple[str, ...]
+    selected_on: str = "validation"
 
 
 def trial_pretrain_config(plan: Plan, params: dict[str, Any], model_dir: Path):
@@ -229,10 +241,11 @@ def run_trial(plan: Plan, params: dict[str, Any], model_dir: Path,
 
 
 def _tune_trainable(config: dict, plan: Plan) -> None:
-    """Ray Tune function trainable: reports ``plan.metric`` and the other held-out metrics
+    """Ray Tune function trainable: reports ``plan.metric`` and the other per-epoch metrics
     after every epoch; the last epoch's report comes after the model is saved and carries it
-    as a Tune checkpoint (so it reaches the results folder from any node), plus the final
-    SNN and Wiener R^2 and ``completed = 1``."""
+    as a Tune checkpoint (so it reaches the results folder from any node), plus the saved
+    model's validation and test figures (:data:`FINAL_KEYS`), its ``selected_epoch`` and
+    ``completed = 1``."""
     from ray import tune
 
     if tune.get_checkpoint() is not None:
@@ -253,7 +266,7 @@ def _tune_trainable(config: dict, plan: Plan) -> None:
     try:
         res = run_trial(plan, config, tmp, report)
         final = {**last, **{k: res[k] for k in FINAL_KEYS if res.get(k) is not None},
-                 "train_wall_s": res["wall_s"], "completed": 1}
+                 "selected_epoch": res.get("selected_epoch"), "train_wall_s": res["wall_s"], "completed": 1}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(tmp)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -271,12 +284,22 @@ def _best(values: list[float], mode: str) -> tuple[float | None, int | None]:
 def make_row(trial_id: str, status: str, params: dict, per_epoch: list[float], plan: Plan,
              final: dict | None = None, model_path: str | None = None, error: str | None = None,
              wall_s: float | None = None) -> dict:
-    """One row of the results table (the trial's parameters under ``params``)."""
+    """One row of the results table (the trial's parameters under ``params``): the metric per
+    epoch summed up (``final_metric``: last epoch, ``best_metric`` / ``best_epoch``), and for a
+    completed trial the epoch whose parameters it saved (``selected_epoch``: the last, or with
+    ``train.select: best_validation`` the best validation epoch), the metric there
+    (``selected_metric``: what trials are ranked by) and the saved model's validation and
+    test figures (``final``: run_pretrain's result)."""
     best, best_epoch = _best(per_epoch, plan.mode)
     final = final or {}
+    sel_epoch = sel_metric = None
+    if status == "completed" and per_epoch:
+        sel_epoch = final.get("selected_epoch") or len(per_epoch)
+        sel_metric = per_epoch[sel_epoch - 1] if 1 <= sel_epoch <= len(per_epoch) else None
     return json_safe({"trial_id": trial_id, "status": status, "params": dict(params), "epochs": len(per_epoch),
                       "final_metric": per_epoch[-1] if per_epoch else None, "best_metric": best,
-                      "best_epoch": best_epoch, **{k: final.get(k) for k in FINAL_KEYS},
+                      "best_epoch": best_epoch, "selected_epoch": sel_epoch, "selected_metric": sel_metric,
+                      **{k: final.get(k) for k in FINAL_KEYS},
                       "wall_s": wall_s, "model_path": model_path, "error": error})
 
 
@@ -289,17 +312,32 @@ def check_metric(plan: Plan, metrics: dict) -> None:
 
 
 def best_row(rows: list[dict], mode: str) -> dict | None:
-    """The completed trial with the best final metric (its saved model is the final one)."""
-    done = [r for r in rows if r["status"] == "completed" and r["final_metric"] is not None]
+    """The completed trial whose saved model has the best metric (``selected_metric``; the
+    first of ties, in table order)."""
+    done = [r for r in rows if r["status"] == "completed" and r["selected_metric"] is not None]
     if not done:
         return None
-    return (max if mode == "max" else min)(done, key=lambda r: r["final_metric"])
+    return (max if mode == "max" else min)(done, key=lambda r: r["selected_metric"])
+
+
+def best_figures(best: dict | None, plan: Plan) -> dict | None:
+    """What to report of the best trial: the split and metric it was selected on and its value
+    there, its validation figures, and its test figures (reported, not used for the choice,
+    unless ``selected_on`` is ``test``)."""
+    if best is None:
+        return None
+    return {"trial_id": best["trial_id"], "selected_on": plan.selected_on, "metric": plan.metric,
+            "selected_metric": best["selected_metric"], "selected_epoch": best["selected_epoch"],
+            "validation": {k: best.get(k) for k in VALIDATION_KEYS if best.get(k) is not None},
+            "test": {k: best.get(k) for k in TEST_KEYS if best.get(k) is not None}}
 
 
 def write_table(sweep_dir: Path, rows: list[dict], plan: Plan) -> None:
     """``results.json`` (the rows as strict JSON) and ``results.csv`` (one column per
     parameter key), each written to a temp file and renamed."""
-    doc = {"metric": plan.metric, "mode": plan.mode, "epochs": plan.epochs, "trials": rows}
+    doc = {"metric": plan.metric, "mode": plan.mode, "selected_on": plan.selected_on, "epochs": plan.epochs,
+           **({"warning": TEST_SELECTION_WARNING} if plan.selected_on == "test" else {}),
+           "best": best_figures(best_row(rows, plan.mode), plan), "trials": rows}
     tmp = sweep_dir / "results.json.tmp"
     tmp.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n")
     tmp.replace(sweep_dir / "results.json")
@@ -322,12 +360,18 @@ def print_table(rows: list[dict], plan: Plan, log) -> None:
         return str(v)
 
     finals = [k for k in FINAL_KEYS if any(r.get(k) is not None for r in rows)]
-    head = ["trial", "status", *plan.space_keys, "epochs", f"final {plan.metric}", "best", *finals]
+    head = ["trial", "status", *plan.space_keys, "epochs", f"{plan.metric} (ranked)", "final", "best",
+            *(k.replace("validation_", "val_").replace("_continuous", "_co") for k in finals)]
     body = [[r["trial_id"], r["status"], *(fmt(r["params"].get(k)) for k in plan.space_keys), fmt(r["epochs"]),
-             fmt(r["final_metric"]), fmt(r["best_metric"]), *(fmt(r.get(k)) for k in finals)] for r in rows]
+             fmt(r["selected_metric"]), fmt(r["final_metric"]), fmt(r["best_metric"]), *(fmt(r.get(k)) for k in finals)]
+            for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
     for line in [head, *body]:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip(), file=log)
+    print(f"trials ranked on the {plan.selected_on} split by {plan.metric} ({plan.mode}) of each trial's saved "
+          f"model" + ("" if plan.selected_on == "test" else "; test figures reported, not used"), file=log)
+    if plan.selected_on == "test":
+        print(f"WARNING: {TEST_SELECTION_WARNING}", file=log)
 
 
 def export_best(row: dict, out_path: Path, plan: Plan) -> tuple[Path, Path, Path]:
@@ -398,7 +442,8 @@ def run_sweep(cfg, base_dir: Path, *, sweep_dir: Path | None = None, resume: boo
     sweep_dir = Path(sweep_dir).resolve() if sweep_dir is not None else default_sweep_dir(out_path)
     epochs = cfg.train.epochs
     plan = Plan(base=cfg.model_dump(exclude={"sweep"}), base_dir=str(base_dir), model_name=out_path.name,
-                metric=sweep.metric, mode=sweep.best_mode, epochs=epochs, space_keys=tuple(sweep.space))
+                metric=sweep.metric, mode=sweep.best_mode, epochs=epochs, space_keys=tuple(sweep.space),
+                selected_on=sweep.selected_on)
     ray = None
     why = "Ray disabled (--no-ray)"
     if use_ray:
@@ -429,13 +474,19 @@ def run_sweep(cfg, base_dir: Path, *, sweep_dir: Path | None = None, resume: boo
                                f"trials completed; table in {sweep_dir}; continue with the same command and --resume")
     best = best_row(rows, plan.mode)
     summary = {"engine": engine, "sweep_dir": str(sweep_dir), "metric": plan.metric, "mode": plan.mode,
-               "trials": rows, "best": best, "model_path": None, "history_path": None,
-               "session_config_path": None}
+               "selected_on": plan.selected_on,
+               **({"warning": TEST_SELECTION_WARNING} if plan.selected_on == "test" else {}),
+               "trials": rows, "best": best, "best_figures": best_figures(best, plan), "model_path": None,
+               "history_path": None, "session_config_path": None}
     if best is not None:
         m, h, sc = export_best(best, out_path, plan)
         summary["model_path"], summary["history_path"], summary["session_config_path"] = str(m), str(h), str(sc)
-        print(f"best trial {best['trial_id']} ({plan.metric} {best['final_metric']:.4f}, {best['params']}): "
-              f"model -> {m}", file=log, flush=True)
+        figs = summary["best_figures"]
+        test = ", ".join(f"{k} {v:.4f}" for k, v in figs["test"].items()) or "-"
+        biased = " (biased: selected on it)" if plan.selected_on == "test" else " (not used to select)"
+        print(f"best trial {best['trial_id']} (selected on {plan.selected_on}: {plan.metric} "
+              f"{best['selected_metric']:.4f} at epoch {best['selected_epoch']}; test{biased}: {test}; "
+              f"{best['params']}): model -> {m}", file=log, flush=True)
     else:
         print("no trial completed: no model exported", file=log, flush=True)
     return summary

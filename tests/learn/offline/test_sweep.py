@@ -1,7 +1,8 @@
 """Hyperparameter sweeps of `rtsnn pretrain` (rtsnn.learn.offline.sweep): the search space in
 the YAML and its errors, the sequential loop without Ray and its resume, and (one local Ray
 with 2 CPUs for the module) a Ray Tune sweep with ASHA early stopping, its results table and
-exported model, and resuming an interrupted Tune sweep without redoing finished trials."""
+exported model, and resuming an interrupted Tune sweep without redoing finished trials. Trials
+are ranked on the validation split; ranking on test needs sweep.select_on_test and is marked."""
 
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ from rtsnn.extras import MissingExtraError
 from rtsnn.learn.offline import sweep as sweep_mod
 from rtsnn.learn.offline.pretrain import parse_pretrain_config
 
-# tiny: 20 trials of 1 s at 20 ms bins, 8 recurrent neurons; a trial trains in well under a second
+# tiny: 20 trials of 1 s at 20 ms bins (4 test, 3 validation, 13 training), 8 recurrent
+# neurons; a trial trains in well under a second
 BASE = {"data": {"kind": "synthetic", "bin_s": 0.02, "synthetic": {"duration_s": 20.0, "trial_s": 1.0}},
         "model": {"n_rec": 8, "neuron": {"tau_mem_s": 0.05, "tau_out_s": 0.1}},
-        "train": {"epochs": 2, "batch_size": 4, "lr": 0.03},
+        "train": {"epochs": 2, "batch_size": 4, "lr": 0.03, "validation_fraction": 0.2},
         "output": {"model_path": "m.npz"}}
-ROW_KEYS = {"trial_id", "status", "params", "epochs", "final_metric", "best_metric", "best_epoch", "snn_r2",
-            "snn_r2_continuous", "wiener_r2", "snn_acc", "snn_acc_continuous", "csp_lda_acc", "wall_s",
+ROW_KEYS = {"trial_id", "status", "params", "epochs", "final_metric", "best_metric", "best_epoch", "selected_epoch",
+            "selected_metric", "validation_r2_continuous", "validation_acc_continuous", "validation_loss_continuous",
+            "snn_r2", "snn_r2_continuous", "wiener_r2", "snn_acc", "snn_acc_continuous", "csp_lda_acc", "wall_s",
             "model_path", "error"}
 
 
@@ -59,7 +62,7 @@ def test_search_space_parses_all_four_kinds():
         "num_samples": 2, "seed": 7, "scheduler": "asha"}))
     s = cfg.sweep
     assert [p.kind for p in s.space.values()] == ["choice", "uniform", "loguniform", "grid"]
-    assert s.metric == "test_r2" and s.best_mode == "max"
+    assert s.metric == "val_r2_continuous" and s.best_mode == "max" and s.selected_on == "validation"
     assert s.scheduler.kind == "asha" and s.scheduler.grace_period == 1 and s.scheduler.reduction_factor == 2
     assert sweep_mod.trial_count(s) == 6
     trials = sweep_mod.draw_trials(s)
@@ -69,9 +72,17 @@ def test_search_space_parses_all_four_kinds():
     assert len({t["train.lr"] for t in trials}) == 6  # drawn afresh per trial
     assert sweep_mod.draw_trials(s) == trials  # from sweep.seed: the same trials every time
     # the loss is minimised unless told otherwise; scheduler options and "none"
-    cfg = parse_pretrain_config(_cfg({"space": {"train.lr": {"grid": [0.01]}}, "metric": "test_loss",
+    cfg = parse_pretrain_config(_cfg({"space": {"train.lr": {"grid": [0.01]}}, "metric": "val_loss_continuous",
                                       "scheduler": {"kind": "asha", "grace_period": 2, "reduction_factor": 3}}))
     assert cfg.sweep.best_mode == "min" and cfg.sweep.scheduler.reduction_factor == 3
+    # classification ranks on validation accuracy by default; select_on_test on the test figure
+    cls = {"kind": "recording", "path": "x.csv", "input": {"stream": "eeg"},
+           "classes": {"stream": "mk", "map": {"T1": "left", "T2": "right"}, "window_s": [0.0, 2.0]}}
+    d = _cfg({"space": {}})
+    d["data"] = cls
+    assert parse_pretrain_config(d).sweep.metric == "val_acc_continuous"
+    d["sweep"]["select_on_test"] = True
+    assert parse_pretrain_config(d).sweep.metric == "test_acc"
     assert parse_pretrain_config(_cfg({"space": {}, "scheduler": "none"})).sweep.scheduler is None
     # the CLI shorthand: a grid, seeds=N a grid of train.seed
     assert sweep_mod.grid_shorthand(["model.n_rec=8,16", "seeds=3", "model.neuron.model=lif,alif"]) == {
@@ -95,7 +106,13 @@ def test_search_space_parses_all_four_kinds():
     ({"space": {"model.neuron.tau_out_s": {"grid": [0.1, 0.01]}}},
      r"sweep\.space\.model\.neuron\.tau_out_s\.grid: 0\.01 .*must exceed the bin width"),
     ({"space": {"output.model_path": {"grid": ["a.npz"]}}}, r"sweep\.space\.output\.model_path: output\.\* cannot be swept"),
-    ({"space": {}, "metric": "accuracy"}, r"sweep\.metric: Input should be 'test_r2', 'test_r2_continuous', "),
+    ({"space": {}, "metric": "accuracy"}, r"sweep\.metric: Input should be 'val_r2_continuous', 'val_acc_continuous', "),
+    ({"space": {}, "metric": "test_r2"}, r"sweep\.metric: 'test_r2' ranks trials on the test split, which biases .*"
+                                         r"use val_r2_continuous .*or set sweep\.select_on_test: true"),
+    ({"space": {}, "metric": "val_r2_continuous", "select_on_test": True},
+     r"sweep\.select_on_test: true but sweep\.metric 'val_r2_continuous' is a validation metric"),
+    ({"space": {}, "metric": "val_acc_continuous"},
+     r"sweep\.metric: 'val_acc_continuous' is not a regression metric; use val_r2_continuous"),
     ({"space": {}, "scheduler": {"kind": "pbt"}}, r"sweep\.scheduler\.kind: Input should be 'asha'"),
     ({"space": {}, "num_samples": 0}, r"sweep\.num_samples: Input should be greater than or equal to 1"),
     ({"space": {"train.epochs": {"grid": [2, 3]}}, "scheduler": "asha"},
@@ -151,18 +168,31 @@ def test_sequential_fallback_without_ray(tmp_path, capsys, monkeypatch):
     assert all(set(r) == ROW_KEYS and r["status"] == "completed" and r["epochs"] == 2 for r in s["trials"])
     assert [(r["params"]["train.lr"], r["params"]["train.seed"]) for r in s["trials"]] == [
         (0.03, 0), (0.03, 1), (1e-7, 0), (1e-7, 1)]
-    # the exported model is the best trial's: same bytes, and its history beside it
+    # ranked on validation: the saved (last) epoch's val_r2_continuous, the model's validation figure
+    assert s["selected_on"] == "validation" and s["metric"] == "val_r2_continuous" and "warning" not in s
+    for r in s["trials"]:
+        assert r["selected_epoch"] == 2 and r["selected_metric"] == r["final_metric"]
+        assert r["selected_metric"] == pytest.approx(r["validation_r2_continuous"], abs=1e-6)
     best = s["best"]
-    assert best["final_metric"] == max(r["final_metric"] for r in s["trials"])
+    assert best["selected_metric"] == max(r["selected_metric"] for r in s["trials"])
+    figs = s["best_figures"]
+    assert figs["selected_on"] == "validation" and figs["trial_id"] == best["trial_id"]
+    assert set(figs["validation"]) == {"validation_r2_continuous", "validation_loss_continuous"}
+    assert figs["test"] == {k: best[k] for k in ("snn_r2", "snn_r2_continuous", "wiener_r2")}
+    assert "ranked on the validation split by val_r2_continuous" in cap.err and "WARNING" not in cap.err
+    # the exported model is the best trial's: same bytes, and its history beside it
     assert Path(s["model_path"]) == tmp_path / "m.npz"
     assert (tmp_path / "m.npz").read_bytes() == Path(best["model_path"]).read_bytes()
     hist = json.loads((tmp_path / "m.history.json").read_text())
-    assert [e["heldout_metric"] for e in hist["epochs"]][-1] == pytest.approx(best["final_metric"])
+    assert hist["epochs"][-1]["validation_metric"] == pytest.approx(best["selected_metric"])
+    assert hist["epochs"][-1]["heldout_metric"] == pytest.approx(best["snn_r2"], abs=1e-6)
     sweep_dir = tmp_path / "m.sweep"
     with (sweep_dir / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and {"train.lr", "train.seed", "model.n_rec", "final_metric", "status"} <= set(rows[0])
-    assert json.loads((sweep_dir / "results.json").read_text())["trials"] == s["trials"]
+    assert len(rows) == 4 and {"train.lr", "train.seed", "model.n_rec", "final_metric", "selected_metric",
+                               "validation_r2_continuous", "snn_r2", "status"} <= set(rows[0])
+    doc = json.loads((sweep_dir / "results.json").read_text())
+    assert doc["trials"] == s["trials"] and doc["selected_on"] == "validation" and doc["best"] == figs
 
 
 def test_sequential_resume_skips_finished_trials(tmp_path, capsys, monkeypatch):
@@ -240,11 +270,14 @@ def test_tune_sweep_with_asha_writes_table_and_exports_best(tmp_path, capsys, lo
     assert all(r["status"] in ("completed", "stopped_early") for r in fast)
     best = s["best"]
     assert best["params"]["train.lr"] == 0.03 and best["status"] == "completed"
-    assert best["final_metric"] == pytest.approx(best["snn_r2"])
+    assert s["selected_on"] == "validation" and best["selected_epoch"] == 3
+    assert best["selected_metric"] == pytest.approx(best["validation_r2_continuous"], abs=1e-6)
+    assert s["best_figures"]["test"]["snn_r2"] == best["snn_r2"]
     # exported: the trial's checkpointed model, its history (3 epochs) and a session config
     assert (tmp_path / "m.npz").read_bytes() == Path(best["model_path"]).read_bytes()
     hist = json.loads((tmp_path / "m.history.json").read_text())
-    assert len(hist["epochs"]) == 3 and hist["epochs"][-1]["heldout_metric"] == pytest.approx(best["final_metric"])
+    assert len(hist["epochs"]) == 3
+    assert hist["epochs"][-1]["validation_metric"] == pytest.approx(best["selected_metric"])
     assert (tmp_path / "m.session.yaml").is_file()
     from rtsnn.snn.model_file import load_model
 
@@ -292,19 +325,115 @@ def test_tune_sweep_resumes_after_an_interruption(tmp_path, capsys, local_ray):
         if r["trial_id"] in kept:  # not trained again
             assert (Path(r["model_path"]).stat().st_mtime_ns, r["epochs"]) == kept[r["trial_id"]]
     assert (tmp_path / "m.npz").is_file()
-    assert np.isfinite(s["best"]["final_metric"])
+    assert np.isfinite(s["best"]["selected_metric"])
 
 
-def test_metric_the_pretraining_lacks_fails_the_trial(tmp_path, capsys):
-    """sweep.metric test_acc on a regression config: each trial is an error row saying which
-    metrics there are; no model is exported (exit 1)."""
-    p = _write(tmp_path, _cfg({"space": {"train.lr": {"grid": [0.03]}}, "metric": "test_acc"}))
+def test_metric_the_pretraining_lacks_fails_the_trial(tmp_path, capsys, monkeypatch):
+    """A metric the trial's per-epoch evaluation does not produce (the config check refuses the
+    task's wrong metric up front; here it is forced past it): each trial is an error row saying
+    which metrics there are; no model is exported (exit 1)."""
+    monkeypatch.setattr("rtsnn.learn.offline.pretrain.check_sweep_selection", lambda cfg, origin: None)
+    p = _write(tmp_path, _cfg({"space": {"train.lr": {"grid": [0.03]}}, "metric": "val_acc_continuous"}))
     assert main(["pretrain", str(p), "--no-ray"]) == 1
     cap = capsys.readouterr()
     row = _summary(cap.out)["trials"][0]
     assert row["status"] == "error" and row["error"].startswith(
-        "ValueError: sweep.metric 'test_acc' is not among this pretraining's per-epoch metrics (test_loss, test_r2")
+        "ValueError: sweep.metric 'val_acc_continuous' is not among this pretraining's per-epoch metrics "
+        "(test_loss, test_r2, test_r2_continuous, val_loss_continuous, val_r2_continuous)")
     assert "no trial completed: no model exported" in cap.err and not (tmp_path / "m.npz").exists()
+
+
+# ------------------------------------------------------------------ selection on validation, not test
+def test_sweep_without_validation_split_is_refused(tmp_path, capsys):
+    """The default metric is a validation one: a sweep config without
+    train.validation_fraction is refused in one line saying how to fix it, by `rtsnn pretrain`,
+    by `--sweep` on a config without a sweep: section, and by `rtsnn config check`."""
+    from rtsnn.config_check import check_config_file
+
+    d = _cfg({"space": {"train.lr": {"grid": [0.03, 0.01]}}})
+    d["train"].pop("validation_fraction")
+    p = _write(tmp_path, d)
+    how = ("train.validation_fraction: a sweep ranks trials by sweep.metric 'val_r2_continuous' on a validation "
+           "split; set train.validation_fraction > 0 (e.g. 0.15), or sweep.select_on_test: true")
+    assert main(["pretrain", str(p), "--no-ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rtsnn: error: {p}: {how}") and len(err.strip().splitlines()) == 1
+    assert [e for e in check_config_file(p).errors if how in e] != []
+    plain = dict(d)
+    plain.pop("sweep")
+    q = _write(tmp_path, plain, "plain.yaml")
+    assert main(["pretrain", str(q), "--sweep", "seeds=2", "--no-ray"]) == 2
+    assert capsys.readouterr().err.startswith(f"rtsnn: error: --sweep: {how}")
+    assert not (tmp_path / "m.sweep").exists() and not (tmp_path / "m.npz").exists()
+
+
+def _disagreeing_trials(monkeypatch):
+    """Replace each trial's figures (after really training it, so a model is exported): trial
+    lr 0.03 wins on validation and loses on test, lr 0.01 the reverse."""
+    real = sweep_mod.run_trial
+    figures = {0.03: {"val_r2_continuous": 0.6, "test_r2": 0.1}, 0.01: {"val_r2_continuous": 0.2, "test_r2": 0.9}}
+
+    def fake(plan, params, model_dir, on_epoch=None):
+        f = figures[params["train.lr"]]
+
+        def report(epoch, metrics):
+            metrics = {**metrics, "val_r2_continuous": f["val_r2_continuous"] - 0.1 * (2 - epoch),
+                       "test_r2": f["test_r2"] - 0.1 * (2 - epoch)}
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+
+        res = real(plan, params, model_dir, report)
+        val = {"validation_r2_continuous": f["val_r2_continuous"]} if "validation_r2_continuous" in res else {}
+        return {**res, **val, "snn_r2": f["test_r2"]}
+
+    monkeypatch.setattr(sweep_mod, "run_trial", fake)
+
+
+def test_sweep_ranks_by_validation_not_test(tmp_path, capsys, monkeypatch):
+    """Two trials whose validation and test figures disagree: the validation winner is the best
+    trial and its model is exported; its test figure is reported as it is, not used."""
+    _disagreeing_trials(monkeypatch)
+    p = _write(tmp_path, _cfg({"space": {"train.lr": {"grid": [0.01, 0.03]}}}))
+    assert main(["pretrain", str(p), "--no-ray"]) == 0
+    cap = capsys.readouterr()
+    s = _summary(cap.out)
+    assert s["selected_on"] == "validation" and "warning" not in s
+    assert [r["selected_metric"] for r in s["trials"]] == [pytest.approx(0.2), pytest.approx(0.6)]
+    best = s["best"]
+    assert best["params"]["train.lr"] == 0.03 and best["trial_id"] == "trial_00001"
+    assert s["best_figures"]["selected_on"] == "validation"
+    assert s["best_figures"]["selected_metric"] == pytest.approx(0.6)
+    assert s["best_figures"]["validation"]["validation_r2_continuous"] == pytest.approx(0.6)
+    assert s["best_figures"]["test"]["snn_r2"] == pytest.approx(0.1)  # reported, though the other trial's is higher
+    assert (tmp_path / "m.npz").read_bytes() == Path(best["model_path"]).read_bytes()
+    assert "selected on validation: val_r2_continuous 0.6000 at epoch 2; test (not used to select): snn_r2 0.1000" \
+        in cap.err
+
+
+def test_select_on_test_opt_in_marks_the_result(tmp_path, capsys, monkeypatch):
+    """sweep.select_on_test: true ranks on a test metric (here without a validation split): the
+    test winner is chosen, and the summary, results.json and the printed table say selected_on
+    test and warn that its test figure is biased."""
+    _disagreeing_trials(monkeypatch)
+    d = _cfg({"space": {"train.lr": {"grid": [0.01, 0.03]}}, "select_on_test": True})
+    p = _write(tmp_path, d)
+    assert main(["pretrain", str(p), "--no-ray"]) == 0
+    cap = capsys.readouterr()
+    s = _summary(cap.out)
+    assert s["metric"] == "test_r2" and s["selected_on"] == "test" and "biased" in s["warning"]
+    assert s["best"]["params"]["train.lr"] == 0.01 and s["best_figures"]["selected_on"] == "test"
+    assert s["best_figures"]["test"]["snn_r2"] == pytest.approx(0.9)
+    doc = json.loads((tmp_path / "m.sweep" / "results.json").read_text())
+    assert doc["selected_on"] == "test" and doc["warning"] == s["warning"] and doc["best"] == s["best_figures"]
+    assert "WARNING: trials were ranked on the test split (sweep.select_on_test)" in cap.err
+    assert "test (biased: selected on it): snn_r2 0.9000" in cap.err
+    # without a validation split too (nothing to rank on but test, and the user said so)
+    d["train"].pop("validation_fraction")
+    d["output"] = {"model_path": "n.npz"}
+    assert main(["pretrain", str(_write(tmp_path, d, "noval.yaml")), "--no-ray"]) == 0
+    s = _summary(capsys.readouterr().out)
+    assert s["selected_on"] == "test" and s["best"]["params"]["train.lr"] == 0.01
+    assert s["best"]["validation_r2_continuous"] is None and s["best_figures"]["validation"] == {}
 
 
 def test_export_best_refuses_a_missing_model_instead_of_passing_off_an_old_one(tmp_path):
