@@ -65,7 +65,8 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from rtsnn.runtime.metrics import BINS_PER_OCTAVE, MIN_NS, percentiles_from_hist
+from rtsnn.runtime.metrics import BINS_PER_OCTAVE, MIN_NS, bin_upper_ns
+from rtsnn.stream.ring import Ring
 
 MONITOR_VERSION = 1
 STATUS_TYPE = "rtsnn.monitor"
@@ -107,7 +108,8 @@ class MonitorTap:
     ``bind(spikes, target)`` (before the first tick) gives it the views it copies from:
     ``spikes`` the recurrent layer's spike vector of the last step (float 0/1, n_rec; may be
     None: no raster), ``target`` the session's current target vector (n_out; may be None).
-    ``capacity_ticks`` must be a power of two (the index is masked, not divided).
+    ``capacity_ticks``: rows kept (a power of two >= 64), in a
+    :class:`rtsnn.stream.ring.Ring` with drop policy ``"oldest"`` and structured rows.
     """
 
     def __init__(self, n_rec: int, n_out: int, raster_neurons: int | None = None, capacity_ticks: int = 2048):
@@ -120,17 +122,24 @@ class MonitorTap:
             raise ValueError(f"raster_neurons must be >= 0, got {raster_neurons}")
         self.n_rec, self.n_out, self.raster_neurons = int(n_rec), int(n_out), rn
         self.capacity = int(capacity_ticks)
-        self._mask = self.capacity - 1
-        self.z = np.zeros((self.capacity, max(rn, 1)), np.uint8)
-        self.yt = np.zeros((self.capacity, 2 * self.n_out), np.float32)
-        # per-row views made once, so emit never builds a view object
-        self._z_rows = [self.z[i, :rn] for i in range(self.capacity)]
-        self._y_rows = [self.yt[i, : self.n_out] for i in range(self.capacity)]
-        self._t_rows = [self.yt[i, self.n_out:] for i in range(self.capacity)]
+        # one structured row per tick: the raster bits and the outputs + target; the reader keeps
+        # capacity // 8 rows away from the writer (rows about to be overwritten are not copied)
+        row = np.dtype([("z", np.uint8, (max(rn, 1),)), ("yt", np.float32, (2 * self.n_out,))])
+        self.ring = Ring(self.capacity, 1, row, drop="oldest", read_margin=self.capacity // 8, name="MonitorTap")
+        z, yt = self.ring.values["z"], self.ring.values["yt"]
+        # per-slot views made once, so emit never builds a view object
+        slots = z.shape[0]
+        self._z_rows = [z[i, 0, :rn] for i in range(slots)]
+        self._y_rows = [yt[i, 0, : self.n_out] for i in range(slots)]
+        self._t_rows = [yt[i, 0, self.n_out:] for i in range(slots)]
         self._spikes: np.ndarray | None = None
         self._target: np.ndarray | None = None
-        self.head = 0  # rows written (compute thread only)
         self.emitted = 0
+
+    @property
+    def head(self) -> int:
+        """Rows written so far (compute thread)."""
+        return self.ring.head
 
     def bind(self, spikes: np.ndarray | None, target: np.ndarray | None) -> None:
         if spikes is not None:
@@ -151,13 +160,14 @@ class MonitorTap:
             raise ValueError(f"MonitorTap: {len(channel_labels)} output labels for n_out={self.n_out}")
 
     def emit(self, values: np.ndarray, t_source: float) -> None:
-        i = self.head & self._mask
+        ring = self.ring
+        i = ring.slot()  # "oldest": always a slot
         if self._spikes is not None:
             _copyto(self._z_rows[i], self._spikes, "unsafe")  # copyto: no temporary view
         _copyto(self._y_rows[i], values, "unsafe")
         if self._target is not None:
             _copyto(self._t_rows[i], self._target, "unsafe")
-        self.head += 1  # published after the row is complete
+        ring.commit()  # published after the row is complete
 
     def stats(self) -> dict[str, Any]:
         return {"name": "monitor", "rows": self.head}
@@ -171,19 +181,11 @@ class MonitorTap:
 
         Rows older than ``capacity - capacity // 8`` behind the head are skipped (the writer
         may be about to overwrite them); rows overwritten while being copied are dropped
-        after the copy. ``first - tail`` rows were lost. Allocates (I/O thread only).
+        after the copy (:meth:`rtsnn.stream.ring.Ring.read_since`). ``first - tail`` rows were
+        lost. Allocates (I/O thread only).
         """
-        head = self.head
-        first = max(tail, head - self.capacity + self.capacity // 8)
-        idx = np.arange(first, head) & self._mask
-        z = self.z[idx]
-        yt = self.yt[idx]
-        head_after = self.head
-        safe = head_after - self.capacity + 1  # the writer may be in row head_after
-        if safe > first:
-            cut = min(safe - first, head - first)
-            z, yt, first = z[cut:], yt[cut:], first + cut
-        return first, head, z, yt
+        first, head, rows, _ = self.ring.read_since(tail)
+        return first, head, rows["z"][:, 0, :], rows["yt"][:, 0, :]
 
 
 class SessionMonitor:
@@ -336,15 +338,27 @@ class SessionMonitor:
         prev = self._prev_hist if self._prev_hist is not None else np.zeros_like(hist)
         delta = hist - prev
         self._prev_hist = hist
-        coarse = delta.reshape(delta.shape[0], -1, _COARSEN).sum(axis=2)
+        # every series at once and only over the band of bins that changed (this runs on the I/O
+        # thread, and each ms it holds the GIL is a ms the compute thread may wait for it); the
+        # same figures as percentiles_from_hist and a per-series loop over all bins
+        used = np.flatnonzero(delta.any(axis=0))
+        lo = int(used[0]) // _COARSEN * _COARSEN if used.size else 0
+        hi = (int(used[-1]) // _COARSEN + 1) * _COARSEN if used.size else 0
+        band = delta[:, lo:hi]
+        coarse = band.reshape(band.shape[0], -1, _COARSEN).sum(axis=2)
+        p50s, p99s = percentile_rows(band, (50.0, 99.0), lat.maxima, first_bin=lo)
+        ever = hist.any(axis=1).tolist()
+        counts = coarse.sum(axis=1).tolist()
+        bins: list[list[list[int]]] = [[] for _ in lat.names]
+        rows, cols = np.nonzero(coarse)
+        for r, b, v in zip(rows.tolist(), (cols + lo // _COARSEN).tolist(), coarse[rows, cols].tolist()):
+            bins[r].append([b, v])
+        maxima = lat.maxima.tolist()
         series: dict[str, Any] = {}
         for i, name in enumerate(lat.names):
-            row = coarse[i]
-            nz = np.flatnonzero(row)
-            p50, p99 = percentiles_from_hist(delta[i], (50.0, 99.0), float(lat.maxima[i]))
-            series[name] = {"p50_us": _us(p50), "p99_us": _us(p99),
-                            "max_us": _us(float(lat.maxima[i])) if hist[i].any() else None,
-                            "n": int(row.sum()), "bins": [[int(b), int(row[b])] for b in nz]}
+            series[name] = {"p50_us": _us(p50s[i]), "p99_us": _us(p99s[i]),
+                            "max_us": _us(maxima[i]) if ever[i] else None,
+                            "n": int(counts[i]), "bins": bins[i]}
         self.seq += 1
         out: dict[str, Any] = {
             "v": MONITOR_VERSION, "seq": self.seq, "t_lsl": now_lsl, "session": self.name, "dt_s": self.dt_s,
@@ -377,6 +391,24 @@ class SessionMonitor:
                 loop_t = time.monotonic()
                 delay = 0.0
             await asyncio.sleep(delay)
+
+
+def percentile_rows(counts: np.ndarray, qs: tuple[float, ...], max_ns: np.ndarray,
+                    first_bin: int = 0) -> list[list[float]]:
+    """:func:`rtsnn.runtime.metrics.percentiles_from_hist` of every row of ``counts`` at once:
+    for each q, per row the upper edge of the bin holding the ``max(1, ceil(q / 100 * total))``-th
+    value, capped at the row's exact maximum ``max_ns``; NaN for an empty row. ``counts`` may be
+    a band of the histogram's bins starting at bin ``first_bin`` (every count outside it zero).
+    Returns one list (one float per row) for each q."""
+    totals = counts.sum(axis=1)
+    cdf = np.cumsum(counts, axis=1)
+    out = []
+    for q in qs:
+        rank = np.maximum(1, np.ceil(q / 100.0 * totals))
+        b = (cdf < rank[:, None]).sum(axis=1) + first_bin  # = searchsorted(cdf_row, rank, "left")
+        val = np.minimum(bin_upper_ns(b), max_ns)
+        out.append(np.where(totals > 0, val, np.nan).tolist())
+    return out
 
 
 def _us(ns: float) -> float | None:

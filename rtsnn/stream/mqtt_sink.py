@@ -43,70 +43,20 @@ import pylsl
 from rtsnn.extras import require
 from rtsnn.stream.mqtt_common import (PAYLOAD_FORMATS, BrokerSettings, LoopThread, check_segment,
                                       encode_payload, log, require_mqtt, scrub, topic)
+from rtsnn.stream.ring import Ring
 from rtsnn.stream.supervise import Backoff
 
 COL_SEQ, COL_T_SOURCE, COL_T_EMIT, N_HEAD = 0, 1, 2, 3
 
 
-class CommandRing:
-    """Bounded single-producer / single-consumer ring of command rows; drops the *oldest*.
-
-    The producer never looks at the consumer: it stages a row, copies it into slot
-    ``head % capacity`` in one numpy assignment (atomic under the GIL) and bumps ``head``.
-    Row ``k`` carries its own sequence number ``k`` in column 0, so the consumer detects a slot
-    that was overwritten while it lagged (seq differs from the index it expected) and counts
-    everything it missed as ``dropped``.
-    """
-
-    def __init__(self, capacity: int, n_values: int):
-        if int(capacity) != capacity or capacity < 1:
-            raise ValueError(f"queue_size must be a positive integer, got {capacity!r}")
-        self.capacity = int(capacity)
-        self.buf = np.full((self.capacity, N_HEAD + n_values), -1.0, np.float64)
-        self.stage = np.zeros(N_HEAD + n_values, np.float64)
-        self.head = 0  # producer: rows written so far (= next seq)
-        self.tail = 0  # consumer: next seq it expects
-        self.dropped = 0  # consumer-side count of rows overwritten before they were taken
-
-    def push(self, values: np.ndarray, t_source: float, t_emit: float) -> None:
-        st = self.stage
-        st[COL_SEQ] = self.head
-        st[COL_T_SOURCE] = t_source
-        st[COL_T_EMIT] = t_emit
-        st[N_HEAD:] = values
-        self.buf[self.head % self.capacity] = st
-        self.head += 1
-
-    def pending(self) -> int:
-        return self.head - self.tail
-
-    def queued(self) -> int:
-        """Rows that can still be taken (at most ``capacity``)."""
-        return min(self.head - self.tail, self.capacity)
-
-    def overflowed(self) -> int:
-        """Rows lost to overflow so far: counted by the consumer plus those already
-        overwritten that it has not reached yet (so the count is current while it is idle)."""
-        return self.dropped + max(0, self.head - self.tail - self.capacity)
-
-    def take(self, out: np.ndarray) -> bool:
-        """Copy the oldest surviving row into ``out``; False when the ring is empty."""
-        while True:
-            head = self.head
-            if self.tail >= head:
-                return False
-            lost = head - self.tail - self.capacity
-            if lost > 0:
-                self.dropped += lost
-                self.tail += lost
-            out[:] = self.buf[self.tail % self.capacity]
-            if int(out[COL_SEQ]) == self.tail:
-                self.tail += 1
-                return True
-            # overwritten between reading head and copying: everything up to the row's seq is lost
-            newer = int(out[COL_SEQ]) - self.capacity + 1
-            self.dropped += max(1, newer - self.tail)
-            self.tail = max(self.tail + 1, newer)
+def command_ring(capacity: int, n_values: int) -> Ring:
+    """The sink's command queue: a :class:`rtsnn.stream.ring.Ring` of rows ``seq, t_source,
+    t_emit, values...`` (float64) that overwrites its *oldest* row when full; the publisher
+    takes rows with ``pop_into`` and the rows overwritten before it got to them are counted
+    (``Ring.lost()``). Row ``k`` carries ``seq = k``."""
+    if int(capacity) != capacity or capacity < 1:
+        raise ValueError(f"queue_size must be a positive integer, got {capacity!r}")
+    return Ring(int(capacity), N_HEAD + int(n_values), np.float64, drop="oldest", name="queue_size")
 
 
 class MqttSink:
@@ -156,7 +106,8 @@ class MqttSink:
         self.status_topic = topic(self.prefix, self.session, "status")
         self.meta_topic = topic(self.prefix, self.session, "meta")
 
-        self.ring: CommandRing | None = None
+        self.ring: Ring | None = None  # command_ring(), made by open()
+        self._stage: np.ndarray | None = None  # the row emit() composes before pushing it
         self.channel_labels: list[str] = []
         self.units: list[str] = []
         self._thread = LoopThread(f"rtsnn-mqtt-sink-{session}")
@@ -189,7 +140,8 @@ class MqttSink:
             raise ValueError(f"MqttSink.open: {len(labels)} channel labels but {len(units)} units")
         self.broker.client_kwargs()  # refuse a half-configured secret set now, not in the thread
         self.channel_labels, self.units = labels, [str(u) for u in units]
-        self.ring = CommandRing(self.queue_size, len(labels))
+        self.ring = command_ring(self.queue_size, len(labels))
+        self._stage = np.zeros(N_HEAD + len(labels), np.float64)
         self._thread.start(self._main)
 
     def emit(self, values: np.ndarray, t_source: float) -> None:
@@ -197,7 +149,12 @@ class MqttSink:
         self._emits += 1
         if self._emits % self.every_n_ticks:
             return
-        self.ring.push(values, t_source, pylsl.local_clock())
+        ring, st = self.ring, self._stage
+        st[COL_SEQ] = ring.head
+        st[COL_T_SOURCE] = t_source
+        st[COL_T_EMIT] = pylsl.local_clock()
+        st[N_HEAD:] = values
+        ring.push(st)  # one row copy; a full queue overwrites its oldest row
         if self._idle:
             self._idle = False
             self._thread.call(self._wake.set)
@@ -208,9 +165,9 @@ class MqttSink:
         return {"kind": "mqtt", "session": self.session, "topic": self.command_topic, "broker": self.broker.public(),
                 "connected": self.connected, "connects": self.connects, "disconnects": self.disconnects,
                 "produced": produced, "published": self.published,
-                "dropped_overflow": ring.overflowed() if ring is not None else 0,
+                "dropped_overflow": ring.lost() if ring is not None else 0,
                 "dropped_expired": self.dropped_expired, "publish_errors": self.publish_errors,
-                "queued": ring.queued() if ring is not None else 0, "last_error": self.last_error,
+                "queued": len(ring) if ring is not None else 0, "last_error": self.last_error,
                 "failed": self.fatal}
 
     def failure(self) -> str | None:
@@ -280,19 +237,20 @@ class MqttSink:
         aiomqtt = require("aiomqtt", "the MQTT sink")
 
         ring = self.ring
-        row = np.zeros(ring.buf.shape[1], np.float64)
+        row = np.zeros(ring.values.shape[1], np.float64)
+        rows = row[None, :]  # pop_into takes a block of rows: this one
         fmt, ttl, digits = self.payload_format, self.ttl_s, self.round_digits
         wake = self._wake
         disconnected = getattr(client, "_disconnected", None)  # aiomqtt's own lost-connection future
         while True:
-            if not ring.take(row):
+            if not ring.pop_into(rows):
                 if self._closing:
                     return
                 if disconnected is not None and disconnected.done():
                     raise aiomqtt.MqttError("connection to the broker lost")
                 wake.clear()
                 self._idle = True
-                if ring.pending() == 0 and not self._closing:  # re-check: emit may have raced us
+                if ring.head == ring.tail and not self._closing:  # re-check: emit may have raced us
                     try:
                         await asyncio.wait_for(wake.wait(), 0.1)
                     except asyncio.TimeoutError:

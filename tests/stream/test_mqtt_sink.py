@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from conftest import import_or_skip
 
 from rtsnn.stream.mqtt_common import free_port
-from rtsnn.stream.mqtt_sink import CommandRing, MqttSink, wait_until
+from rtsnn.stream.mqtt_sink import MqttSink, command_ring, wait_until
 
 mqtt = import_or_skip("paho.mqtt.client")
 
@@ -51,17 +51,27 @@ def _decode(payload: bytes, fmt: str):
 
 
 # ---------------------------------------------------------------- ring (no broker)
+def _push(ring, values, t_source, t_emit):
+    """What MqttSink.emit queues: seq, t_source, t_emit, values."""
+    ring.push(np.r_[float(ring.head), t_source, t_emit, values])
+
+
+def _take(ring, row) -> bool:
+    """What the publisher takes: the oldest surviving row."""
+    return ring.pop_into(row[None, :]) == 1
+
+
 def test_ring_drops_oldest_and_counts():
-    ring = CommandRing(4, 2)
+    ring = command_ring(4, 2)
     for k in range(10):
-        ring.push(np.array([k, -k], np.float32), float(k), 100.0 + k)
-    assert ring.overflowed() == 6 and ring.queued() == 4
+        _push(ring, np.array([k, -k], np.float32), float(k), 100.0 + k)
+    assert ring.lost() == 6 and len(ring) == 4
     row = np.zeros(5)
     got = []
-    while ring.take(row):
+    while _take(ring, row):
         got.append((int(row[0]), row[3], row[1]))
     assert got == [(6, 6.0, 6.0), (7, 7.0, 7.0), (8, 8.0, 8.0), (9, 9.0, 9.0)]
-    assert ring.dropped == 6 and ring.overflowed() == 6 and ring.queued() == 0
+    assert ring.dropped == 6 and ring.lost() == 6 and len(ring) == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -69,23 +79,23 @@ def test_ring_drops_oldest_and_counts():
 def test_ring_accounting_property(cap, ops):
     """Interleaved pushes (op>0: push op rows) and takes (op=0: take all): every pushed row is
     either taken exactly once, in order, or counted as dropped; the survivors are the newest."""
-    ring = CommandRing(cap, 1)
+    ring = command_ring(cap, 1)
     row = np.zeros(4)
     taken: list[int] = []
     for op in ops:
         if op:
             for _ in range(op):
-                ring.push(np.zeros(1), 0.0, 0.0)
+                _push(ring, np.zeros(1), 0.0, 0.0)
         else:
             before = ring.head
             batch = []
-            while ring.take(row):
+            while _take(ring, row):
                 batch.append(int(row[0]))
             assert len(batch) <= cap
             assert batch == list(range(before - len(batch), before))  # take-all yields the newest, in order
             taken += batch
     assert taken == sorted(set(taken))
-    assert len(taken) + ring.overflowed() + ring.queued() == ring.head
+    assert len(taken) + ring.lost() + len(ring) == ring.head
 
 
 def test_bad_options_raise_clear_errors():
