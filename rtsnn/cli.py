@@ -162,7 +162,8 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
         with _StopOnSigterm(session):
             summary = session.run(on_start=None if quiet else _print_start,
                                   on_status=None if quiet else (lambda st: _progress(format_status_line(st))),
-                                  status_interval_s=STATUS_INTERVAL_S)
+                                  status_interval_s=STATUS_INTERVAL_S,
+                                  bare_timer_s=getattr(args, "bare_timer_s", 0.0) or 0.0)
     except Exception as err:
         failed = getattr(session, "failed", None)  # set once the session ran: its thread or a stage failed
         if isinstance(failed, str) and failed:
@@ -183,6 +184,12 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
         print(f"ticks {summary['ticks']}  deadline misses {summary['deadline_misses']} "
               f"({100 * summary['deadline_miss_rate']:.3f} %)  dropped samples {summary['dropped_samples']}"
               + (f" (+{summary['dropped_in_warmup']} stale at start-up)" if summary.get("dropped_in_warmup") else ""))
+        if summary.get("bare_timer_ticks"):
+            ratio = summary["deadline_miss_ratio"]
+            print(f"bare timer before the start ({summary['bare_timer_s']:g} s, same pacing, empty tick): misses "
+                  f"{summary['bare_timer_misses']} of {summary['bare_timer_ticks']} "
+                  f"({100 * summary['bare_timer_miss_rate']:.3f} %); session / bare "
+                  + ("- (the bare timer missed none)" if ratio is None else f"{ratio:.2f}x"))
         print(f"end-to-end latency us: p50 {e2e['p50']}  p99 {e2e['p99']}  p99.9 {e2e['p999']}  max {e2e['max']}")
         age = summary.get("input_age_us") or {}
         if age.get("n"):
@@ -387,6 +394,7 @@ def count_arg(text: str) -> int:
 
 
 _seconds = number_arg("seconds")
+_seconds_or_zero = number_arg("seconds", zero=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -410,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", type=_seconds, help="override session.duration_s (s)")
     r.add_argument("--out-dir", help="override session.out_dir")
     r.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
+    r.add_argument("--bare-timer-s", type=_seconds_or_zero, default=0.0,
+                   help="before the first tick, time this long an empty loop on the session's pacing (the "
+                        "machine's deadline floor, reported beside the session's misses); default 0: off")
     r.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
                                                          "lines on stderr; the summary still prints")
     r.set_defaults(func=cmd_run)
@@ -418,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=_seconds, default=None, help="seconds (default 60)")
     d.add_argument("--out-dir", help="where the session folder goes (default ./sessions)")
     d.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
+    d.add_argument("--bare-timer-s", type=_seconds_or_zero, default=2.0,
+                   help="before the first tick, time this long an empty loop on the session's pacing (the "
+                        "machine's deadline floor, reported beside the session's misses); 0: off (default 2)")
     d.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
                                                          "lines on stderr; the summary still prints")
     d.add_argument("--drift", action="store_true",

@@ -123,7 +123,6 @@ def apply_realtime(policy: str, priority: int) -> str:
     return "none (not permitted)"
 
 
-
 @dataclass
 class Pacing:
     """What a driver plugs into the tick body (see the module docstring); None: not at all.
@@ -336,6 +335,8 @@ def live_pacing(session: Any, budget_ns: int) -> Pacing:
             _record_e2e(hist, maxima, i_e2e, i_age, t_emit, float(t6 - t0), timestamps, n)
         if t6 > t_sched + dt_ns:
             c["deadline_misses"] += 1
+            # why: woken later than the tick's own work took, or a tick longer than its slack
+            c["misses_late_wake" if t0 - t_sched > t6 - t0 else "misses_slow_tick"] += 1
 
     return Pacing(
         pull=session.source.pull, now=local_clock,
@@ -344,6 +345,59 @@ def live_pacing(session: Any, budget_ns: int) -> Pacing:
         push_row=session.out_ring.push if session.cfg.session.record_outputs else None,
         learn_apply=apply_when_prepared if learner is not None else None, learn_gate=handoff,
         timed=timed)
+
+
+# ------------------------------------------------------------------ bare timer
+def bare_timer(dt_s: float, duration_s: float, *, spin_s: float, phase_ns: int | None = None,
+               max_lag_ticks: int = 50, realtime: str = "none", rt_priority: int = 10) -> dict[str, Any]:
+    """The machine's own deadline floor, measured in this process: ``duration_s`` of the
+    real-time driver's pacing with a tick that does nothing, on a thread of its own with the
+    compute thread's scheduling policy (``realtime``, ``rt_priority``).
+
+    Same clock as :func:`run_realtime` (:class:`rtsnn.clock.DeadlineClock`: absolute deadlines
+    ``t0 + k dt`` on the phase ``phase_ns``, sleep until ``spin_s`` before each, then spin), same
+    skip rule (more than ``max_lag_ticks`` behind: the missed slots are skipped and counted) and
+    the session's definition of a deadline miss: tick ``k`` is missed when its (empty) body ends
+    after ``t0 + (k + 1) dt``, i.e. when the wake-up itself is later than one tick. Returns
+    ``{"s", "ticks", "misses", "skipped", "miss_rate", "lateness_p99_us", "realtime"}``
+    (``miss_rate`` = misses / ticks)."""
+    if not duration_s > 0:
+        raise ValueError(f"bare timer: duration_s must be > 0, got {duration_s!r}")
+    out: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            applied = apply_realtime(realtime, rt_priority)
+        except PermissionError:  # the session itself will say so; the floor is measured without it
+            applied = "none (refused)"
+        clock = DeadlineClock(dt_s, spin_s=spin_s)
+        dt_ns = clock.dt_ns
+        n_slots = max(1, int(round(duration_s / dt_s)))
+        max_lag_ns = max_lag_ticks * dt_ns
+        late = np.zeros(n_slots, np.int64)
+        perf = time.perf_counter_ns
+        ticks = misses = skipped = 0
+        clock.start(delay_s=0.01, phase_ns=phase_ns)
+        while clock.k < n_slots:
+            late[ticks] = clock.wait()
+            t_end = perf()  # the body: nothing
+            if t_end > clock.tick_start_ns() + dt_ns:
+                misses += 1
+            ticks += 1
+            clock.advance()
+            if (perf() - clock.tick_start_ns()) > max_lag_ns:
+                skipped += clock.skip_to_now()
+        out.update(s=float(duration_s), ticks=ticks, misses=misses, skipped=skipped,
+                   miss_rate=misses / max(ticks, 1),
+                   lateness_p99_us=round(float(np.percentile(late[:ticks], 99)) / 1e3, 1),
+                   realtime=applied)
+
+    th = threading.Thread(target=body, name="rtsnn-bare-timer", daemon=True)
+    th.start()
+    th.join()
+    if not out:
+        raise RuntimeError("bare timer: the timing thread ended without a result")
+    return out
 
 
 def run_realtime(session: Any) -> None:
@@ -379,7 +433,10 @@ def run_realtime(session: Any) -> None:
                                               or k >= catchup_ticks):
             start_timing(session, warm_ns[:min(k, WARM_KEEP)], budget_ns, dt_ns)
             measuring = True
+            # the first timed tick in the next slot that has not begun: the current one began
+            # during the collection above, and starting in it would count that as a late wake-up
             clock.skip_to_now()
+            clock.advance()
             slot0 = clock.k
         # duration_s is wall time: the ticks run plus the slots skipped while behind
         if measuring and n_total >= 0 and clock.k - slot0 >= n_total:

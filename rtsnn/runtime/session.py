@@ -25,6 +25,16 @@ took the output minus the LSL timestamp of every input sample that tick consumed
 ends after the next tick's start is a deadline miss; a loop more than ``max_lag_ticks`` behind
 drops the missed tick slots (counted as skipped) instead of running them back to back.
 
+Deadline misses (issue 17 item 7): ``run(bare_timer_s=...)`` (``rtsnn demo`` default 2 s,
+``rtsnn run --bare-timer-s``) first times an empty loop on the same pacing in this process
+(:func:`rtsnn.runtime.loop.bare_timer`), and the summary reports it beside the session's misses
+(``bare_timer_miss_rate``, ``deadline_miss_ratio``), with the misses split by cause
+(``deadline_miss_causes``: a late wake-up, or a tick longer than its slack). The compute thread
+needs the GIL after every sleep and every call that releases it, so work other threads do with
+the GIL held can make it late: the monitor's status pass is computed for all series at once
+over the histogram band in use, and the switch interval is ``SWITCH_INTERVAL_S`` while the
+session runs (docs/benchmarks.md: what was measured, and what was tried and not kept).
+
 ``session.record``: the compute thread also copies every input and teacher sample it pulled,
 and every reward the learner polled, into preallocated rings (full: the block is dropped and
 counted); the I/O thread moves them, the output rows and the control events it dispatched
@@ -87,6 +97,10 @@ from rtsnn.runtime.metrics import LatencyStats, json_safe, record_ns
 from rtsnn.runtime.ring import RowRing
 from rtsnn.runtime.summary import session_status, session_summary
 
+# while a session runs: the longest another thread may keep the GIL from the compute thread
+# between two bytecodes (CPython's default is 5 ms, five ticks)
+SWITCH_INTERVAL_S = 2e-4
+
 # the names these had before the session was laid out over modules
 _atomic_write, _owner_only = atomic_write, owner_only
 
@@ -98,6 +112,7 @@ class Session:
     dropped_in_warmup = 0  # samples the source dropped before timing started (stale start-up backlog)
     stopped_by: str | None = None  # why stop() was called; None: the run reached its end
     _t_start: float | None = None  # time.monotonic() when the threads started
+    bare: dict[str, Any] | None = None  # run(bare_timer_s=...): the machine's floor, measured before the start
 
     def __init__(self, cfg: SessionConfig, origin: str = "<config>"):
         self.cfg = cfg
@@ -137,7 +152,8 @@ class Session:
 
         self.stop_event = threading.Event()
         self._io_done = threading.Event()
-        self.counters: dict[str, int] = dict(ticks=0, deadline_misses=0, skipped_ticks=0, gap_ticks=0,
+        self.counters: dict[str, int] = dict(ticks=0, deadline_misses=0, misses_late_wake=0, misses_slow_tick=0,
+                                             skipped_ticks=0, gap_ticks=0,
                                              learn_deferred=0, learn_applied=0, samples_in=0,
                                              eval_ticks=0, nonfinite_outputs=0, control_applied=0,
                                              control_ignored=0)
@@ -290,7 +306,7 @@ class Session:
     # ------------------------------------------------------------------ run
     def run(self, *, on_start: Callable[[dict[str, Any]], None] | None = None,
             on_status: Callable[[dict[str, Any]], None] | None = None,
-            status_interval_s: float = 5.0) -> dict[str, Any]:
+            status_interval_s: float = 5.0, bare_timer_s: float = 0.0) -> dict[str, Any]:
         """Open everything, run until duration or stop(), close, return the summary.
 
         ``on_start(info)`` is called once every stage is open, before the first tick, with
@@ -298,7 +314,15 @@ class Session:
         ``status_interval_s`` with :meth:`status` (its e2e p99 over the interval since the
         previous call). Both run on the calling thread, which otherwise only waits for the
         compute thread; an exception in either stops further calls, never the session.
+
+        ``bare_timer_s`` > 0 (live pace only): once every stage is open and before the threads
+        start, measure the machine's own deadline floor for that long
+        (:func:`rtsnn.runtime.loop.bare_timer`: the session's pacing, tick and scheduling
+        policy with an empty tick body); the summary reports it next to the session's
+        ``deadline_miss_rate`` (``bare_timer_miss_rate``, ``deadline_miss_ratio``).
         """
+        if not (isinstance(bare_timer_s, (int, float)) and 0 <= bare_timer_s < float("inf")):
+            raise ValueError(f"bare_timer_s must be a finite number >= 0 (s), got {bare_timer_s!r}")
         self._collect_optional_stages()
         self.folder = self._make_folder()
         try:
@@ -310,13 +334,16 @@ class Session:
             self._discard_folder()
             raise
         old_switch = sys.getswitchinterval()
+        s = self.cfg.session
         try:
             if on_start is not None:
                 try:
                     on_start({"folder": str(self.folder), "streams": self.lsl_streams()})
                 except Exception:  # noqa: BLE001 - reporting must not stop the session
                     pass
-            sys.setswitchinterval(2e-4)  # bound how long the I/O thread can hold the GIL
+            sys.setswitchinterval(SWITCH_INTERVAL_S)  # bound how long another thread can hold the GIL
+            if bare_timer_s > 0 and s.pace != "max":
+                self.bare = self._bare_timer(bare_timer_s)
             io = threading.Thread(target=io_thread.io_thread_main, args=(self,), name="rtsnn-io", daemon=True)
             compute = threading.Thread(target=compute_main, args=(self,), name="rtsnn-compute", daemon=True)
             self._io_done = threading.Event()
@@ -358,6 +385,15 @@ class Session:
         self._mark_failed()  # a stage's failure ended it: FAILED beside the summary
         restrict_to_owner(self.folder)  # what stages wrote with their own modes (recording, histograms)
         return self.summary
+
+    def _bare_timer(self, duration_s: float) -> dict[str, Any]:
+        """The session's own pacing with an empty tick, here and now (see :meth:`run`)."""
+        from rtsnn.runtime.loop import bare_timer
+
+        s = self.cfg.session
+        return bare_timer(self.dt_s, duration_s, spin_s=s.spin_us * 1e-6,
+                          phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)),
+                          max_lag_ticks=s.max_lag_ticks, realtime=s.realtime, rt_priority=s.rt_priority)
 
     def stop(self, reason: str = "stop()") -> None:
         """Ask the compute thread to end after its current tick (safe from any thread and from

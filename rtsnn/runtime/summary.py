@@ -37,6 +37,9 @@ def session_summary(session: Any) -> dict[str, Any]:
         "stage_latency_us": stage,
         "deadline_misses": c["deadline_misses"],
         "deadline_miss_rate": c["deadline_misses"] / ticks,
+        # misses by cause: woken later than the tick's work took, or work longer than the slack
+        "deadline_miss_causes": {"late_wake": c["misses_late_wake"], "slow_tick": c["misses_slow_tick"]},
+        **bare_timer_figures(session.bare, c["deadline_misses"], c["ticks"]),
         "skipped_ticks": c["skipped_ticks"],
         "dropped_samples": dropped,
         "dropped_in_warmup": session.dropped_in_warmup,
@@ -73,6 +76,23 @@ def session_summary(session: Any) -> dict[str, Any]:
     if session.recording is not None:
         out["recording"] = session.recording.stats()
     return out
+
+
+def bare_timer_figures(bare: dict[str, Any] | None, misses: int, ticks: int) -> dict[str, Any]:
+    """The machine's floor next to the session's misses: ``bare_timer_s`` (0: not measured),
+    ``bare_timer_ticks`` / ``bare_timer_misses`` / ``bare_timer_miss_rate`` (misses / ticks of
+    :func:`rtsnn.runtime.loop.bare_timer`, None when not measured) and ``deadline_miss_ratio``
+    = session miss rate / bare miss rate (None when either has no ticks or the bare timer
+    missed nothing: read the counts then)."""
+    if not bare:
+        return {"bare_timer_s": 0.0, "bare_timer_ticks": None, "bare_timer_misses": None,
+                "bare_timer_miss_rate": None, "bare_timer_skipped": None, "bare_timer_lateness_p99_us": None,
+                "deadline_miss_ratio": None}
+    rate = bare["misses"] / bare["ticks"] if bare["ticks"] else None
+    ratio = (misses / ticks) / rate if rate and ticks else None
+    return {"bare_timer_s": bare["s"], "bare_timer_ticks": bare["ticks"], "bare_timer_misses": bare["misses"],
+            "bare_timer_miss_rate": rate, "bare_timer_skipped": bare["skipped"],
+            "bare_timer_lateness_p99_us": bare["lateness_p99_us"], "deadline_miss_ratio": ratio}
 
 
 def session_status(session: Any, hist_since: np.ndarray | None = None,
