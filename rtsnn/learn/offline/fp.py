@@ -21,6 +21,19 @@ off: 0), ``grad_clip`` (default None = off), ``lr_final`` (cosine learning-rate 
 None = constant rate). ``pure=True`` refuses any of them, so a run on the paper's settings is
 exactly Adam on the exact FP gradient of the loss. Epoch selection on a held-out validation
 set (``select_on_val``) changes no gradient and is not one of them.
+
+Per-neuron parameters (issue 18 item 4; not a heuristic: more parameters, same exact
+gradient). With ``train_thresholds`` / ``train_time_constants`` every neuron i (hidden and
+output) has its own threshold ``theta_i`` and time constants ``tau_syn_i = 1/alpha_i``,
+``tau_mem_i = 1/beta_i`` (:class:`NeuronParams`, starting at the settings' values), trained
+with the weights by Adam on the exact gradient of the same loss through the spike times::
+
+    dL/dtheta_i = sum_o dL/dt_o  dt_o/dtheta_i,     dL/dtau_i = -(1/tau_i^2) dL/drate_i
+
+(rows ``df/dtheta_i``, ``df/dalpha_i``, ``df/dbeta_i`` by forward substitution:
+:mod:`rtsnn.learn.offline.fp_kernels`, section "per-neuron parameters"). An update that takes
+a threshold below ``theta_min`` or a time constant below ``tau_min`` (or to NaN) is set to that
+floor and counted (``history[..]["clamped_theta"]``, ``["clamped_tau"]``, cumulative).
 """
 
 from __future__ import annotations
@@ -145,6 +158,80 @@ class FPNetwork:
                          [None if r is None else r.copy() for r in self.r])
 
 
+@dataclass
+class NeuronParams:
+    """Per-neuron threshold and time constants (time units), one array per layer.
+
+    The kernels take rates: ``alpha_i = 1 / tau_syn_i`` (synaptic), ``beta_i = 1 / tau_mem_i``
+    (membrane); :meth:`vector` is ``[theta | tau_syn | tau_mem]`` over all neurons, layer by
+    layer (hidden first, output last)."""
+
+    theta: list[np.ndarray]
+    tau_syn: list[np.ndarray]
+    tau_mem: list[np.ndarray]
+
+    def __post_init__(self) -> None:
+        if not (len(self.theta) == len(self.tau_syn) == len(self.tau_mem) >= 1):
+            raise ValueError("NeuronParams needs one theta, tau_syn and tau_mem array per layer")
+        for name in ("theta", "tau_syn", "tau_mem"):
+            vals = getattr(self, name)
+            for l, v in enumerate(vals):
+                a = np.array(v, dtype=np.float64, ndmin=1)
+                if a.ndim != 1 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+                    raise ValueError(f"NeuronParams.{name}[{l}] must be a 1-D array of finite "
+                                     f"numbers > 0")
+                vals[l] = a
+
+    @classmethod
+    def shared(cls, sizes: list[int], settings: "FPSettings") -> "NeuronParams":
+        """Every neuron at the settings' theta, 1/alpha, 1/beta."""
+        return cls([np.full(n, float(settings.theta)) for n in sizes],
+                   [np.full(n, 1.0 / settings.alpha) for n in sizes],
+                   [np.full(n, 1.0 / settings.beta) for n in sizes])
+
+    @property
+    def sizes(self) -> list[int]:
+        return [t.size for t in self.theta]
+
+    def check_sizes(self, sizes: list[int]) -> None:
+        if self.sizes != list(sizes) or [t.size for t in self.tau_syn] != list(sizes) or \
+                [t.size for t in self.tau_mem] != list(sizes):
+            raise ValueError(f"NeuronParams layer sizes {self.sizes} do not match the network's "
+                             f"{list(sizes)}")
+
+    def vector(self) -> np.ndarray:
+        return np.concatenate([np.concatenate(v) for v in (self.theta, self.tau_syn,
+                                                            self.tau_mem)])
+
+    def set_vector(self, z: np.ndarray) -> None:
+        n = sum(self.sizes)
+        for q, name in enumerate(("theta", "tau_syn", "tau_mem")):
+            part, a = z[q * n:(q + 1) * n], 0
+            vals = getattr(self, name)
+            for l, m in enumerate(self.sizes):
+                vals[l] = part[a:a + m].copy()
+                a += m
+
+    def kernel_vector(self) -> np.ndarray:
+        """``[theta | alpha | beta]`` (rates), the kernels' per-neuron block."""
+        z = self.vector()
+        n = sum(self.sizes)
+        z[n:] = 1.0 / z[n:]
+        return z
+
+    def copy(self) -> "NeuronParams":
+        return NeuronParams([t.copy() for t in self.theta], [t.copy() for t in self.tau_syn],
+                            [t.copy() for t in self.tau_mem])
+
+    def summary(self) -> dict:
+        """Per layer: min / mean / max of theta, tau_syn, tau_mem (JSON-ready)."""
+        out = {}
+        for name in ("theta", "tau_syn", "tau_mem"):
+            out[name] = [[float(v.min()), float(v.mean()), float(v.max())]
+                         for v in getattr(self, name)]
+        return out
+
+
 def _check_times(name: str, x: np.ndarray, n_in: int | None = None) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
@@ -180,8 +267,10 @@ def encode_latency(x: np.ndarray, *, t_early: float = 0.15, t_late: float = 2.0,
 class _Buffers:
     """Preallocated per-call buffers; grown (and the call retried) on overflow."""
 
-    def __init__(self, net: FPNetwork, spikes: int = 4096, nnz: int = 1 << 16):
+    def __init__(self, net: FPNetwork, spikes: int = 4096, nnz: int = 1 << 16,
+                 extra_params: int = 0):
         n_post, self.off_w, self.off_r, self.n_params = net.layout()
+        self.n_params += int(extra_params)  # per-neuron theta / alpha / beta after the weights
         self.n_post = n_post
         m = int(n_post.max())
         self.work = np.zeros((4, m))
@@ -282,12 +371,20 @@ def spike_jacobian(net: FPNetwork, settings: FPSettings, in_times: np.ndarray,
 
 
 class FPEvaluator:
-    """Batched loss, gradient and first output spike times (numba, reused buffers)."""
+    """Batched loss, gradient and first output spike times (numba, reused buffers).
 
-    def __init__(self, net: FPNetwork, settings: FPSettings):
+    With ``neurons`` (:class:`NeuronParams`) every neuron has its own theta / alpha / beta
+    (the settings' are unused) and the gradient covers them: ``[weights | dtheta | dalpha |
+    dbeta]`` (by the rates; :func:`tau_gradient` turns it into time constants)."""
+
+    def __init__(self, net: FPNetwork, settings: FPSettings, neurons: NeuronParams | None = None):
         self.net = net
         self.settings = settings
-        self.buf = _Buffers(net)
+        self.neurons = neurons
+        if neurons is not None:
+            neurons.check_sizes(net.sizes)
+        self.n_all = int(sum(net.sizes))
+        self.buf = _Buffers(net, extra_params=0 if neurons is None else 3 * self.n_all)
 
     def run(self, in_times: np.ndarray, labels: np.ndarray, want_grad: bool = True):
         """Returns (mean loss, mean gradient (flat), first times (B, n_out), counts per
@@ -297,21 +394,54 @@ class FPEvaluator:
         n_b = in_times.shape[0]
         n_out = self.net.sizes[-1]
         w = self.net.flat()
+        if self.neurons is not None:
+            n_w = w.size
+            w = np.concatenate([w, self.neurons.kernel_vector()])
+            nrn_off = np.concatenate([[0], np.cumsum(b.n_post)]).astype(np.int64)
         while True:
             grad = np.zeros(b.n_params)
             t_first = np.zeros((n_b, n_out))
             losses = np.zeros(n_b)
             counts = np.zeros(int(b.n_post.sum()), dtype=np.int64)
             silent = np.zeros(n_b, dtype=np.int64)
-            st = K.fp_batch(in_times, labels, w, b.n_post, b.off_w, b.off_r, s.alpha, s.beta,
-                            s.theta, s.t_max, s.max_hidden_spikes, s.tau0, s.tau1, s.gamma,
-                            want_grad, grad, t_first, losses, counts, silent, b.spk_t,
-                            b.spk_nrn, b.spk_vdot, b.row_ptr, b.row_idx, b.row_val, b.work,
-                            b.iwork, b.acc, b.mark, b.touched)
+            if self.neurons is None:
+                st = K.fp_batch(in_times, labels, w, b.n_post, b.off_w, b.off_r, s.alpha,
+                                s.beta, s.theta, s.t_max, s.max_hidden_spikes, s.tau0, s.tau1,
+                                s.gamma, want_grad, grad, t_first, losses, counts, silent,
+                                b.spk_t, b.spk_nrn, b.spk_vdot, b.row_ptr, b.row_idx,
+                                b.row_val, b.work, b.iwork, b.acc, b.mark, b.touched)
+            else:
+                st = K.fp_batch_pn(in_times, labels, w, b.n_post, b.off_w, b.off_r, nrn_off,
+                                   n_w, n_w + self.n_all, n_w + 2 * self.n_all, s.t_max,
+                                   s.max_hidden_spikes, s.tau0, s.tau1, s.gamma, want_grad,
+                                   grad, t_first, losses, counts, silent, b.spk_t, b.spk_nrn,
+                                   b.spk_vdot, b.row_ptr, b.row_idx, b.row_val, b.work,
+                                   b.iwork, b.acc, b.mark, b.touched)
             if st == K.STATUS_OK:
                 break
             b.grow(st)
         return float(losses.mean()), grad / max(n_b, 1), t_first, counts, silent
+
+
+def tau_gradient(grad: np.ndarray, n_weights: int, neurons: NeuronParams) -> np.ndarray:
+    """A gradient ``[weights | theta | alpha | beta]`` (by the rates, as
+    :meth:`FPEvaluator.run` gives it) as ``[weights | theta | tau_syn | tau_mem]``:
+    ``dL/dtau = -dL/drate / tau^2``."""
+    g = grad.copy()
+    n = int(sum(neurons.sizes))
+    tau = neurons.vector()[n:]
+    g[n_weights + n:] *= -1.0 / (tau * tau)
+    return g
+
+
+def classification_loss_grad(net: FPNetwork, settings: FPSettings, neurons: NeuronParams,
+                             in_times: np.ndarray, labels: np.ndarray):
+    """(mean TTFS loss, its exact gradient ``[weights | theta | tau_syn | tau_mem]``) of a
+    batch with per-neuron parameters: what :func:`train_classifier_fp` descends."""
+    x = _check_times("in_times", in_times, net.n_in)
+    y = check_labels("labels", labels, x.shape[0], net.sizes[-1])
+    loss, grad, _, _, _ = FPEvaluator(net, settings, neurons).run(x, y)
+    return loss, tau_gradient(grad, net.layout()[3], neurons)
 
 
 def predict_from_times(t_first: np.ndarray, t_max: float) -> np.ndarray:
@@ -357,10 +487,12 @@ class TrainedFP:
     heuristics: list[str] = field(default_factory=list)
     selected_epoch: int | None = None
     """With ``select_on_val``: the epoch (0-based) whose weights were kept, else None."""
+    neurons: NeuronParams | None = None
+    """Per-neuron thresholds and time constants (None: the settings' values for all)."""
 
     def first_spike_times(self, in_times: np.ndarray) -> np.ndarray:
         x = _check_times("in_times", in_times, self.net.n_in)
-        ev = FPEvaluator(self.net, self.settings)
+        ev = FPEvaluator(self.net, self.settings, self.neurons)
         return ev.run(x, np.zeros(x.shape[0], dtype=np.int64), want_grad=False)[2]
 
     def predict(self, in_times: np.ndarray) -> np.ndarray:
@@ -417,7 +549,11 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
                         grad_clip: float | None = None,
                         progress: bool = False,
                         net: FPNetwork | None = None, pure: bool = False,
-                        select_on_val: bool = False, val_from_epoch: int = 0) -> TrainedFP:
+                        select_on_val: bool = False, val_from_epoch: int = 0,
+                        train_thresholds: bool = False, train_time_constants: bool = False,
+                        lr_theta: float | None = None, lr_tau: float | None = None,
+                        theta_min: float = 1e-2, tau_min: float = 0.05,
+                        neurons: NeuronParams | None = None) -> TrainedFP:
     """Minibatch Adam on the TTFS loss with exact FP gradients.
 
     ``x_times`` (n, n_in) input spike times (see :func:`encode_latency`); learning rate decays
@@ -438,6 +574,16 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
     Heuristics: ``silent_kick``, ``hidden_kick``, ``grad_clip``, ``lr_final`` (each off at its
     :data:`HEURISTIC_OFF` value); ``pure=True`` raises ValueError naming any that is on.
     Validation-based selection is not a heuristic (it changes no gradient).
+
+    Per-neuron parameters (module docstring): ``train_thresholds`` trains every neuron's
+    theta (learning rate ``lr_theta``, default ``lr``), ``train_time_constants`` its tau_syn
+    and tau_mem (``lr_tau``, default ``lr``), hidden and output layers; ``neurons`` gives their
+    start (default: the settings' values for every neuron). The cosine schedule scales the
+    three rates alike; ``grad_clip`` acts on the whole vector. After each update thresholds
+    below ``theta_min`` and time constants below ``tau_min`` are set to the floor, counted in
+    ``history[..]["clamped_theta"]`` / ``["clamped_tau"]`` (cumulative, 0 when untrained).
+    The returned model carries them in ``neurons`` (None when neither is trained and none
+    was given).
     """
     settings = settings or FPSettings()
     used = heuristics_in_use(silent_kick=silent_kick, hidden_kick=hidden_kick,
@@ -471,16 +617,41 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
         raise ValueError("select_on_val needs a held-out validation set (x_val, y_val)")
     if not (isinstance(val_from_epoch, int) and 0 <= val_from_epoch < int(epochs)):
         raise ValueError(f"val_from_epoch must be an int in [0, epochs), got {val_from_epoch!r}")
+    for nm, val in (("lr_theta", lr_theta), ("lr_tau", lr_tau)):
+        if val is not None and not (val > 0 and math.isfinite(val)):
+            raise ValueError(f"{nm} must be finite and > 0 (None = lr), got {val!r}")
+    if not (theta_min > 0 and tau_min > 0 and math.isfinite(theta_min)
+            and math.isfinite(tau_min)):
+        raise ValueError(f"theta_min and tau_min must be finite and > 0, got {theta_min!r}, "
+                         f"{tau_min!r}")
     if net is None:
         net = init_network(x_times.shape[1], list(hidden), n_classes, seed, **(init or {}))
-    ev = FPEvaluator(net, settings)
+    per_neuron = bool(train_thresholds or train_time_constants or neurons is not None)
+    if per_neuron:
+        neurons = (neurons.copy() if neurons is not None
+                   else NeuronParams.shared(net.sizes, settings))
+        neurons.check_sizes(net.sizes)
+    ev = FPEvaluator(net, settings, neurons if per_neuron else None)
     n_post, off_w, off_r, n_params = net.layout()
+    n_w = n_params
+    n_all = int(n_post.sum())
     out_cols = np.zeros(n_params, dtype=bool)  # weights into the output layer, per neuron
     lo = int(off_w[-1])
     n_prev = net.w[-1].shape[0]
     n_out = n_classes
     rng = np.random.default_rng(seed + 1_000_003)
     theta = net.flat()
+    if per_neuron:  # [weights | theta_i | tau_syn_i | tau_mem_i]
+        theta = np.concatenate([theta, neurons.vector()])
+        th_sl = slice(n_w, n_w + n_all)
+        tau_sl = slice(n_w + n_all, n_w + 3 * n_all)
+        lr_vec = np.full(theta.size, 1.0)  # relative to lr (the schedule scales all)
+        lr_vec[th_sl] = (lr if lr_theta is None else lr_theta) / lr
+        lr_vec[tau_sl] = (lr if lr_tau is None else lr_tau) / lr
+        frozen = np.zeros(theta.size, dtype=bool)
+        frozen[th_sl] = not train_thresholds
+        frozen[tau_sl] = not train_time_constants
+    clamped_theta = clamped_tau = 0
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)
     b1, b2 = adam_betas
@@ -502,10 +673,17 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
         for bi in range(n_batches):
             idx = perm[bi * batch_size:(bi + 1) * batch_size]
             xb, yb = x_times[idx], y[idx]
-            net.set_flat(theta)
+            if per_neuron:
+                net.set_flat(theta[:n_w])
+                neurons.set_vector(theta[n_w:])
+            else:
+                net.set_flat(theta)
             loss, grad, t_first, counts, silent = ev.run(xb, yb)
             if not math.isfinite(loss) or not np.all(np.isfinite(grad)):
                 raise FloatingPointError(f"FP training diverged at epoch {ep}, batch {bi}")
+            if per_neuron:
+                grad = tau_gradient(grad, n_w, neurons)
+                grad[frozen] = 0.0
             ep_loss += loss * len(idx)
             ep_counts += counts
             ep_silent += int(silent.sum())
@@ -534,15 +712,30 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
             v = b2 * v + (1 - b2) * grad * grad
             mh = m / (1 - b1 ** step)
             vh = v / (1 - b2 ** step)
-            theta = theta - lr_t * mh / (np.sqrt(vh) + 1e-8)
-        net.set_flat(theta)
-        theta = net.flat()  # re-zeroes recurrent diagonals
+            if per_neuron:
+                theta = theta - (lr_t * lr_vec) * mh / (np.sqrt(vh) + 1e-8)
+                theta, c_th, c_tau = clamp_neuron_params(theta, th_sl, tau_sl, theta_min,
+                                                         tau_min)
+                clamped_theta += c_th
+                clamped_tau += c_tau
+            else:
+                theta = theta - lr_t * mh / (np.sqrt(vh) + 1e-8)
+        if per_neuron:
+            net.set_flat(theta[:n_w])
+            neurons.set_vector(theta[n_w:])
+            theta = np.concatenate([net.flat(), theta[n_w:]])  # re-zeroes recurrent diagonals
+        else:
+            net.set_flat(theta)
+            theta = net.flat()  # re-zeroes recurrent diagonals
         ep_s = time.perf_counter() - t0
         rec = {"epoch": ep, "loss": ep_loss / n, "train_acc": ep_correct / n, "val_acc": None,
                "epoch_s": ep_s, "steps": step, "silent_label_frac": ep_silent / n,
                "hidden_active_frac": float(np.mean(ep_counts[:nrn_off[-2]] > 0))
                if len(net.w) > 1 else None,
-               "hidden_spikes_per_sample": float(ep_counts[:nrn_off[-2]].sum() / n)}
+               "hidden_spikes_per_sample": float(ep_counts[:nrn_off[-2]].sum() / n),
+               "clamped_theta": clamped_theta, "clamped_tau": clamped_tau}
+        if per_neuron:
+            rec["neurons"] = neurons.summary()
         if x_val is not None and ep >= val_from_epoch:
             _, _, tv, _, _ = ev.run(x_val, y_val, want_grad=False)
             rec["val_acc"] = float(np.mean(predict_from_times(tv, settings.t_max) == y_val))
@@ -562,8 +755,29 @@ def train_classifier_fp(x_times: np.ndarray, y: np.ndarray, *, hidden: list[int]
             break
     if select_on_val and best_theta is not None:
         theta = best_theta
-    net.set_flat(theta)
-    return TrainedFP(net, settings, history, used, best_ep if select_on_val else None)
+    if per_neuron:
+        net.set_flat(theta[:n_w])
+        neurons.set_vector(theta[n_w:])
+    else:
+        net.set_flat(theta)
+    return TrainedFP(net, settings, history, used, best_ep if select_on_val else None,
+                     neurons if per_neuron else None)
+
+
+def clamp_neuron_params(z: np.ndarray, th_sl: slice, tau_sl: slice, theta_min: float,
+                        tau_min: float) -> tuple[np.ndarray, int, int]:
+    """Thresholds below ``theta_min`` and time constants below ``tau_min`` (or NaN) in ``z``
+    set to the floor: (new z, thresholds clamped, time constants clamped)."""
+    z = z.copy()
+    th = z[th_sl]
+    bad_th = ~(th >= theta_min)
+    th[bad_th] = theta_min
+    z[th_sl] = th
+    tau = z[tau_sl]
+    bad_tau = ~(tau >= tau_min)
+    tau[bad_tau] = tau_min
+    z[tau_sl] = tau
+    return z, int(bad_th.sum()), int(bad_tau.sum())
 
 
 def settings_dict(s: FPSettings) -> dict:

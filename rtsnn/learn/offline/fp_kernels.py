@@ -87,6 +87,7 @@ def _v_at(v0: float, i0: float, s: float, alpha: float, beta: float) -> float:
     return v0 * math.exp(-beta * s) + i0 * psp(s, alpha, beta)
 
 
+
 @njit(cache=True, nogil=True)
 def first_crossing(v0: float, i0: float, s_end: float, alpha: float, beta: float,
                    theta: float) -> float:
@@ -94,6 +95,10 @@ def first_crossing(v0: float, i0: float, s_end: float, alpha: float, beta: float
     if v0 >= theta:
         return 0.0
     if i0 <= 0.0 or s_end < 0.0:
+        return -1.0
+    # h(s) <= s, so V(s) <= max(V0, 0) + I0 s on [0, s_end]: no crossing when that stays below
+    # theta (with a margin far above rounding, so this only skips work: same result)
+    if (v0 if v0 > 0.0 else 0.0) + i0 * s_end < theta * (1.0 - 1e-9):
         return -1.0
     d = beta - alpha
     if d == 0.0:
@@ -273,6 +278,29 @@ def _predict(k: int, horizon: float, v0: np.ndarray, i0: np.ndarray, tref: np.nd
     return tref[k] + s
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _earlier(a: int, b: int, pred: np.ndarray) -> bool:
+    """(pred[a], a) < (pred[b], b): the earlier prediction, the lower index on a tie."""
+    return pred[a] < pred[b] or (pred[a] == pred[b] and a < b)
+
+
+@njit(cache=True, nogil=True)
+def _heap_down(heap: np.ndarray, nh: int, q: int, pred: np.ndarray) -> None:
+    """Sift ``heap[q]`` down the binary min-heap ``heap[:nh]`` of neurons keyed by pred."""
+    while True:
+        c = 2 * q + 1
+        if c >= nh:
+            return
+        if c + 1 < nh and _earlier(heap[c + 1], heap[c], pred):
+            c += 1
+        if not _earlier(heap[c], heap[q], pred):
+            return
+        tmp = heap[c]
+        heap[c] = heap[q]
+        heap[q] = tmp
+        q = c
+
+
 @njit(cache=True, nogil=True)
 def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp, n_ev: int, w: np.ndarray,
                    off_w: int, off_r: int, n_post: int, alpha, beta, theta, t_max: float,
@@ -286,7 +314,9 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp, n_ev: int, w: n
     of its ``n_post`` neurons. Spikes after ``t_max`` and beyond ``max_per_neuron`` per neuron
     are not emitted. Returns the index one past the last spike written, or -1 if ``out_t`` is
     too small. ``out_vdot`` gets ``V'(f-) = I(f) - beta_i theta_i`` (> 0 except at tangential
-    crossings).
+    crossings). A neuron that reached ``max_per_neuron`` is no longer advanced (its state
+    cannot matter any more) and the layer stops once every neuron has: the spikes are the
+    same, bit for bit, as when every neuron is advanced to the end.
     """
     cap = out_t.shape[0]
     for k in range(n_post):
@@ -296,18 +326,32 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp, n_ev: int, w: n
         pred[k] = INF
         nspk[k] = 0
     n_out = out_start
+    n_capped = 0  # neurons at max_per_neuron: their state no longer matters
     ptr = 0
     horizon = t_max
     if n_ev > 0 and ev_t[0] < horizon:
         horizon = ev_t[0]
+    # Without recurrence a prediction changes only for the neuron that fired and, after an
+    # input, for all: the earliest (pred[k], k) is then kept in a binary heap (``heap[:nh]``,
+    # rebuilt after each input) instead of a scan of all neurons per spike; the order (time,
+    # then the lower index) is the scan's.
+    use_heap = off_r < 0
+    shared = not _per_neuron(alpha)  # compile-time: one alpha, beta for the layer
+    heap = np.empty(n_post if use_heap else 0, dtype=np.int64)
+    nh = 0
     while True:
         t_in = ev_t[ptr] if ptr < n_ev else INF
         best = INF
         bk = -1
-        for k in range(n_post):
-            if pred[k] < best:
-                best = pred[k]
-                bk = k
+        if use_heap:
+            if nh > 0:
+                bk = heap[0]
+                best = pred[bk]
+        else:
+            for k in range(n_post):
+                if pred[k] < best:
+                    best = pred[k]
+                    bk = k
         if bk >= 0 and best <= t_in and best <= t_max:
             _advance(bk, best, v0, i0, tref, _nrn(alpha, bk), _nrn(beta, bk))
             if n_out >= cap:
@@ -318,11 +362,13 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp, n_ev: int, w: n
             n_out += 1
             v0[bk] -= _nrn(theta, bk)
             nspk[bk] += 1
+            if nspk[bk] == max_per_neuron:
+                n_capped += 1
             if off_r >= 0:
                 base = off_r + bk * n_post
                 for j in range(n_post):
                     r = w[base + j]
-                    if r != 0.0 and j != bk:
+                    if r != 0.0 and j != bk and nspk[j] < max_per_neuron:
                         _advance(j, best, v0, i0, tref, _nrn(alpha, j), _nrn(beta, j))
                         i0[j] += r
                         if nspk[j] < max_per_neuron:
@@ -331,16 +377,43 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp, n_ev: int, w: n
                 pred[bk] = _predict(bk, horizon, v0, i0, tref, alpha, beta, theta)
             else:
                 pred[bk] = INF
+            if use_heap:  # bk is at the top: replace it by its next prediction, or drop it
+                if pred[bk] < INF:
+                    _heap_down(heap, nh, 0, pred)
+                else:
+                    nh -= 1
+                    heap[0] = heap[nh]
+                    _heap_down(heap, nh, 0, pred)
             continue
-        if ptr >= n_ev or t_in > t_max:
+        if ptr >= n_ev or t_in > t_max or n_capped == n_post:
             break
         base = off_w + ev_src[ptr] * n_post
         amp = _amp(ev_amp, ptr)
-        for j in range(n_post):
-            wv = w[base + j]
-            if wv != 0.0:
-                _advance(j, t_in, v0, i0, tref, _nrn(alpha, j), _nrn(beta, j))
-                i0[j] += wv * amp
+        if shared:
+            # rates shared by the layer: neurons last advanced at the same time decay by the
+            # same factors, computed once per distinct gap (same values as _advance's)
+            c_d = -1.0
+            c_eb = c_h = c_ea = 0.0
+            for j in range(n_post):
+                wv = w[base + j]
+                if wv != 0.0 and nspk[j] < max_per_neuron:
+                    d = t_in - tref[j]
+                    if d > 0.0:
+                        if d != c_d:
+                            c_d = d
+                            c_eb = math.exp(-_nrn(beta, 0) * d)
+                            c_h = psp(d, _nrn(alpha, 0), _nrn(beta, 0))
+                            c_ea = math.exp(-_nrn(alpha, 0) * d)
+                        v0[j] = v0[j] * c_eb + i0[j] * c_h
+                        i0[j] = i0[j] * c_ea
+                        tref[j] = t_in
+                    i0[j] += wv * amp
+        else:
+            for j in range(n_post):
+                wv = w[base + j]
+                if wv != 0.0 and nspk[j] < max_per_neuron:
+                    _advance(j, t_in, v0, i0, tref, _nrn(alpha, j), _nrn(beta, j))
+                    i0[j] += wv * amp
         ptr += 1
         horizon = t_max
         if ptr < n_ev and ev_t[ptr] < horizon:
@@ -348,6 +421,14 @@ def simulate_layer(ev_t: np.ndarray, ev_src: np.ndarray, ev_amp, n_ev: int, w: n
         for k in range(n_post):
             if nspk[k] < max_per_neuron:
                 pred[k] = _predict(k, horizon, v0, i0, tref, alpha, beta, theta)
+        if use_heap:
+            nh = 0
+            for k in range(n_post):
+                if pred[k] < INF:
+                    heap[nh] = k
+                    nh += 1
+            for q in range(nh // 2 - 1, -1, -1):
+                _heap_down(heap, nh, q, pred)
     return n_out
 
 
@@ -466,10 +547,13 @@ def _fp_rows(in_t: np.ndarray, in_src: np.ndarray, in_amp, n_in_ev: int, w: np.n
              off_th: int, off_al: int, off_be: int, n_spiking: int, spk_t: np.ndarray,
              spk_nrn: np.ndarray, spk_vdot: np.ndarray, layer_start: np.ndarray,
              row_ptr: np.ndarray, row_idx: np.ndarray, row_val: np.ndarray, acc: np.ndarray,
-             mark: np.ndarray, touched: np.ndarray) -> int:
+             mark: np.ndarray, touched: np.ndarray, t_cut: float = INF) -> int:
     """Rows of the first ``n_spiking`` layers' spikes (:func:`fp_rows`, :func:`fp_rows_pn`).
     ``alpha``, ``beta``, ``theta``: shared numbers (rows over the weights only) or arrays over
-    all neurons (rows also over theta / alpha / beta at ``off_th`` / ``off_al`` / ``off_be``)."""
+    all neurons (rows also over theta / alpha / beta at ``off_th`` / ``off_al`` / ``off_be``).
+    Spikes at ``t >= t_cut`` below the last of these layers get empty rows: a row depends only
+    on earlier spikes' rows, so when the caller reads rows of the last layer's spikes before
+    ``t_cut`` only, those are the same, bit for bit."""
     pn = _per_neuron(theta)
     nnz = 0
     row_ptr[0] = 0
@@ -480,6 +564,9 @@ def _fp_rows(in_t: np.ndarray, in_src: np.ndarray, in_amp, n_in_ev: int, w: np.n
         orr = off_r[l]
         for k in range(layer_start[l], layer_start[l + 1]):
             f = spk_t[k]
+            if f >= t_cut and l < n_spiking - 1:
+                row_ptr[k + 1] = nnz
+                continue
             i = spk_nrn[k]
             gi = a0 + i
             al = _nrn(alpha, gi)
@@ -626,22 +713,16 @@ def ttfs_loss(t_out: np.ndarray, label: int, tau0: float, tau1: float, gamma: fl
 
 
 @njit(cache=True, nogil=True)
-def fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np.ndarray,
-             off_w: np.ndarray, off_r: np.ndarray, alpha: float, beta: float, theta: float,
-             t_max: float, max_hidden: int, tau0: float, tau1: float, gamma: float,
-             want_grad: bool, grad: np.ndarray, t_first: np.ndarray, losses: np.ndarray,
-             counts: np.ndarray, silent_label: np.ndarray, spk_t: np.ndarray,
-             spk_nrn: np.ndarray, spk_vdot: np.ndarray, row_ptr: np.ndarray,
-             row_idx: np.ndarray, row_val: np.ndarray, work: np.ndarray, iwork: np.ndarray,
-             acc: np.ndarray, mark: np.ndarray, touched: np.ndarray) -> int:
-    """Simulate a batch (one input spike per channel, ``inf`` = none) and accumulate the
-    TTFS loss gradient into ``grad`` (summed over samples).
-
-    ``t_first`` (B, n_out) first output spike time (``t_max`` if silent), ``losses`` (B,),
-    ``counts`` (total neurons,) spikes per neuron summed over the batch, ``silent_label``
-    (B,) 1 where the label neuron stayed silent. Output neurons fire at most once (only the
-    first spike enters the loss). Returns STATUS_OK or an overflow status (nothing valid).
-    """
+def _fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np.ndarray,
+              off_w: np.ndarray, off_r: np.ndarray, alpha, beta, theta, off_th: int, off_al: int,
+              off_be: int, t_max: float, max_hidden: int, tau0: float, tau1: float,
+              gamma: float, want_grad: bool, grad: np.ndarray, t_first: np.ndarray,
+              losses: np.ndarray, counts: np.ndarray, silent_label: np.ndarray,
+              spk_t: np.ndarray, spk_nrn: np.ndarray, spk_vdot: np.ndarray, row_ptr: np.ndarray,
+              row_idx: np.ndarray, row_val: np.ndarray, work: np.ndarray, iwork: np.ndarray,
+              acc: np.ndarray, mark: np.ndarray, touched: np.ndarray) -> int:
+    """:func:`fp_batch` (``alpha``, ``beta``, ``theta`` shared numbers, offsets -1) and
+    :func:`fp_batch_pn` (arrays over all neurons, rows also over them)."""
     n_b = in_times.shape[0]
     n_in = in_times.shape[1]
     n_layers = n_post.shape[0]
@@ -664,27 +745,30 @@ def fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np
                 in_t[n_ev] = tv
                 in_src[n_ev] = c
                 n_ev += 1
-        st = simulate_network(in_t, in_src, n_ev, w, n_post, off_w, off_r, alpha, beta, theta,
-                              t_max, max_hidden, 1, work, iwork, spk_t, spk_nrn, spk_vdot,
-                              layer_start)
+        st = _simulate_layers(in_t, in_src, None, n_ev, w, n_post, off_w, off_r, alpha, beta,
+                              theta, n_layers, t_max, max_hidden, 1, work, iwork, spk_t,
+                              spk_nrn, spk_vdot, layer_start)
         if st != STATUS_OK:
             return st
         _count_spikes(n_layers, layer_start, spk_nrn, nrn_off, counts)
         for o in range(n_out):
             t_first[b, o] = t_max
             out_spike[o] = -1
+        t_last = -INF  # the last output spike: no row of a later hidden spike is needed
         for k in range(layer_start[n_layers - 1], layer_start[n_layers]):
             o = spk_nrn[k]
             t_first[b, o] = spk_t[k]
             out_spike[o] = k
+            if spk_t[k] > t_last:
+                t_last = spk_t[k]
         lab = labels[b]
         losses[b] = ttfs_loss(t_first[b], lab, tau0, tau1, gamma, dl_dt)
         silent_label[b] = 1 if out_spike[lab] < 0 else 0
         if not want_grad:
             continue
-        st = fp_rows(in_t, in_src, n_ev, w, n_post, off_w, off_r, alpha, beta, theta, spk_t,
-                     spk_nrn, spk_vdot, layer_start, row_ptr, row_idx, row_val, acc, mark,
-                     touched)
+        st = _fp_rows(in_t, in_src, None, n_ev, w, n_post, off_w, off_r, alpha, beta, theta,
+                      off_th, off_al, off_be, n_layers, spk_t, spk_nrn, spk_vdot, layer_start,
+                      row_ptr, row_idx, row_val, acc, mark, touched, t_last)
         if st != STATUS_OK:
             return st
         for o in range(n_out):
@@ -694,6 +778,51 @@ def fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np
                 for q in range(row_ptr[k], row_ptr[k + 1]):
                     grad[row_idx[q]] += c * row_val[q]
     return STATUS_OK
+
+
+@njit(cache=True, nogil=True)
+def fp_batch(in_times: np.ndarray, labels: np.ndarray, w: np.ndarray, n_post: np.ndarray,
+             off_w: np.ndarray, off_r: np.ndarray, alpha: float, beta: float, theta: float,
+             t_max: float, max_hidden: int, tau0: float, tau1: float, gamma: float,
+             want_grad: bool, grad: np.ndarray, t_first: np.ndarray, losses: np.ndarray,
+             counts: np.ndarray, silent_label: np.ndarray, spk_t: np.ndarray,
+             spk_nrn: np.ndarray, spk_vdot: np.ndarray, row_ptr: np.ndarray,
+             row_idx: np.ndarray, row_val: np.ndarray, work: np.ndarray, iwork: np.ndarray,
+             acc: np.ndarray, mark: np.ndarray, touched: np.ndarray) -> int:
+    """Simulate a batch (one input spike per channel, ``inf`` = none) and accumulate the
+    TTFS loss gradient into ``grad`` (summed over samples).
+
+    ``t_first`` (B, n_out) first output spike time (``t_max`` if silent), ``losses`` (B,),
+    ``counts`` (total neurons,) spikes per neuron summed over the batch, ``silent_label``
+    (B,) 1 where the label neuron stayed silent. Output neurons fire at most once (only the
+    first spike enters the loss). Returns STATUS_OK or an overflow status (nothing valid).
+    """
+    return _fp_batch(in_times, labels, w, n_post, off_w, off_r, alpha, beta, theta, -1, -1, -1,
+                     t_max, max_hidden, tau0, tau1, gamma, want_grad, grad, t_first, losses,
+                     counts, silent_label, spk_t, spk_nrn, spk_vdot, row_ptr, row_idx, row_val,
+                     work, iwork, acc, mark, touched)
+
+
+@njit(cache=True, nogil=True)
+def fp_batch_pn(in_times: np.ndarray, labels: np.ndarray, p: np.ndarray, n_post: np.ndarray,
+                off_w: np.ndarray, off_r: np.ndarray, nrn_off: np.ndarray, off_th: int,
+                off_al: int, off_be: int, t_max: float, max_hidden: int, tau0: float,
+                tau1: float, gamma: float, want_grad: bool, grad: np.ndarray,
+                t_first: np.ndarray, losses: np.ndarray, counts: np.ndarray,
+                silent_label: np.ndarray, spk_t: np.ndarray, spk_nrn: np.ndarray,
+                spk_vdot: np.ndarray, row_ptr: np.ndarray, row_idx: np.ndarray,
+                row_val: np.ndarray, work: np.ndarray, iwork: np.ndarray, acc: np.ndarray,
+                mark: np.ndarray, touched: np.ndarray) -> int:
+    """:func:`fp_batch` with per-neuron thresholds and rates read from ``p`` (the layout of
+    section "per-neuron parameters": weights, then theta at ``off_th``, alpha at ``off_al``,
+    beta at ``off_be``, each over all neurons, hidden and output); ``grad`` (len(p)) gets the
+    exact TTFS-loss gradient by the weights and by every neuron's theta, alpha and beta."""
+    n_all = nrn_off[n_post.shape[0]]
+    return _fp_batch(in_times, labels, p, n_post, off_w, off_r, p[off_al:off_al + n_all],
+                     p[off_be:off_be + n_all], p[off_th:off_th + n_all], off_th, off_al, off_be,
+                     t_max, max_hidden, tau0, tau1, gamma, want_grad, grad, t_first, losses,
+                     counts, silent_label, spk_t, spk_nrn, spk_vdot, row_ptr, row_idx, row_val,
+                     work, iwork, acc, mark, touched)
 
 
 # ============================================================================ linear readout

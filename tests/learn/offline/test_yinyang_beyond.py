@@ -28,8 +28,27 @@ def test_beyond_departs_from_own_only_where_stated():
     assert b["hidden"] == 200 and b["settings"]["beta"] == 0.25 and b["lr"] == 1e-2 and b["grad_clip"] == 1.0
     b["hidden"] = 3  # a copy: the module's configuration is unchanged
     assert yy.named_config("beyond")[0]["hidden"] == 200
-    with pytest.raises(ValueError, match=r"--config must be one of \['beyond', 'own'\], got 'x'"):
+    with pytest.raises(ValueError,
+                       match=r"--config must be one of \['beyond', 'beyond_trainable', 'own'\], got 'x'"):
         yy.named_config("x")
+
+
+def test_beyond_trainable_departs_from_beyond_only_in_the_per_neuron_keys():
+    b, ep = yy.named_config("beyond")
+    t, ep_t = yy.named_config("beyond_trainable")
+    assert ep_t == ep
+    changed = {k for k in set(b) | set(t) if b.get(k) != t.get(k)}
+    assert changed == set(yy.TRAINABLE_KEYS)
+    assert t["train_thresholds"] and t["train_time_constants"]
+
+
+def test_train_model_trains_thresholds_and_time_constants_when_asked():
+    cfg = {**yy.named_config("beyond_trainable")[0], "hidden": 6, "n_train": 120, "val_from_epoch": 0}
+    m = yy.train_model(0, 2, cfg)
+    assert m.neurons is not None and "clamped_theta" in m.history[-1]
+    assert not np.all(m.neurons.theta[0] == 1.0) and not np.all(m.neurons.tau_mem[1] == 4.0)
+    m = yy.train_model(0, 1, {**yy.named_config("beyond")[0], "hidden": 6, "n_train": 60, "val_from_epoch": 0})
+    assert m.neurons is None
 
 
 def test_train_model_selects_on_the_validation_split():
@@ -69,3 +88,4 @@ def test_run_line_reports_cpu_load_and_selected_epochs(capsys):
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["config_name"] == "beyond" and rec["selected_epochs"] == [1] and rec["epochs"] == 2
     assert rec["cpu_s_total"] > 0 and len(rec["load_avg_1min"]) == 2 and np.isfinite(rec["test_acc_mean"])
+    assert rec["clamped_theta"] == [0] and rec["neurons"] == [None] and len(rec["val_acc_per_epoch"][0]) == 2
