@@ -121,6 +121,22 @@ class FitConfig:
     diverge_factor: float = 1e3  # loss > factor * first-epoch loss: diverged
     progress: bool = False
     seed: int = 0
+    # cosine learning-rate decay over all steps, lr -> lr_final (None: constant lr)
+    lr_final: float | None = None
+    # keep the weights of the epoch with the highest history[select_metric] (e.g. "val_acc"),
+    # scored from 0-based epoch select_from_epoch on (None: the final weights)
+    select_metric: str | None = None
+    select_from_epoch: int = 0
+
+
+def cosine_lr(lr: float, lr_final: float | None, step: int, total_steps: int) -> float:
+    """Learning rate of 0-based optimiser step ``step`` of ``total_steps``: ``lr`` when
+    ``lr_final`` is None, else ``lr_final + (lr - lr_final) (1 + cos(pi s / (S - 1))) / 2``
+    with ``s = min(step, S - 1)`` (``lr`` at the first step, ``lr_final`` at the last)."""
+    if lr_final is None:
+        return lr
+    frac = min(step, total_steps - 1) / max(total_steps - 1, 1)
+    return lr_final + 0.5 * (lr - lr_final) * (1.0 + math.cos(math.pi * frac))
 
 
 def trainable_keys(params: dict[str, np.ndarray], trainable: tuple[str, ...]) -> list[str]:
@@ -165,12 +181,27 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
     KeyboardInterrupt the current params are saved first (the interrupted epoch is redone on
     resume). With ``cfg.resume`` an existing checkpoint is loaded and training continues at its
     epoch. A non-finite or exploding loss raises :class:`TrainingDiverged` and leaves the last
-    good checkpoint untouched."""
+    good checkpoint untouched.
+
+    ``cfg.lr_final``: the learning rate follows :func:`cosine_lr` over ``cfg.epochs`` epochs'
+    steps. ``cfg.select_metric``: after training, ``params`` hold the weights of the last
+    epoch (0-based, from ``cfg.select_from_epoch`` on) with the highest value of that metric (ties: the later epoch)
+    (a key ``evaluate`` returns, e.g. ``val_acc``); its 0-based index is
+    ``history[-1]["selected_epoch"]`` (the best weights travel in the checkpoint)."""
     loss_kw = loss_kw or {}
     keys = trainable_keys(params, cfg.trainable)
+    if cfg.lr_final is not None and not (math.isfinite(cfg.lr_final) and cfg.lr_final > 0):
+        raise ValueError(f"lr_final must be a finite number > 0 or None, got {cfg.lr_final!r}")
+    if cfg.select_metric is not None and evaluate is None:
+        raise ValueError(f"select_metric {cfg.select_metric!r} needs an evaluate function")
+    if not (isinstance(cfg.select_from_epoch, int) and 0 <= cfg.select_from_epoch < max(cfg.epochs, 1)):
+        raise ValueError(f"select_from_epoch must be an int in [0, epochs={cfg.epochs}), "
+                         f"got {cfg.select_from_epoch!r}")
     opt = Adam(lr=cfg.lr, clip_norm=cfg.clip_norm)
     history: list[dict] = []
     start_epoch = 0
+    best: dict[str, np.ndarray] | None = None  # weights of the selected epoch so far
+    best_score, best_epoch = -math.inf, None
     ck = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     if ck is not None and cfg.resume and ck.exists():
         arrays, m = load_checkpoint(ck)
@@ -185,6 +216,9 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
         history = list(m["history"])
         start_epoch = int(m["epoch"])
         engine.calib = list(m.get("calib", engine.calib))
+        if cfg.select_metric is not None and m.get("best_epoch") is not None:
+            best = {k: arrays[f"best/{k}"].copy() for k in params}
+            best_score, best_epoch = float(m["best_score"]), int(m["best_epoch"])
         print(f"resumed from {ck} at epoch {start_epoch}", file=log)
 
     def save(epoch: int) -> None:
@@ -192,11 +226,16 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
             return
         arrays = {f"param/{k}": v for k, v in params.items()}
         arrays.update(opt.state_arrays())
+        extra = {}
+        if best is not None:
+            arrays.update({f"best/{k}": v for k, v in best.items()})
+            extra = {"best_epoch": best_epoch, "best_score": best_score}
         save_checkpoint(ck, arrays, {"epoch": epoch, "history": history, "adam_steps": opt.step_count,
                                      "calib": list(engine.calib), "bptt_options": engine.options.to_dict(),
-                                     **(meta or {})}, graph=engine.graph)
+                                     **extra, **(meta or {})}, graph=engine.graph)
 
     bs = max(1, min(cfg.batch_size, n_samples))
+    total_steps = cfg.epochs * math.ceil(n_samples / bs)
     first_loss = history[0]["loss"] if history else None
     epoch = start_epoch
     try:
@@ -242,6 +281,8 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
                     params.update(good)
                     raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, batch {bi + 1}: "
                                            f"non-finite gradient" + (f"; last good checkpoint kept at {ck}" if ck else ""))
+                if cfg.lr_final is not None:
+                    opt.lr = cosine_lr(cfg.lr, cfg.lr_final, opt.step_count, total_steps)
                 opt.step(params, grads, keys)
                 _clamp(params)
                 tot_loss += loss * len(idx)
@@ -257,6 +298,17 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
                 first_loss = entry["loss"]
             if evaluate is not None:
                 entry.update(evaluate(params))
+            if cfg.lr_final is not None:
+                entry["lr"] = opt.lr  # the rate of the epoch's last step
+            if cfg.select_metric is not None and epoch >= cfg.select_from_epoch:
+                if cfg.select_metric not in entry:
+                    raise ValueError(f"select_metric {cfg.select_metric!r} is not among the epoch's "
+                                     f"metrics {sorted(entry)}")
+                score = float(entry[cfg.select_metric])
+                if score >= best_score:  # ties: the later epoch, as FP's select_on_val
+                    best_score, best_epoch = score, epoch
+                    best = {k: v.copy() for k, v in params.items()}
+                entry["selected_epoch"] = best_epoch
             history.append(entry)
             if cfg.progress and log is not None:
                 extra = " ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "loss", "epoch_s"))
@@ -271,6 +323,9 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
             print(f"\ninterrupted: checkpoint saved to {ck} (resume with the same command and resume)",
                   file=log, flush=True)
         raise
+    if best is not None:
+        for k, v in best.items():
+            params[k] = v.copy()
     return params, history
 
 
@@ -326,6 +381,7 @@ class TrainedClassifier:
     history: list[dict] = field(default_factory=list)
     calib: list[float] = field(default_factory=list)
     loss_kw: dict = field(default_factory=dict)
+    selected_epoch: int | None = None  # with select_on_val: the 0-based epoch whose weights were kept
 
     @property
     def epoch_time(self) -> list[float]:
@@ -394,13 +450,19 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
     initial weights on a data batch; set False to start from ``init_weights`` as given),
     ``surrogate_scale`` (a fixed factor on the surrogate of every layer, default 1: e.g.
     ``surrogate='fast_sigmoid', surrogate_param=k, surrogate_scale=2/k`` is snnTorch's
-    ``fast_sigmoid(slope=k)``, ``1/(1 + k|x|)^2``; ``calibrate_every`` replaces it when set).
+    ``fast_sigmoid(slope=k)``, ``1/(1 + k|x|)^2``; ``calibrate_every`` replaces it when set),
+    ``lr_final`` (None: constant ``lr``; else a cosine decay from ``lr`` at the first step to
+    ``lr_final`` at the last, :func:`cosine_lr`), ``select_on_val`` (False; True: keep the
+    weights of the epoch with the best ``val_acc`` on ``x_val``/``y_val``, ties to the later
+    epoch, scored from 0-based epoch ``val_from_epoch`` (0) on; the kept epoch is
+    ``selected_epoch``; never select on a test set).
     """
     known = {"surrogate_param", "detach_reset", "tau_out_s", "tau_adapt_s", "beta_adapt", "v_th",
              "refractory_s", "init_gain", "init_bias", "spectral_radius", "clip_norm", "trainable",
              "reg_count", "reg_rate", "target_rate_hz", "calibrate_every", "calibrate_gamma",
              "checkpoint_steps", "checkpoint_path", "resume", "tau_steps", "dtype", "log", "tau_out2_s",
-             "max_delay_steps", "reset", "output", "init_weights", "data_init", "surrogate_scale"}
+             "max_delay_steps", "reset", "output", "init_weights", "data_init", "surrogate_scale",
+             "lr_final", "select_on_val", "val_from_epoch"}
     unknown = sorted(set(opts) - known)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -419,6 +481,16 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
         y_val = check_labels(y_val, x_val.shape[0], n_classes, "y_val")
         if x_val.shape[1] != x.shape[1]:
             raise ValueError(f"x_val must have T = {x.shape[1]} steps like x, got shape {x_val.shape}")
+    select_on_val = bool(opts.get("select_on_val", False))
+    if select_on_val and x_val is None:
+        raise ValueError("select_on_val needs a held-out validation set (x_val, y_val)")
+    val_from_epoch = opts.get("val_from_epoch", 0)
+    if not (isinstance(val_from_epoch, int) and 0 <= val_from_epoch < epochs):
+        raise ValueError(f"val_from_epoch must be an int in [0, epochs={epochs}), got {val_from_epoch!r}")
+    lr_final = opts.get("lr_final")
+    if lr_final is not None and not (isinstance(lr_final, (int, float)) and math.isfinite(lr_final)
+                                     and 0 < lr_final):
+        raise ValueError(f"lr_final must be a finite number > 0 or None, got {lr_final!r}")
     output = opts.get("output", "spiking" if loss in ("count_ce", "first_spike") else "readout")
     if output not in ("spiking", "readout"):
         raise ValueError(f"output must be 'spiking' or 'readout', got {output!r}")
@@ -470,9 +542,14 @@ def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: list[int], n_class
                     reg_rate=opts.get("reg_rate", 0.0), target_rate_hz=opts.get("target_rate_hz", 10.0),
                     calibrate_every=opts.get("calibrate_every", 0), calibrate_gamma=opts.get("calibrate_gamma", 1.0),
                     checkpoint_path=opts.get("checkpoint_path"), resume=opts.get("resume", False),
-                    progress=progress, seed=seed)
+                    progress=progress, seed=seed,
+                    lr_final=None if lr_final is None else float(lr_final),
+                    select_metric="val_acc" if select_on_val else None,
+                    select_from_epoch=val_from_epoch if select_on_val else 0)
     _, history = fit(engine, params, x.shape[0], get_batch, loss, cfg, loss_kw=loss_kw, evaluate=evaluate,
                      meta={"loss": loss}, log=opts.get("log", sys.stderr))
     clf.history = history
     clf.calib = list(engine.calib)
+    if select_on_val and history:
+        clf.selected_epoch = history[-1].get("selected_epoch")
     return clf

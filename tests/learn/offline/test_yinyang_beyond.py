@@ -73,6 +73,7 @@ def test_bptt_settings_defaults_and_override():
     b = yy.bptt_settings(yy.named_config("beyond")[0])
     assert (b["dt_s"], b["n_steps"], b["hidden"], b["loss"], b["lr"]) == (2.5e-4, 160, [200], "mean_ce", 5e-3)
     assert b["trainable"] == ["weights", "threshold", "leak"]
+    assert b["lr_final"] == 1e-5 and b["select_on_val"] and b["val_from_epoch"] == 10
 
 
 def test_config_with_paper_is_refused(capsys):
