@@ -12,19 +12,11 @@ import pytest
 from rtsnn.learn.offline.bptt import FitConfig, cosine_lr, fit, train_classifier
 from rtsnn.learn.offline.bptt_engine import Engine, init_params
 
-from _bptt_nets import net
+from _bptt_nets import latency_task, net
 
 
 def _task(n, seed):
-    """Class = which of 3 input pairs fires early (latency code), 20 steps, 6 inputs."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = np.zeros((n, 20, 6), np.float32)
-    for i in range(n):
-        for ch in range(6):
-            t = rng.integers(1, 5) if ch // 2 == y[i] else rng.integers(7, 18)
-            x[i, t, ch] = 1.0
-    return x, y
+    return latency_task(n, seed, steps=20, early=(1, 5), late=(7, 18))
 
 
 def test_cosine_lr_runs_from_lr_to_lr_final():

@@ -7,17 +7,11 @@ import pytest
 
 from rtsnn.learn.offline.bptt import train_classifier
 
+from _bptt_nets import latency_task
+
 
 def _task(n, seed):
-    """Class = which of 3 input groups fires early (latency code), 30 steps, 6 inputs."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = np.zeros((n, 30, 6), np.float32)
-    for i in range(n):
-        for ch in range(6):
-            t = rng.integers(2, 6) if ch // 2 == y[i] else rng.integers(12, 25)
-            x[i, t, ch] = 1.0
-    return x, y
+    return latency_task(n, seed, steps=30, early=(2, 6), late=(12, 25))
 
 
 @pytest.mark.parametrize("loss,recurrent", [("count_ce", False), ("rate_ce", True)])
