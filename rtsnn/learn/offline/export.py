@@ -56,6 +56,11 @@ approximate, each by at most one tick:
   output) is exact, as a refractory period longer than the window; a larger hidden cap is not
   modelled (noted in the provenance).
 
+Per-neuron parameters (``TrainedFP.neurons``: trained thresholds and time constants): neuron i
+gets its own ``tau_syn_s = tau_syn_i unit_s``, ``tau_mem_s = tau_mem_i unit_s``, ``v_th = theta_i``
+and gain ``h_i(D)`` with ``alpha_i = 1/tau_syn_i``, ``beta_i = 1/tau_mem_i`` (:func:`fp_layer_gains`),
+the same equations neuron by neuron.
+
 Readout (:func:`graph_first_spikes`): the first output spike at tick ``t`` stands for time
 ``(t+1) D``; the class is the output that fires first, ties within a tick broken by the larger
 membrane potential at that tick; no output spike before ``t_max``: no class (-1), as FP.
@@ -308,19 +313,37 @@ def fp_n_ticks(t_max: float, dt_s: float, unit_s: float) -> int:
     return max(1, int(math.floor(t_max * unit_s / dt_s + 1e-9)))
 
 
-def fp_to_graph(fp_model: Any, dt_s: float, *, unit_s: float, settings: Any = None,
+def fp_layer_gains(tau_syn: Any, tau_mem: Any, step: float) -> np.ndarray:
+    """Per-neuron CubaLIF gains ``h_i(D)`` (module docstring) of FP neurons with time constants
+    ``tau_syn``, ``tau_mem`` (FP time units, one per neuron) at ``D = step`` units per tick:
+    the kernels' rates ``alpha_i = 1 / tau_syn_i``, ``beta_i = 1 / tau_mem_i``. One mapping for
+    :func:`fp_to_graph` and :func:`rtsnn.learn.offline.fp_regression.fp_regression_to_graph`."""
+    from rtsnn.learn.offline.fp_kernels import psp
+
+    return np.array([psp(step, 1.0 / float(a), 1.0 / float(b))
+                     for a, b in zip(np.atleast_1d(tau_syn), np.atleast_1d(tau_mem))], np.float64)
+
+
+def fp_to_graph(fp_model: Any, dt_s: float, *, unit_s: float, settings: Any = None, neurons: Any = None,
                 provenance: dict | None = None, output_labels: list[str] | None = None) -> GraphModel:
     """The graph of an FP network at tick ``dt_s`` (discretisation in the module docstring).
 
-    ``fp_model``: a :class:`rtsnn.learn.offline.fp.TrainedFP` (its settings are used) or an
-    :class:`rtsnn.learn.offline.fp.FPNetwork` with ``settings`` (:class:`FPSettings`);
-    ``unit_s``: seconds per FP time unit (the Yin-Yang scripts use 5e-3). The output is the
-    last layer's spikes; read it with :func:`graph_first_spikes`."""
+    ``fp_model``: a :class:`rtsnn.learn.offline.fp.TrainedFP` (its settings and its per-neuron
+    ``neurons`` are used) or an :class:`rtsnn.learn.offline.fp.FPNetwork` with ``settings``
+    (:class:`FPSettings`) and optionally ``neurons`` (:class:`NeuronParams`);
+    ``unit_s``: seconds per FP time unit (the Yin-Yang scripts use 5e-3). With per-neuron
+    parameters neuron i of layer l gets ``tau_syn_s = tau_syn_i unit_s``, ``tau_mem_s =
+    tau_mem_i unit_s``, ``v_th = theta_i`` and gain ``h_i(D)`` (:func:`fp_layer_gains`), the
+    settings' alpha, beta, theta unused, as in FP's own forward pass. The output is the last
+    layer's spikes; read it with :func:`graph_first_spikes`."""
     from rtsnn.learn.offline import fp
     from rtsnn.learn.offline.fp_kernels import psp
 
     if isinstance(fp_model, fp.TrainedFP):
         net, settings = fp_model.net, settings or fp_model.settings
+        if neurons is not None:
+            raise ValueError("fp_to_graph: a TrainedFP carries its own neurons; pass neurons only with an FPNetwork")
+        neurons = fp_model.neurons
     elif isinstance(fp_model, fp.FPNetwork):
         net = fp_model
         if settings is None:
@@ -329,6 +352,13 @@ def fp_to_graph(fp_model: Any, dt_s: float, *, unit_s: float, settings: Any = No
         raise ValueError(f"fp_to_graph: expected a TrainedFP or FPNetwork, got {type(fp_model).__name__}")
     if not isinstance(settings, fp.FPSettings):
         raise ValueError(f"fp_to_graph: settings must be FPSettings, got {type(settings).__name__}")
+    if neurons is not None:
+        if not isinstance(neurons, fp.NeuronParams):
+            raise ValueError(f"fp_to_graph: neurons must be NeuronParams, got {type(neurons).__name__}")
+        try:
+            neurons.check_sizes(net.sizes)
+        except ValueError as err:
+            raise ValueError(f"fp_to_graph: {err}") from None
     for name, v in (("dt_s", dt_s), ("unit_s", unit_s)):
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
             raise ValueError(f"fp_to_graph: {name} must be a finite number of seconds > 0, got {v!r}")
@@ -348,8 +378,13 @@ def fp_to_graph(fp_model: Any, dt_s: float, *, unit_s: float, settings: Any = No
         last = l == n_layers - 1
         capped = last or int(settings.max_hidden_spikes) == 1
         nodes[f"w{l}"] = Linear(weight=w)
-        nodes[name] = CubaLIF(tau_syn_s=unit_s / settings.alpha, tau_mem_s=unit_s / settings.beta,
-                              v_th=settings.theta, gain=gain, reset="subtract", reset_at="now",
+        if neurons is None:  # the settings' rates and threshold, shared by every neuron
+            per: dict[str, Any] = dict(tau_syn_s=unit_s / settings.alpha, tau_mem_s=unit_s / settings.beta,
+                                       v_th=settings.theta, gain=gain)
+        else:  # FP's per-neuron thresholds and time constants (TrainedFP.neurons)
+            per = dict(tau_syn_s=neurons.tau_syn[l] * unit_s, tau_mem_s=neurons.tau_mem[l] * unit_s,
+                       v_th=neurons.theta[l].copy(), gain=fp_layer_gains(neurons.tau_syn[l], neurons.tau_mem[l], step))
+        nodes[name] = CubaLIF(**per, reset="subtract", reset_at="now",
                               refractory_s=never_again if capped else 0.0, n=w.shape[1])
         edges += [(src, f"w{l}"), (f"w{l}", name)]
         if r is not None:
@@ -362,6 +397,9 @@ def fp_to_graph(fp_model: Any, dt_s: float, *, unit_s: float, settings: Any = No
     prov.setdefault("export", {
         "from": "fp", "unit_s": unit_s, "dt_s": dt_s, "ticks_per_unit": 1.0 / step, "window_ticks": n_ticks,
         "settings": {k: float(v) for k, v in vars(settings).items()},
+        "neurons": (None if neurons is None else
+                    {"per_neuron": "theta, tau_syn, tau_mem per neuron (the settings' alpha, beta, theta unused)",
+                     **neurons.summary()}),
         "discretisation": "CubaLIF, exact decays exp(-alpha D), exp(-beta D), gain h(D): v[t] = V((t+1) D) for "
                           "inputs on the grid; input times rounded to the nearest tick; threshold tested at "
                           "tick ends; spikes reach the next layer in the same tick; reset at the tick end",

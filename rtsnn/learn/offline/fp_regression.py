@@ -41,7 +41,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from rtsnn.learn.offline import fp_kernels as K
-from rtsnn.learn.offline.fp import FPNetwork
+from rtsnn.learn.offline.fp import FPNetwork, clamp_neuron_params  # one clamp for FP (fp.py's)
 from rtsnn.learn.offline.fp import _Buffers as _FPBuffers
 
 
@@ -577,21 +577,6 @@ def train_regression_fp(train: EventBatch, *, hidden: list[int], epochs: int, se
     return TrainedFPRegression(net, int(max_hidden_spikes), y_mean, y_sd, history, settings)
 
 
-def clamp_neuron_params(z: np.ndarray, th_sl: slice, tau_sl: slice, theta_min: float, tau_min: float):
-    """Thresholds below ``theta_min`` and time constants below ``tau_min`` (or NaN) set to the
-    floor: (z, thresholds clamped, time constants clamped)."""
-    z = z.copy()
-    th = z[th_sl]
-    bad_th = ~(th >= theta_min)
-    th[bad_th] = theta_min
-    z[th_sl] = th
-    tau = z[tau_sl]
-    bad_tau = ~(tau >= tau_min)
-    tau[bad_tau] = tau_min
-    z[tau_sl] = tau
-    return z, int(bad_th.sum()), int(bad_tau.sum())
-
-
 def r2_masked(pred: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[float, list[float]]:
     """R^2 per output over the masked bins of (n, M, n_out) arrays (baselines.r2_score)."""
     from rtsnn.learn.offline.baselines import r2_score
@@ -618,7 +603,7 @@ def fp_regression_to_graph(model, dt_s: float, *, unit_s: float, provenance: dic
     (one tick each); FP's cap of spikes per hidden neuron is not modelled.
     ``model``: a :class:`TrainedFPRegression` (outputs in the target's units) or an
     :class:`FPRegressionNet` (outputs as the network's ``V_o``)."""
-    from rtsnn.learn.offline.export import exported_graph_model
+    from rtsnn.learn.offline.export import exported_graph_model, fp_layer_gains
     from rtsnn.snn.nodes import LI, Affine, CubaLIF, Input, Linear, Output
 
     if isinstance(model, TrainedFPRegression):
@@ -634,7 +619,7 @@ def fp_regression_to_graph(model, dt_s: float, *, unit_s: float, provenance: dic
     D = dt_s / unit_s
 
     def gains(l):
-        return np.array([K.psp(D, 1.0 / a, 1.0 / b) for a, b in zip(net.tau_syn[l], net.tau_mem[l])])
+        return fp_layer_gains(net.tau_syn[l], net.tau_mem[l], D)
 
     nodes = {"input": Input(shape=(net.n_in,))}
     edges = []

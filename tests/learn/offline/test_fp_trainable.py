@@ -159,6 +159,7 @@ def test_higher_threshold_delays_a_spike_longer_time_constant_changes_it():
 
 
 def test_clamp_counts_and_never_returns_nan():
+    assert F.clamp_neuron_params is fp.clamp_neuron_params  # one clamp for classification and regression
     z = np.array([0.5, -0.3, np.nan, 0.0, 1.0, -2.0, np.nan, 0.2])
     out, c_th, c_tau = F.clamp_neuron_params(z, slice(0, 4), slice(4, 8), 0.01, 0.05)
     assert c_th == 3 and c_tau == 2
