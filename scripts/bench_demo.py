@@ -2,7 +2,8 @@
 
 Each repeat runs ``rtsnn demo --duration D --json --quiet --bare-timer-s B`` once per variant
 (variants alternate inside a repeat, so a change of load hits them alike), then a bare timer in
-a fresh process for ``--timer-s`` seconds. Both bare timers are
+a fresh process for ``--timer-s`` seconds, and with ``--concurrent-timer`` one more in a fresh
+process *while* each demo ticks (the machine's own floor over the same seconds). All bare timers are
 :func:`rtsnn.runtime.loop.bare_timer`: the session's own pacing (absolute 1 ms deadlines on the
 demo's 500 us phase, sleep then spin the last 200 us, SCHED_FIFO when permitted, the same skip
 rule) with an empty tick body, and a miss defined as the session's (the tick ends after the next
@@ -63,14 +64,17 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def run_demo(duration_s: float, bare_timer_s: float, pythonpath: str, out_dir: str) -> dict[str, Any]:
+def run_demo(duration_s: float, bare_timer_s: float, pythonpath: str, out_dir: str,
+             concurrent: tuple[float, float] | None = None) -> dict[str, Any]:
+    """One demo run; ``concurrent = (delay_s, length_s)``: a fresh-process bare timer started
+    ``delay_s`` after the demo, for ``length_s``, while the session ticks (its result is
+    ``concurrent_timer``)."""
     cmd = [sys.executable, "-m", "rtsnn.cli", "demo", "--duration", str(duration_s), "--json", "--quiet",
            "--out-dir", out_dir]
     cwd = _cwd(pythonpath, out_dir)
-    p = subprocess.run(cmd + ["--bare-timer-s", str(bare_timer_s)], capture_output=True, text=True, cwd=cwd,
-                       env=_env(pythonpath))
+    p, timer = _demo_with_timer(cmd + ["--bare-timer-s", str(bare_timer_s)], cwd, pythonpath, out_dir, concurrent)
     if p.returncode == 2 and "--bare-timer-s" in p.stderr:  # a tree from before the in-process timer
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=_env(pythonpath))
+        p, timer = _demo_with_timer(cmd, cwd, pythonpath, out_dir, concurrent)
     if p.returncode != 0:
         raise SystemExit(f"bench_demo: the demo failed (exit {p.returncode}): {p.stderr.strip()[-2000:]}")
     d = json.loads(p.stdout.strip().splitlines()[-1])
@@ -83,7 +87,19 @@ def run_demo(duration_s: float, bare_timer_s: float, pythonpath: str, out_dir: s
             "tick_lateness_p99_us": d["stage_latency_us"]["lateness"]["p99"],
             "tick_lateness_p999_us": d["stage_latency_us"]["lateness"]["p999"],
             "tick_p99_us": d["stage_latency_us"]["tick"]["p99"], "skipped_ticks": d["skipped_ticks"],
-            "r2": d["r2"], "realtime": d["realtime"]}
+            "r2": d["r2"], "realtime": d["realtime"], "concurrent_timer": timer}
+
+
+def _demo_with_timer(cmd: list[str], cwd: str, pythonpath: str, out_dir: str,
+                     concurrent: tuple[float, float] | None) -> tuple[Any, dict[str, Any] | None]:
+    demo = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env=_env(pythonpath))
+    timer = None
+    if concurrent is not None:
+        time.sleep(concurrent[0])
+        timer = run_fresh_timer(concurrent[1], pythonpath, out_dir)
+    out, err = demo.communicate()
+    return subprocess.CompletedProcess(cmd, demo.returncode, out, err), timer
 
 
 def run_fresh_timer(timer_s: float, pythonpath: str, out_dir: str) -> dict[str, Any]:
@@ -121,6 +137,13 @@ def summarise(runs: list[dict[str, Any]], timers: list[dict[str, Any]]) -> dict[
               "ratio_vs_inprocess": session / inproc if session is not None and inproc else None,
               "bare_fresh_misses": f_miss, "bare_fresh_ticks": f_ticks, "bare_fresh_miss_rate": fresh,
               "ratio_vs_fresh": session / fresh if session is not None and fresh else None}
+    c_runs = [r for r in runs if r.get("concurrent_timer")]
+    if c_runs:  # the machine's floor while the session ticked: the same bursts hit both
+        c_miss = sum(r["concurrent_timer"]["misses"] for r in c_runs)
+        c_ticks = sum(r["concurrent_timer"]["ticks"] for r in c_runs)
+        conc = _rate(c_miss, c_ticks)
+        pooled.update(bare_concurrent_misses=c_miss, bare_concurrent_ticks=c_ticks, bare_concurrent_miss_rate=conc,
+                      ratio_vs_concurrent=session / conc if session is not None and conc else None)
     return {"median": med, "pooled": pooled, "runs": len(runs)}
 
 
@@ -133,6 +156,9 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[],
                     help="NAME=PYTHONPATH (empty: the installed tree); repeat to compare trees; default: one, 'this'")
     ap.add_argument("--timer-pythonpath", default="", help="PYTHONPATH for the fresh-process timer")
+    ap.add_argument("--concurrent-timer", action="store_true",
+                    help="also run a fresh-process bare timer during each demo, from --bare-timer-s + 4 s after "
+                         "its start for --duration - 6 s (while the session ticks)")
     ap.add_argument("--out-dir", default=str(Path("/tmp") / "rtsnn-bench-demo"), help="session folders go here")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
@@ -144,11 +170,14 @@ def main() -> None:
         for name, path in order:
             print(f"[{k + 1}/{args.repeats}] {name}: demo {args.duration:g} s", file=sys.stderr, flush=True)
             before = _load()
-            r = run_demo(args.duration, args.bare_timer_s, path, args.out_dir)
+            conc = (args.bare_timer_s + 4.0, max(1.0, args.duration - 6.0)) if args.concurrent_timer else None
+            r = run_demo(args.duration, args.bare_timer_s, path, args.out_dir, conc)
             runs[name].append({"repeat": k, **r, "loadavg_before": before, "loadavg_after": _load()})
             print(f"    misses {r['deadline_misses']}/{r['ticks']} (late wake {r['late_wake']}, slow tick "
                   f"{r['slow_tick']}), bare in-process {r['bare_timer_misses']}/{r['bare_timer_ticks']}, "
-                  f"load {before}", file=sys.stderr, flush=True)
+                  f"load {before}" + (f", concurrent bare {r['concurrent_timer']['misses']}/"
+                                      f"{r['concurrent_timer']['ticks']}" if r["concurrent_timer"] else ""),
+                  file=sys.stderr, flush=True)
         if args.timer_s > 0:
             before = _load()
             t = run_fresh_timer(args.timer_s, args.timer_pythonpath, args.out_dir)
