@@ -28,9 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rtsnn.datasets import load_iris, minmax_scale  # noqa: E402
 from rtsnn.datasets.iris import iris_table  # noqa: E402
 from rtsnn.learn.offline import fp  # noqa: E402
-from rtsnn.learn.offline.fp_repro import (parse_override, PUBLISHED, PaperConflict,  # noqa: E402
-                                          acc_summary, cli_refusal, emit, load_bptt, mean_sd,
-                                          refuse_paper_conflicts, times_to_grid)
+from rtsnn.learn.offline.fp_repro import (PUBLISHED, acc_summary, checked_options, emit, load_bptt, mean_sd,  # noqa: E402
+                                          times_to_grid)
 
 SETTINGS = dict(alpha=1.0, beta=1.0, theta=1.0, t_max=8.0, max_hidden_spikes=4, tau0=0.05,
                 tau1=2.0, gamma=0.05)
@@ -157,18 +156,11 @@ def main(argv=None) -> int:
                     help="paper settings (Table 2) next to own settings and published numbers")
     args = ap.parse_args(argv)
     prog = "reproduce_iris.py"
-    if args.seeds < 1 or args.epochs < 1:
-        return cli_refusal(prog, ValueError("--seeds and --epochs must be >= 1"))
-    try:
-        ov = parse_override(args.override)
-    except ValueError as e:
-        return cli_refusal(prog, e)
+    ov, refused = checked_options(prog, {"--seeds": args.seeds, "--epochs": args.epochs}, args.override, args.paper,
+                                  {"--method": (args.method, args.method == "fp")})
+    if refused is not None:
+        return refused
     if args.paper:
-        try:
-            refuse_paper_conflicts({"--method": (args.method, args.method == "fp"),
-                                    "--override": (args.override, not ov)})
-        except PaperConflict as e:
-            return cli_refusal(prog, e)
         emit(compare(args.seeds, args.epochs))
         return 0
     settings = {**SETTINGS, **ov.get("settings", {})}

@@ -28,8 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rtsnn.datasets import load_xor  # noqa: E402
 from rtsnn.learn.offline import fp  # noqa: E402
-from rtsnn.learn.offline.fp_repro import (parse_override, PUBLISHED, PaperConflict, cli_refusal,  # noqa: E402
-                                          emit, load_bptt, mean_sd, refuse_paper_conflicts,
+from rtsnn.learn.offline.fp_repro import (PUBLISHED, checked_options, emit, load_bptt, mean_sd,  # noqa: E402
                                           times_to_grid, xor_summary)
 
 # rtsnn's own settings (the figure this script printed before --paper existed).
@@ -130,18 +129,11 @@ def main(argv=None) -> int:
                     help='JSON overriding the own settings: settings/init/lr/encoding')
     args = ap.parse_args(argv)
     prog = "reproduce_xor.py"
-    if args.seeds < 1 or args.epochs < 1:
-        return cli_refusal(prog, ValueError("--seeds and --epochs must be >= 1"))
-    try:
-        ov = parse_override(args.override)
-    except ValueError as e:
-        return cli_refusal(prog, e)
+    ov, refused = checked_options(prog, {"--seeds": args.seeds, "--epochs": args.epochs}, args.override, args.paper,
+                                  {"--method": (args.method, args.method == "fp")})
+    if refused is not None:
+        return refused
     if args.paper:
-        try:
-            refuse_paper_conflicts({"--method": (args.method, args.method == "fp"),
-                                    "--override": (args.override, not ov)})
-        except PaperConflict as e:
-            return cli_refusal(prog, e)
         emit(compare(args.seeds, args.epochs))
         return 0
     d = load_xor()

@@ -54,10 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rtsnn.datasets import load_yinyang  # noqa: E402
 from rtsnn.learn.offline import fp  # noqa: E402
-from rtsnn.learn.offline.fp_repro import (parse_override, PUBLISHED, PaperConflict,  # noqa: E402
-                                          acc_summary, cli_refusal, emit, load_bptt, mean_sd,
-                                          refuse_paper_conflicts, snntorch_epoch_seconds,
-                                          times_to_grid)
+from rtsnn.learn.offline.fp_repro import (PUBLISHED, acc_summary, checked_options, emit, load_bptt, mean_sd,  # noqa: E402
+                                          snntorch_epoch_seconds, times_to_grid)
 
 CONFIG = {
     "hidden": 150,
@@ -329,22 +327,15 @@ def main(argv=None) -> int:
                          "constants trained")
     args = ap.parse_args(argv)
     prog = "reproduce_yinyang.py"
-    if args.seeds < 1 or (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
-        return cli_refusal(prog, ValueError("--seeds, --epochs and --jobs must be >= 1"))
-    try:
-        ov = parse_override(args.override)
-    except ValueError as e:
-        return cli_refusal(prog, e)
+    ov, refused = checked_options(prog, {"--seeds": args.seeds, "--epochs": args.epochs, "--jobs": args.jobs},
+                                  args.override, args.paper, {
+                                      "--method": (args.method, args.method == "fp"),
+                                      "--epochs": (args.epochs, args.epochs in (None, PAPER_EPOCHS)),
+                                      "--timing-only": (True, not args.timing_only),
+                                      "--config": (args.config, args.config == "own")})
+    if refused is not None:
+        return refused
     if args.paper:
-        try:
-            refuse_paper_conflicts({
-                "--method": (args.method, args.method == "fp"),
-                "--override": (args.override, not ov),
-                "--epochs": (args.epochs, args.epochs in (None, PAPER_EPOCHS)),
-                "--timing-only": (True, not args.timing_only),
-                "--config": (args.config, args.config == "own")})
-        except PaperConflict as e:
-            return cli_refusal(prog, e)
         emit(compare(args.seeds, args.jobs))
         return 0
     base, base_epochs = named_config(args.config)

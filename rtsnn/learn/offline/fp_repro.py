@@ -166,6 +166,26 @@ def parse_override(text: str) -> dict:
     return ov
 
 
+def checked_options(prog: str, counts: dict, override: str, paper: bool, conflicts: dict) -> tuple[dict, int | None]:
+    """The checks every reproduction script makes before it runs: each of ``counts`` (option
+    name -> value, None when unset) must be >= 1, ``override`` must be a JSON object, and with
+    ``paper`` no option of ``conflicts`` (as :func:`refuse_paper_conflicts` takes them) may
+    contradict the paper's settings. Returns ``(override dict, None)``, or ``({}, 2)`` after
+    printing the refusal (:func:`cli_refusal`)."""
+    bad = [name for name, v in counts.items() if v is not None and v < 1]
+    if bad:
+        names = ", ".join(counts)
+        return {}, cli_refusal(prog, ValueError(f"{names.rsplit(', ', 1)[0]} and {names.rsplit(', ', 1)[-1]} "
+                                                f"must be >= 1" if len(counts) > 1 else f"{names} must be >= 1"))
+    try:
+        ov = parse_override(override)
+        if paper:
+            refuse_paper_conflicts({**conflicts, "--override": (override, not ov)})
+    except ValueError as e:
+        return {}, cli_refusal(prog, e)
+    return ov, None
+
+
 def cli_refusal(prog: str, err: Exception) -> int:
     """Print ``prog: error: ...`` as one line on stderr; return the exit status 2."""
     import sys  # noqa: PLC0415
