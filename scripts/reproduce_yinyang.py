@@ -191,7 +191,8 @@ def _train_fp(job):
            "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
            "selected_epoch": m.selected_epoch,
            "epoch_s": [h["epoch_s"] for h in m.history], "heuristics": m.heuristics,
-           "val_acc": [h["val_acc"] for h in m.history],
+           "val_acc": ([h["val_acc"] for h in m.history]
+                       if any(h["val_acc"] is not None for h in m.history) else None),
            "clamped_theta": m.history[-1]["clamped_theta"],
            "clamped_tau": m.history[-1]["clamped_tau"],
            "neurons": None if m.neurons is None else m.neurons.summary()}
@@ -272,7 +273,7 @@ def _train_bptt(job):
             "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
             "epoch_s": [h["epoch_s"] for h in m.history],
             "selected_epoch": getattr(m, "selected_epoch", None),
-            "val_acc": [h.get("val_acc") for h in m.history]}
+            "val_acc": [h.get("val_acc") for h in m.history] if b.get("select_on_val") else None}
 
 
 def _timing_peers(cfg) -> dict:
