@@ -79,10 +79,14 @@ def _repro():
     return mod
 
 
-def gap_units_for(settings: fp.FPSettings, gap_taus: float) -> float:
-    """``gap_taus`` of the network's slowest time constant, in FP units."""
+def gap_units_for(settings: fp.FPSettings, gap_taus: float, neurons: fp.NeuronParams | None = None) -> float:
+    """``gap_taus`` of the network's slowest time constant, in FP units: the settings'
+    ``1/alpha``, ``1/beta``, or with trained per-neuron ``neurons`` the longest of their
+    ``tau_syn`` / ``tau_mem``."""
     if not (math.isfinite(gap_taus) and gap_taus >= 0):
         raise ValueError(f"--gap-taus must be a finite number >= 0, got {gap_taus!r}")
+    if neurons is not None:
+        return gap_taus * max(float(np.max(t)) for t in (*neurons.tau_syn, *neurons.tau_mem))
     return gap_taus / min(settings.alpha, settings.beta)
 
 
@@ -198,7 +202,7 @@ def session_accuracy(model: fp.TrainedFP, in_times: np.ndarray, labels: np.ndarr
     model_path = save_model(work_dir / "fp_yinyang.npz", gm)
     w = fp_n_ticks(s.t_max, dt_s, unit_s)
     if gap_units is None:
-        gap_units = gap_units_for(s, gap_taus)
+        gap_units = gap_units_for(s, gap_taus, model.neurons)
     g = gap_ticks_for(w, dt_s, unit_s, gap_units)
     parts, ticks, session_wall, rec_bytes, folders = [], 0, 0.0, 0, []
     chunk = max(1, int(chunk or n))
@@ -257,22 +261,27 @@ def _load_weights(path: str) -> tuple[fp.TrainedFP, dict]:
         if not zipfile.is_zipfile(path):
             raise ValueError("not an npz archive")
         with np.load(path, allow_pickle=False) as z:
-            ws = [np.asarray(z[f"w{l}"]) for l in range(int(z["n_layers"]))]
+            n_layers = int(z["n_layers"])
+            ws = [np.asarray(z[f"w{l}"]) for l in range(n_layers)]
             meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
+            nrn = ({k: [np.asarray(z[f"{k}{l}"]) for l in range(n_layers)] for k in ("theta", "tau_syn", "tau_mem")}
+                   if "theta0" in z.files else None)
     except (OSError, KeyError, ValueError) as err:
         raise ValueError(f"--load {path}: not an FP weights file written by --save ({err})") from None
     settings = meta.get("settings")
     if settings is None:  # a file from fp_tick_accuracy.py --save: its (= CONFIG's) settings
         settings = _repro().CONFIG["settings"]
     try:
-        return fp.TrainedFP(fp.FPNetwork(ws), fp.FPSettings(**settings), []), meta
+        neurons = fp.NeuronParams(**nrn) if nrn is not None else None
+        return fp.TrainedFP(fp.FPNetwork(ws), fp.FPSettings(**settings), [], neurons=neurons), meta
     except (TypeError, ValueError) as err:
         raise ValueError(f"--load {path}: {err}") from None
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="own", help="a configuration of reproduce_yinyang.py (own | beyond)")
+    ap.add_argument("--config", default="own",
+                    help="a configuration of reproduce_yinyang.py (own | beyond | beyond_trainable)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs (default: the configuration's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--load", help="FP weights (.npz written by --save here or by fp_tick_accuracy.py --save)")
@@ -312,8 +321,11 @@ def main(argv=None) -> int:
             if args.save:
                 meta = {"settings": fp.settings_dict(model.settings), "encoding": enc, "config": args.config,
                         "seed": args.seed, "epochs": epochs}
+                nrn = model.neurons  # trained per-neuron thresholds / time constants, when there are any
                 np.savez(args.save, n_layers=len(model.net.w), meta_json=json.dumps(meta, allow_nan=False),
-                         **{f"w{l}": w for l, w in enumerate(model.net.w)})
+                         **{f"w{l}": w for l, w in enumerate(model.net.w)},
+                         **({} if nrn is None else {f"{k}{l}": a for k in ("theta", "tau_syn", "tau_mem")
+                                                    for l, a in enumerate(getattr(nrn, k))}))
         te = repro.load_yinyang("test")
         x_te = repro.encode(te.x, {"encoding": enc} if enc else {})
         y_te = te.y

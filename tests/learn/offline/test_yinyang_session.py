@@ -119,6 +119,24 @@ def test_gap_in_time_constants_follows_the_slowest_decay():
     assert ys.gap_units_for(slow, 12.0) == 48.0 and ys.gap_units_for(SETTINGS, 12.0) == 12.0
     with pytest.raises(ValueError, match="--gap-taus"):
         ys.gap_units_for(slow, -1.0)
+    trained = fp.NeuronParams([np.ones(3)], [np.array([1.0, 2.0, 0.5])], [np.array([4.0, 6.5, 1.0])])
+    assert ys.gap_units_for(slow, 12.0, trained) == 12.0 * 6.5  # the longest trained time constant
+
+
+def test_save_and_load_keep_trained_neurons(tmp_path, capsys):
+    """--save writes the trained per-neuron thresholds and time constants and --load reads them
+    back (a model loaded without them would be exported with the shared settings)."""
+    path = tmp_path / "w.npz"
+    assert ys.main(["--config", "beyond_trainable", "--epochs", "1", "--save", str(path), "--n-test", "2",
+                    "--dt-s", "1e-3", "--gap-taus", "1", "--no-fresh-check"]) == 0
+    capsys.readouterr()
+    loaded, meta = ys._load_weights(str(path))
+    assert meta["config"] == "beyond_trainable" and loaded.neurons is not None
+    sizes = [w.shape[1] for w in loaded.net.w]
+    assert [a.shape[0] for a in loaded.neurons.theta] == sizes
+    # trained: one epoch moved the thresholds away from the settings' shared value
+    assert any(not np.all(a == loaded.settings.theta) for a in loaded.neurons.theta)
+
 
 
 def test_cli_bad_inputs_are_one_line(tmp_path, capsys):
