@@ -18,6 +18,7 @@ import pytest
 
 from conftest import import_or_skip
 from _bptt_nets import net, plan
+from _snntorch_ref import assert_engine_matches, snntorch_run, two_layer_case
 from rtsnn.learn.offline.bptt_engine import Engine, init_params
 from rtsnn.learn.offline.bptt_graph import graph_from_spec_dict
 from rtsnn.learn.offline.bptt_kernels import layer_backward, layer_forward
@@ -287,64 +288,11 @@ def test_reset_zero_equals_snntorch_leaky(sg, recurrent):
     from snntorch import surrogate as sts
 
     rng = np.random.default_rng(17 + 3 * len(sg) + recurrent[0])  # fixed per case
-    graph, opts = net(n_in=6, layers=(12, 9), recurrent=recurrent, n_out=3, tau_mem_s=10e-3, surrogate=sg,
-                   detach_reset=True, reset="zero")
-    spec = plan(graph, opts)
-    kind, psg = surrogate_id(sg)
-    params = init_params(graph, 3, opts)
-    n_prev = spec.n_in
-    for l, n in enumerate(spec.layers):
-        params[f"w{l}"] = rng.normal(0.15, 0.6, (n_prev, n))
-        if recurrent[l]:
-            r = rng.normal(0.0, 0.3, (n, n))
-            np.fill_diagonal(r, 0.0)
-            params[f"r{l}"] = r
-        n_prev = n
-    params["w_out"] = rng.normal(0.0, 0.5, params["w_out"].shape)
-    T, B = 40, 3
-    x = (rng.random((T, B, 6)) < 0.3) * rng.uniform(0.5, 1.5, (T, B, 6))
-    dy = rng.standard_normal((T, B, 3))
-
-    tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-    f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    neurons = [snn.Leaky(beta=f64(spec.alpha[0][0]), threshold=f64(spec.v_th[0][0]), spike_grad=_spike_grad(sts, torch, sg, psg),
-                         reset_mechanism="zero") for _ in spec.layers]
-    mems = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
-    prev = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
-    r = torch.zeros(B, spec.layers[-1], dtype=torch.float64)
-    xt = torch.tensor(x)
-    ys, spk_t = [], [[] for _ in spec.layers]
-    for t in range(T):
-        h = xt[t]
-        for l, lif in enumerate(neurons):
-            cur = h @ tp[f"w{l}"]
-            if recurrent[l]:
-                cur = cur + prev[l] @ tp[f"r{l}"]
-            spk, mems[l] = lif(cur, mems[l])
-            h = prev[l] = spk.to(torch.float64)
-            spk_t[l].append(h.detach().numpy())
-        r = tp["kappa"][0] * r + h
-        ys.append(r @ tp["w_out"] + tp["b_out"])
-    y_t = torch.stack(ys)
-    (y_t * torch.tensor(dy)).sum().backward()
-
-    eng = Engine(graph, opts, dtype=np.float64)
-    tape = eng.forward(params, x)
-    g = eng.backward(params, tape, dy)
-    for l, rec in enumerate(tape.records[0][0]):
-        np.testing.assert_array_equal(rec[3], np.stack(spk_t[l]))  # identical spikes
-        assert 0.02 < rec[3].mean() < 0.9
-    np.testing.assert_allclose(tape.y, y_t.detach().numpy(), rtol=1e-12, atol=1e-12)
-    for k in ("w0", "w1", "w_out", "b_out", "kappa") + (("r0",) if recurrent[0] else ()):
-        gt = tp[k].grad.numpy().copy()
-        if k.startswith("r"):
-            np.fill_diagonal(gt, 0.0)
-        assert np.max(np.abs(gt)) > 0, k
-        err = np.max(np.abs(g[k] - gt)) / np.max(np.abs(gt))
-        # snnTorch's spike functions return float32 spikes (``(x > 0).float()``), so every
-        # gradient through a spike is rounded to float32 on its way back: agreement to that
-        # rounding (measured up to ~1.2e-8 here), not to float64's
-        assert err <= 1e-6, (k, err)
+    graph, opts, spec, params, x, dy = two_layer_case(rng, seed=3, recurrent=recurrent, surrogate=sg, reset="zero")
+    _, psg = surrogate_id(sg)
+    tp, y, spikes = snntorch_run(torch, snn, spec, params, x, dy, recurrent,
+                                 spike_grad=_spike_grad(sts, torch, sg, psg), reset="zero")
+    assert_engine_matches(graph, opts, params, x, dy, recurrent, tp, y, spikes)
 
 
 def test_reset_refuses_unknown_mode_and_old_dicts_default_to_subtract():

@@ -11,10 +11,10 @@ import pytest
 
 from conftest import import_or_skip
 from rtsnn.learn.offline.bptt import train_classifier
-from rtsnn.learn.offline.bptt_engine import Engine, init_params
 from rtsnn.learn.offline.bptt_graph import BpttOptions
 
-from _bptt_nets import net, plan
+from _bptt_nets import plan
+from _snntorch_ref import assert_engine_matches, snntorch_run, two_layer_case
 from rtsnn.learn.offline.surrogate import (ESTIMATORS, SURROGATE_KINDS, SURROGATES, surrogate_grad_array,
                                            surrogate_grad_np, surrogate_id)
 
@@ -75,56 +75,11 @@ def test_ste_network_gradients_equal_snntorch(reset, recurrent):
     from snntorch import surrogate as sts
 
     rng = np.random.default_rng(31 + 2 * recurrent[0] + (reset == "zero"))
-    graph, opts = net(n_in=6, layers=(12, 9), recurrent=recurrent, n_out=3, tau_mem_s=10e-3, surrogate="ste",
-                   detach_reset=True, reset=reset)
-    spec = plan(graph, opts)
-    params = init_params(graph, 1, opts)
-    n_prev = spec.n_in
-    for l, n in enumerate(spec.layers):
-        params[f"w{l}"] = rng.normal(0.15, 0.6, (n_prev, n))
-        if recurrent[l]:
-            r = rng.normal(0.0, 0.3, (n, n))
-            np.fill_diagonal(r, 0.0)
-            params[f"r{l}"] = r
-        n_prev = n
-    params["w_out"] = rng.normal(0.0, 0.5, params["w_out"].shape)
-    params["b_out"] = rng.normal(0.0, 0.1, 3)
-    T, B = 40, 3
-    x = (rng.random((T, B, 6)) < 0.3) * rng.uniform(0.5, 1.5, (T, B, 6))
-    dy = rng.standard_normal((T, B, 3))
-
-    tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-    f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    neurons = [snn.Leaky(beta=f64(spec.alpha[0][0]), threshold=f64(spec.v_th[0][0]), reset_mechanism=reset,
-                         spike_grad=sts.straight_through_estimator()) for _ in spec.layers]
-    mems = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
-    prev = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
-    r = torch.zeros(B, spec.layers[-1], dtype=torch.float64)
-    xt = torch.tensor(x)
-    ys = []
-    for t in range(T):
-        h = xt[t]
-        for l, lif in enumerate(neurons):
-            cur = h @ tp[f"w{l}"] + (prev[l] @ tp[f"r{l}"] if recurrent[l] else 0.0)
-            spk, mems[l] = lif(cur, mems[l])
-            h = prev[l] = spk.to(torch.float64)
-        r = tp["kappa"][0] * r + h
-        ys.append(r @ tp["w_out"] + tp["b_out"])
-    y_t = torch.stack(ys)
-    (y_t * torch.tensor(dy)).sum().backward()
-
-    eng = Engine(graph, opts, dtype=np.float64)
-    tape = eng.forward(params, x)
-    g = eng.backward(params, tape, dy)
-    np.testing.assert_allclose(tape.y, y_t.detach().numpy(), rtol=1e-12, atol=1e-12)
-    assert all(0.02 < rec[3].mean() < 0.9 for rec in tape.records[0][0])
-    for k in ("w0", "w1", "w_out", "b_out", "kappa") + (("r0",) if recurrent[0] else ()):
-        gt = tp[k].grad.numpy().copy()
-        if k.startswith("r"):
-            np.fill_diagonal(gt, 0.0)
-        assert np.max(np.abs(gt)) > 0, k
-        err = np.max(np.abs(g[k] - gt)) / np.max(np.abs(gt))
-        assert err <= 1e-6, (k, err)  # snnTorch's float32 spikes round the gradient (see above)
+    graph, opts, spec, params, x, dy = two_layer_case(rng, seed=1, recurrent=recurrent, surrogate="ste", reset=reset,
+                                                      bias=True)
+    tp, y, spikes = snntorch_run(torch, snn, spec, params, x, dy, recurrent,
+                                 spike_grad=sts.straight_through_estimator(), reset=reset)
+    assert_engine_matches(graph, opts, params, x, dy, recurrent, tp, y, spikes)
 
 
 def test_train_classifier_with_ste_rate_ce_on_spiking_output_learns():
