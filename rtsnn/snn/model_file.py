@@ -386,6 +386,13 @@ def _load_v1(npz: Any, header: dict[str, Any], path: Path) -> Model:
     if not isinstance(header["provenance"], dict):
         raise ModelFileError(f"model file {path}: header 'provenance' must be an object")
     dt_s, layer = _v1_settings(settings_d, path)
+    # the v1 writer repeated two settings at the top of the header: they must agree
+    top_dt, top_model = header.get("dt_s", dt_s), header.get("neuron_model", layer["model"])
+    if not isinstance(top_dt, (int, float)) or isinstance(top_dt, bool) or not np.isclose(top_dt, dt_s, rtol=1e-12):
+        raise ModelFileError(f"model file {path}: header 'dt_s' ({top_dt!r}) disagrees with 'settings'.dt_s ({dt_s!r})")
+    if top_model != layer["model"]:
+        raise ModelFileError(f"model file {path}: header 'neuron_model' ({top_model!r}) disagrees with "
+                             f"'settings'.model ({layer['model']!r})")
     try:
         hidden, trace = single_layer(layer.pop("model"), arrays["w_in"].shape[1], **layer)
         weights = Weights(**arrays)

@@ -608,6 +608,18 @@ def test_v1_file_with_a_corrupt_header_names_the_field(tmp_path, edit, fragment)
         assert fragment in _load_error(p, fn)
 
 
+def test_v1_file_whose_top_level_settings_disagree_is_refused(tmp_path):
+    """The v1 writer put dt_s and neuron_model at the top of the header too: a file where they
+    disagree with 'settings' is refused, not read with one of them."""
+    p = _v1_copy(tmp_path, "lif_v1")
+    dt = read_header(p)["settings"]["dt_s"]
+    _edit(p, lambda h: h.update(dt_s=dt * 2))
+    assert f"header 'dt_s' ({dt * 2!r}) disagrees with 'settings'.dt_s ({dt!r})" in _load_error(p)
+    p = _v1_copy(tmp_path, "lif_v1")
+    _edit(p, lambda h: h.update(neuron_model="alif"))
+    assert "header 'neuron_model' ('alif') disagrees with 'settings'.model ('lif')" in _load_error(p)
+
+
 @pytest.mark.parametrize("edit, fragment", [
     (lambda a: a["w_in"].__setitem__((1, 2), np.nan), "array 'w_in' has 1 non-finite"),
     (lambda a: a["w_rec"].__setitem__((3, 3), 0.5), "zero diagonal"),
