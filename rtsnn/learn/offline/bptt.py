@@ -20,8 +20,8 @@ import numpy as np
 
 from rtsnn.errors import RtsnnRuntimeError
 from rtsnn.learn.offline.bptt_engine import Engine, init_params
-from rtsnn.learn.offline.bptt_graph import BpttOptions, layered_graph, typical
-from rtsnn.learn.offline.checkpoint import load_checkpoint, save_checkpoint
+from rtsnn.learn.offline.bptt_graph import BpttOptions, graph_difference, layered_graph, options_difference, typical
+from rtsnn.learn.offline.checkpoint import CheckpointError, load_checkpoint, network_of, save_checkpoint
 from rtsnn.learn.offline.losses import (CLASSIFICATION_LOSSES, classification_logits, compute_loss,
                                         homeostatic_reg, spike_count_reg)
 from rtsnn.learn.offline.optim import Adam
@@ -180,8 +180,10 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
     Adam state, history, ``meta``, the engine's graph and options are saved atomically after every epoch; on
     KeyboardInterrupt the current params are saved first (the interrupted epoch is redone on
     resume). With ``cfg.resume`` an existing checkpoint is loaded and training continues at its
-    epoch. A non-finite or exploding loss raises :class:`TrainingDiverged` and leaves the last
-    good checkpoint untouched.
+    epoch; the checkpoint's graph (all but the values of the weights the engine draws) and
+    options must be the engine's (CheckpointError naming the first field that differs). A
+    non-finite or exploding loss raises :class:`TrainingDiverged` and leaves the last good
+    checkpoint untouched.
 
     ``cfg.lr_final``: the learning rate follows :func:`cosine_lr` over ``cfg.epochs`` epochs'
     steps. ``cfg.select_metric``: after training, ``params`` hold the weights of the last
@@ -205,6 +207,11 @@ def fit(engine: Engine, params: dict[str, np.ndarray], n_samples: int,
     ck = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     if ck is not None and cfg.resume and ck.exists():
         arrays, m = load_checkpoint(ck)
+        stored_graph, stored_options = network_of(arrays, m, ck)
+        diff = graph_difference(stored_graph, engine.graph) or options_difference(stored_options, engine.options)
+        if diff is not None:
+            raise CheckpointError(f"{ck}: the checkpoint was trained with another network or options, {diff} "
+                                  f"(checkpoint vs this run); resume with what it was trained with")
         for k in params:
             if f"param/{k}" not in arrays:
                 raise ValueError(f"{ck}: checkpoint lacks parameter {k!r} (different network?)")

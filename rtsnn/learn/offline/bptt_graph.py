@@ -25,14 +25,15 @@ draws them (only their shapes matter).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from rtsnn.learn.offline.surrogate import surrogate_id
 from rtsnn.snn.graph import Graph
-from rtsnn.snn.nodes import ALIF, LI, LIF, Affine, GraphError, Input, Linear, Node, Output, node_from_parts
+from rtsnn.snn.nodes import (ALIF, KINDS, LI, LIF, Affine, GraphError, Input, Linear, Node, Output,
+                             node_from_parts)
 
 MAX_DELAY_STEPS = 256
 PATTERN = ("Input -> Linear -> LIF/ALIF (+ a recurrent Linear back to it) -> ... -> "
@@ -64,8 +65,16 @@ class BpttOptions:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> BpttOptions:
-        known = {"surrogate", "surrogate_param", "detach_reset", "max_delay_steps"}
+    def from_dict(cls, d: Any, *, ignore_unknown: bool = False) -> BpttOptions:
+        """The options of :meth:`to_dict`'s dict ``d`` (a key left out: its default). A key
+        that is not an option is refused (ValueError naming it) unless ``ignore_unknown``
+        (a version 1 checkpoint's architecture dict, which holds the model's keys as well)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"bptt_options must be an object, got {type(d).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in d if k not in known)
+        if unknown and not ignore_unknown:
+            raise ValueError(f"bptt_options: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
@@ -196,7 +205,8 @@ def _cannot(name: str, node: Node) -> GraphError:
 def _one_value(name: str, fld: str, arr: np.ndarray, what: str = "") -> float:
     a = np.asarray(arr)
     if a.size and np.any(a != a.flat[0]):
-        return _raise(name, fld, f"BPTT needs one value for all neurons{what}, got {a.min()!r} .. {a.max()!r}")
+        return _raise(name, fld, f"BPTT needs one value for all neurons{what}, got {float(a.min())!r} .. "
+                                 f"{float(a.max())!r}")
     return float(a.flat[0])
 
 
@@ -284,7 +294,7 @@ def compile_graph(graph: Graph, options: BpttOptions | None = None) -> _Plan:
         for fld, want in (("gain", 1.0), ("v_leak", 0.0), ("v_reset", 0.0)):
             arr = getattr(node, fld)
             if np.any(arr != want):
-                _raise(lname, fld, f"BPTT trains {want:g} only, got {arr[np.flatnonzero(arr != want)[0]]!r}")
+                _raise(lname, fld, f"BPTT trains {want:g} only, got {float(arr[np.flatnonzero(arr != want)[0]])!r}")
         if node.reset_at != "next":
             _raise(lname, "reset_at", f"BPTT resets at the next tick ('next') only, got {node.reset_at!r}")
         if node.spike_if != ">=":
@@ -318,7 +328,7 @@ def compile_graph(graph: Graph, options: BpttOptions | None = None) -> _Plan:
                 arr = getattr(node, fld)
                 if np.any(arr != want):
                     _raise(cur, fld, f"BPTT's readout trace has {fld} {want:g} only, got "
-                                     f"{arr[np.flatnonzero(arr != want)[0]]!r}")
+                                     f"{float(arr[np.flatnonzero(arr != want)[0]])!r}")
             tau = _one_value(cur, "tau_s", node.tau_s, " of a readout stage")
             if stage == "trace":
                 tau_out, kappa = tau, _decay(g, tau)
@@ -375,30 +385,134 @@ def graph_to_parts(graph: Graph) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def graph_from_parts(meta: dict, arrays: dict[str, np.ndarray]) -> Graph:
-    """Inverse of :func:`graph_to_parts` (GraphError naming the node on a bad part)."""
+    """Inverse of :func:`graph_to_parts` (GraphError naming the node on a bad part). Nothing
+    is filled in with a default: ``dt_s``, ``integration`` and every field of every node (scalar
+    or array) must be given, as :func:`graph_to_parts` writes them (a model file's reader,
+    :mod:`rtsnn.snn.model_file`, likewise takes no default for a missing array)."""
     if not isinstance(meta, dict) or not isinstance(meta.get("nodes"), dict) or not isinstance(meta.get("edges"), list):
         raise GraphError("graph: must be an object with 'nodes' (object) and 'edges' (list)")
+    for key in ("dt_s", "integration"):
+        if key not in meta:
+            raise GraphError(f"graph: {key}: missing (the checkpoint's graph must state it)")
     per_node: dict[str, dict[str, np.ndarray]] = {name: {} for name in meta["nodes"]}
     for key, arr in arrays.items():
         node, _, fld = key.rpartition("/")
         if node not in per_node or not fld:
             raise GraphError(f"graph: array {key!r} belongs to no node of the graph")
         per_node[node][fld] = arr
+    for name, m in meta["nodes"].items():
+        cls = KINDS.get(m.get("kind")) if isinstance(m, dict) and isinstance(m.get("kind"), str) else None
+        if cls is None:
+            continue  # node_from_parts names the bad kind
+        given = set(per_node[name]) | set(m)
+        missing = [f.name for f in fields(cls) if f.name != "name" and f.name not in given]
+        if missing:
+            raise GraphError(f"node {name!r}: {missing[0]}: missing (neither a field of the node nor an array "
+                             f"{name}/{missing[0]}; no default is taken)")
     nodes = {name: node_from_parts(name, m, per_node[name]) for name, m in meta["nodes"].items()}
-    return Graph(nodes, [tuple(e) for e in meta["edges"]], dt_s=meta.get("dt_s", 1e-3),
-                 integration=meta.get("integration", "exact"))
+    if not all(isinstance(e, list) and len(e) == 2 for e in meta["edges"]):
+        raise GraphError("graph: edges must be [source, target] pairs")
+    return Graph(nodes, [tuple(e) for e in meta["edges"]], dt_s=meta["dt_s"], integration=meta["integration"])
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# the keys of a version 1 architecture dict (rtsnn's former NetSpec), each with its JSON type
+_SPEC_TYPES: dict[str, tuple[str, Any]] = {
+    "n_in": ("an int", _is_int),
+    "layers": ("a list of ints", lambda v: isinstance(v, list) and all(_is_int(n) for n in v)),
+    "recurrent": ("a list of true/false", lambda v: isinstance(v, list) and all(isinstance(r, bool) for r in v)),
+    "n_out": ("an int or null", lambda v: v is None or _is_int(v)),
+    "model": ("a string", lambda v: isinstance(v, str)),
+    "dt_s": ("a number", _is_number),
+    "tau_mem_s": ("a number", _is_number),
+    "tau_adapt_s": ("a number", _is_number),
+    "beta_adapt": ("a number", _is_number),
+    "v_th": ("a number", _is_number),
+    "refractory_s": ("a number", _is_number),
+    "tau_out_s": ("a number", _is_number),
+    "surrogate": ("a string", lambda v: isinstance(v, str)),
+    "surrogate_param": ("a number or null", lambda v: v is None or _is_number(v)),
+    "detach_reset": ("true or false", lambda v: isinstance(v, bool)),
+    "tau_out2_s": ("a number or null", lambda v: v is None or _is_number(v)),
+    "max_delay_steps": ("an int", _is_int),
+    "reset": ("a string", lambda v: isinstance(v, str)),
+}
 
 
 def graph_from_spec_dict(d: dict) -> tuple[Graph, BpttOptions]:
     """The graph and options of a pre-graph architecture dict (what checkpoints stored as
     ``meta['spec']``: n_in, layers, recurrent, n_out, model, dt_s, tau_mem_s, tau_adapt_s,
     beta_adapt, v_th, refractory_s, tau_out_s, surrogate, surrogate_param, detach_reset,
-    tau_out2_s, max_delay_steps, reset)."""
+    tau_out2_s, max_delay_steps, reset). Each key given must have its type (no conversion: a
+    ``3.7`` is not taken for ``n_in`` 3, nor ``"false"`` for true; ValueError naming the key);
+    a key left out takes the default it had (keys the dict's version did not know yet), one
+    that is not an architecture key is skipped."""
     if not isinstance(d, dict) or "layers" not in d or "n_in" not in d:
         raise ValueError(f"an architecture dict needs n_in and layers, got {sorted(d) if isinstance(d, dict) else d!r}")
+    for key, (what, ok) in _SPEC_TYPES.items():
+        if key in d and not ok(d[key]):
+            raise ValueError(f"spec.{key}: must be {what}, got {d[key]!r}")
     graph_keys = ("dt_s", "model", "tau_mem_s", "tau_adapt_s", "beta_adapt", "v_th", "refractory_s", "reset",
                   "tau_out_s", "tau_out2_s")
-    g = layered_graph(int(d["n_in"]), [int(n) for n in d["layers"]],
-                      [bool(r) for r in d.get("recurrent", [False] * len(d["layers"]))], d.get("n_out"),
+    g = layered_graph(d["n_in"], d["layers"], d.get("recurrent", [False] * len(d["layers"])), d.get("n_out"),
                       **{k: d[k] for k in graph_keys if k in d})
-    return g, BpttOptions.from_dict(d)
+    return g, BpttOptions.from_dict(d, ignore_unknown=True)
+
+
+# the node fields the engine does not read (it draws the weights, init_params): only their shapes must agree
+_DRAWN_FIELDS = {"Linear": ("weight",), "Affine": ("weight", "bias")}
+
+
+def graph_difference(stored: Graph, current: Graph) -> str | None:
+    """The first difference between two graphs that matters to training, as ``'<where>:
+    <stored> vs <current>'`` (None when there is none): dt_s, integration, the set of node names,
+    each node's kind, scalar fields and arrays (the weights of Linear / Affine nodes by their
+    shapes only: the engine draws them), then the set of edges."""
+    if stored.dt_s != current.dt_s:
+        return f"graph: dt_s: {stored.dt_s!r} vs {current.dt_s!r}"
+    if stored.integration != current.integration:
+        return f"graph: integration: {stored.integration!r} vs {current.integration!r}"
+    only_a = [n for n in stored.nodes if n not in current.nodes]
+    only_b = [n for n in current.nodes if n not in stored.nodes]
+    if only_a or only_b:
+        return f"graph: nodes: {sorted(stored.nodes)} vs {sorted(current.nodes)}"
+    for name, a in stored.nodes.items():
+        b = current.nodes[name]
+        if a.kind != b.kind:
+            return f"node {name!r}: kind: {a.kind} vs {b.kind}"
+        ma, mb = a.meta(), b.meta()
+        for fld in ma:
+            if ma[fld] != mb.get(fld):
+                return f"node {name!r}: {fld}: {ma[fld]!r} vs {mb.get(fld)!r}"
+        drawn = _DRAWN_FIELDS.get(a.kind, ())
+        arr_b = b.arrays()
+        for fld, x in a.arrays().items():
+            y = arr_b[fld]
+            if x.shape != y.shape:
+                return f"node {name!r}: {fld}: shape {list(x.shape)} vs {list(y.shape)}"
+            if fld in drawn:
+                continue
+            diff = np.flatnonzero(np.asarray(x).ravel() != np.asarray(y).ravel())
+            if diff.size:
+                i = int(diff[0])
+                return f"node {name!r}: {fld}[{i}]: {x.ravel()[i].item()!r} vs {y.ravel()[i].item()!r}"
+    ea, eb = sorted(tuple(e) for e in stored.edges), sorted(tuple(e) for e in current.edges)
+    if ea != eb:
+        return f"graph: edges: {[list(e) for e in ea]} vs {[list(e) for e in eb]}"
+    return None
+
+
+def options_difference(stored: BpttOptions, current: BpttOptions) -> str | None:
+    """The first option that differs, as ``'bptt_options: <key>: <stored> vs <current>'``, or None."""
+    a, b = stored.to_dict(), current.to_dict()
+    for key in a:
+        if a[key] != b[key]:
+            return f"bptt_options: {key}: {a[key]!r} vs {b[key]!r}"
+    return None

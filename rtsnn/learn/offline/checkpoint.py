@@ -70,6 +70,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray]
         header = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: corrupt checkpoint header ({err})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("meta"), dict):
+        raise CheckpointError(f"{path}: corrupt checkpoint header (not an object with a 'meta' object)")
     if header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: expected format {FORMAT} v{'/v'.join(map(str, READABLE_VERSIONS))}, got "
                               f"{header.get('format')!r} v{header.get('version')!r}")
@@ -81,13 +83,23 @@ def checkpoint_graph(path: str | os.PathLike[str]) -> tuple[Any, Any]:
     :class:`rtsnn.learn.offline.bptt_graph.BpttOptions`); a version 1 checkpoint's
     ``meta['spec']`` is converted to the equivalent layered graph. CheckpointError when the
     checkpoint holds neither."""
+    arrays, meta = load_checkpoint(path)
+    return network_of(arrays, meta, path)
+
+
+def network_of(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """``(graph, options)`` of a checkpoint's ``(arrays, meta)`` as :func:`load_checkpoint` gave
+    them (``path`` names the file in errors). With ``meta['graph']`` (version 2) the graph and
+    ``meta['bptt_options']`` must both be complete (nothing taken by default, no unknown
+    option); a version 1 ``meta['spec']`` is converted. One-line CheckpointError otherwise."""
     from rtsnn.learn.offline.bptt_graph import BpttOptions, graph_from_parts, graph_from_spec_dict
 
-    arrays, meta = load_checkpoint(path)
     try:
         if "graph" in meta:
+            if "bptt_options" not in meta:
+                raise ValueError("bptt_options: missing (a checkpoint with a graph holds its training options)")
             g_arrays = {k[len(GRAPH_PREFIX):]: v for k, v in arrays.items() if k.startswith(GRAPH_PREFIX)}
-            return graph_from_parts(meta["graph"], g_arrays), BpttOptions.from_dict(meta.get("bptt_options") or {})
+            return graph_from_parts(meta["graph"], g_arrays), BpttOptions.from_dict(meta["bptt_options"])
         if "spec" in meta:
             return graph_from_spec_dict(meta["spec"])
     except (TypeError, ValueError) as err:

@@ -238,8 +238,9 @@ class SweepConfig(_Strict):
                     "test_acc", "test_acc_continuous", "test_loss"] | None = Field(
         None, description="what trials are ranked (and ASHA-stopped) by; default: val_r2_continuous "
                           "(classification: val_acc_continuous; with select_on_test: test_r2 / test_acc)")
-    select_on_test: bool = Field(False, description="allow ranking on a test_* metric (the best trial's test "
-                                 "figures are then optimistically biased; the results say selected_on: test)")
+    select_on_test: bool = Field(False, strict=True, description="allow ranking on a test_* metric (the best trial's "
+                                 "test figures are then optimistically biased; the results say selected_on: test); "
+                                 "true or false only")
     mode: Literal["max", "min"] | None = Field(None, description="default: min for the losses, else max")
     scheduler: AshaOptions | None = Field(None, description="asha (max_t = train.epochs) or none")
     max_concurrent_trials: int | None = Field(None, ge=1, description="default: the cluster's CPUs")
@@ -549,7 +550,7 @@ def run_pretrain(cfg: PretrainConfig, base_dir: Path | None = None, *, progress:
     def evaluate_hook(p):
         metrics = evaluate(p)
         done[0] += 1
-        if val_key and metrics[val_key] > best["metric"]:  # strictly better: the earliest of ties; NaN never
+        if val_key and metrics[val_key] >= best["metric"]:  # ties: the later epoch, as fit's and FP's; NaN never
             best.update(epoch=done[0], metric=metrics[val_key], params={k: v.copy() for k, v in p.items()})
         if on_epoch is not None:
             on_epoch(done[0], dict(metrics))

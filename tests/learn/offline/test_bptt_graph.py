@@ -76,14 +76,18 @@ def test_uniform_graph_values_give_the_scalar_arithmetic():
     (lambda: _chain(CubaLIF(n=3)), r"BPTT cannot train node 'h' of kind CubaLIF yet"),
     (lambda: _chain(ALIF(n=3, tau_adapt_s=[0.1, 0.2, 0.1])),
      r"node 'h': tau_adapt_s: BPTT needs one value for all neurons"),
-    (lambda: _chain(LIF(n=3, refractory_s=[0.0, 1e-3, 0.0])), r"node 'h': refractory_s: BPTT needs one value"),
+    # plain floats in the message (not numpy's np.float64(...) reprs)
+    (lambda: _chain(LIF(n=3, refractory_s=[0.0, 1e-3, 0.0])),
+     r"node 'h': refractory_s: BPTT needs one value for all neurons, got 0\.0 \.\. 0\.001$"),
     (lambda: _chain(LIF(n=3, reset=["subtract", "zero", "zero"])), r"node 'h': reset: BPTT needs one value"),
-    (lambda: _chain(LIF(n=3, gain=2.0)), r"node 'h': gain: BPTT trains 1 only"),
+    (lambda: _chain(LIF(n=3, gain=2.0)), r"node 'h': gain: BPTT trains 1 only, got 2\.0$"),
     (lambda: _chain(LIF(n=3, v_leak=0.1)), r"node 'h': v_leak: BPTT trains 0 only"),
     (lambda: _chain(LIF(n=3, reset_at="now")), r"node 'h': reset_at: BPTT resets at the next tick"),
     (lambda: _chain(LIF(n=3, spike_if=">")), r"node 'h': spike_if: BPTT spikes when v >= v_th"),
-    (lambda: _chain(LIF(n=3), trace=LI(tau_s=[0.02, 0.03, 0.02], n=3)), r"node 'tr': tau_s: BPTT needs one value"),
-    (lambda: _chain(LIF(n=3), trace=LI(tau_s=0.02, gain=0.5, n=3)), r"node 'tr': gain: BPTT's readout trace"),
+    (lambda: _chain(LIF(n=3), trace=LI(tau_s=[0.02, 0.03, 0.02], n=3)),
+     r"node 'tr': tau_s: BPTT needs one value for all neurons of a readout stage, got 0\.02 \.\. 0\.03$"),
+    (lambda: _chain(LIF(n=3), trace=LI(tau_s=0.02, gain=0.5, n=3)),
+     r"node 'tr': gain: BPTT's readout trace has gain 1 only, got 0\.5$"),
 ])
 def test_graphs_bptt_cannot_train_are_refused_naming_the_node(make, match):
     g = make()
@@ -126,6 +130,85 @@ def test_options_are_checked():
         BpttOptions(surrogate="relu")
     assert BpttOptions.from_dict(BpttOptions(surrogate="atan", max_delay_steps=3).to_dict()) == \
         BpttOptions(surrogate="atan", max_delay_steps=3)
+    # a key that is no option is refused, naming it (a version 1 architecture dict may skip them)
+    with pytest.raises(ValueError, match=r"^bptt_options: unknown key\(s\) surogate; known: surrogate, "):
+        BpttOptions.from_dict({"surrogate": "atan", "surogate": "atan"})
+    assert BpttOptions.from_dict({"surrogate": "atan", "n_in": 3}, ignore_unknown=True) == BpttOptions(surrogate="atan")
+    for bad in ([1], "atan", None):
+        with pytest.raises(ValueError, match=r"^bptt_options must be an object, got "):
+            BpttOptions.from_dict(bad)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("n_in", 3.7, r"spec\.n_in: must be an int, got 3\.7"),
+    ("n_in", "a", r"spec\.n_in: must be an int, got 'a'"),
+    ("layers", [4, 2.5], r"spec\.layers: must be a list of ints, got \[4, 2\.5\]"),
+    ("recurrent", ["false", False], r"spec\.recurrent: must be a list of true/false, got \['false', False\]"),
+    ("n_out", 2.0, r"spec\.n_out: must be an int or null"),
+    ("dt_s", "0.001", r"spec\.dt_s: must be a number"),
+    ("tau_mem_s", True, r"spec\.tau_mem_s: must be a number"),
+    ("detach_reset", "false", r"spec\.detach_reset: must be true or false, got 'false'"),
+    ("surrogate_param", "2", r"spec\.surrogate_param: must be a number or null"),
+    ("max_delay_steps", 1.5, r"spec\.max_delay_steps: must be an int"),
+    ("reset", 1, r"spec\.reset: must be a string"),
+])
+def test_version_1_architecture_dict_is_type_checked_per_key(key, value, match):
+    from rtsnn.learn.offline.bptt_graph import graph_from_spec_dict
+
+    good = {"n_in": 3, "layers": [4, 2], "recurrent": [True, False], "n_out": 2, "dt_s": 1e-3, "tau_mem_s": 0.02,
+            "detach_reset": False, "surrogate_param": None, "max_delay_steps": 0, "reset": "subtract",
+            "old_key": 1}  # a key the conversion does not know: skipped
+    g, opts = graph_from_spec_dict(good)
+    assert compile_graph(g, opts).layers == (4, 2) and compile_graph(g, opts).recurrent == (True, False)
+    with pytest.raises(ValueError, match="^" + match):
+        graph_from_spec_dict({**good, key: value})
+
+
+def test_graph_from_parts_takes_no_default():
+    """dt_s, integration and every node array must be in the parts (as in a model file)."""
+    from rtsnn.learn.offline.bptt_graph import graph_from_parts, graph_to_parts
+
+    g = layered_graph(3, (4,), (True,), 2, dt_s=2e-3, tau_mem_s=np.linspace(10e-3, 40e-3, 4))
+    meta, arrays = graph_to_parts(g)
+    back = graph_from_parts(meta, arrays)
+    assert back.dt_s == 2e-3 and back.integration == "exact"
+    np.testing.assert_array_equal(back.nodes["layer0"].tau_mem_s, g.nodes["layer0"].tau_mem_s)
+    for key in ("dt_s", "integration"):
+        with pytest.raises(GraphError, match=rf"^graph: {key}: missing"):
+            graph_from_parts({k: v for k, v in meta.items() if k != key}, arrays)
+    for key in ("layer0/tau_mem_s", "w_out/bias", "w0/weight"):
+        node, fld = key.split("/")
+        with pytest.raises(GraphError, match=rf"^node '{node}': {fld}: missing \(neither a field of the node nor an "
+                                             rf"array {key}; no default is taken\)$"):
+            graph_from_parts(meta, {k: v for k, v in arrays.items() if k != key})
+    nodes = {**meta["nodes"], "layer0": {k: v for k, v in meta["nodes"]["layer0"].items() if k != "reset_at"}}
+    with pytest.raises(GraphError, match=r"^node 'layer0': reset_at: missing"):
+        graph_from_parts({**meta, "nodes": nodes}, arrays)
+    with pytest.raises(GraphError, match=r"^graph: edges must be \[source, target\] pairs"):
+        graph_from_parts({**meta, "edges": [["input", "w0", "x"]]}, arrays)
+
+
+def test_graph_difference_names_the_first_field_that_matters():
+    from rtsnn.learn.offline.bptt_graph import graph_difference, options_difference
+
+    g = layered_graph(3, (4,), (True,), 2)
+    assert graph_difference(g, layered_graph(3, (4,), (True,), 2)) is None
+    # the weights' values are drawn by the engine: only their shapes count
+    other = layered_graph(3, (4,), (True,), 2)
+    other.nodes["w0"].weight[...] = 0.5
+    assert graph_difference(g, other) is None
+    for kw, want in [({"tau_mem_s": 80e-3}, "node 'layer0': tau_mem_s[0]: 0.02 vs 0.08"),
+                     ({"dt_s": 2e-3}, "graph: dt_s: 0.001 vs 0.002"),
+                     ({"v_th": [np.array([1.0, 1.0, 0.9, 1.0])]}, "node 'layer0': v_th[2]: 1.0 vs 0.9"),
+                     ({"model": "alif"}, "node 'layer0': kind: LIF vs ALIF"),
+                     ({"tau_out_s": 30e-3}, "node 'trace': tau_s[0]: 0.02 vs 0.03")]:
+        assert graph_difference(g, layered_graph(3, (4,), (True,), 2, **kw)) == want
+    assert graph_difference(g, layered_graph(3, (4,), (False,), 2)) == "graph: nodes: ['input', 'layer0', " \
+        "'output', 'r0', 'trace', 'w0', 'w_out'] vs ['input', 'layer0', 'output', 'trace', 'w0', 'w_out']"
+    assert graph_difference(g, layered_graph(3, (4,), (True,), 3)) == "node 'w_out': weight: shape [4, 2] vs [4, 3]"
+    assert options_difference(BpttOptions(), BpttOptions()) is None
+    assert options_difference(BpttOptions(), BpttOptions(detach_reset=True)) == \
+        "bptt_options: detach_reset: False vs True"
 
 
 def test_euler_graph_trains_with_its_decays_and_exports_exactly():

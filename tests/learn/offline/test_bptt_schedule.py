@@ -55,21 +55,62 @@ def test_cosine_decay_changes_training_and_ends_at_lr_final():
 
 
 def test_select_on_val_keeps_the_best_validation_epoch():
-    x, y = _task(120, 1)
-    xv, yv = _task(60, 2)
-    kw = dict(hidden=[12], n_classes=3, epochs=6, seed=0, lr=2e-2, loss="mean_ce", batch_size=16,
-              x_val=xv, y_val=yv)
-    m = train_classifier(x, y, select_on_val=True, val_from_epoch=2, **kw)
+    # overlapping latency windows and a large step: validation accuracy peaks at epoch 3 of 6
+    # and falls after it, so keeping the final weights would be visible
+    x, y = latency_task(60, 1, steps=20, early=(1, 9), late=(4, 18))
+    xv, yv = latency_task(30, 2, steps=20, early=(1, 9), late=(4, 18))
+    epochs = 6
+    kw = dict(hidden=[12], n_classes=3, seed=0, lr=0.2, loss="mean_ce", batch_size=16, x_val=xv, y_val=yv,
+              log=None)
+    m = train_classifier(x, y, epochs=epochs, select_on_val=True, val_from_epoch=1, **kw)
     vals = [h["val_acc"] for h in m.history]
-    best = max(vals[2:])
-    # the last of the tied best epochs from epoch 2 on, and its weights are what m holds
-    want = max(i for i in range(2, 6) if vals[i] == best)
-    assert m.selected_epoch == want
+    best = max(vals[1:])
+    # the last of the tied best epochs from epoch 1 on, and its weights are what m holds
+    want = max(i for i in range(1, epochs) if vals[i] == best)
+    assert m.selected_epoch == want and want < epochs - 1 and vals[-1] < best
+    assert [h.get("selected_epoch") for h in m.history][want:] == [want] * (epochs - want)
     assert m.accuracy(xv, yv) == best
-    # the same run with the final weights: identical up to the selected epoch's end
-    f = train_classifier(x, y, epochs=want + 1, **{k: v for k, v in kw.items() if k != "epochs"})
+    # the same run stopped after the selected epoch: the very same weights
+    f = train_classifier(x, y, epochs=want + 1, **kw)
     for k in m.params:
         assert np.array_equal(m.params[k], f.params[k]), k
+    # and the final weights of the full run are others
+    last = train_classifier(x, y, epochs=epochs, **kw)
+    assert not np.array_equal(m.params["w0"], last.params["w0"])
+
+
+def _fit_scored(scores, epochs, select_from_epoch=0):
+    """fit with ``evaluate`` returning the scripted ``scores`` and a copy of the weights after every epoch."""
+    x, y = _task(48, 4)
+    xb_all = np.ascontiguousarray(x.transpose(1, 0, 2))
+    graph, options = net(6, (8,), (False,), 3, dt_s=1e-3)
+    eng = Engine(graph, options, dtype=np.float64)
+    params = init_params(graph, 0, options)
+    seen = []
+
+    def evaluate(p):
+        seen.append({k: v.copy() for k, v in p.items()})
+        return {"score": scores[len(seen) - 1]}
+
+    cfg = FitConfig(epochs=epochs, batch_size=16, lr=1e-2, select_metric="score", select_from_epoch=select_from_epoch)
+    out, hist = fit(eng, params, 48, lambda idx: (xb_all[:, np.sort(idx)], y[np.sort(idx)]), "mean_ce", cfg,
+                    evaluate=evaluate, log=None)
+    return out, hist, seen
+
+
+def test_fit_keeps_the_weights_of_the_latest_best_epoch_not_the_final_ones():
+    """Scripted validation scores: the best (tied) at epochs 1 and 3 of 5, so fit keeps epoch 3's
+    weights (ties: the later epoch), which are not the final ones."""
+    out, hist, seen = _fit_scored([0.2, 0.9, 0.4, 0.9, 0.3], 5)
+    assert [h["selected_epoch"] for h in hist] == [0, 1, 1, 3, 3]
+    assert not np.array_equal(seen[3]["w0"], seen[4]["w0"])
+    for k in out:
+        assert np.array_equal(out[k], seen[3][k]), k
+    # scored from epoch 4 on only: the last epoch is the only candidate
+    out, hist, seen = _fit_scored([0.2, 0.9, 0.4, 0.9, 0.3], 5, select_from_epoch=4)
+    assert hist[-1]["selected_epoch"] == 4
+    for k in out:
+        assert np.array_equal(out[k], seen[4][k]), k
 
 
 def test_bad_schedule_and_selection_options_name_the_option():
@@ -99,9 +140,12 @@ def test_resume_keeps_the_selected_weights(tmp_path):
         return xb_all[:, idx], y[idx]
 
     calls = []
+    weights = []  # the weights after every epoch of the first (full) run
 
-    def evaluate(_p):
+    def evaluate(p):
         calls.append(1)
+        if len(calls) <= 4:
+            weights.append({k: v.copy() for k, v in p.items()})
         if len(calls) == 3 and ck.exists():  # the checkpoint written after epoch 2
             shutil.copy(ck, aside)
         return {"score": next(scores)}
@@ -120,3 +164,6 @@ def test_resume_keeps_the_selected_weights(tmp_path):
     assert [h["lr"] for h in hist_r] == [h["lr"] for h in hist]
     for k in full:
         assert np.array_equal(full[k], resumed[k]), k
+        # both hold the selected epoch's weights (epoch 1), not the final ones
+        assert np.array_equal(full[k], weights[1][k]), k
+    assert not np.array_equal(weights[1]["w0"], weights[3]["w0"])

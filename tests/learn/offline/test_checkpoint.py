@@ -119,9 +119,93 @@ def test_resume_refuses_other_network(tmp_path):
     ck = tmp_path / "ck.npz"
     fit(eng, p, 40, _get_batch, "count_ce", FitConfig(epochs=1, batch_size=8, checkpoint_path=str(ck)))
     other = layered_graph(6, (7, 3), (True, False), None)
-    with pytest.raises(ValueError, match="parameter 'w0' has shape"):
+    with pytest.raises(CheckpointError, match=r"ck\.npz: the checkpoint was trained with another network or options, "
+                                              r"node 'layer0': n: 12 vs 7 \(checkpoint vs this run\)"):
         fit(Engine(other), init_params(other, 0), 40, _get_batch, "count_ce",
             FitConfig(epochs=2, batch_size=8, checkpoint_path=str(ck), resume=True))
+
+
+@pytest.mark.parametrize("graph_kw, options, want", [
+    ({"tau_mem_s": 80e-3}, BpttOptions(), r"node 'layer0': tau_mem_s\[0\]: 0\.02 vs 0\.08"),
+    ({"dt_s": 2e-3}, BpttOptions(), r"graph: dt_s: 0\.001 vs 0\.002"),
+    ({"reset": "zero"}, BpttOptions(), r"node 'layer0': reset\[0\]: 0 vs 1"),
+    ({}, BpttOptions(surrogate="atan"), r"bptt_options: surrogate: 'fast_sigmoid' vs 'atan'"),
+    ({}, BpttOptions(detach_reset=True), r"bptt_options: detach_reset: False vs True"),
+])
+def test_resume_refuses_the_same_shapes_with_other_dynamics_or_options(tmp_path, graph_kw, options, want):
+    """Parameter names and shapes agree, yet the checkpoint was trained with other neuron
+    constants, tick or training options: resuming would mix two networks, so it is refused
+    naming the first field that differs; the params are left as they were."""
+    eng, p = _setup()
+    ck = tmp_path / "ck.npz"
+    fit(eng, p, 40, _get_batch, "count_ce", FitConfig(epochs=1, batch_size=8, checkpoint_path=str(ck)))
+    other = layered_graph(6, (12, 3), (True, False), None, **graph_kw)
+    p2 = init_params(other, 0, options)
+    before = {k: v.copy() for k, v in p2.items()}
+    with pytest.raises(CheckpointError, match=r"ck\.npz: the checkpoint was trained with another network or "
+                                              r"options, " + want + r" \(checkpoint vs this run\)") as err:
+        fit(Engine(other, options), p2, 40, _get_batch, "count_ce",
+            FitConfig(epochs=2, batch_size=8, checkpoint_path=str(ck), resume=True), log=None)
+    assert "\n" not in str(err.value)
+    for k in p2:
+        np.testing.assert_array_equal(p2[k], before[k], err_msg=k)
+    # the same network with other (not read) weight values in its graph resumes
+    same = layered_graph(6, (12, 3), (True, False), None)
+    same.nodes["w0"].weight[...] = 0.25
+    _, hist = fit(Engine(same), init_params(same, 0), 40, _get_batch, "count_ce",
+                  FitConfig(epochs=2, batch_size=8, checkpoint_path=str(ck), resume=True), log=None)
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def _write_v2(path, drop=(), graph_drop=(), **meta_over):
+    """A version 2 checkpoint of GRAPH with the entries ``drop`` of its header's meta left out,
+    ``meta_over`` replacing others, and the entries ``graph_drop`` of the graph's parts (keys of
+    meta['graph'] or arrays 'graph/<node>/<field>') left out."""
+    import json
+
+    from rtsnn.learn.offline.bptt_graph import graph_to_parts
+
+    g_meta, g_arrays = graph_to_parts(GRAPH)
+    meta = {"epoch": 1, "history": [], "adam_steps": 0, "calib": [], "bptt_options": BpttOptions().to_dict(),
+            "graph": {k: v for k, v in g_meta.items() if k not in graph_drop}, **meta_over}
+    for k in drop:
+        meta.pop(k)
+    arrays = {"graph/" + k: v for k, v in g_arrays.items() if "graph/" + k not in graph_drop}
+    arrays["__header__"] = np.frombuffer(json.dumps({"format": "rtsnn-bptt-checkpoint", "version": 2,
+                                                     "meta": meta}).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("kw, want", [
+    ({"bptt_options": [1, 2]}, r"bptt_options must be an object, got list"),
+    ({"bptt_options": "atan"}, r"bptt_options must be an object, got str"),
+    ({"bptt_options": {**BpttOptions().to_dict(), "surogate": "atan"}},
+     r"bptt_options: unknown key\(s\) surogate; known: surrogate, surrogate_param, detach_reset, max_delay_steps"),
+    ({"drop": ("bptt_options",)}, r"bptt_options: missing"),
+    ({"graph_drop": ("dt_s",)}, r"graph: dt_s: missing"),
+    ({"graph_drop": ("integration",)}, r"graph: integration: missing"),
+    ({"graph_drop": ("graph/layer0/tau_mem_s",)}, r"node 'layer0': tau_mem_s: missing"),
+])
+def test_a_bad_version_2_header_is_one_checkpoint_error(tmp_path, kw, want):
+    ck = tmp_path / "ck.npz"
+    _write_v2(ck, **kw)
+    pattern = r"ck\.npz: the checkpoint's network is unreadable: " + want
+    with pytest.raises(CheckpointError, match=pattern) as err:
+        checkpoint_graph(ck)
+    assert "\n" not in str(err.value)
+    eng, p = _setup()  # resuming from it: the same one-line error
+    with pytest.raises(CheckpointError, match=pattern):
+        fit(eng, p, 40, _get_batch, "count_ce", FitConfig(epochs=2, batch_size=8, checkpoint_path=str(ck),
+                                                          resume=True), log=None)
+
+
+def test_a_header_that_is_not_an_object_is_a_checkpoint_error(tmp_path):
+    import json
+
+    for header in ([1, 2], {"format": "rtsnn-bptt-checkpoint", "version": 2, "meta": [1]}):
+        np.savez(tmp_path / "h.npz", __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+        with pytest.raises(CheckpointError, match=r"h\.npz: corrupt checkpoint header \(not an object"):
+            load_checkpoint(tmp_path / "h.npz")
 
 
 def test_checkpoint_holds_the_trained_graph_and_options(tmp_path):
@@ -201,3 +285,15 @@ def test_checkpoint_without_a_network_is_refused(tmp_path):
     save_checkpoint(ck, {"a": np.arange(3.0)}, {"epoch": 1})
     with pytest.raises(CheckpointError, match="holds no network"):
         checkpoint_graph(ck)
+
+
+def test_version_1_dict_of_the_wrong_types_is_a_checkpoint_error_naming_the_key(tmp_path):
+    ck = tmp_path / "v1.npz"
+    spec = {"n_in": 6, "layers": [12, 3], "recurrent": [True, False], "n_out": None}
+    _write_v1_checkpoint(ck, spec, {})
+    assert compile_graph(*checkpoint_graph(ck)).recurrent == (True, False)
+    for key, value in (("n_in", 6.5), ("recurrent", ["true", "false"]), ("layers", ["12", 3])):
+        _write_v1_checkpoint(ck, {**spec, key: value}, {})
+        with pytest.raises(CheckpointError, match=rf"v1\.npz: the checkpoint's network is unreadable: spec\.{key}: "
+                                                  rf"must be "):
+            checkpoint_graph(ck)

@@ -47,7 +47,7 @@ def test_best_validation_keeps_the_parameters_of_the_best_validation_epoch(tmp_p
     hist = _history(tmp_path)
     val = np.array([e["validation_metric"] for e in hist])
     assert len(hist) == EPOCHS and res["epochs"] == EPOCHS
-    best = int(np.argmax(val)) + 1  # the first of equal maxima
+    best = len(val) - int(np.argmax(val[::-1]))  # 1-based; the last of equal maxima
     assert res["select"] == "best_validation" and res["selected_epoch"] == best
     assert best < EPOCHS  # this seed's best epoch is not the last: the selection is visible
     assert res["validation_r2_continuous"] == pytest.approx(val.max(), abs=1e-12)
@@ -58,6 +58,34 @@ def test_best_validation_keeps_the_parameters_of_the_best_validation_epoch(tmp_p
     assert res["snn_r2_continuous"] != pytest.approx(hist[-1]["heldout_metric_continuous"], abs=1e-9)
     doc = json.loads((tmp_path / "m.history.json").read_text())
     assert doc["select"] == "best_validation" and doc["selected_epoch"] == best
+
+
+def test_of_tied_best_validation_epochs_the_later_is_kept(tmp_path, capsys, monkeypatch):
+    """The validation figures are scripted (epochs 2 and 4 of 5 tie at the best): the kept
+    parameters are epoch 4's, the tie rule of fit's and FP's selection."""
+    import rtsnn.learn.offline.pretrain as pretrain
+
+    scripted = [0.1, 0.5, 0.2, 0.5, 0.3]
+    real = pretrain.r2_score
+    calls = []
+
+    def r2_score(pred, y):
+        # per epoch's evaluation: test_r2, test_r2_continuous, then the validation figure
+        calls.append(1)
+        n = len(calls) - 1
+        if n < 3 * len(scripted) and n % 3 == 2:
+            return scripted[n // 3], None
+        return real(pred, y)
+
+    monkeypatch.setattr(pretrain, "r2_score", r2_score)
+    _xdf(tmp_path / "rec.xdf")
+    res = _run(capsys, _cfg(tmp_path, REGRESSION, epochs=len(scripted), validation_fraction=0.25,
+                            select="best_validation", **FAST))
+    hist = _history(tmp_path)
+    assert [e["validation_metric"] for e in hist] == scripted  # the script reached the selection
+    assert res["selected_epoch"] == 4
+    assert res["snn_r2_continuous"] == pytest.approx(hist[3]["heldout_metric_continuous"], abs=1e-9)
+    assert res["snn_r2_continuous"] != pytest.approx(hist[1]["heldout_metric_continuous"], abs=1e-9)
 
 
 def test_default_trains_on_every_training_trial_and_keeps_the_last_epoch(tmp_path, capsys):

@@ -111,6 +111,10 @@ def test_search_space_parses_all_four_kinds():
                                          r"use val_r2_continuous .*or set sweep\.select_on_test: true"),
     ({"space": {}, "metric": "val_r2_continuous", "select_on_test": True},
      r"sweep\.select_on_test: true but sweep\.metric 'val_r2_continuous' is a validation metric"),
+    # a strict bool: 1 or "yes" is not taken for true
+    ({"space": {}, "metric": "test_r2", "select_on_test": 1},
+     r"sweep\.select_on_test: Input should be a valid boolean \(got 1\)"),
+    ({"space": {}, "select_on_test": "yes"}, r"sweep\.select_on_test: Input should be a valid boolean \(got 'yes'\)"),
     ({"space": {}, "metric": "val_acc_continuous"},
      r"sweep\.metric: 'val_acc_continuous' is not a regression metric; use val_r2_continuous"),
     ({"space": {}, "scheduler": {"kind": "pbt"}}, r"sweep\.scheduler\.kind: Input should be 'asha'"),
