@@ -150,8 +150,12 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
     from rtsnn.runtime.session import Session
     from rtsnn.jsonout import json_safe
 
+    bare_timer_s = getattr(args, "bare_timer_s", 0.0) or 0.0
     try:
         cfg = parse_config(data, origin)
+        if bare_timer_s > 0 and cfg.session.pace == "max":  # before anything is built or spawned
+            raise ConfigError(f"{origin}: --bare-timer-s {bare_timer_s:g} measures the floor of live deadlines, "
+                              f"but session.pace is max (no deadlines); leave it out or give 0")
         session = Session(cfg, origin)
     except ConfigError as err:  # every config error names the file (a plugin lookup's does not, yet)
         if origin in str(err):
@@ -163,7 +167,7 @@ def _run_session(data: dict[str, Any], origin: str, args: argparse.Namespace, po
             summary = session.run(on_start=None if quiet else _print_start,
                                   on_status=None if quiet else (lambda st: _progress(format_status_line(st))),
                                   status_interval_s=STATUS_INTERVAL_S,
-                                  bare_timer_s=getattr(args, "bare_timer_s", 0.0) or 0.0)
+                                  bare_timer_s=bare_timer_s)
     except Exception as err:
         failed = getattr(session, "failed", None)  # set once the session ran: its thread or a stage failed
         if isinstance(failed, str) and failed:
@@ -419,8 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out-dir", help="override session.out_dir")
     r.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     r.add_argument("--bare-timer-s", type=_seconds_or_zero, default=0.0,
-                   help="before the first tick, time this long an empty loop on the session's pacing (the "
-                        "machine's deadline floor, reported beside the session's misses); default 0: off")
+                   help="before the inputs open, time this long an empty loop on the session's pacing (the "
+                        "machine's deadline floor, reported beside the session's misses); default 0: off; "
+                        "refused with session.pace: max (no deadlines)")
     r.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
                                                          "lines on stderr; the summary still prints")
     r.set_defaults(func=cmd_run)
@@ -430,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out-dir", help="where the session folder goes (default ./sessions)")
     d.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     d.add_argument("--bare-timer-s", type=_seconds_or_zero, default=2.0,
-                   help="before the first tick, time this long an empty loop on the session's pacing (the "
+                   help="before the inputs open, time this long an empty loop on the session's pacing (the "
                         "machine's deadline floor, reported beside the session's misses); 0: off (default 2)")
     d.add_argument("--quiet", action="store_true", help="no start lines (folder, streams) and no status "
                                                          "lines on stderr; the summary still prints")

@@ -305,6 +305,16 @@ def check_warmup_cost(session: Any, tick_ns: np.ndarray, budget_ns: int, dt_ns: 
 
 
 # ------------------------------------------------------------------ live pacing
+def miss_cause(wake_late_ns: int, work_ns: int) -> str:
+    """Why a tick that missed its deadline (it ended after ``t_sched + dt``) missed it: the
+    counter it goes to. ``wake_late_ns`` = tick start - scheduled start (``t0 - t_sched``),
+    ``work_ns`` = its work, ingest to emit (``t6 - t0``); they add up to more than ``dt``.
+    ``"misses_late_wake"`` when the late wake-up is the larger share (``wake_late_ns >
+    work_ns``: the tick was woken too late for its work to fit), else ``"misses_slow_tick"``
+    (the work itself took more than the slack it was given)."""
+    return "misses_late_wake" if wake_late_ns > work_ns else "misses_slow_tick"
+
+
 def live_pacing(session: Any, budget_ns: int) -> Pacing:
     """Real time: rings drop (and count) what does not fit, the emit is stamped with
     ``local_clock()``, a prepared learner step is applied only with half the budget left, and
@@ -333,10 +343,9 @@ def live_pacing(session: Any, budget_ns: int) -> Pacing:
     def timed(n: int, t_emit: float, t0: int, t6: int, t_sched: int) -> None:
         if n:
             _record_e2e(hist, maxima, i_e2e, i_age, t_emit, float(t6 - t0), timestamps, n)
-        if t6 > t_sched + dt_ns:
+        if t6 > t_sched + dt_ns:  # a miss (the only case that pays for a call)
             c["deadline_misses"] += 1
-            # why: woken later than the tick's own work took, or a tick longer than its slack
-            c["misses_late_wake" if t0 - t_sched > t6 - t0 else "misses_slow_tick"] += 1
+            c[miss_cause(t0 - t_sched, t6 - t0)] += 1
 
     return Pacing(
         pull=session.source.pull, now=local_clock,

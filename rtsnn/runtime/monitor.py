@@ -108,15 +108,18 @@ class MonitorTap:
     ``bind(spikes, target)`` (before the first tick) gives it the views it copies from:
     ``spikes`` the recurrent layer's spike vector of the last step (float 0/1, n_rec; may be
     None: no raster), ``target`` the session's current target vector (n_out; may be None).
-    ``capacity_ticks``: rows kept (a power of two >= 64), in a
-    :class:`rtsnn.stream.ring.Ring` with drop policy ``"oldest"`` and structured rows.
+    ``capacity_ticks``: rows kept (an integer >= 64; any size: the ring indexes its
+    ``capacity + 1`` slots with ``%``, not a mask), in a :class:`rtsnn.stream.ring.Ring` with
+    drop policy ``"oldest"`` and structured rows. ``emit`` writes the slot ``head % slots`` in
+    place and then advances ``head`` (what :meth:`Ring.slot` / :meth:`Ring.commit` do, inline:
+    two index operations per tick and no method call).
     """
 
     def __init__(self, n_rec: int, n_out: int, raster_neurons: int | None = None, capacity_ticks: int = 2048):
         if n_rec < 0 or n_out < 1:
             raise ValueError(f"MonitorTap needs n_rec >= 0 and n_out >= 1, got n_rec={n_rec}, n_out={n_out}")
-        if capacity_ticks < 64 or capacity_ticks & (capacity_ticks - 1):
-            raise ValueError(f"capacity_ticks must be a power of two >= 64, got {capacity_ticks}")
+        if int(capacity_ticks) != capacity_ticks or capacity_ticks < 64:
+            raise ValueError(f"capacity_ticks must be an integer >= 64, got {capacity_ticks}")
         rn = n_rec if raster_neurons is None else min(int(raster_neurons), n_rec)
         if rn < 0:
             raise ValueError(f"raster_neurons must be >= 0, got {raster_neurons}")
@@ -128,7 +131,7 @@ class MonitorTap:
         self.ring = Ring(self.capacity, 1, row, drop="oldest", read_margin=self.capacity // 8, name="MonitorTap")
         z, yt = self.ring.values["z"], self.ring.values["yt"]
         # per-slot views made once, so emit never builds a view object
-        slots = z.shape[0]
+        slots = self._slots = z.shape[0]  # capacity + 1 (the ring's spare slot)
         self._z_rows = [z[i, 0, :rn] for i in range(slots)]
         self._y_rows = [yt[i, 0, : self.n_out] for i in range(slots)]
         self._t_rows = [yt[i, 0, self.n_out:] for i in range(slots)]
@@ -161,13 +164,14 @@ class MonitorTap:
 
     def emit(self, values: np.ndarray, t_source: float) -> None:
         ring = self.ring
-        i = ring.slot()  # "oldest": always a slot
+        head = ring.head
+        i = head % self._slots  # Ring.slot() inline ("oldest": always a slot)
         if self._spikes is not None:
             _copyto(self._z_rows[i], self._spikes, "unsafe")  # copyto: no temporary view
         _copyto(self._y_rows[i], values, "unsafe")
         if self._target is not None:
             _copyto(self._t_rows[i], self._target, "unsafe")
-        ring.commit()  # published after the row is complete
+        ring.head = head + 1  # Ring.commit() inline: published after the row is complete
 
     def stats(self) -> dict[str, Any]:
         return {"name": "monitor", "rows": self.head}

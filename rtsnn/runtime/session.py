@@ -26,8 +26,9 @@ ends after the next tick's start is a deadline miss; a loop more than ``max_lag_
 drops the missed tick slots (counted as skipped) instead of running them back to back.
 
 Deadline misses (issue 17 item 7): ``run(bare_timer_s=...)`` (``rtsnn demo`` default 2 s,
-``rtsnn run --bare-timer-s``) first times an empty loop on the same pacing in this process
-(:func:`rtsnn.runtime.loop.bare_timer`), and the summary reports it beside the session's misses
+``rtsnn run --bare-timer-s``; live pace only) first times an empty loop on the same pacing in
+this process (:func:`rtsnn.runtime.loop.bare_timer`), once the outputs are open and before the
+inputs open (nothing queues input meanwhile), and the summary reports it beside the session's misses
 (``bare_timer_miss_rate``, ``deadline_miss_ratio``), with the misses split by cause
 (``deadline_miss_causes``: a late wake-up, or a tick longer than its slack). The compute thread
 needs the GIL after every sleep and every call that releases it, so work other threads do with
@@ -83,7 +84,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rtsnn.config import SessionConfig
+from rtsnn.config import ConfigError, SessionConfig
 from rtsnn.protocols import DescribesChannels, ReadyAfterPrepare
 from rtsnn.runtime import io_thread
 from rtsnn.runtime.build import (_substitute, _with_session_dt, build_stages, check_session_name,  # noqa: F401
@@ -202,22 +203,31 @@ class Session:
             dropout_fraction=su.dropout_fraction, dropout_at_s=su.dropout_at_s,
             rotation_deg=su.rotation_deg, rotation_at_s=su.rotation_at_s)
 
-    def _open(self) -> None:
+    def _open(self, bare_timer_s: float = 0.0) -> None:
+        """Open every stage, outputs first, then the inputs; ``bare_timer_s`` > 0: time the
+        bare loop in between (see :meth:`run`), when nothing is yet buffering input for the
+        session."""
+        self._open_outputs()
+        if bare_timer_s > 0:
+            old_switch = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL_S)  # the GIL switch interval the session runs with
+            try:
+                self.bare = self._bare_timer(bare_timer_s)
+            finally:
+                sys.setswitchinterval(old_switch)
+        self._open_inputs()
+
+    def _open_outputs(self) -> None:
+        """What a tick writes to and runs on: the synthetic user's process (its outlets up),
+        the monitor, the sinks, the backend (warmed up) and every per-tick path exercised once.
+        None of these buffers the session's input."""
         self._spawn_synthetic_user()
-        self.source.open()
-        if self.teacher is not None:
-            self.teacher.open()
-        if self.parts.opens_reward:
-            self.reward.open()
         if self.monitor is not None:
             self.monitor.open()
         labels = list(self.model.output_labels)
         units = list(self.model.output_units)
         for sink in self.sinks:
             sink.open(labels, units)
-        self._open_recording()  # before the learner attaches: every reward it polls is recorded
-        if self.learner is not None:
-            self.learner.attach(self.backend, self.dt_s)
         self.backend.warm_up()
         # exercise every per-tick path once so nothing compiles inside the loop
         self.encoder.encode(self.samples, 0, self.spikes_in)
@@ -229,6 +239,19 @@ class Session:
         # its own, which a cold numba cache (a new user's first run) would otherwise compile at
         # the first timed tick, stalling it ~0.1 s while input piles up
         record_ns(np.zeros_like(self.stats.hist), np.zeros_like(self.stats.maxima), 0, 0)
+
+    def _open_inputs(self) -> None:
+        """What buffers input from the moment it opens (an LSL inlet keeps, and past
+        ``max_backlog_s`` drops, what arrives before the first pull): source, teacher, reward;
+        then the recording (it takes the source's channel labels) and the learner."""
+        self.source.open()
+        if self.teacher is not None:
+            self.teacher.open()
+        if self.parts.opens_reward:
+            self.reward.open()
+        self._open_recording()  # before the learner attaches: every reward it polls is recorded
+        if self.learner is not None:
+            self.learner.attach(self.backend, self.dt_s)
 
     def _open_recording(self) -> None:
         """``session.record``: <folder>/recording.xdf; the reward source is wrapped so that
@@ -315,18 +338,25 @@ class Session:
         previous call). Both run on the calling thread, which otherwise only waits for the
         compute thread; an exception in either stops further calls, never the session.
 
-        ``bare_timer_s`` > 0 (live pace only): once every stage is open and before the threads
-        start, measure the machine's own deadline floor for that long
+        ``bare_timer_s`` > 0 (``session.pace: realtime`` only; with ``max`` there are no
+        deadlines to compare and it is refused with a :class:`~rtsnn.config.ConfigError`):
+        measure the machine's own deadline floor for that long
         (:func:`rtsnn.runtime.loop.bare_timer`: the session's pacing, tick and scheduling
-        policy with an empty tick body); the summary reports it next to the session's
+        policy with an empty tick body) in this process, with the outputs open (synthetic user,
+        monitor, sinks, backend warmed up) but before the source, teacher and reward open, so
+        no input queues up during it (the warm-up's ``dropped_in_warmup`` is what it would be
+        without the timer); the summary reports it next to the session's
         ``deadline_miss_rate`` (``bare_timer_miss_rate``, ``deadline_miss_ratio``).
         """
         if not (isinstance(bare_timer_s, (int, float)) and 0 <= bare_timer_s < float("inf")):
             raise ValueError(f"bare_timer_s must be a finite number >= 0 (s), got {bare_timer_s!r}")
+        if bare_timer_s > 0 and self.cfg.session.pace == "max":
+            raise ConfigError(f"{self.origin}: bare_timer_s {bare_timer_s:g} measures the floor of live deadlines, "
+                              f"but session.pace is max (no deadlines); use bare_timer_s 0")
         self._collect_optional_stages()
         self.folder = self._make_folder()
         try:
-            self._open()
+            self._open(bare_timer_s)
             self._open_control()
         except BaseException:
             # nothing ran: no folder left behind (a source that cannot resolve, a sink refused, ...)
@@ -334,7 +364,6 @@ class Session:
             self._discard_folder()
             raise
         old_switch = sys.getswitchinterval()
-        s = self.cfg.session
         try:
             if on_start is not None:
                 try:
@@ -342,8 +371,6 @@ class Session:
                 except Exception:  # noqa: BLE001 - reporting must not stop the session
                     pass
             sys.setswitchinterval(SWITCH_INTERVAL_S)  # bound how long another thread can hold the GIL
-            if bare_timer_s > 0 and s.pace != "max":
-                self.bare = self._bare_timer(bare_timer_s)
             io = threading.Thread(target=io_thread.io_thread_main, args=(self,), name="rtsnn-io", daemon=True)
             compute = threading.Thread(target=compute_main, args=(self,), name="rtsnn-compute", daemon=True)
             self._io_done = threading.Event()

@@ -102,8 +102,8 @@ def test_tap_emit_allocates_nothing_beyond_its_index():
 @pytest.mark.parametrize("kw, match", [
     (dict(n_rec=8, n_out=0), "n_out >= 1"),
     (dict(n_rec=-1, n_out=2), "n_rec >= 0"),
-    (dict(n_rec=8, n_out=2, capacity_ticks=100), "power of two"),
-    (dict(n_rec=8, n_out=2, capacity_ticks=32), "power of two >= 64"),
+    (dict(n_rec=8, n_out=2, capacity_ticks=100.5), "an integer >= 64"),
+    (dict(n_rec=8, n_out=2, capacity_ticks=32), "an integer >= 64"),
 ])
 def test_tap_bad_construction(kw, match):
     with pytest.raises(ValueError, match=match):
