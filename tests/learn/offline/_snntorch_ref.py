@@ -12,6 +12,35 @@ from rtsnn.learn.offline.bptt_engine import Engine, init_params
 T, B = 40, 3  # ticks and batch of every comparison
 
 
+def spike_grad(sts, torch, name, p):
+    """snnTorch's spike function for our surrogate family ``name`` with parameter ``p``:
+    ``sigmoid`` / ``atan`` / ``ste`` are snnTorch's own unchanged; snnTorch's fast sigmoid is not
+    unit-area (``1/(1+k|x|)^2``), so fast sigmoid, boxcar, triangular and exponential are ours
+    through ``surrogate.custom_surrogate``."""
+    if name == "sigmoid":
+        return sts.sigmoid(slope=p)
+    if name == "atan":
+        return sts.atan(alpha=p)
+    if name == "ste":
+        return sts.straight_through_estimator()
+
+    def fn(input_, grad_input, spikes):  # noqa: ARG001
+        ax = input_.abs()
+        if name == "fast_sigmoid":
+            g = p / (2.0 * (1.0 + p * ax) ** 2)
+        elif name == "boxcar":
+            g = (ax <= p).to(input_.dtype) / (2.0 * p)
+        elif name == "triangular":
+            g = torch.clamp(1.0 - ax / p, min=0.0) / p
+        elif name == "exponential":
+            g = torch.exp(-ax / p) / (2.0 * p)
+        else:
+            raise ValueError(f"no snnTorch counterpart for surrogate {name!r}")
+        return grad_input * g
+
+    return sts.custom_surrogate(fn)
+
+
 def two_layer_case(rng, *, seed, recurrent, surrogate, reset, bias=False):
     """``(graph, options, plan, params, x, dy)``: 6 inputs -> 12 -> 9 LIF -> 3 readout,
     tau_mem 10 ms, reset detached (as snnTorch does); weights drawn from ``rng`` so both
@@ -39,14 +68,18 @@ def two_layer_case(rng, *, seed, recurrent, surrogate, reset, bias=False):
 def snntorch_run(torch, snn, spec, params, x, dy, recurrent, *, spike_grad, reset):
     """Step the snnTorch network; returns ``(torch params with .grad of sum(y * dy), y, spikes
     per layer (T, B, n))``."""
+    T, B = x.shape[:2]
     tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    # beta and threshold as float64 tensors: snnTorch stores a Python float as a float32 buffer,
+    # which leaves the spikes (and y) unchanged but moves every membrane by ~1e-8 and the
+    # surrogate gradients by up to ~1e-5
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     neurons = [snn.Leaky(beta=f64(spec.alpha[0][0]), threshold=f64(spec.v_th[0][0]), spike_grad=spike_grad,
                          reset_mechanism=reset) for _ in spec.layers]
     mems = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
     prev = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
     r = torch.zeros(B, spec.layers[-1], dtype=torch.float64)
-    xt = torch.tensor(x)
+    xt = torch.tensor(x, dtype=torch.float64)
     ys, spikes = [], [[] for _ in spec.layers]
     for t in range(T):
         h = xt[t]

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import import_or_skip
 from _bptt_nets import net, plan
-from _snntorch_ref import assert_engine_matches, snntorch_run, two_layer_case
+from _snntorch_ref import assert_engine_matches, snntorch_run, spike_grad, two_layer_case
 from rtsnn.learn.offline.bptt_engine import Engine, init_params
 from rtsnn.learn.offline.bptt_graph import graph_from_spec_dict
 from rtsnn.learn.offline.bptt_kernels import layer_backward, layer_forward
@@ -263,23 +263,6 @@ def test_checkpointed_reset_zero_equals_full():
 
 
 # ------------------------------------------------------------------ snnTorch
-def _spike_grad(sts, torch, name, p):
-    if name == "ste":
-        return sts.straight_through_estimator()
-    if name == "atan":
-        return sts.atan(alpha=p)
-
-    def fn(input_, grad_input, spikes):  # noqa: ARG001
-        ax = input_.abs()
-        if name == "fast_sigmoid":
-            g = p / (2.0 * (1.0 + p * ax) ** 2)
-        else:  # triangular
-            g = torch.clamp(1.0 - ax / p, min=0.0) / p
-        return grad_input * g
-
-    return sts.custom_surrogate(fn)
-
-
 @pytest.mark.parametrize("sg", ["fast_sigmoid", "ste", "atan", "triangular"])
 @pytest.mark.parametrize("recurrent", [(False, False), (True, False)])
 def test_reset_zero_equals_snntorch_leaky(sg, recurrent):
@@ -291,7 +274,7 @@ def test_reset_zero_equals_snntorch_leaky(sg, recurrent):
     graph, opts, spec, params, x, dy = two_layer_case(rng, seed=3, recurrent=recurrent, surrogate=sg, reset="zero")
     _, psg = surrogate_id(sg)
     tp, y, spikes = snntorch_run(torch, snn, spec, params, x, dy, recurrent,
-                                 spike_grad=_spike_grad(sts, torch, sg, psg), reset="zero")
+                                 spike_grad=spike_grad(sts, torch, sg, psg), reset="zero")
     assert_engine_matches(graph, opts, params, x, dy, recurrent, tp, y, spikes)
 
 

@@ -32,30 +32,10 @@ from snntorch import surrogate as sts  # noqa: E402
 
 from rtsnn.learn.offline.bptt_engine import Engine, init_params  # noqa: E402
 from _bptt_nets import net, plan  # noqa: E402
+from _snntorch_ref import snntorch_run, spike_grad  # noqa: E402
 from rtsnn.learn.offline.surrogate import DEFAULT_PARAM, SURROGATES  # noqa: E402
 
 RTOL = 1e-5
-
-
-def _spike_grad(name: str, p: float):
-    if name == "sigmoid":
-        return sts.sigmoid(slope=p)
-    if name == "atan":
-        return sts.atan(alpha=p)
-
-    def fn(input_, grad_input, spikes):  # noqa: ARG001
-        ax = input_.abs()
-        if name == "fast_sigmoid":
-            g = p / (2.0 * (1.0 + p * ax) ** 2)
-        elif name == "boxcar":
-            g = (ax <= p).to(input_.dtype) / (2.0 * p)
-        elif name == "triangular":
-            g = torch.clamp(1.0 - ax / p, min=0.0) / p
-        else:
-            g = torch.exp(-ax / p) / (2.0 * p)
-        return grad_input * g
-
-    return sts.custom_surrogate(fn)
 
 
 def _net(rng, recurrent, n_out=3):
@@ -90,37 +70,6 @@ def _ours(graph, opts, params, x, dy, checkpoint_steps=None):
     return tape, eng.backward(params, tape, dy)
 
 
-def _snntorch_grads(spec, params, x, dy, sg_name, sg_p):
-    tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-    # beta and threshold as float64 tensors: snnTorch stores a Python float as a float32 buffer,
-    # which leaves the spikes (and y) unchanged but moves every membrane by ~1e-8 and the
-    # surrogate gradients by up to ~1e-5
-    f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    neurons = [snn.Leaky(beta=f64(spec.alpha[0][0]), threshold=f64(spec.v_th[0][0]), spike_grad=_spike_grad(sg_name, sg_p),
-                         reset_mechanism="subtract") for _ in spec.layers]
-    T, B, _ = x.shape
-    xt = torch.tensor(x, dtype=torch.float64)
-    mems = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
-    spk_prev = [torch.zeros(B, n, dtype=torch.float64) for n in spec.layers]
-    r = torch.zeros(B, spec.layers[-1], dtype=torch.float64)
-    ys = []
-    for t in range(T):
-        h = xt[t]
-        for l, lif in enumerate(neurons):
-            cur = h @ tp[f"w{l}"]
-            if spec.recurrent[l]:
-                cur = cur + spk_prev[l] @ tp[f"r{l}"]
-            spk, mems[l] = lif(cur, mems[l])
-            spk = spk.to(torch.float64)
-            spk_prev[l] = spk
-            h = spk
-        r = tp["kappa"][0] * r + h
-        ys.append(r @ tp["w_out"] + tp["b_out"])
-    y = torch.stack(ys)
-    (y * torch.tensor(dy)).sum().backward()
-    return y.detach().numpy(), {k: v.grad.numpy() for k, v in tp.items() if v.grad is not None}
-
-
 @pytest.mark.parametrize("sg_name", list(SURROGATES))
 @pytest.mark.parametrize("recurrent", [(False, False), (True, False)])
 def test_gradients_equal_snntorch(sg_name, recurrent):
@@ -133,7 +82,9 @@ def test_gradients_equal_snntorch(sg_name, recurrent):
     T, B = 40, 3
     x = (rng.random((T, B, spec.n_in)) < 0.3) * rng.uniform(0.5, 1.5, (T, B, spec.n_in))
     dy = rng.standard_normal((T, B, 3))
-    y_t, g_t = _snntorch_grads(spec, params, x, dy, sg_name, p_sg)
+    tp, y_t, _ = snntorch_run(torch, snn, spec, params, x, dy, spec.recurrent,
+                              spike_grad=spike_grad(sts, torch, sg_name, p_sg), reset="subtract")
+    g_t = {k: v.grad.numpy() for k, v in tp.items() if v.grad is not None}
     tape, g = _ours(graph, opts, params, x, dy)
     np.testing.assert_allclose(tape.y, y_t, rtol=1e-12, atol=1e-12)
     rates = [float(rec[3].mean()) for rec in tape.records[0][0]]
