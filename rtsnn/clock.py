@@ -67,3 +67,131 @@ class DeadlineClock:
             self.k += int(behind)
             return int(behind)
         return 0
+
+
+# ------------------------------------------------------------------ the compute thread's slack
+_OPEN_NS = 1 << 62  # "no wake-up ahead": no real-time loop claims the slack, every wait returns at once
+
+
+class TickSlack:
+    """When the real-time compute thread will want the GIL next, for the other threads of its
+    process, so that their Python work runs while it sleeps instead of across its wake-up.
+
+    Every Python thread of a process shares one GIL. A thread that holds it when the compute
+    thread wakes delays that tick until it lets go: until its next blocking call, or for up to
+    the switch interval. Traced on the dev VM (2 vCPUs, the demo), such hand-overs put the
+    tick's p99 lateness at ~100 us and its p99.9 work at ~700 us, and cost deadlines that a
+    bare timer in the same process kept (docs/session_folder.md).
+
+    The contract, cooperative and process-wide (:data:`SLACK`):
+
+    * the compute thread :meth:`claim` s it when its deadlines start and, before each wait,
+      :meth:`publish` es its next wake-up ``w_k = t0 + k dt - spin`` (one attribute store);
+      the tick then holds the GIL from ``w_k`` for about ``busy_ns`` (the spin, the tick's work
+      and a margin), and the window ``[w_k + busy_ns, w_{k+1} - margin_ns)`` is free;
+    * another thread calls :meth:`wait` ``(cost_ns)`` before a piece of Python work of about
+      that cost: it returns at once when ``now + min(cost_ns, window / 2) + margin_ns <= w_k``,
+      else it sleeps until the current tick is over and checks again (at most ``max_wait_ns``
+      in all: background work is delayed, never starved);
+    * a thread that sleeps between passes asks :meth:`aligned` ``(seconds)`` for its timeout:
+      at least ``seconds``, ending at the start of a window, so that its wake-up itself (the GIL
+      taken to run the first bytecodes) does not land on a tick.
+
+    With no claim (no real-time loop in the process, ``pace: max``, tests) every call returns
+    at once and ``aligned`` returns its argument. Nothing here blocks the compute thread.
+    """
+
+    __slots__ = ("next_wake_ns", "dt_ns", "busy_ns", "margin_ns", "max_wait_ns", "owner", "waits", "waited_ns",
+                 "gave_up")
+
+    def __init__(self) -> None:
+        self.next_wake_ns = _OPEN_NS
+        self.dt_ns = 0
+        self.busy_ns = 0
+        self.margin_ns = 50_000
+        self.max_wait_ns = 0
+        self.owner: object | None = None
+        self.waits = 0  # calls of wait() that had to sleep
+        self.waited_ns = 0  # their time asleep, in all
+        self.gave_up = 0  # calls that found no window within max_wait_ns and went ahead
+
+    # -- compute thread
+    def claim(self, owner: object, dt_ns: int, busy_ns: int) -> bool:
+        """Take the slack for a loop ticking every ``dt_ns`` that holds the GIL ``busy_ns`` from
+        each wake-up. False (nothing changed) when another loop holds it: the first real-time
+        loop of a process is the one its background threads keep clear of."""
+        if self.owner is not None and self.owner is not owner:
+            return False
+        if not (dt_ns > 0 and 0 <= busy_ns):
+            raise ValueError(f"TickSlack.claim: dt_ns must be > 0 and busy_ns >= 0, got {dt_ns}, {busy_ns}")
+        self.owner = owner
+        self.dt_ns = int(dt_ns)
+        self.busy_ns = int(min(busy_ns, dt_ns))
+        self.max_wait_ns = 20 * self.dt_ns
+        self.waits = self.waited_ns = self.gave_up = 0
+        return True
+
+    def publish(self, next_wake_ns: int) -> None:
+        """The compute thread's next wake-up (``perf_counter_ns``), before it sleeps for it."""
+        self.next_wake_ns = next_wake_ns
+
+    def release(self, owner: object) -> None:
+        """The loop ``owner`` stopped: every wait returns at once again."""
+        if self.owner is owner:
+            self.owner = None
+            self.next_wake_ns = _OPEN_NS
+
+    def stats(self) -> dict[str, int]:
+        """Since the last claim: ``busy_us`` (what the ticks were given), ``waits`` (other
+        threads' calls that slept), ``waited_us`` (their sleep in all), ``gave_up`` (calls that
+        found no window in time and went ahead)."""
+        return {"busy_us": self.busy_ns // 1000, "waits": self.waits, "waited_us": self.waited_ns // 1000,
+                "gave_up": self.gave_up}
+
+    # -- other threads
+    def window_ns(self) -> int:
+        """The free time between one tick's end and the next wake-up (0: none)."""
+        return max(0, self.dt_ns - self.busy_ns - self.margin_ns)
+
+    def wait(self, cost_ns: int = 300_000) -> int:
+        """Block until a piece of work of about ``cost_ns`` can run before the compute thread
+        next wakes (see the class docstring); returns the ns slept (0: at once)."""
+        w = self.next_wake_ns
+        now = _perf()
+        if w == _OPEN_NS:
+            return 0
+        cost = min(cost_ns, self.window_ns() // 2)  # longer work: started in a window's first half
+        if now + cost + self.margin_ns <= w:
+            return 0
+        start = now
+        give_up = start + self.max_wait_ns
+        while True:
+            # the compute thread wakes (or runs) before this would end: sleep past its tick
+            _sleep(max(w + self.busy_ns - now, 50_000) * 1e-9)
+            w = self.next_wake_ns
+            now = _perf()
+            if w == _OPEN_NS or now + cost + self.margin_ns <= w:
+                break
+            if now >= give_up:  # the loop runs behind (no window): go ahead rather than starve
+                self.gave_up += 1
+                break
+        self.waits += 1
+        self.waited_ns += now - start
+        return now - start
+
+    def aligned(self, seconds: float) -> float:
+        """A sleep of at least ``seconds`` that ends at the start of a window (``seconds`` itself
+        when no loop claims the slack)."""
+        w = self.next_wake_ns
+        if w == _OPEN_NS or seconds < 0:
+            return seconds
+        now = _perf()
+        target = now + int(seconds * 1e9)
+        first = w + self.busy_ns  # the start of the window after the tick that wakes at w
+        if target > first:
+            first += -(-(target - first) // self.dt_ns) * self.dt_ns  # the next window start after target
+        return (first - now) * 1e-9
+
+
+SLACK = TickSlack()
+"""The process's one :class:`TickSlack` (one GIL per process, so one schedule to keep clear of)."""

@@ -21,6 +21,8 @@ shared, so read the ratios with the load next to them.
     python scripts/bench_demo.py --duration 20 --repeats 5 --out demo_bench.json
     # before / after: a variant is NAME=PYTHONPATH (a copy of the package tree to import first)
     python scripts/bench_demo.py --variant before=/tmp/old --variant after= --repeats 5
+    # loaded: two CPU-bound processes beside every run
+    python scripts/bench_demo.py --load 2 --repeats 3
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ import json, sys
 from rtsnn.runtime.loop import bare_timer
 print(json.dumps(bare_timer(0.001, float(sys.argv[1]), spin_s=200e-6, phase_ns=500_000, realtime="auto")))
 """
+
+
+LOAD_CHILD = "while True: pass"  # --load: one CPU-bound process at ordinary priority
 
 
 def _cwd(pythonpath: str, out_dir: str) -> str:
@@ -87,7 +92,8 @@ def run_demo(duration_s: float, bare_timer_s: float, pythonpath: str, out_dir: s
             "tick_lateness_p99_us": d["stage_latency_us"]["lateness"]["p99"],
             "tick_lateness_p999_us": d["stage_latency_us"]["lateness"]["p999"],
             "tick_p99_us": d["stage_latency_us"]["tick"]["p99"], "skipped_ticks": d["skipped_ticks"],
-            "r2": d["r2"], "realtime": d["realtime"], "concurrent_timer": timer}
+            "r2": d["r2"], "realtime": d["realtime"], "background_slack": d.get("background_slack"),
+            "concurrent_timer": timer}
 
 
 def _demo_with_timer(cmd: list[str], cwd: str, pythonpath: str, out_dir: str,
@@ -159,12 +165,37 @@ def main() -> None:
     ap.add_argument("--concurrent-timer", action="store_true",
                     help="also run a fresh-process bare timer during each demo, from --bare-timer-s + 4 s after "
                          "its start for --duration - 6 s (while the session ticks)")
+    ap.add_argument("--load", type=int, default=0,
+                    help="run N CPU-bound processes (ordinary priority) through every run: the loaded case")
     ap.add_argument("--out-dir", default=str(Path("/tmp") / "rtsnn-bench-demo"), help="session folders go here")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     variants = [v.split("=", 1) if "=" in v else (v, "") for v in args.variant] or [("this", "")]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
     timers: list[dict[str, Any]] = []
+    if args.load < 0:
+        raise SystemExit(f"bench_demo: --load must be >= 0, got {args.load}")
+    hogs = [subprocess.Popen([sys.executable, "-c", LOAD_CHILD]) for _ in range(args.load)]
+    try:
+        _repeats(args, variants, runs, timers)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    out = {"bench": "demo_deadlines", "duration_s": args.duration, "repeats": args.repeats,
+           "bare_timer_s": args.bare_timer_s, "fresh_timer_s": args.timer_s, "cpus": os.cpu_count(),
+           "load_processes": args.load,
+           "floor": "session miss rate <= 1.2x the bare timer's in the same run",
+           "variants": {name: summarise(runs[name], timers) for name, _ in variants},
+           "runs": runs, "fresh_timers": timers, "t_end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    text = json.dumps(out, allow_nan=False)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+
+
+def _repeats(args: argparse.Namespace, variants: list[Any], runs: dict[str, list[dict[str, Any]]],
+             timers: list[dict[str, Any]]) -> None:
     for k in range(args.repeats):
         order = variants if k % 2 == 0 else variants[::-1]
         for name, path in order:
@@ -183,15 +214,6 @@ def main() -> None:
             t = run_fresh_timer(args.timer_s, args.timer_pythonpath, args.out_dir)
             timers.append({"repeat": k, **t, "loadavg_before": before, "loadavg_after": _load()})
             print(f"    fresh bare timer {t['misses']}/{t['ticks']}", file=sys.stderr, flush=True)
-    out = {"bench": "demo_deadlines", "duration_s": args.duration, "repeats": args.repeats,
-           "bare_timer_s": args.bare_timer_s, "fresh_timer_s": args.timer_s, "cpus": os.cpu_count(),
-           "floor": "session miss rate <= 1.2x the bare timer's in the same run",
-           "variants": {name: summarise(runs[name], timers) for name, _ in variants},
-           "runs": runs, "fresh_timers": timers, "t_end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    text = json.dumps(out, allow_nan=False)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
 
 
 if __name__ == "__main__":

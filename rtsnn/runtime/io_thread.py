@@ -1,13 +1,18 @@
-"""The session's I/O thread: an asyncio loop beside the compute thread, never in its way.
+"""The session's I/O thread: a plain loop beside the compute thread, kept out of its ticks.
 
-Every pass (about every 50 ms, and once more after the compute thread has finished): run the
-learner's heavy ``prepare`` in an executor when it wants one (live pace only; at pace max the
-compute thread runs it inline), drain the output ring into ``outputs.f64`` and the recording,
-hand control messages to the learner (:func:`dispatch_control`), move the events stages noted
-into the recording (:func:`drain_stage_events`), ask stages whether they failed
-(:func:`check_failures`), and every ``session.metrics_interval_s`` append one JSON line of
-interval metrics to ``metrics.jsonl``. The session monitor, when there is one, runs as a task
-of the same loop.
+Every pass (about every 50 ms, and once more after the compute thread has finished): start the
+learner's heavy ``prepare`` on a worker thread when it wants one (live pace only; at pace max the
+compute thread runs it inline) and collect it when done, drain the output ring into
+``outputs.f64`` and the recording, hand control messages to the learner
+(:func:`dispatch_control`), move the events stages noted into the recording
+(:func:`drain_stage_events`), ask stages whether they failed (:func:`check_failures`), and every
+``session.metrics_interval_s`` append one JSON line of interval metrics to ``metrics.jsonl``.
+The session monitor, when there is one, is serviced from the same loop every
+``monitor.publish_period_s``.
+
+The loop shares the GIL with the compute thread, so it stays out of the ticks
+(:data:`rtsnn.clock.SLACK`): it sleeps with timeouts that end just after a tick, and each piece
+of work waits for room before the next wake-up of the compute thread.
 
 An exception here stops the session (``session.io_error``; ``run()`` raises it): outputs must
 not vanish silently.
@@ -15,38 +20,37 @@ not vanish silently.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from rtsnn.clock import SLACK
 from rtsnn.runtime.folder import owner_only
 from rtsnn.runtime.metrics import json_safe
 
 log = logging.getLogger("rtsnn.session")
 
+PASS_S = 0.05  # the longest sleep between two passes
+
 
 def io_thread_main(session: Any) -> None:
-    """The thread's body: its own event loop running :func:`io_main` to the end."""
-    loop = asyncio.new_event_loop()
+    """The thread's body: :func:`io_loop` to the end; an error stops the session."""
     try:
-        loop.run_until_complete(io_main(session))
+        io_loop(session)
     except BaseException as err:  # the session stops and run() raises it: outputs must not vanish
         session.io_error = err
         session.stop_event.set()
-    finally:
-        loop.close()
 
 
-async def io_main(session: Any) -> None:
+def io_loop(session: Any) -> None:
     assert session.folder is not None
     interval = session.cfg.session.metrics_interval_s
     metrics_path = session.folder / "metrics.jsonl"
     outputs_path = session.folder / "outputs.f64"
-    loop = asyncio.get_running_loop()
     prev_hist = session.stats.hist.copy()
     t_start = time.monotonic()
     learner = session.learner
@@ -56,34 +60,63 @@ async def io_main(session: Any) -> None:
     prepares = learner is not None and session.cfg.session.pace != "max"
     ready = session.learner_ready
     handoff = session.handoff  # rtsnn.runtime.loop.PrepareHandoff
-    mon_task = asyncio.create_task(session.monitor.run(session)) if session.monitor is not None else None
-    with open(metrics_path, "a", buffering=1, opener=owner_only) as mf, \
-            open(outputs_path, "ab", opener=owner_only) as of:
-        next_t = time.monotonic() + interval
-        # at least one pass, ending with the final drain: a short run may be over before this
-        # thread gets here, and its rows must still reach outputs.f64
-        while True:
-            await asyncio.sleep(min(0.05, max(0.0, next_t - time.monotonic())))
-            if prepares and not io_done.is_set() and handoff.state == "idle" and learner.wants_apply():
-                handoff.state = "running"
-                await loop.run_in_executor(None, learner.prepare)
-                handoff.state = "ready" if ready is None or ready() else "idle"
-            write_rows(session, of)
-            dispatch_control(session)
-            drain_stage_events(session)
-            check_failures(session)
-            if time.monotonic() >= next_t or io_done.is_set():
-                next_t += interval
-                hist = session.stats.hist.copy()
-                line = interval_metrics(session, hist - prev_hist, time.monotonic() - t_start)
-                prev_hist = hist
-                mf.write(json.dumps(json_safe(line), allow_nan=False) + "\n")
-            if io_done.is_set():
+    monitor = session.monitor
+    slack = SLACK
+    pool = ThreadPoolExecutor(1, thread_name_prefix="rtsnn-prepare") if prepares else None
+    preparing: Future | None = None
+    try:
+        with open(metrics_path, "a", buffering=1, opener=owner_only) as mf, \
+                open(outputs_path, "ab", opener=owner_only) as of:
+            next_t = time.monotonic() + interval
+            next_mon = time.monotonic()
+            # at least one pass, ending with the final drain: a short run may be over before this
+            # thread gets here, and its rows must still reach outputs.f64
+            while True:
+                now = time.monotonic()
+                due = min(next_t, next_mon) if monitor is not None else next_t
+                io_done.wait(slack.aligned(min(PASS_S, max(0.0, due - now))))
+                done = io_done.is_set()
+                if preparing is not None and preparing.done():
+                    preparing.result()  # an exception in prepare stops the session, as it would inline
+                    preparing = None
+                if pool is not None and preparing is None and not done and handoff.state == "idle" \
+                        and learner.wants_apply():
+                    handoff.state = "running"
+                    preparing = pool.submit(_prepare, learner, handoff, ready, slack)
+                if monitor is not None and (time.monotonic() >= next_mon or done):
+                    monitor.service(session)  # waits for room itself, piece by piece
+                    next_mon = max(next_mon + monitor.publish_period_s, time.monotonic())
+                slack.wait()
                 write_rows(session, of)
-                drain_stage_events(session)  # before run() closes the recording
-                break
-    if mon_task is not None:
-        mon_task.cancel()
+                slack.wait()
+                dispatch_control(session)
+                drain_stage_events(session)
+                check_failures(session)
+                if time.monotonic() >= next_t or done:
+                    next_t += interval
+                    slack.wait()
+                    hist = session.stats.hist.copy()
+                    line = interval_metrics(session, hist - prev_hist, time.monotonic() - t_start)
+                    prev_hist = hist
+                    mf.write(json.dumps(json_safe(line), allow_nan=False) + "\n")
+                if done:
+                    write_rows(session, of)
+                    drain_stage_events(session)  # before run() closes the recording
+                    break
+            if preparing is not None:  # the run ended during a prepare: its error is still the session's
+                preparing.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)  # a prepare still running finishes before the learner is closed
+
+
+def _prepare(learner: Any, handoff: Any, ready: Any, slack: Any) -> None:
+    """The worker thread: the learner's ``prepare``, started in a window of the compute
+    thread's slack, then the hand-off to the compute thread (``"ready"``: it applies the update
+    at its first tick with budget left; ``"idle"``: the learner has nothing to apply)."""
+    slack.wait()
+    learner.prepare()
+    handoff.state = "ready" if ready is None or ready() else "idle"
 
 
 def write_rows(session: Any, outputs_file: Any) -> None:

@@ -45,7 +45,7 @@ from typing import Any, Callable
 import numpy as np
 from numba import njit
 
-from rtsnn.clock import DeadlineClock
+from rtsnn.clock import SLACK, DeadlineClock
 from rtsnn.protocols import Calibrates, Finite, ReadyAfterPrepare, ReportsGaps
 from rtsnn.runtime.metrics import record_ns
 from rtsnn.stream.ring import wait_for_room
@@ -409,28 +409,52 @@ def bare_timer(dt_s: float, duration_s: float, *, spin_s: float, phase_ns: int |
     return out
 
 
+def slack_busy_ns(spin_ns: int, dt_ns: int, warm_ns: np.ndarray) -> int:
+    """How long the compute thread holds the GIL from each wake-up, for
+    :meth:`rtsnn.clock.TickSlack.claim`: the spin plus twice the p90 of the warm-up ticks' work
+    (ingest to emit), kept within [50 us, dt / 2]; with no warm-up yet, dt / 4."""
+    work = 2.0 * float(np.percentile(warm_ns, 90)) if warm_ns.size else dt_ns / 4
+    return int(spin_ns + min(max(work, 50_000.0), dt_ns / 2))
+
+
 def run_realtime(session: Any) -> None:
     """Drive the tick body against absolute deadlines (see the module docstring)."""
-    from pylsl import local_clock
-
     s = session.cfg.session
     session.realtime_applied = apply_realtime(s.realtime, s.rt_priority)
     clock = DeadlineClock(session.dt_s, spin_s=s.spin_us * 1e-6)
     n_total = int(round(s.duration_s / session.dt_s)) if s.duration_s else -1
-    warmup = s.warmup_ticks
     budget_ns = int(s.budget_us * 1e3)
     dt_ns = clock.dt_ns
-    perf = time.perf_counter_ns
     # warm-up: each tick's work (ingest to emit), the last WARM_KEEP of them, checked against
     # the budget when timing starts
     warm_ns = np.zeros(WARM_KEEP, np.int64)
     tick = make_tick(session, live_pacing(session, budget_ns), warm_ns)
+    clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
+    spin_ns = clock.spin_ns
+    # the other threads of this process keep their Python work out of the ticks (TickSlack);
+    # until the warm-up has measured the tick, a quarter of dt is assumed
+    slack = SLACK
+    slack.claim(session, dt_ns, slack_busy_ns(spin_ns, dt_ns, np.zeros(0, np.int64)))
+    try:
+        _realtime_loop(session, clock, tick, warm_ns, budget_ns, n_total, slack)
+    finally:
+        session.slack = slack.stats() if slack.owner is session else None
+        slack.release(session)
+
+
+def _realtime_loop(session: Any, clock: DeadlineClock, tick: Callable[[int, int, int, bool], int],
+                   warm_ns: np.ndarray, budget_ns: int, n_total: int, slack: Any) -> None:
+    from pylsl import local_clock
+
+    s = session.cfg.session
+    warmup = s.warmup_ticks
+    dt_ns, spin_ns = clock.dt_ns, clock.spin_ns
+    perf = time.perf_counter_ns
     stop, timestamps = session.stop_event, session.timestamps
     c = session.counters
     max_lag_ns = s.max_lag_ticks * dt_ns
     measuring = False
     slot0 = 0  # clock.k when timing started: duration_s counts tick slots (wall time), run or skipped
-    clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
     k = 0
     # warm-up ends after `warmup` ticks once the source has caught up with its start-up
     # backlog (samples queued before the first pull would otherwise count as latency),
@@ -441,6 +465,7 @@ def run_realtime(session: Any) -> None:
         if not measuring and k >= warmup and (n == 0 or local_clock() - timestamps[n - 1] < CAUGHT_UP_S
                                               or k >= catchup_ticks):
             start_timing(session, warm_ns[:min(k, WARM_KEEP)], budget_ns, dt_ns)
+            slack.claim(session, dt_ns, slack_busy_ns(spin_ns, dt_ns, warm_ns[:min(k, WARM_KEEP)]))
             measuring = True
             # the first timed tick in the next slot that has not begun: the current one began
             # during the collection above, and starting in it would count that as a late wake-up
@@ -450,8 +475,10 @@ def run_realtime(session: Any) -> None:
         # duration_s is wall time: the ticks run plus the slots skipped while behind
         if measuring and n_total >= 0 and clock.k - slot0 >= n_total:
             break
+        t_start = clock.tick_start_ns()
+        slack.publish(t_start - spin_ns)
         lateness = clock.wait()
-        n = tick(k, clock.tick_start_ns(), lateness, measuring)
+        n = tick(k, t_start, lateness, measuring)
         k += 1
         clock.advance()
         skipped = clock.skip_to_now() if (perf() - clock.tick_start_ns()) > max_lag_ns else 0

@@ -10,9 +10,10 @@ Two halves, one per thread of the session:
   call into liblsl: O(1) per tick whatever happens on the viewer side. The ring
   *overwrites* its oldest rows (a viewer wants the newest data); rows the reader had not
   taken yet when they were overwritten are counted as lost, never waited for.
-* :class:`SessionMonitor` runs in the **I/O thread** (``await monitor.run(session)`` as an
-  asyncio task, or ``monitor.service(session)`` from an existing loop). Each call drains the
-  tap and pushes to three LSL outlets; liblsl sends from its own threads and keeps at most
+* :class:`SessionMonitor` runs in the **I/O thread** (``monitor.service(session)`` every
+  ``publish_period_s`` from its loop, or ``await monitor.run(session)`` as an asyncio task).
+  Each call drains the tap and pushes to three LSL outlets, each piece after
+  :data:`rtsnn.clock.SLACK` has room for it (out of the compute thread's ticks); liblsl sends from its own threads and keeps at most
   ``max_buffered_s`` per consumer, so a slow or absent dashboard costs nothing but dropped
   samples inside liblsl.
 
@@ -65,6 +66,7 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from rtsnn.clock import SLACK
 from rtsnn.runtime.metrics import BINS_PER_OCTAVE, MIN_NS, bin_upper_ns
 from rtsnn.stream.ring import Ring
 
@@ -304,6 +306,8 @@ class SessionMonitor:
         """
         if not self._outlets:
             return
+        slack = SLACK  # each piece waits for room before the compute thread's next wake-up
+        slack.wait()
         t0 = time.perf_counter()
         now = pylsl.local_clock() if now_lsl is None else now_lsl
         first, head, z, yt = self.tap.read_since(self._tail)
@@ -331,6 +335,7 @@ class SessionMonitor:
                 self.counters["outputs_pushed"] += len(sel)
         if time.monotonic() >= self._next_status:
             self._next_status = time.monotonic() + self.status_period_s
+            slack.wait()
             self._outlets["monitor"].push_sample([json.dumps(self.status(session, now))], now)
             self.counters["status_sent"] += 1
         self.service_us_max = max(self.service_us_max, (time.perf_counter() - t0) * 1e6)

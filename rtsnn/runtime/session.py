@@ -84,6 +84,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rtsnn.clock import SLACK
 from rtsnn.config import ConfigError, SessionConfig
 from rtsnn.protocols import DescribesChannels, ReadyAfterPrepare
 from rtsnn.runtime import io_thread
@@ -114,6 +115,7 @@ class Session:
     stopped_by: str | None = None  # why stop() was called; None: the run reached its end
     _t_start: float | None = None  # time.monotonic() when the threads started
     bare: dict[str, Any] | None = None  # run(bare_timer_s=...): the machine's floor, measured before the start
+    slack: dict[str, int] | None = None  # live pace: rtsnn.clock.TickSlack.stats() of this run
 
     def __init__(self, cfg: SessionConfig, origin: str = "<config>"):
         self.cfg = cfg
@@ -436,16 +438,19 @@ class Session:
         prints for it)."""
         next_t = time.monotonic() + interval_s
         prev_hist: np.ndarray | None = None
+        slack = SLACK  # this thread's wake-ups and work stay out of the ticks
         while compute.is_alive():
-            compute.join(0.1)
+            compute.join(slack.aligned(0.1))
             if on_status is None or time.monotonic() < next_t or not compute.is_alive():
                 continue
             next_t += interval_s
+            slack.wait()
             hist = self.stats.hist.copy()
             status = self.status(hist_since=prev_hist, hist_now=hist)
             # the first line, and one right after the warm-up reset: since timing started
             status["e2e_p99_over_s"] = interval_s if status["e2e_p99_since_snapshot"] else None
             prev_hist = hist
+            slack.wait()
             try:
                 on_status(status)
             except Exception:  # noqa: BLE001 - e.g. a closed terminal: stop reporting, keep running

@@ -53,6 +53,9 @@ def session_summary(session: Any) -> dict[str, Any]:
         "source": src,
         "outputs_dropped": int(session.out_ring.dropped),
         "realtime": session.realtime_applied,
+        # the other threads keeping their Python work out of the ticks (rtsnn.clock.TickSlack);
+        # None: pace max, or another session of this process held the slack
+        "background_slack": session.slack,
         "stopped_by": session.stopped_by,  # None: ran to its duration or the source's end
         "failed": session.failed,  # None, or why the run failed (also in the folder's FAILED file)
         "warmup_tick_us": session.warmup_tick_us,  # median tick work in warm-up vs budget_us / dt_s

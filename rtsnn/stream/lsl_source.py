@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from rtsnn.clock import SLACK
 from rtsnn.errors import RtsnnValueError
 from rtsnn.stream import lslraw
 from rtsnn.stream.repair import (DROPPED_BACKLOG, DROPPED_NONFINITE, POLICIES, REPAIRED, SAMPLES,
@@ -326,6 +327,7 @@ class LslSource:
     def _monitor_loop(self) -> None:
         next_clock = time.monotonic()
         while not self._stop.is_set():
+            SLACK.wait()  # out of a real-time session's ticks (its compute thread shares the GIL)
             self._destroy_retired()
             conn = self._conn
             if conn is None:
@@ -344,7 +346,7 @@ class LslSource:
                 offset = conn.puller.time_correction(0.0 if self._offset_known else 0.1)
                 if offset is not None:
                     self._offset_s, self._offset_known = offset, True
-            self._stop.wait(0.05)
+            self._stop.wait(SLACK.aligned(0.05))
         self._destroy_retired()
 
     def _destroy_retired(self) -> None:

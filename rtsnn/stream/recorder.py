@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rtsnn.clock import SLACK
 from rtsnn.recording.xdf_writer import StreamInfoData, XdfWriter
 from rtsnn.stream.ring import Ring
 
@@ -116,7 +117,9 @@ class Recorder:
     def _drain(self) -> None:
         q = self._queue
         w = self.writer
+        slack = SLACK  # a block at a time, each out of a real-time session's ticks
         while q:
+            slack.wait()
             kind, sid, a, b = q.popleft()
             try:
                 if kind == "samples":
@@ -133,12 +136,14 @@ class Recorder:
 
     def _run(self) -> None:
         next_boundary = time.monotonic() + self.boundary_interval_s
-        while not self._stop.wait(self.flush_interval_s):
+        while not self._stop.wait(SLACK.aligned(self.flush_interval_s)):
             self._drain()
             if time.monotonic() >= next_boundary:
+                SLACK.wait()
                 self.writer.write_boundary()
                 next_boundary += self.boundary_interval_s
             try:
+                SLACK.wait()
                 self.writer.flush()
             except OSError as err:
                 self.errors += 1

@@ -147,17 +147,15 @@ def test_a_run_that_ends_before_the_io_thread_starts_still_writes_every_output(t
     # a 200-tick max-pace run takes milliseconds; when the I/O thread only reaches its loop
     # after the compute thread has finished (a busy machine), it must still drain the output
     # ring once: the rows were lost before (seen once in CI: outputs.f64 empty, none counted)
-    import asyncio
-
     from rtsnn.runtime import io_thread
 
-    real_new_loop = asyncio.new_event_loop
+    real_loop = io_thread.io_loop
 
-    def slow_new_loop():
+    def late_loop(session):
         time.sleep(0.5)  # the compute thread's 200 ticks are done by then
-        return real_new_loop()
+        return real_loop(session)
 
-    monkeypatch.setattr(io_thread.asyncio, "new_event_loop", slow_new_loop)
+    monkeypatch.setattr(io_thread, "io_loop", late_loop)
     spike_recording(200, 5, poisson_mean=0.3, seed=1, name="x")  # tmp_path / "in.xdf"
     cfg = parse_config({
         "session": {"name": "late-io", "pace": "max", "out_dir": str(tmp_path / "s"), "monitor": False},
