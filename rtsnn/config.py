@@ -95,6 +95,11 @@ class SessionSettings(_Strict):
         "auto", description="compute-thread scheduling: fifo = SCHED_FIFO, nice = raised priority, "
                             "auto = fifo if permitted, else nice if permitted, else unchanged")
     rt_priority: int = Field(10, ge=1, le=99, description="SCHED_FIFO priority of the compute thread")
+    background_realtime: bool = Field(True, description=(
+        "when the compute thread got SCHED_FIFO: the session's other threads (I/O loop, monitor, status, LSL "
+        "watch threads, recorder, the learner's prepare) run at SCHED_FIFO one priority below it while the "
+        "session runs, so that ordinary load cannot preempt one of them while it holds the GIL the compute "
+        "thread waits for; their work stays between ticks (rtsnn.clock.SLACK). false: they keep their scheduling"))
     max_samples_per_tick: int = Field(1024, ge=1, le=1 << 22, description=(
         "rows a tick can take from the source; more wait for the next tick (event cameras: "
         "~10^4 events per ms, set e.g. 65536)"))

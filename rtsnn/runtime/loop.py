@@ -123,6 +123,41 @@ def apply_realtime(policy: str, priority: int) -> str:
     return "none (not permitted)"
 
 
+def raise_background(priority: int) -> list[tuple[int, int, int]]:
+    """SCHED_FIFO at ``priority`` for every other Python thread of this process (not the caller;
+    not one already at SCHED_FIFO at that priority or above, e.g. another session's compute
+    thread). Returns ``(native_id, old policy, old priority)`` of each thread changed, for
+    :func:`restore_background`; a thread that refuses (no privilege) or is gone is left out.
+    Threads those threads start later inherit the policy (e.g. the learner's prepare worker)."""
+    me = threading.get_native_id()
+    changed = []
+    for t in threading.enumerate():
+        tid = t.native_id
+        if not tid or tid == me:
+            continue
+        try:
+            old, old_p = os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
+            if old == os.SCHED_FIFO and old_p >= priority:
+                continue
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+        except (OSError, AttributeError):
+            continue
+        changed.append((tid, old, old_p))
+    return changed
+
+
+def restore_background(changed: list[tuple[int, int, int]]) -> None:
+    """Undo :func:`raise_background` for the threads still alive (a finished thread's id may
+    belong to another thread by now: only live Python threads with that id are touched)."""
+    live = {t.native_id for t in threading.enumerate()}
+    for tid, policy, priority in changed:
+        if tid in live:
+            try:
+                os.sched_setscheduler(tid, policy, os.sched_param(priority))
+            except (OSError, AttributeError):
+                pass
+
+
 @dataclass
 class Pacing:
     """What a driver plugs into the tick body (see the module docstring); None: not at all.
@@ -429,17 +464,23 @@ def run_realtime(session: Any) -> None:
     # the budget when timing starts
     warm_ns = np.zeros(WARM_KEEP, np.int64)
     tick = make_tick(session, live_pacing(session, budget_ns), warm_ns)
-    clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
-    spin_ns = clock.spin_ns
-    # the other threads of this process keep their Python work out of the ticks (TickSlack);
-    # until the warm-up has measured the tick, a quarter of dt is assumed
+    # the other threads of this process share this one's GIL: their Python work is kept between
+    # ticks (TickSlack; until the warm-up has measured the tick, a quarter of dt is assumed), and
+    # with FIFO here they run at FIFO just below, so that ordinary load cannot preempt one of them
+    # while it holds the GIL (both measured: docs/benchmarks.md)
     slack = SLACK
-    slack.claim(session, dt_ns, slack_busy_ns(spin_ns, dt_ns, np.zeros(0, np.int64)))
+    slack.claim(session, dt_ns, slack_busy_ns(clock.spin_ns, dt_ns, np.zeros(0, np.int64)))
+    raised = []
+    if s.background_realtime and session.realtime_applied.startswith("fifo"):
+        raised = raise_background(max(1, s.rt_priority - 1))
+    session.background_realtime = f"fifo:{max(1, s.rt_priority - 1)} ({len(raised)} threads)" if raised else "none"
+    clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
     try:
         _realtime_loop(session, clock, tick, warm_ns, budget_ns, n_total, slack)
     finally:
         session.slack = slack.stats() if slack.owner is session else None
         slack.release(session)
+        restore_background(raised)
 
 
 def _realtime_loop(session: Any, clock: DeadlineClock, tick: Callable[[int, int, int, bool], int],

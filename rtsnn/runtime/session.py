@@ -116,6 +116,7 @@ class Session:
     _t_start: float | None = None  # time.monotonic() when the threads started
     bare: dict[str, Any] | None = None  # run(bare_timer_s=...): the machine's floor, measured before the start
     slack: dict[str, int] | None = None  # live pace: rtsnn.clock.TickSlack.stats() of this run
+    background_realtime = "none"  # live pace: the scheduling the other threads got (loop.raise_background)
 
     def __init__(self, cfg: SessionConfig, origin: str = "<config>"):
         self.cfg = cfg

@@ -53,6 +53,8 @@ def session_summary(session: Any) -> dict[str, Any]:
         "source": src,
         "outputs_dropped": int(session.out_ring.dropped),
         "realtime": session.realtime_applied,
+        # the session's other threads while it ran: fifo:<priority> (<n> threads) or none
+        "background_realtime": session.background_realtime,
         # the other threads keeping their Python work out of the ticks (rtsnn.clock.TickSlack);
         # None: pace max, or another session of this process held the slack
         "background_slack": session.slack,

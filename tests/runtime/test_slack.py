@@ -1,16 +1,23 @@
-"""TickSlack: the other threads' Python work kept out of the compute thread's ticks.
+"""TickSlack: the other threads' Python work kept out of the compute thread's ticks; those
+threads raised to SCHED_FIFO just below it while a session runs.
 
 The rules are checked against a simulated clock whose sleeps run a simulated compute thread
 (it publishes its next wake-up as the real loop does), so every decision is exact; the real
-loop's use of it is checked through a live session's summary and the slack's own state.
+loop's use of it is checked through a live session's summary and the slack's own state. What
+it does to deadline misses is a benchmark (scripts/bench_demo.py), not a test.
 """
+
+import os
+import threading
 
 import numpy as np
 import pytest
 
 from rtsnn import clock as clock_mod
 from rtsnn.clock import TickSlack
-from rtsnn.runtime.loop import slack_busy_ns
+from rtsnn.config import parse_config
+from rtsnn.runtime.loop import raise_background, restore_background, slack_busy_ns
+from rtsnn.runtime.session import Session
 
 DT, BUSY = 1_000_000, 300_000
 
@@ -141,3 +148,64 @@ def test_busy_time_is_the_spin_plus_twice_the_warm_up_p90():
     assert slack_busy_ns(spin, DT, work) == spin + 80_000
     assert slack_busy_ns(spin, DT, np.full(10, 1_000, np.int64)) == spin + 50_000  # at least 50 us
     assert slack_busy_ns(spin, DT, np.full(10, 900_000, np.int64)) == spin + DT // 2  # at most dt / 2
+
+
+# ------------------------------------------------------------------ a live session
+def _fifo_permitted() -> bool:
+    try:
+        old = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        os.sched_setscheduler(0, old[0], old[1])
+        return True
+    except (PermissionError, OSError):
+        return False
+
+
+def test_other_threads_are_raised_below_the_compute_thread_and_restored():
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        before = os.sched_getscheduler(other.native_id)
+        changed = raise_background(3)
+        ids = {tid for tid, _, _ in changed}
+        if _fifo_permitted():
+            assert other.native_id in ids and threading.get_native_id() not in ids
+            assert os.sched_getscheduler(other.native_id) == os.SCHED_FIFO
+            assert os.sched_getparam(other.native_id).sched_priority == 3
+        else:  # without the privilege nothing changes and nothing is claimed
+            assert changed == []
+        restore_background(changed)
+        assert os.sched_getscheduler(other.native_id) == before
+    finally:
+        release.set()
+        other.join()
+
+
+def test_a_live_session_reports_its_slack_and_leaves_the_callers_scheduling_as_it_found_it(tmp_path,
+                                                                                          spike_recording):
+    path, _ = spike_recording(3000, 4)
+    policy_before = os.sched_getscheduler(0)
+
+    def run(background):
+        return Session(parse_config({
+            "session": {"name": f"slack-{background}", "duration_s": 0.5, "out_dir": str(tmp_path / "s"),
+                        "warmup_ticks": 20, "monitor": True, "background_realtime": background},
+            "source": {"kind": "xdf_file", "options": {"path": str(path), "n_channels": 4, "pace": "realtime",
+                                                       "stamp": "local"}},
+            "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
+            "model": {"random": {"n_rec": 16, "n_out": 2}}}, "<test>")).run()
+
+    on, off = run(True), run(False)
+    for summary in (on, off):
+        slack = summary["background_slack"]
+        # the ticks were given the 200 us spin and at least 50 us of work, at most dt / 2 of it
+        assert 250 <= slack["busy_us"] <= 700, slack
+        assert set(slack) == {"busy_us", "waits", "waited_us", "gave_up"}
+    assert off["background_realtime"] == "none"
+    if on["realtime"].startswith("fifo"):
+        assert on["background_realtime"].startswith("fifo:9 (")
+    else:
+        assert on["background_realtime"] == "none"
+    assert os.sched_getscheduler(0) == policy_before  # the calling (main) thread is back as it was
+    assert clock_mod.SLACK.owner is None and clock_mod.SLACK.wait(10**9) == 0  # released
