@@ -93,6 +93,7 @@ def run_demo(duration_s: float, bare_timer_s: float, pythonpath: str, out_dir: s
             "tick_lateness_p999_us": d["stage_latency_us"]["lateness"]["p999"],
             "tick_p99_us": d["stage_latency_us"]["tick"]["p99"], "skipped_ticks": d["skipped_ticks"],
             "r2": d["r2"], "realtime": d["realtime"], "background_slack": d.get("background_slack"),
+            "background_realtime": d.get("background_realtime"),
             "concurrent_timer": timer}
 
 
