@@ -14,7 +14,9 @@ push, not after a random wait of 0..dt that differs from run to run.
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 
 _perf = time.perf_counter_ns
 _sleep = time.sleep
@@ -97,12 +99,17 @@ class TickSlack:
       at least ``seconds``, ending at the start of a window, so that its wake-up itself (the GIL
       taken to run the first bytecodes) does not land on a tick.
 
+    * when the loop is behind (its published wake-up more than ``dt`` in the past: a tick
+      overran), waiting cannot find a window: the work goes ahead at once (``gave_up``);
+    * a thread that follows these rules is registered with :meth:`follow` by whoever starts it,
+      so that a session can raise exactly those threads' priority (``followers()``).
+
     With no claim (no real-time loop in the process, ``pace: max``, tests) every call returns
     at once and ``aligned`` returns its argument. Nothing here blocks the compute thread.
     """
 
     __slots__ = ("next_wake_ns", "dt_ns", "busy_ns", "margin_ns", "max_wait_ns", "owner", "waits", "waited_ns",
-                 "gave_up")
+                 "gave_up", "_followers")
 
     def __init__(self) -> None:
         self.next_wake_ns = _OPEN_NS
@@ -113,7 +120,8 @@ class TickSlack:
         self.owner: object | None = None
         self.waits = 0  # calls of wait() that had to sleep
         self.waited_ns = 0  # their time asleep, in all
-        self.gave_up = 0  # calls that found no window within max_wait_ns and went ahead
+        self.gave_up = 0  # calls that found no window (the loop behind, or none within max_wait_ns)
+        self._followers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
     # -- compute thread
     def claim(self, owner: object, dt_ns: int, busy_ns: int) -> bool:
@@ -130,6 +138,19 @@ class TickSlack:
         self.max_wait_ns = 20 * self.dt_ns
         self.waits = self.waited_ns = self.gave_up = 0
         return True
+
+    def follow(self, thread: threading.Thread) -> threading.Thread:
+        """Register ``thread`` (started or not) as one that keeps to this slack; returns it."""
+        self._followers.add(thread)
+        return thread
+
+    def unfollow(self, thread: threading.Thread) -> None:
+        """``thread`` no longer keeps to the slack (e.g. a caller whose ``Session.run`` returned)."""
+        self._followers.discard(thread)
+
+    def followers(self) -> list[threading.Thread]:
+        """The registered threads that are alive now."""
+        return [t for t in list(self._followers) if t.is_alive()]
 
     def publish(self, next_wake_ns: int) -> None:
         """The compute thread's next wake-up (``perf_counter_ns``), before it sleeps for it."""
@@ -163,16 +184,20 @@ class TickSlack:
         cost = min(cost_ns, self.window_ns() // 2)  # longer work: started in a window's first half
         if now + cost + self.margin_ns <= w:
             return 0
+        if now - w > self.dt_ns:  # the loop is behind (a tick overran): no window to wait for
+            self.gave_up += 1
+            return 0
         start = now
         give_up = start + self.max_wait_ns
+        poll_ns = max(self.dt_ns // 4, 50_000)
         while True:
             # the compute thread wakes (or runs) before this would end: sleep past its tick
-            _sleep(max(w + self.busy_ns - now, 50_000) * 1e-9)
+            _sleep(max(w + self.busy_ns - now, poll_ns) * 1e-9)
             w = self.next_wake_ns
             now = _perf()
             if w == _OPEN_NS or now + cost + self.margin_ns <= w:
                 break
-            if now >= give_up:  # the loop runs behind (no window): go ahead rather than starve
+            if now >= give_up or now - w > self.dt_ns:  # no window in time, or the loop fell behind
                 self.gave_up += 1
                 break
         self.waits += 1

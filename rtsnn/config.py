@@ -96,10 +96,11 @@ class SessionSettings(_Strict):
                             "auto = fifo if permitted, else nice if permitted, else unchanged")
     rt_priority: int = Field(10, ge=1, le=99, description="SCHED_FIFO priority of the compute thread")
     background_realtime: bool = Field(True, description=(
-        "when the compute thread got SCHED_FIFO: the session's other threads (I/O loop, monitor, status, LSL "
-        "watch threads, recorder, the learner's prepare) run at SCHED_FIFO one priority below it while the "
-        "session runs, so that ordinary load cannot preempt one of them while it holds the GIL the compute "
-        "thread waits for; their work stays between ticks (rtsnn.clock.SLACK). false: they keep their scheduling"))
+        "when the compute thread got SCHED_FIFO (and rt_priority >= 2): the session's threads that keep their "
+        "work between ticks (rtsnn.clock.SLACK: the caller of run(), the I/O loop and monitor, the LSL watch "
+        "threads, the recorder) run at SCHED_FIFO one priority below it while the session runs, so that "
+        "ordinary load cannot preempt one of them while it holds the GIL the compute thread waits for; threads "
+        "they start begin at ordinary priority. false: they keep their scheduling"))
     max_samples_per_tick: int = Field(1024, ge=1, le=1 << 22, description=(
         "rows a tick can take from the source; more wait for the next tick (event cameras: "
         "~10^4 events per ms, set e.g. 65536)"))

@@ -195,8 +195,8 @@ def main() -> None:
         "lateness_us": _pct_us(late), "work_us": _pct_us(work),
         "bad_ticks": int(bad.sum()), "bad_ticks_with_no_traced_work": unexplained,
         "bad_ticks_overlapping": dict(blame.most_common()), "pieces_us": pieces,
-        "summary": {k: summary.get(k) for k in ("ticks", "deadline_misses", "deadline_miss_causes", "realtime",
-                                                 "background_realtime", "background_slack")},
+        "summary": {k: summary.get(k) for k in ("ticks", "skipped_ticks", "deadline_misses", "deadline_miss_causes",
+                                                 "realtime", "background_realtime", "background_slack")},
     }, allow_nan=False))
 
 

@@ -4,11 +4,12 @@ Every pass (about every 50 ms, and once more after the compute thread has finish
 learner's heavy ``prepare`` on a worker thread when it wants one (live pace only; at pace max the
 compute thread runs it inline) and collect it when done, drain the output ring into
 ``outputs.f64`` and the recording, hand control messages to the learner
-(:func:`dispatch_control`), move the events stages noted into the recording
+(:func:`dispatch_control`; not while a ``prepare`` runs: they wait for the next pass), move the events stages noted into the recording
 (:func:`drain_stage_events`), ask stages whether they failed (:func:`check_failures`), and every
 ``session.metrics_interval_s`` append one JSON line of interval metrics to ``metrics.jsonl``.
 The session monitor, when there is one, is serviced from the same loop every
-``monitor.publish_period_s``.
+``monitor.publish_period_s`` (its errors are counted in ``monitor.counters["errors"]``, never
+fatal: a viewer-side problem does not end the session).
 
 The loop shares the GIL with the compute thread, so it stays out of the ticks
 (:data:`rtsnn.clock.SLACK`): it sleeps with timeouts that end just after a tick, and each piece
@@ -76,7 +77,7 @@ def io_loop(session: Any) -> None:
                 due = min(next_t, next_mon) if monitor is not None else next_t
                 io_done.wait(slack.aligned(min(PASS_S, max(0.0, due - now))))
                 done = io_done.is_set()
-                if preparing is not None and preparing.done():
+                if preparing is not None and (done or preparing.done()):  # at the end: waited for
                     preparing.result()  # an exception in prepare stops the session, as it would inline
                     preparing = None
                 if pool is not None and preparing is None and not done and handoff.state == "idle" \
@@ -84,15 +85,19 @@ def io_loop(session: Any) -> None:
                     handoff.state = "running"
                     preparing = pool.submit(_prepare, learner, handoff, ready, slack)
                 if monitor is not None and (time.monotonic() >= next_mon or done):
-                    monitor.service(session)  # waits for room itself, piece by piece
+                    try:
+                        monitor.service(session)  # waits for room itself, piece by piece
+                    except Exception:  # noqa: BLE001 - a viewer-side problem never ends the session
+                        monitor.counters["errors"] += 1
                     next_mon = max(next_mon + monitor.publish_period_s, time.monotonic())
                 slack.wait()
                 write_rows(session, of)
                 slack.wait()
-                dispatch_control(session)
+                if preparing is None:  # control reaches the learner between its prepares, never during one
+                    dispatch_control(session)
                 drain_stage_events(session)
                 check_failures(session)
-                if time.monotonic() >= next_t or done:
+                if preparing is None and (time.monotonic() >= next_t or done):  # learner.stats() likewise
                     next_t += interval
                     slack.wait()
                     hist = session.stats.hist.copy()
@@ -103,8 +108,6 @@ def io_loop(session: Any) -> None:
                     write_rows(session, of)
                     drain_stage_events(session)  # before run() closes the recording
                     break
-            if preparing is not None:  # the run ended during a prepare: its error is still the session's
-                preparing.result()
     finally:
         if pool is not None:
             pool.shutdown(wait=True)  # a prepare still running finishes before the learner is closed

@@ -123,23 +123,25 @@ def apply_realtime(policy: str, priority: int) -> str:
     return "none (not permitted)"
 
 
-def raise_background(priority: int) -> list[tuple[int, int, int]]:
-    """SCHED_FIFO at ``priority`` for every other Python thread of this process (not the caller;
-    not one already at SCHED_FIFO at that priority or above, e.g. another session's compute
-    thread). Returns ``(native_id, old policy, old priority)`` of each thread changed, for
-    :func:`restore_background`; a thread that refuses (no privilege) or is gone is left out.
-    Threads those threads start later inherit the policy (e.g. the learner's prepare worker)."""
+def raise_background(priority: int, threads: list[threading.Thread]) -> list[tuple[int, int, int]]:
+    """SCHED_FIFO at ``priority`` for ``threads`` (the session's threads that keep to
+    :data:`rtsnn.clock.SLACK`: ``SLACK.followers()``), with SCHED_RESET_ON_FORK so that threads
+    they start (a learner's prepare worker, liblsl's own threads for a re-attached inlet) begin
+    at ordinary priority. Not the caller; not a thread already at SCHED_FIFO at that priority or
+    above. Returns ``(native_id, old policy, old priority)`` of each thread changed, for
+    :func:`restore_background`; a thread that refuses (no privilege) or is gone is left out."""
     me = threading.get_native_id()
+    policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
     changed = []
-    for t in threading.enumerate():
+    for t in threads:
         tid = t.native_id
         if not tid or tid == me:
             continue
         try:
             old, old_p = os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
-            if old == os.SCHED_FIFO and old_p >= priority:
+            if old & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_FIFO and old_p >= priority:
                 continue
-            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            os.sched_setscheduler(tid, policy, os.sched_param(priority))
         except (OSError, AttributeError):
             continue
         changed.append((tid, old, old_p))
@@ -468,18 +470,28 @@ def run_realtime(session: Any) -> None:
     # ticks (TickSlack; until the warm-up has measured the tick, a quarter of dt is assumed), and
     # with FIFO here they run at FIFO just below, so that ordinary load cannot preempt one of them
     # while it holds the GIL (both measured: docs/benchmarks.md)
-    slack = SLACK
-    slack.claim(session, dt_ns, slack_busy_ns(clock.spin_ns, dt_ns, np.zeros(0, np.int64)))
-    raised = []
-    if s.background_realtime and session.realtime_applied.startswith("fifo"):
-        raised = raise_background(max(1, s.rt_priority - 1))
-    session.background_realtime = f"fifo:{max(1, s.rt_priority - 1)} ({len(raised)} threads)" if raised else "none"
-    clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
+    # (only the first real-time session of a process owns the slack: a second one neither
+    # publishes its wake-ups nor raises threads)
+    slack = SLACK if SLACK.claim(session, dt_ns, slack_busy_ns(clock.spin_ns, dt_ns, np.zeros(0, np.int64))) \
+        else None
+    raised: list[tuple[int, int, int]] = []
     try:
+        session.background_realtime = "none"
+        if slack is None:
+            session.background_realtime = "none (another session of this process holds the slack)"
+        elif s.background_realtime and session.realtime_applied.startswith("fifo"):
+            if s.rt_priority < 2:
+                session.background_realtime = "none (rt_priority 1 leaves no lower FIFO priority)"
+            else:
+                raised = raise_background(s.rt_priority - 1, slack.followers())
+                if raised:
+                    session.background_realtime = f"fifo:{s.rt_priority - 1} ({len(raised)} threads)"
+        clock.start(delay_s=0.01, phase_ns=None if s.tick_phase_us is None else int(round(s.tick_phase_us * 1e3)))
         _realtime_loop(session, clock, tick, warm_ns, budget_ns, n_total, slack)
     finally:
-        session.slack = slack.stats() if slack.owner is session else None
-        slack.release(session)
+        if slack is not None:
+            session.slack = slack.stats()
+            slack.release(session)
         restore_background(raised)
 
 
@@ -506,7 +518,8 @@ def _realtime_loop(session: Any, clock: DeadlineClock, tick: Callable[[int, int,
         if not measuring and k >= warmup and (n == 0 or local_clock() - timestamps[n - 1] < CAUGHT_UP_S
                                               or k >= catchup_ticks):
             start_timing(session, warm_ns[:min(k, WARM_KEEP)], budget_ns, dt_ns)
-            slack.claim(session, dt_ns, slack_busy_ns(spin_ns, dt_ns, warm_ns[:min(k, WARM_KEEP)]))
+            if slack is not None:
+                slack.claim(session, dt_ns, slack_busy_ns(spin_ns, dt_ns, warm_ns[:min(k, WARM_KEEP)]))
             measuring = True
             # the first timed tick in the next slot that has not begun: the current one began
             # during the collection above, and starting in it would count that as a late wake-up
@@ -517,7 +530,8 @@ def _realtime_loop(session: Any, clock: DeadlineClock, tick: Callable[[int, int,
         if measuring and n_total >= 0 and clock.k - slot0 >= n_total:
             break
         t_start = clock.tick_start_ns()
-        slack.publish(t_start - spin_ns)
+        if slack is not None:
+            slack.publish(t_start - spin_ns)
         lateness = clock.wait()
         n = tick(k, t_start, lateness, measuring)
         k += 1

@@ -9,7 +9,7 @@ A :class:`Session` is laid out over small modules, one job each; read them in th
 :mod:`rtsnn.runtime.folder`        the session folder: 0700 / 0600, ``FAILED``
 :mod:`rtsnn.runtime.loop`          the tick body and its two drivers (``pace: realtime`` /
                                    ``pace: max``), the warm-up and its budget check
-:mod:`rtsnn.runtime.io_thread`     the asyncio I/O thread: outputs, metrics, control,
+:mod:`rtsnn.runtime.io_thread`     the I/O thread (a plain loop): outputs, metrics, control,
                                    learners' ``prepare``, stage failures and events
 :mod:`rtsnn.runtime.summary`       the summary at the end and the status snapshot meanwhile
 :mod:`rtsnn.stream.ring`           the one ring type the threads hand rows through
@@ -374,7 +374,10 @@ class Session:
                 except Exception:  # noqa: BLE001 - reporting must not stop the session
                     pass
             sys.setswitchinterval(SWITCH_INTERVAL_S)  # bound how long another thread can hold the GIL
-            io = threading.Thread(target=io_thread.io_thread_main, args=(self,), name="rtsnn-io", daemon=True)
+            # the I/O thread and this one (status lines) keep to the compute thread's slack
+            io = SLACK.follow(threading.Thread(target=io_thread.io_thread_main, args=(self,), name="rtsnn-io",
+                                               daemon=True))
+            SLACK.follow(threading.current_thread())
             compute = threading.Thread(target=compute_main, args=(self,), name="rtsnn-compute", daemon=True)
             self._io_done = threading.Event()
             io.start()
@@ -390,6 +393,7 @@ class Session:
             io.join(10)
         finally:
             self.running = False
+            SLACK.unfollow(threading.current_thread())
             sys.setswitchinterval(old_switch)
             gc.unfreeze()
             if self.error is None and self.io_error is None:

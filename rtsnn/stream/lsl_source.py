@@ -272,8 +272,8 @@ class LslSource:
         self._conn = conn
         self.connected, self.in_gap = True, False
         self._stop.clear()
-        self._monitor = threading.Thread(target=self._monitor_loop, name=f"lsl-monitor[{self.predicate}]",
-                                         daemon=True)
+        watch = threading.Thread(target=self._monitor_loop, name=f"lsl-monitor[{self.predicate}]", daemon=True)
+        self._monitor = SLACK.follow(watch)  # keeps to a real-time session's slack (rtsnn.clock)
         self._monitor.start()
 
     # ------------------------------------------------------------------ per tick

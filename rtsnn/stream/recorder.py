@@ -55,7 +55,8 @@ class Recorder:
         self._next_id = 1
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"xdf-recorder[{self.path.name}]", daemon=True)
+        self._thread = SLACK.follow(threading.Thread(target=self._run, name=f"xdf-recorder[{self.path.name}]",
+                                                     daemon=True))
         self.dropped_blocks = 0
         self.pushed_samples: dict[int, int] = {}
         self.errors = 0

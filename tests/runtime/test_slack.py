@@ -106,14 +106,47 @@ def test_a_cost_longer_than_the_window_starts_at_a_window(ticking):
     assert slack.stats()["gave_up"] == 0
 
 
-def test_a_loop_that_is_always_behind_is_given_up_on_not_waited_for_forever(slack, monkeypatch):
+def test_a_loop_that_is_behind_is_not_waited_for(slack, monkeypatch):
+    # the published wake-up lies more than dt in the past (a tick overran): no window will come
+    # before the loop catches up, so the work goes ahead at once, counted
     assert slack.claim("loop", DT, BUSY)
     t = Ticking(slack, behind=True)
     monkeypatch.setattr(clock_mod, "_perf", t.perf)
     monkeypatch.setattr(clock_mod, "_sleep", t.sleep)
-    waited = slack.wait(100_000)
-    assert slack.max_wait_ns <= waited < slack.max_wait_ns + 2 * DT
+    assert slack.wait(100_000) == 0 and t.sleeps == []
+    assert slack.stats()["gave_up"] == 1 and slack.stats()["waits"] == 0
+
+
+def test_a_loop_that_falls_behind_during_a_wait_ends_it(ticking):
+    slack = ticking.slack
+    ticking.now_ns = ticking.t0 - ticking.spin - 100_000
+    ticking._publish()
+    ticking.behind = True  # from the first sleep on, the loop overruns
+    waited = slack.wait(300_000)
+    assert 0 < waited <= DT and len(ticking.sleeps) == 1
     assert slack.stats()["gave_up"] == 1
+
+
+def test_waits_give_up_after_max_wait_when_no_window_comes(slack, monkeypatch):
+    # a compute thread that is always about to wake (its next wake-up 10 us ahead whenever the
+    # waiter looks): never a window, never behind; the waiter goes ahead after max_wait_ns
+    assert slack.claim("loop", DT, BUSY)
+    now = [10**12]
+
+    def perf():
+        now[0] += 100
+        return now[0]
+
+    def sleep(s):
+        now[0] += int(s * 1e9)
+        slack.publish(now[0] + 10_000)
+
+    monkeypatch.setattr(clock_mod, "_perf", perf)
+    monkeypatch.setattr(clock_mod, "_sleep", sleep)
+    slack.publish(now[0] + 10_000)
+    waited = slack.wait(100_000)
+    assert slack.max_wait_ns <= waited < slack.max_wait_ns + DT
+    assert slack.stats()["gave_up"] == 1 and slack.stats()["waits"] == 1
 
 
 def test_aligned_timeouts_end_at_the_start_of_a_window(ticking):
@@ -161,25 +194,66 @@ def _fifo_permitted() -> bool:
         return False
 
 
-def test_other_threads_are_raised_below_the_compute_thread_and_restored():
+def test_followers_are_the_registered_threads_still_alive(slack):
+    done = threading.Event()
+    live = slack.follow(threading.Thread(target=done.wait, daemon=True))
+    ended = slack.follow(threading.Thread(target=lambda: None, daemon=True))
+    live.start()
+    ended.start()
+    ended.join()
+    try:
+        assert slack.followers() == [live]
+    finally:
+        done.set()
+        live.join()
+    assert slack.followers() == []
+
+
+def test_the_followers_are_raised_below_the_compute_thread_and_restored_and_their_children_are_not():
     release = threading.Event()
-    other = threading.Thread(target=release.wait, daemon=True)
+    seen = {}
+
+    def follower():
+        release.wait()
+        # a thread it starts while raised (a prepare worker, liblsl's threads) begins at ordinary priority
+        child = threading.Thread(target=lambda: seen.update(child=os.sched_getscheduler(0)))
+        child.start()
+        child.join()
+
+    other = threading.Thread(target=follower, daemon=True)
+    bystander = threading.Thread(target=release.wait, daemon=True)  # not a follower: left alone
     other.start()
+    bystander.start()
     try:
         before = os.sched_getscheduler(other.native_id)
-        changed = raise_background(3)
+        changed = raise_background(3, [other, threading.current_thread()])
         ids = {tid for tid, _, _ in changed}
         if _fifo_permitted():
-            assert other.native_id in ids and threading.get_native_id() not in ids
-            assert os.sched_getscheduler(other.native_id) == os.SCHED_FIFO
+            assert ids == {other.native_id}  # never the caller
+            assert os.sched_getscheduler(other.native_id) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO
             assert os.sched_getparam(other.native_id).sched_priority == 3
         else:  # without the privilege nothing changes and nothing is claimed
             assert changed == []
-        restore_background(changed)
-        assert os.sched_getscheduler(other.native_id) == before
+        assert os.sched_getscheduler(bystander.native_id) == before
+        release.set()
+        other.join()
+        assert seen["child"] == os.SCHED_OTHER
+        restore_background(changed)  # the follower has ended: its id is not touched
     finally:
         release.set()
         other.join()
+        bystander.join()
+    # a live follower is put back as it was
+    again = threading.Event()
+    third = threading.Thread(target=again.wait, daemon=True)
+    third.start()
+    try:
+        policy = os.sched_getscheduler(third.native_id)
+        restore_background(raise_background(3, [third]))
+        assert os.sched_getscheduler(third.native_id) == policy
+    finally:
+        again.set()
+        third.join()
 
 
 def test_a_live_session_reports_its_slack_and_leaves_the_callers_scheduling_as_it_found_it(tmp_path,
@@ -197,6 +271,7 @@ def test_a_live_session_reports_its_slack_and_leaves_the_callers_scheduling_as_i
             "model": {"random": {"n_rec": 16, "n_out": 2}}}, "<test>")).run()
 
     on, off = run(True), run(False)
+    assert clock_mod.SLACK.followers() == []  # the I/O thread and the LSL watch threads have ended
     for summary in (on, off):
         slack = summary["background_slack"]
         # the ticks were given the 200 us spin and at least 50 us of work, at most dt / 2 of it
@@ -204,8 +279,49 @@ def test_a_live_session_reports_its_slack_and_leaves_the_callers_scheduling_as_i
         assert set(slack) == {"busy_us", "waits", "waited_us", "gave_up"}
     assert off["background_realtime"] == "none"
     if on["realtime"].startswith("fifo"):
-        assert on["background_realtime"].startswith("fifo:9 (")
+        assert on["background_realtime"].startswith("fifo:9 (")  # the I/O thread and this one at least
     else:
         assert on["background_realtime"] == "none"
     assert os.sched_getscheduler(0) == policy_before  # the calling (main) thread is back as it was
     assert clock_mod.SLACK.owner is None and clock_mod.SLACK.wait(10**9) == 0  # released
+
+
+def _short_live_session(tmp_path, path, name, **session):
+    return Session(parse_config({
+        "session": {"name": name, "duration_s": 0.3, "out_dir": str(tmp_path / "s"), "warmup_ticks": 20,
+                    **session},
+        "source": {"kind": "xdf_file", "options": {"path": str(path), "n_channels": 4, "pace": "realtime",
+                                                   "stamp": "local"}},
+        "encoder": {"kind": "passthrough", "options": {"n_channels": 4}},
+        "model": {"random": {"n_rec": 16, "n_out": 2}}}, "<test>"))
+
+
+def test_a_second_live_session_neither_publishes_nor_raises(tmp_path, spike_recording):
+    # another real-time loop of this process holds the slack: this session's wake-ups must not
+    # overwrite its schedule, nor its end release it
+    path, _ = spike_recording(2000, 4)
+    slack = clock_mod.SLACK
+    assert slack.claim("the first loop", DT, BUSY)
+    slack.publish(12345)
+    try:
+        summary = _short_live_session(tmp_path, path, "second", monitor=False).run()
+        assert slack.owner == "the first loop" and slack.next_wake_ns == 12345
+        assert summary["background_slack"] is None
+        assert summary["background_realtime"] == "none (another session of this process holds the slack)"
+        assert summary["ticks"] > 0
+    finally:
+        slack.release("the first loop")
+
+
+def test_a_failing_monitor_is_counted_and_never_ends_the_session(tmp_path, spike_recording, monkeypatch):
+    from rtsnn.runtime.monitor import SessionMonitor
+
+    def broken(self, session, now_lsl=None):
+        raise RuntimeError("the viewer side broke")
+
+    monkeypatch.setattr(SessionMonitor, "service", broken)
+    path, _ = spike_recording(2000, 4)
+    s = _short_live_session(tmp_path, path, "monitor-broken", monitor=True)
+    summary = s.run()
+    assert summary["failed"] is None and summary["ticks"] > 0
+    assert s.monitor.counters["errors"] >= 1

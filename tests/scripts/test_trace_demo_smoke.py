@@ -21,7 +21,8 @@ def test_trace_demo_splits_every_traced_tick_and_times_the_other_threads(tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1], parse_constant=_refuse_non_finite)
     assert out["trace"] == "demo_ticks" and out["slack"] is True
-    assert out["summary"]["ticks"] == 2000 and out["ticks_traced"] >= 1500
+    # duration_s is wall time: ticks run plus slots skipped (a stall on a loaded machine skips some)
+    assert out["summary"]["ticks"] + out["summary"]["skipped_ticks"] >= 2000 and out["ticks_traced"] >= 1500
     for key in ("os_wake_late_us", "gil_wait_us", "lateness_us", "work_us"):
         p = out[key]
         assert 0 <= p["p50"] <= p["p99"] <= p["p99.9"] <= p["max"], (key, p)
