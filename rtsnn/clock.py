@@ -83,7 +83,7 @@ class TickSlack:
     thread wakes delays that tick until it lets go: until its next blocking call, or for up to
     the switch interval. Traced on the dev VM (2 vCPUs, the demo), such hand-overs put the
     tick's p99 lateness at ~100 us and its p99.9 work at ~700 us, and cost deadlines that a
-    bare timer in the same process kept (docs/session_folder.md).
+    bare timer in the same process kept (docs/benchmarks.md; ``scripts/trace_demo.py``).
 
     The contract, cooperative and process-wide (:data:`SLACK`):
 
@@ -97,8 +97,7 @@ class TickSlack:
       in all: background work is delayed, never starved);
     * a thread that sleeps between passes asks :meth:`aligned` ``(seconds)`` for its timeout:
       at least ``seconds``, ending at the start of a window, so that its wake-up itself (the GIL
-      taken to run the first bytecodes) does not land on a tick.
-
+      taken to run the first bytecodes) does not land on a tick;
     * when the loop is behind (its published wake-up more than ``dt`` in the past: a tick
       overran), waiting cannot find a window: the work goes ahead at once (``gave_up``);
     * a thread that follows these rules is registered with :meth:`follow` by whoever starts it,
