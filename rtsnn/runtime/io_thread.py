@@ -1,8 +1,8 @@
 """The session's I/O thread: a plain loop beside the compute thread, kept out of its ticks.
 
-Every pass (about every 50 ms, and once more after the compute thread has finished): start the
-learner's heavy ``prepare`` on a worker thread when it wants one (live pace only; at pace max the
-compute thread runs it inline) and collect it when done, drain the output ring into
+Every pass (about every 50 ms, and once more after the compute thread has finished): collect the
+learner's heavy ``prepare`` from its worker thread when done and, last in the pass, start the next
+when the learner wants one (live pace only; at pace max the compute thread runs it inline), drain the output ring into
 ``outputs.f64`` and the recording, hand control messages to the learner
 (:func:`dispatch_control`; not while a ``prepare`` runs: they wait for the next pass), move the events stages noted into the recording
 (:func:`drain_stage_events`), ask stages whether they failed (:func:`check_failures`), and every
@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,7 @@ def io_loop(session: Any) -> None:
     slack = SLACK
     pool = ThreadPoolExecutor(1, thread_name_prefix="rtsnn-prepare") if prepares else None
     preparing: Future | None = None
+    last_prepare: Future | None = None  # one that was still running when the run ended
     try:
         with open(metrics_path, "a", buffering=1, opener=owner_only) as mf, \
                 open(outputs_path, "ab", opener=owner_only) as of:
@@ -74,16 +76,20 @@ def io_loop(session: Any) -> None:
             # thread gets here, and its rows must still reach outputs.f64
             while True:
                 now = time.monotonic()
-                due = min(next_t, next_mon) if monitor is not None else next_t
-                io_done.wait(slack.aligned(min(PASS_S, max(0.0, due - now))))
+                due = now + PASS_S
+                if preparing is None:  # the metrics line waits for a running prepare (not due meanwhile)
+                    due = min(due, next_t)
+                if monitor is not None:
+                    due = min(due, next_mon)
+                io_done.wait(slack.aligned(max(1e-3, due - now)))
                 done = io_done.is_set()
-                if preparing is not None and (done or preparing.done()):  # at the end: waited for
-                    preparing.result()  # an exception in prepare stops the session, as it would inline
-                    preparing = None
-                if pool is not None and preparing is None and not done and handoff.state == "idle" \
-                        and learner.wants_apply():
-                    handoff.state = "running"
-                    preparing = pool.submit(_prepare, learner, handoff, ready, slack)
+                if preparing is not None and (done or preparing.done()):
+                    wait_for([preparing])  # at the end: waited for
+                    finished, preparing = preparing, None
+                    if done:
+                        last_prepare = finished  # its error is raised after the final drain
+                    else:
+                        finished.result()  # an exception in prepare stops the session, as it would inline
                 if monitor is not None and (time.monotonic() >= next_mon or done):
                     try:
                         monitor.service(session)  # waits for room itself, piece by piece
@@ -108,6 +114,12 @@ def io_loop(session: Any) -> None:
                     write_rows(session, of)
                     drain_stage_events(session)  # before run() closes the recording
                     break
+                # the next prepare last in the pass, so that control and metrics came between the two
+                if pool is not None and preparing is None and handoff.state == "idle" and learner.wants_apply():
+                    handoff.state = "running"
+                    preparing = pool.submit(_prepare, learner, handoff, ready, slack)
+            if last_prepare is not None:
+                last_prepare.result()
     finally:
         if pool is not None:
             pool.shutdown(wait=True)  # a prepare still running finishes before the learner is closed

@@ -131,20 +131,24 @@ def raise_background(priority: int, threads: list[threading.Thread]) -> list[tup
     above. Returns ``(native_id, old policy, old priority)`` of each thread changed, for
     :func:`restore_background`; a thread that refuses (no privilege) or is gone is left out."""
     me = threading.get_native_id()
-    policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
-    changed = []
-    for t in threads:
-        tid = t.native_id
-        if not tid or tid == me:
-            continue
-        try:
-            old, old_p = os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
-            if old & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_FIFO and old_p >= priority:
+    reset_flag = getattr(os, "SCHED_RESET_ON_FORK", 0)
+    changed: list[tuple[int, int, int]] = []
+    try:
+        for t in threads:
+            tid = t.native_id
+            if not tid or tid == me:
                 continue
-            os.sched_setscheduler(tid, policy, os.sched_param(priority))
-        except (OSError, AttributeError):
-            continue
-        changed.append((tid, old, old_p))
+            try:
+                old, old_p = os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
+                if old & ~reset_flag == os.SCHED_FIFO and old_p >= priority:
+                    continue
+                os.sched_setscheduler(tid, os.SCHED_FIFO | reset_flag, os.sched_param(priority))
+            except (OSError, AttributeError):
+                continue
+            changed.append((tid, old, old_p))
+    except BaseException:  # nothing left raised behind an unexpected error
+        restore_background(changed)
+        raise
     return changed
 
 
@@ -152,10 +156,18 @@ def restore_background(changed: list[tuple[int, int, int]]) -> None:
     """Undo :func:`raise_background` for the threads still alive (a finished thread's id may
     belong to another thread by now: only live Python threads with that id are touched)."""
     live = {t.native_id for t in threading.enumerate()}
+    reset_flag = getattr(os, "SCHED_RESET_ON_FORK", 0)
     for tid, policy, priority in changed:
         if tid in live:
             try:
                 os.sched_setscheduler(tid, policy, os.sched_param(priority))
+            except PermissionError:
+                # without CAP_SYS_NICE (an RLIMIT_RTPRIO user) the kernel will not clear
+                # SCHED_RESET_ON_FORK: back to the old policy with the flag kept
+                try:
+                    os.sched_setscheduler(tid, policy | reset_flag, os.sched_param(priority))
+                except (OSError, AttributeError):
+                    pass
             except (OSError, AttributeError):
                 pass
 
@@ -531,7 +543,7 @@ def _realtime_loop(session: Any, clock: DeadlineClock, tick: Callable[[int, int,
             break
         t_start = clock.tick_start_ns()
         if slack is not None:
-            slack.publish(t_start - spin_ns)
+            slack.next_wake_ns = t_start - spin_ns  # TickSlack.publish, inlined: one store a tick
         lateness = clock.wait()
         n = tick(k, t_start, lateness, measuring)
         k += 1

@@ -325,3 +325,19 @@ def test_a_failing_monitor_is_counted_and_never_ends_the_session(tmp_path, spike
     summary = s.run()
     assert summary["failed"] is None and summary["ticks"] > 0
     assert s.monitor.counters["errors"] >= 1
+
+
+def test_restore_keeps_the_reset_on_fork_flag_when_the_kernel_will_not_clear_it(monkeypatch):
+    # a user with RLIMIT_RTPRIO but no CAP_SYS_NICE may not clear SCHED_RESET_ON_FORK: the
+    # thread must still go back to its old policy (with the flag), not stay at FIFO
+    calls = []
+
+    def setscheduler(tid, policy, param):
+        calls.append(policy)
+        if not policy & os.SCHED_RESET_ON_FORK:
+            raise PermissionError("may not clear SCHED_RESET_ON_FORK")
+
+    monkeypatch.setattr(os, "sched_setscheduler", setscheduler)
+    tid = threading.get_native_id()
+    restore_background([(tid, os.SCHED_OTHER, 0)])
+    assert calls == [os.SCHED_OTHER, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK]
