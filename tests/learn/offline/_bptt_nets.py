@@ -22,6 +22,23 @@ def plan(graph, options=None):
     return compile_graph(graph, options)
 
 
+def draw_layer_weights(params, spec, rng, *, w_mean, w_std=0.6, r_std=0.3, per_layer=None):
+    """Into ``params``, layer by layer: feed-forward weights ``w<l>`` ~ N(w_mean, w_std), recurrent
+    ones ``r<l>`` ~ N(0, r_std) without self-connections (recurrent layers of ``spec`` only), then
+    ``per_layer(l, n)`` for more draws of that layer (the draws stay in this order)."""
+    n_prev = spec.n_in
+    for l, n in enumerate(spec.layers):
+        params[f"w{l}"] = rng.normal(w_mean, w_std, (n_prev, n))
+        if spec.recurrent[l]:
+            r = rng.normal(0.0, r_std, (n, n))
+            np.fill_diagonal(r, 0.0)
+            params[f"r{l}"] = r
+        if per_layer is not None:
+            per_layer(l, n)
+        n_prev = n
+    return params
+
+
 def latency_task(n, seed, *, steps, early, late):
     """``(x, y)``: class = which of 3 input pairs fires early (latency code), ``n`` samples of
     ``steps`` ticks and 6 inputs; the class's pair fires once at a tick drawn from ``early``

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _bptt_nets import net, plan
+from _bptt_nets import draw_layer_weights, net, plan
 from rtsnn.learn.offline.bptt_engine import Engine, init_params
 
 T, B = 40, 3  # ticks and batch of every comparison
@@ -48,15 +48,7 @@ def two_layer_case(rng, *, seed, recurrent, surrogate, reset, bias=False):
     graph, opts = net(n_in=6, layers=(12, 9), recurrent=recurrent, n_out=3, tau_mem_s=10e-3, surrogate=surrogate,
                       detach_reset=True, reset=reset)
     spec = plan(graph, opts)
-    params = init_params(graph, seed, opts)
-    n_prev = spec.n_in
-    for l, n in enumerate(spec.layers):
-        params[f"w{l}"] = rng.normal(0.15, 0.6, (n_prev, n))
-        if recurrent[l]:
-            r = rng.normal(0.0, 0.3, (n, n))
-            np.fill_diagonal(r, 0.0)
-            params[f"r{l}"] = r
-        n_prev = n
+    params = draw_layer_weights(init_params(graph, seed, opts), spec, rng, w_mean=0.15)
     params["w_out"] = rng.normal(0.0, 0.5, params["w_out"].shape)
     if bias:
         params["b_out"] = rng.normal(0.0, 0.1, 3)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import import_or_skip
-from _bptt_nets import net, plan
+from _bptt_nets import draw_layer_weights, net, plan
 from _snntorch_ref import assert_engine_matches, snntorch_run, spike_grad, two_layer_case
 from rtsnn.learn.offline.bptt_engine import Engine, init_params
 from rtsnn.learn.offline.bptt_graph import graph_from_spec_dict
@@ -180,16 +180,12 @@ def test_engine_equals_autograd_of_the_reset_zero_equations(model, recurrent, n_
     spec = plan(graph, opts)
     kind, psg = surrogate_id(spec.surrogate, spec.surrogate_param)
     p = init_params(graph, 4, opts)
-    n_prev = spec.n_in
-    for l, n in enumerate(spec.layers):
-        p[f"w{l}"] = rng.normal(0.2, 0.6, (n_prev, n))
-        if recurrent[l]:
-            r = rng.normal(0.0, 0.3, (n, n))
-            np.fill_diagonal(r, 0.0)
-            p[f"r{l}"] = r
+
+    def leak_and_threshold(l, n):
         p[f"alpha{l}"] = rng.uniform(0.8, 0.95, n)
         p[f"vth{l}"] = rng.uniform(0.7, 1.3, n)
-        n_prev = n
+
+    draw_layer_weights(p, spec, rng, w_mean=0.2, per_layer=leak_and_threshold)
     p["w_out"] = rng.normal(0.0, 0.5, p["w_out"].shape)
     T, B = 30, 2
     x = (rng.random((T, B, 5)) < 0.4) * rng.uniform(0.5, 1.5, (T, B, 5))

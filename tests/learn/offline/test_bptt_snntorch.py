@@ -31,7 +31,7 @@ snn = import_or_skip("snntorch")
 from snntorch import surrogate as sts  # noqa: E402
 
 from rtsnn.learn.offline.bptt_engine import Engine, init_params  # noqa: E402
-from _bptt_nets import net, plan  # noqa: E402
+from _bptt_nets import draw_layer_weights, net, plan  # noqa: E402
 from _snntorch_ref import snntorch_run, spike_grad  # noqa: E402
 from rtsnn.learn.offline.surrogate import DEFAULT_PARAM, SURROGATES  # noqa: E402
 
@@ -46,14 +46,7 @@ def _net(rng, recurrent, n_out=3):
 def _random_params(graph, opts, rng) -> dict[str, np.ndarray]:
     p = init_params(graph, int(rng.integers(1 << 30)), opts)
     spec = plan(graph, opts)
-    n_prev = spec.n_in
-    for l, n in enumerate(spec.layers):  # strong enough that every layer spikes
-        p[f"w{l}"] = rng.normal(0.15, 0.6, (n_prev, n))
-        if spec.recurrent[l]:
-            r = rng.normal(0.0, 0.3, (n, n))
-            np.fill_diagonal(r, 0.0)
-            p[f"r{l}"] = r
-        n_prev = n
+    draw_layer_weights(p, spec, rng, w_mean=0.15)  # strong enough that every layer spikes
     if spec.n_out is not None:
         p["w_out"] = rng.normal(0.0, 0.5, p["w_out"].shape)
         p["b_out"] = rng.normal(0.0, 0.1, p["b_out"].shape)

@@ -19,7 +19,7 @@ from rtsnn.snn.graph_network import GraphNetwork, build_network
 from rtsnn.snn.model_file import load_graph_model, load_model, save_model
 from rtsnn.snn.params import Model
 
-from _bptt_nets import net, plan
+from _bptt_nets import draw_layer_weights, net, plan
 
 T = 300
 
@@ -30,14 +30,7 @@ def _params(nt, seed, tweak=None):
     rng = np.random.default_rng(seed)
     p = init_params(nt[0], seed, nt[1])
     spec = plan(*nt)
-    n_prev = spec.n_in
-    for l, n in enumerate(spec.layers):
-        p[f"w{l}"] = rng.normal(0.1, 0.5, (n_prev, n))
-        if spec.recurrent[l]:
-            r = rng.normal(0.0, 0.2, (n, n))
-            np.fill_diagonal(r, 0.0)
-            p[f"r{l}"] = r
-        n_prev = n
+    draw_layer_weights(p, spec, rng, w_mean=0.1, w_std=0.5, r_std=0.2)
     if spec.n_out is not None:
         p["w_out"] = rng.normal(0.0, 0.5, p["w_out"].shape)
         p["b_out"] = rng.normal(0.0, 0.1, p["b_out"].shape)
