@@ -13,9 +13,9 @@ Two halves, one per thread of the session:
 * :class:`SessionMonitor` runs in the **I/O thread** (``monitor.service(session)`` every
   ``publish_period_s`` from its loop, or ``await monitor.run(session)`` as an asyncio task).
   Each call drains the tap and pushes to three LSL outlets, each piece after
-  :data:`rtsnn.clock.SLACK` has room for it (out of the compute thread's ticks); liblsl sends from its own threads and keeps at most
-  ``max_buffered_s`` per consumer, so a slow or absent dashboard costs nothing but dropped
-  samples inside liblsl.
+  :data:`rtsnn.clock.SLACK` has room for it (out of the compute thread's ticks); liblsl sends
+  from its own threads and keeps at most ``max_buffered_s`` per consumer, so a slow or absent
+  dashboard costs nothing but dropped samples inside liblsl.
 
 Outlets (``<name>`` = the session name; ``source_id`` = ``rtsnn-monitor:<host>:<pid>:<name>:<kind>``):
 

@@ -341,3 +341,29 @@ def test_restore_keeps_the_reset_on_fork_flag_when_the_kernel_will_not_clear_it(
     tid = threading.get_native_id()
     restore_background([(tid, os.SCHED_OTHER, 0)])
     assert calls == [os.SCHED_OTHER, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK]
+
+
+def test_the_sessions_threads_wait_for_room_and_sleep_to_windows(tmp_path, spike_recording, monkeypatch):
+    # the wiring: the I/O loop (and the monitor it services), the caller's status lines and the
+    # recorder's thread all go through the slack while a live session runs
+    calls = {"wait": set(), "aligned": set()}
+    real_wait, real_aligned = TickSlack.wait, TickSlack.aligned
+
+    def wait(self, cost_ns=300_000):
+        calls["wait"].add(threading.current_thread().name)
+        return real_wait(self, cost_ns)
+
+    def aligned(self, seconds):
+        calls["aligned"].add(threading.current_thread().name)
+        return real_aligned(self, seconds)
+
+    monkeypatch.setattr(TickSlack, "wait", wait)
+    monkeypatch.setattr(TickSlack, "aligned", aligned)
+    path, _ = spike_recording(3000, 4)
+    s = _short_live_session(tmp_path, path, "wiring", monitor=True, record=True, duration_s=0.6)
+    s.run(on_status=lambda status: None, status_interval_s=0.2)
+    me = threading.current_thread().name
+    assert {"rtsnn-io", me} <= calls["wait"]
+    assert any(name.startswith("xdf-recorder") for name in calls["wait"])
+    assert {"rtsnn-io", me} <= calls["aligned"]
+    assert "rtsnn-compute" not in calls["wait"]  # the compute thread never waits for itself
